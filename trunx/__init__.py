@@ -1,0 +1,1 @@
+"""trunx: the shared domain both processes import (config, models, Redis schema, IVR trees)."""

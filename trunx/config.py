@@ -1,0 +1,139 @@
+"""Configuration in layers: defaults in code, then an optional INI file, then environment.
+
+Every setting has a default that runs on embedded parts (SQLite, local Redis, local
+Asterisk, espeak-ng), so a fresh checkout needs no configuration at all.
+`python -m trunx config` prints the effective values (secrets masked).
+
+Environment names are the field names upper-cased with a `TRUNX_` prefix
+(`TRUNX_REDIS_URL`), except provider keys, which use the providers' own well-known names
+(`ELEVENLABS_API_KEY`, `ULTRAVOX_API_KEY`).
+"""
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+_PLAIN_ENV = {"elevenlabs_api_key": "ELEVENLABS_API_KEY", "ultravox_api_key": "ULTRAVOX_API_KEY"}
+_SECRETS = {"elevenlabs_api_key", "ultravox_api_key", "ami_secret", "sftp_password",
+            "webhook_secret"}
+
+
+def _default_data_dir() -> str:
+    return str(Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "trunx")
+
+
+@dataclass(frozen=True)
+class Config:
+    # storage
+    data_dir: str = field(default_factory=_default_data_dir)
+    database_url: str = ""  # empty: sqlite file <data_dir>/trunx.db
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # FastAGI listener
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    agi_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    agi_header_timeout: float = 5.0   # a peer slower than this to send its agi_* block is dropped
+    agi_idle_timeout: float = 1.0     # a peer that goes quiet mid-header for this long is dropped
+
+    # AMI (the engine holds the one connection)
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_user: str = "trunx"
+    ami_secret: str = "trunx-dev-secret"
+
+    # IVR behaviour
+    fallback_audio: str = "ss-noservice"      # played when a DID has no usable tree
+    polite_hangup_audio: str = "vm-goodbye"   # played after max tries
+    gather_timeout: float = 5.0
+    gather_max_tries: int = 3
+    transfer_dial: str = ""                   # e.g. "PJSIP/{to}@carrier"; empty: no default target
+    transfer_timeout: int = 30
+
+    # audio
+    sounds_dir: str = ""            # where staged files are written; empty: <data_dir>/sounds
+    asterisk_sounds_dir: str = ""   # the same folder as Asterisk names it; empty: sounds_dir
+    staging: str = "local"          # local | sftp
+    sftp_host: str = ""
+    sftp_port: int = 22
+    sftp_user: str = ""
+    sftp_password: str = ""
+    sftp_key_file: str = ""
+    sftp_known_hosts: str = ""      # empty: accept only keys already in ~/.ssh/known_hosts
+    sftp_dir: str = ""              # remote folder; empty: asterisk_sounds_dir
+    upload_max_bytes: int = 20 * 1024 * 1024
+    default_voice: str = "en-us"
+    elevenlabs_api_key: str = ""
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    elevenlabs_default_voice: str = "EXAVITQu4vr4xnSDxMaL"
+
+    # AI agents
+    ultravox_api_key: str = ""
+    ultravox_base_url: str = "https://api.ultravox.ai"
+
+    # admin API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    public_base_url: str = ""       # empty: taken from the request
+    webhook_secret: str = ""
+
+    @property
+    def sqlite_path(self) -> str:
+        return str(Path(self.data_dir) / "trunx.db")
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def staged_sounds_dir(self) -> str:
+        return self.sounds_dir or str(Path(self.data_dir) / "sounds")
+
+    @property
+    def asterisk_sounds_path(self) -> str:
+        return self.asterisk_sounds_dir or self.staged_sounds_dir
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def masked(self) -> dict:
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = "***" if (f.name in _SECRETS and value) else value
+        return out
+
+
+def _coerce(raw: str, kind):
+    kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind.startswith("tuple"):
+        return tuple(p.strip() for p in raw.split(",") if p.strip())
+    return raw
+
+
+def load(path: str | None = None, env: dict | None = None, **overrides) -> Config:
+    """Defaults, then the INI file ([trunx] section), then environment, then overrides."""
+    env = os.environ if env is None else env
+    values: dict = {}
+    path = path or env.get("TRUNX_CONFIG")
+    if path:
+        parser = configparser.ConfigParser()
+        if not parser.read(path):
+            raise FileNotFoundError(f"config file not found: {path}")
+        section = parser["trunx"] if parser.has_section("trunx") else {}
+        for f in fields(Config):
+            if f.name in section:
+                values[f.name] = _coerce(section[f.name], f.type)
+    for f in fields(Config):
+        name = _PLAIN_ENV.get(f.name, "TRUNX_" + f.name.upper())
+        if name in env:
+            values[f.name] = _coerce(env[name], f.type)
+    values.update(overrides)
+    return Config(**values)

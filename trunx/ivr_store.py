@@ -1,0 +1,141 @@
+"""Writing IVR definitions: validate, store a new version in SQLite, then publish to Redis.
+
+Used by the admin API, by `make run`'s demo seeding and by tests, so there is exactly one
+way a tree reaches the engine. SQLite is the record and is written first inside a
+transaction; Redis is a cache of it, rebuilt by `resync` (at engine start, or after Redis
+lost its data).
+"""
+from __future__ import annotations
+
+import re
+
+from trunx import ivr_tree, redis_schema
+from trunx.db import proxy
+from trunx.models import AudioAsset, Did, Ivr, IvrVersion, utcnow
+
+_ASSET_ID = re.compile(r"^aud_[0-9a-f]{16}$")
+_SOUND_EXT = re.compile(r"\.(wav|mp3|gsm|ulaw|alaw|sln|g722|ogg)$", re.IGNORECASE)
+
+
+class InvalidTree(Exception):
+    """Carries the validation problems as data for a 422."""
+
+    def __init__(self, problems):
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+def audio_resolver(account_id: str, config, problems: list | None = None):
+    """ref -> what Asterisk plays: a staged asset (by id or name), else a sound name."""
+    base = config.asterisk_sounds_path.rstrip("/")
+
+    def resolve(ref: str) -> str:
+        if _ASSET_ID.match(ref):
+            asset = AudioAsset.get_or_none(AudioAsset.id == ref, AudioAsset.account == account_id)
+            if asset is None and problems is not None:
+                problems.append(ivr_tree.Problem("audio", "unknown-audio",
+                                                 f"no audio asset {ref!r} in this account"))
+            return f"{base}/{ref}"
+        asset = (AudioAsset.select().where(AudioAsset.account == account_id,
+                                           AudioAsset.name == ref)
+                 .order_by(AudioAsset.created_at.desc()).first())
+        if asset is not None:
+            return f"{base}/{asset.id}"
+        return _SOUND_EXT.sub("", ref)   # Asterisk picks the best format it has
+
+    return resolve
+
+
+def _defaults(config) -> dict:
+    return {"gather_timeout": config.gather_timeout, "gather_max_tries": config.gather_max_tries}
+
+
+def _compile(account_id, ivr_id, version, tree, entry, config):
+    problems: list = []
+    compiled = ivr_tree.compile_tree(tree, entry, audio_resolver(account_id, config, problems),
+                                     _defaults(config))
+    if problems:
+        raise InvalidTree(problems)
+    compiled.update(account=account_id, ivr_id=ivr_id, version=version)
+    return compiled
+
+
+def save(account_id: str, ivr_id: str, tree: dict, config, redis, *, create: bool):
+    """Store a new version (creating the IVR if `create`) and publish it.
+    Returns (Ivr, IvrVersion, warnings). Raises InvalidTree; nothing is stored then."""
+    checked = ivr_tree.validate(tree)
+    if not checked.ok:
+        raise InvalidTree(checked.problems)
+    definition = {"nodes": tree["nodes"], **({"start": tree["start"]} if "start" in tree else {})}
+    with proxy.atomic():
+        if create:
+            ivr = Ivr.create(account=account_id, ivr_id=ivr_id, current_version=1)
+        else:
+            ivr = Ivr.get(Ivr.account == account_id, Ivr.ivr_id == ivr_id)
+            ivr.current_version += 1
+            ivr.updated_at = utcnow()
+            ivr.save()
+        compiled = _compile(account_id, ivr_id, ivr.current_version, definition,
+                            checked.entry, config)
+        row = IvrVersion.create(ivr=ivr, version=ivr.current_version, definition=definition,
+                                compiled=compiled)
+    publish(redis, row)
+    return ivr, row, checked.warnings
+
+
+def publish(redis, version: IvrVersion) -> None:
+    compiled = version.compiled
+    account, ivr_id = compiled["account"], compiled["ivr_id"]
+    pipe = redis.pipeline(transaction=True)
+    pipe.set(redis_schema.ivr_version_key(account, ivr_id, version.version),
+             redis_schema.dumps(compiled))
+    pipe.set(redis_schema.ivr_current_key(account, ivr_id), version.version)
+    pipe.execute()
+    redis_schema.announce(redis, kind="ivr", account=account, ivr_id=ivr_id,
+                          version=version.version)
+
+
+def assign(ivr: Ivr, did: Did, redis) -> None:
+    """Point a DID at an IVR (replacing any earlier assignment) and publish the map."""
+    Did.update(ivr=ivr).where(Did.number == did.number).execute()
+    redis.set(redis_schema.did_key(did.number),
+              redis_schema.dumps({"account": ivr.account_id, "ivr_id": ivr.ivr_id}))
+    redis_schema.announce(redis, kind="did", did=did.number)
+
+
+def unassign(did: Did, redis) -> None:
+    Did.update(ivr=None).where(Did.number == did.number).execute()
+    redis.delete(redis_schema.did_key(did.number))
+    redis_schema.announce(redis, kind="did", did=did.number)
+
+
+def delete(ivr: Ivr, redis) -> None:
+    """Remove an IVR and its versions; the caller has checked no DID is assigned to it."""
+    account, ivr_id = ivr.account_id, ivr.ivr_id
+    versions = [v.version for v in ivr.versions]
+    ivr.delete_instance(recursive=True)
+    keys = [redis_schema.ivr_version_key(account, ivr_id, n) for n in versions]
+    redis.delete(redis_schema.ivr_current_key(account, ivr_id), *keys)
+    redis_schema.announce(redis, kind="ivr", account=account, ivr_id=ivr_id, version=None)
+
+
+def current_version(ivr: Ivr) -> IvrVersion:
+    return IvrVersion.get(IvrVersion.ivr == ivr, IvrVersion.version == ivr.current_version)
+
+
+def resync(redis) -> dict:
+    """Rebuild Redis from SQLite: current IVR versions, the DID map and the DNC sets."""
+    from trunx.models import Suppression
+
+    counts = {"ivrs": 0, "dids": 0, "suppressions": 0}
+    for ivr in Ivr.select():
+        publish(redis, current_version(ivr))
+        counts["ivrs"] += 1
+    for did in Did.select().where(Did.ivr.is_null(False)):
+        assign(did.ivr, did, redis)
+        counts["dids"] += 1
+    for row in Suppression.select():
+        redis.sadd(redis_schema.dnc_key(row.account_id), row.number)
+        counts["suppressions"] += 1
+    redis_schema.announce(redis, kind="resync")
+    return counts

@@ -1,0 +1,153 @@
+"""The durable record (peewee). SQLite by default; the same models run on PostgreSQL.
+
+Every resource belongs to one account. Ids are prefixed strings (`acc_`, `aud_`, ...) so a
+reader of a log line knows what an id names; IVR ids are chosen by the client and unique per
+account. IVR versions are immutable rows: a call pins one and finishes on it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import uuid
+
+import peewee
+
+from trunx.db import proxy
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def iso(ts: dt.datetime | None) -> str | None:
+    """The API's timestamp form: `2026-03-09T15:30:00.000Z`."""
+    if ts is None:
+        return None
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class JSONField(peewee.TextField):
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class Base(peewee.Model):
+    class Meta:
+        database = proxy
+
+
+class Account(Base):
+    id = peewee.CharField(primary_key=True, default=lambda: new_id("acc"))
+    name = peewee.CharField()
+    webhook_url = peewee.CharField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+class ApiKey(Base):
+    id = peewee.CharField(primary_key=True, default=lambda: new_id("key"))
+    account = peewee.ForeignKeyField(Account, backref="keys", on_delete="CASCADE")
+    prefix = peewee.CharField()          # first characters, shown in listings
+    key_hash = peewee.CharField(unique=True)  # sha256 hex of the whole key
+    name = peewee.CharField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    revoked_at = peewee.DateTimeField(null=True)
+
+
+class AudioAsset(Base):
+    id = peewee.CharField(primary_key=True, default=lambda: new_id("aud"))
+    account = peewee.ForeignKeyField(Account, backref="audio", on_delete="CASCADE")
+    name = peewee.CharField()
+    source = peewee.CharField()          # tts | upload
+    text = peewee.TextField(null=True)
+    voice = peewee.CharField(null=True)
+    provider = peewee.CharField(null=True)
+    content_hash = peewee.CharField(index=True)
+    duration_seconds = peewee.FloatField()
+    file_path = peewee.CharField()       # the transcoded master on this host
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("account", "name"), False),)
+
+
+class Ivr(Base):
+    account = peewee.ForeignKeyField(Account, backref="ivrs", on_delete="CASCADE")
+    ivr_id = peewee.CharField()          # the client's id, e.g. "qualify-business"
+    current_version = peewee.IntegerField(default=1)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("account", "ivr_id"), True),)
+
+
+class IvrVersion(Base):
+    ivr = peewee.ForeignKeyField(Ivr, backref="versions", on_delete="CASCADE")
+    version = peewee.IntegerField()
+    definition = JSONField()             # as the client sent it (normalised)
+    compiled = JSONField()               # what the engine runs: entry node, resolved audio
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("ivr", "version"), True),)
+
+
+class Did(Base):
+    number = peewee.CharField(primary_key=True)   # E.164; one account owns a number
+    account = peewee.ForeignKeyField(Account, backref="dids", on_delete="CASCADE")
+    label = peewee.CharField(null=True)
+    ivr = peewee.ForeignKeyField(Ivr, null=True, backref="dids", on_delete="RESTRICT")
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+class Suppression(Base):
+    """An account's do-not-call entry, with where it came from."""
+    account = peewee.ForeignKeyField(Account, backref="suppressions", on_delete="CASCADE")
+    number = peewee.CharField()
+    source = peewee.CharField()          # ivr | api
+    call_id = peewee.CharField(null=True)
+    did = peewee.CharField(null=True)
+    node = peewee.CharField(null=True)
+    ivr_id = peewee.CharField(null=True)
+    reason = peewee.CharField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("account", "number"), True),)
+
+
+class Call(Base):
+    id = peewee.CharField(primary_key=True, default=new_uuid)
+    account = peewee.ForeignKeyField(Account, null=True, backref="calls", on_delete="CASCADE")
+    direction = peewee.CharField()       # inbound | outbound
+    from_number = peewee.CharField(null=True)
+    to_number = peewee.CharField(null=True)
+    status = peewee.CharField()          # initiated ringing answered completed failed
+    provider = peewee.CharField(default="asterisk")
+    channel = peewee.CharField(null=True)
+    uniqueid = peewee.CharField(null=True, index=True)
+    ivr_id = peewee.CharField(null=True)
+    ivr_version = peewee.IntegerField(null=True)
+    path = JSONField(null=True)          # IVR walk: [{node, at, digits, outcome, ...}]
+    outcome = peewee.CharField(null=True)
+    end_reason = peewee.CharField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    answered_at = peewee.DateTimeField(null=True)
+    ended_at = peewee.DateTimeField(null=True)
+    duration = peewee.FloatField(null=True)
+    metadata = JSONField(null=True)
+
+
+ALL_MODELS = [Account, ApiKey, AudioAsset, Ivr, IvrVersion, Did, Suppression, Call]

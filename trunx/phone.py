@@ -1,0 +1,29 @@
+"""Phone numbers: E.164 validation and the national forms a carrier may deliver."""
+from __future__ import annotations
+
+import re
+
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+class InvalidNumber(ValueError):
+    pass
+
+
+def is_e164(value) -> bool:
+    return isinstance(value, str) and bool(_E164.match(value))
+
+
+def to_e164(value: str, default_country: str = "1") -> str:
+    """Normalise what a carrier or dialplan hands us: `+E164`, NANP 10 or 11 digits."""
+    if not isinstance(value, str):
+        raise InvalidNumber("phone number must be a string")
+    digits = value.strip()
+    if is_e164(digits):
+        return digits
+    if digits.isdigit():
+        if default_country == "1" and len(digits) == 10 and digits[0] in "23456789":
+            return "+1" + digits
+        if default_country == "1" and len(digits) == 11 and digits[0] == "1":
+            return "+" + digits
+    raise InvalidNumber(f"not an E.164 number: {value!r}")

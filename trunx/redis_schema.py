@@ -1,0 +1,40 @@
+"""Redis key names and the publish channel: the hand-off between the API and the engine.
+
+    trunx:ivr:{account}:{ivr_id}:v{n}   compiled IVR version n (JSON), immutable once written
+    trunx:ivr:{account}:{ivr_id}:cur    the current version number
+    trunx:did:{e164}                    {"account", "ivr_id"} for an assigned DID
+    trunx:dnc:{account}                 set of suppressed E.164 numbers
+    channel trunx:published             {"kind": "ivr"|"did"|"resync", ...} after each write
+
+Versions are immutable, so the engine may cache them forever; only the DID map and the
+current pointers change, and every change is announced on the channel.
+"""
+from __future__ import annotations
+
+import json
+
+PUBLISH_CHANNEL = "trunx:published"
+
+
+def ivr_version_key(account: str, ivr_id: str, version: int) -> str:
+    return f"trunx:ivr:{account}:{ivr_id}:v{version}"
+
+
+def ivr_current_key(account: str, ivr_id: str) -> str:
+    return f"trunx:ivr:{account}:{ivr_id}:cur"
+
+
+def did_key(number: str) -> str:
+    return f"trunx:did:{number}"
+
+
+def dnc_key(account: str) -> str:
+    return f"trunx:dnc:{account}"
+
+
+def dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def announce(redis, **message) -> None:
+    redis.publish(PUBLISH_CHANNEL, dumps(message))
