@@ -36,8 +36,10 @@ def new_uuid() -> str:
 
 
 class JSONField(peewee.TextField):
+    # Key order is kept, not sorted: an IVR's first node is its entry when no `start` is
+    # given, so a stored definition read back and saved again must keep its node order.
     def db_value(self, value):
-        return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+        return None if value is None else json.dumps(value, separators=(",", ":"))
 
     def python_value(self, value):
         return None if value is None else json.loads(value)
