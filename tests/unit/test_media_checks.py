@@ -1,0 +1,172 @@
+"""The checks that run before any tool or network call: pure, fast, no subprocess."""
+import json
+
+import pytest
+import requests
+
+from trunx.config import Config
+from trunx.media import (
+    MediaError,
+    asterisk_path,
+    elevenlabs,
+    make_stager,
+    pipeline,
+    prepare_upload,
+    staging,
+    tts,
+)
+from trunx.media.errors import STATUS
+
+
+@pytest.fixture
+def config(tmp_path):
+    return Config(data_dir=str(tmp_path), upload_max_bytes=1000)
+
+
+def code_of(exc_info) -> str:
+    return exc_info.value.code
+
+
+def test_error_is_data():
+    err = MediaError("payload-too-large", "too big", {"size": 5})
+    assert err.status == 413
+    assert err.to_dict() == {"error": {"code": "payload-too-large", "message": "too big",
+                                       "details": {"size": 5}}}
+    json.dumps(err.to_dict())
+    assert all(code == code.lower() and " " not in code for code in STATUS)
+
+
+@pytest.mark.parametrize("text", ["", "   \n", None, 42, "x" * (pipeline.MAX_TEXT_CHARS + 1)])
+def test_bad_text_is_refused(text):
+    with pytest.raises(MediaError) as e:
+        pipeline.check_text(text)
+    assert code_of(e) == "invalid-text"
+
+
+def test_control_characters_become_spaces():
+    assert pipeline.check_text("a\x00b\x1bc\nd\te") == "a b c\nd\te"
+
+
+def test_provider_choice(config):
+    assert pipeline.pick_provider(None, config) == "standard"
+    assert pipeline.pick_provider("ESPEAK-NG", config) == "standard"
+    keyed = config.replace(elevenlabs_api_key="k")
+    assert pipeline.pick_provider(None, keyed) == "neural"
+    assert pipeline.pick_provider("standard", keyed) == "standard"
+    with pytest.raises(MediaError) as e:
+        pipeline.pick_provider("neural", config)
+    assert code_of(e) == "provider-not-configured" and e.value.status == 503
+    with pytest.raises(MediaError) as e:
+        pipeline.pick_provider("polly", config)
+    assert code_of(e) == "invalid-provider"
+
+
+@pytest.mark.parametrize("voice", ["-w/etc/passwd", "en us", "en-us;ls", "../en", "", "en+",
+                                   "a" * 41, None, "en-us+f3+m1", "en-us\n"])
+def test_voice_charset_is_checked_before_espeak_is_asked(voice):
+    with pytest.raises(MediaError) as e:
+        tts.check_voice(voice)
+    assert code_of(e) == "invalid-voice"
+
+
+@pytest.mark.parametrize("settings", [{"rate": 100}, {"speed": 10}, {"speed": "fast"},
+                                      {"pitch": True}, {"pitch": 100}])
+def test_standard_settings(settings):
+    with pytest.raises(MediaError) as e:
+        tts.check_settings(settings)
+    assert code_of(e) == "invalid-settings"
+    assert tts.check_settings({"speed": 160, "pitch": 40}) == {"speed": 160, "pitch": 40}
+
+
+@pytest.mark.parametrize("settings", [{"model": "x"}, {"model_id": "bad id"},
+                                      {"voice_settings": {"stability": 2}},
+                                      {"voice_settings": {"use_speaker_boost": 1}},
+                                      {"voice_settings": {"speed": 3.0}},
+                                      {"voice_settings": {"loudness": 0.5}}])
+def test_neural_settings(settings):
+    with pytest.raises(MediaError) as e:
+        elevenlabs.check_settings(settings)
+    assert code_of(e) == "invalid-settings"
+    good = {"model_id": "eleven_flash_v2_5",
+            "voice_settings": {"stability": 0.5, "use_speaker_boost": True}}
+    assert elevenlabs.check_settings(good) == good
+
+
+def test_trim_silence_must_be_a_bool():
+    with pytest.raises(MediaError) as e:
+        pipeline._check_settings("standard", {"trim_silence": "yes"})
+    assert code_of(e) == "invalid-settings"
+
+
+def test_hash_covers_every_input():
+    base = ("hello", "en-us", "standard", {"speed": 160}, False)
+    h = pipeline.tts_hash(*base)
+    assert h == pipeline.tts_hash("hello", "en-us", "standard", {"speed": 160}, False)
+    variants = [("hello!", *base[1:]), (base[0], "en-gb", *base[2:]),
+                (*base[:2], "neural", *base[3:]), (*base[:3], {"speed": 161}, False),
+                (*base[:4], True)]
+    assert len({h, *(pipeline.tts_hash(*v) for v in variants)}) == 6
+
+
+def test_upload_checks_size_before_anything_else(config):
+    with pytest.raises(MediaError) as e:
+        prepare_upload(b"RIFF" + b"\x00" * 2000, config)
+    assert code_of(e) == "payload-too-large" and e.value.status == 413
+    assert e.value.details == {"size": 2004, "max_bytes": 1000}
+
+
+@pytest.mark.parametrize("data", [b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, b"just some text", b""])
+def test_upload_refuses_what_is_not_audio(config, data):
+    with pytest.raises(MediaError) as e:
+        prepare_upload(data, config)
+    assert code_of(e) == "unsupported-media-type" and e.value.status == 415
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", "a/b", "a.wav", "", "x" * 129, "a b",
+                                  "a\nb", "ab\n", None])
+def test_asset_names_are_plain(config, name):
+    with pytest.raises(MediaError) as e:
+        asterisk_path(name, config)
+    assert code_of(e) == "invalid-asset-id"
+
+
+def test_asterisk_path(config):
+    assert asterisk_path("aud_abc123", config) == f"{config.data_dir}/sounds/aud_abc123"
+    chroot = config.replace(asterisk_sounds_dir="/var/lib/asterisk/sounds/trunx/")
+    assert asterisk_path("aud_1", chroot) == "/var/lib/asterisk/sounds/trunx/aud_1"
+
+
+def test_make_stager(config):
+    local = make_stager(config)
+    assert isinstance(local, staging.LocalStager)
+    assert local.host_dir == config.staged_sounds_dir
+    sftp = make_stager(config.replace(staging="sftp", sftp_host="pbx", sftp_user="ast",
+                                      sftp_key_file="/k", asterisk_sounds_dir="/snd"))
+    assert (sftp.host, sftp.port, sftp.remote_dir, sftp.key_file, sftp.password) == \
+        ("pbx", 22, "/snd", "/k", None)
+    with pytest.raises(ValueError):
+        make_stager(config.replace(staging="ftp"))
+    with pytest.raises(ValueError):
+        make_stager(config.replace(staging="sftp"))
+
+
+def _response(status, body: bytes) -> requests.Response:
+    resp = requests.Response()
+    resp.status_code, resp._content, resp.reason = status, body, "Reason"
+    return resp
+
+
+@pytest.mark.parametrize("status,body,provider_status,message", [
+    (401, b'{"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}',
+     "invalid_api_key", "Invalid API key"),
+    (422, b'{"detail": [{"loc": ["body", "text"], "msg": "Field required"}]}',
+     None, "Field required"),
+    (404, b'{"detail": "Not Found"}', None, "Not Found"),
+    (500, b"<html>oops</html>", None, "Reason"),
+])
+def test_provider_errors_carry_status_and_message(status, body, provider_status, message):
+    err = elevenlabs._provider_error(_response(status, body))
+    assert err.code == "tts-provider-error" and err.status == 502
+    assert err.details["http_status"] == status
+    assert err.details["provider_status"] == provider_status
+    assert err.details["provider_message"] == message

@@ -1,0 +1,145 @@
+"""From text or an uploaded blob to a playable, measured 8 kHz WAV in the content cache.
+
+    render_tts(text, voice, provider, settings, config) -> Rendered   (<data_dir>/cache/tts/)
+    prepare_upload(data, config) -> Rendered                          (<data_dir>/cache/uploads/)
+
+Both name the result by a hash of everything that shapes the audio, so the same prompt is
+synthesised once per machine, and a hit touches neither espeak-ng, sox nor ElevenLabs.
+Concurrent workers may both render a miss; each renames a finished file into place, so a
+reader never sees half of one.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+
+from . import elevenlabs, tts
+from .errors import MediaError
+from .sniff import sniff
+from .transcode import duration, transcode
+
+# Bumped when the output format or the transcode recipe changes, so old entries miss.
+FORMAT = "wav-8000-mono-s16/1"
+MAX_TEXT_CHARS = 5000            # ElevenLabs' per-request limit for multilingual_v2
+_ALIASES = {"standard": "standard", "espeak": "standard", "espeak-ng": "standard",
+            "neural": "neural", "elevenlabs": "neural"}
+_COMMON_SETTINGS = {"trim_silence"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    path: str                  # the 8 kHz mono s16 WAV in the cache (stage it from here)
+    duration_seconds: float    # measured from the samples in `path`
+    content_hash: str          # sha256 hex of the inputs (tts) or of the bytes (upload)
+    provider: str              # "standard" | "neural" | "upload"
+    voice: str | None          # as used: espeak-ng spelling, or the ElevenLabs voice given
+    cached: bool = False       # True when served from the cache without rendering
+
+
+def pick_provider(provider: str | None, config) -> str:
+    """'standard' | 'neural'. None means neural when an ElevenLabs key is set."""
+    if provider is None:
+        return "neural" if config.elevenlabs_api_key else "standard"
+    name = _ALIASES.get(provider.lower()) if isinstance(provider, str) else None
+    if name is None:
+        raise MediaError("invalid-provider", "engine must be 'standard' or 'neural'",
+                         {"provider": provider})
+    if name == "neural" and not config.elevenlabs_api_key:
+        raise MediaError("provider-not-configured",
+                         "the neural engine needs ELEVENLABS_API_KEY to be set",
+                         {"provider": "neural", "setting": "ELEVENLABS_API_KEY"})
+    return name
+
+
+def check_text(text) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise MediaError("invalid-text", "text must be a non-empty string")
+    if len(text) > MAX_TEXT_CHARS:
+        raise MediaError("invalid-text", f"text is longer than {MAX_TEXT_CHARS} characters",
+                         {"length": len(text), "max": MAX_TEXT_CHARS})
+    # Control characters carry no speech and some engines stop at NUL; keep line breaks.
+    return "".join(c if c.isprintable() or c in "\n\t" else " " for c in text).strip()
+
+
+def _check_settings(provider: str, settings: dict | None) -> tuple[bool, dict]:
+    settings = dict(settings or {})
+    trim = settings.pop("trim_silence", False)
+    if not isinstance(trim, bool):
+        raise MediaError("invalid-settings", "trim_silence must be true or false",
+                         {"setting": "trim_silence", "value": trim})
+    check = tts.check_settings if provider == "standard" else elevenlabs.check_settings
+    return trim, check(settings)
+
+
+def tts_hash(text: str, voice: str, provider: str, settings: dict, trim: bool) -> str:
+    key = {"format": FORMAT, "text": text, "voice": voice, "provider": provider,
+           "settings": settings, "trim_silence": trim}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _elevenlabs(api_key: str, base_url: str) -> elevenlabs.ElevenLabs:
+    # One client per key and URL, so its voice-name cache outlives a single request.
+    return elevenlabs.ElevenLabs(api_key, base_url)
+
+
+def render_tts(text: str, voice: str | None, provider: str | None, settings: dict | None,
+               config, *, client: elevenlabs.ElevenLabs | None = None) -> Rendered:
+    """Speak `text` once; later calls with the same inputs return the cached file."""
+    text = check_text(text)
+    provider = pick_provider(provider, config)
+    trim, settings = _check_settings(provider, settings)
+    if provider == "standard":
+        voice = tts.check_voice(voice or config.default_voice)
+    else:
+        voice = voice or config.elevenlabs_default_voice
+        if not isinstance(voice, str) or not 0 < len(voice) <= 100:
+            raise MediaError("invalid-voice", "voice must be an ElevenLabs voice id or name",
+                             {"voice": repr(voice)})
+    digest = tts_hash(text, voice, provider, settings, trim)
+    cache_dir = os.path.join(config.data_dir, "cache", "tts")
+    path = os.path.join(cache_dir, digest + ".wav")
+    if os.path.exists(path):
+        return Rendered(path, duration(path), digest, provider, voice, cached=True)
+    os.makedirs(cache_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".render-", dir=cache_dir) as work:
+        if provider == "standard":
+            src = tts.synthesize(text, voice, os.path.join(work, "espeak.wav"), settings)
+            src_type = "wav"
+        else:
+            client = client or _elevenlabs(config.elevenlabs_api_key, config.elevenlabs_base_url)
+            src, src_type = os.path.join(work, "neural.mp3"), "mp3"
+            with open(src, "wb") as f:
+                f.write(client.synthesize(text, voice, settings))
+        transcode(src, path, trim_silence=trim, src_type=src_type)
+    return Rendered(path, duration(path), digest, provider, voice)
+
+
+def prepare_upload(data: bytes, config, *, trim_silence: bool = False) -> Rendered:
+    """Check, transcode and measure an uploaded wav/mp3/ogg; the same bytes convert once."""
+    if len(data) > config.upload_max_bytes:
+        raise MediaError("payload-too-large",
+                         f"audio uploads are limited to {config.upload_max_bytes} bytes",
+                         {"size": len(data), "max_bytes": config.upload_max_bytes})
+    kind = sniff(data)
+    if kind is None:
+        raise MediaError("unsupported-media-type", "upload wav, mp3 or ogg audio",
+                         {"accepted": ["wav", "mp3", "ogg"]})
+    h = hashlib.sha256(f"{FORMAT}\0{trim_silence}\0".encode())
+    h.update(data)
+    digest = h.hexdigest()
+    cache_dir = os.path.join(config.data_dir, "cache", "uploads")
+    path = os.path.join(cache_dir, digest + ".wav")
+    if os.path.exists(path):
+        return Rendered(path, duration(path), digest, "upload", None, cached=True)
+    os.makedirs(cache_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".upload-", dir=cache_dir) as work:
+        src = os.path.join(work, "upload." + kind)
+        with open(src, "wb") as f:
+            f.write(data)
+        transcode(src, path, trim_silence=trim_silence, src_type=kind)
+    return Rendered(path, duration(path), digest, "upload", None)
