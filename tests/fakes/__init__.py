@@ -1,0 +1,1 @@
+"""Local stand-ins for the outside world (providers, an SSH host), run for real in tests."""

@@ -1,0 +1,151 @@
+"""A local HTTP server speaking the part of the ElevenLabs API that trunx uses.
+
+    GET  /v1/voices                      -> {"voices": [{"voice_id", "name", "category"}]}
+    POST /v1/text-to-speech/{voice_id}   -> audio/mpeg: the request text really spoken
+         (espeak-ng, then sox to 44.1 kHz mp3, as output_format=mp3_44100_128 asks)
+    a missing or wrong xi-api-key        -> 401 {"detail": {"status": "invalid_api_key", ...}}
+    an unknown voice id                  -> 404 {"detail": {"status": "voice_not_found", ...}}
+    a body without text                  -> 422 {"detail": [{"loc", "msg", "type"}]}
+
+Every request is recorded in `.requests`, so tests can count what reached the provider.
+`delay` makes the next responses slow (for client timeouts).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+from urllib.parse import parse_qs, unquote, urlsplit
+
+VOICES = [
+    {"voice_id": "EXAVITQu4vr4xnSDxMaL", "name": "Sarah", "category": "premade"},
+    {"voice_id": "21m00Tcm4TlvDq8ikWAM", "name": "Rachel", "category": "premade"},
+    {"voice_id": "custom-voice-7", "name": "Front Desk", "category": "cloned"},
+]
+
+
+def speak_mp3(text: str) -> bytes:
+    """Real mp3 bytes of `text`: espeak-ng to WAV, then sox (libsox-fmt-mp3) to mp3."""
+    with tempfile.TemporaryDirectory() as d:
+        wav, mp3 = os.path.join(d, "s.wav"), os.path.join(d, "s.mp3")
+        subprocess.run(["espeak-ng", "-v", "en-us", "-w", wav, "--stdin"],
+                       input=text.encode(), check=True, capture_output=True)
+        subprocess.run(["sox", wav, "-r", "44100", "-C", "128", mp3], check=True,
+                       capture_output=True)
+        with open(mp3, "rb") as f:
+            return f.read()
+
+
+class FakeElevenLabs:
+    def __init__(self, api_key: str = "test-key", voices: list[dict] | None = None):
+        self.api_key = api_key
+        self.voices = voices if voices is not None else VOICES
+        self.requests: list[dict] = []
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def count(self, method: str, prefix: str) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests
+                       if r["method"] == method and r["path"].startswith(prefix))
+
+    def start(self) -> FakeElevenLabs:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_GET(self):
+                fake._serve(self, "GET")
+
+            def do_POST(self):
+                fake._serve(self, "POST")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- request handling ---------------------------------------------------------------
+
+    def _serve(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        try:
+            self._handle(h, method)
+        except (BrokenPipeError, ConnectionResetError):
+            h.close_connection = True   # the client gave up (a timeout test): not our error
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        url = urlsplit(h.path)
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        record = {"method": method, "path": url.path, "query": parse_qs(url.query),
+                  "headers": dict(h.headers), "json": body}
+        with self._lock:
+            self.requests.append(record)
+        if self.delay:
+            time.sleep(self.delay)
+        if h.headers.get("xi-api-key") != self.api_key:
+            return _json(h, 401, {"detail": {"status": "invalid_api_key",
+                                             "message": "Invalid API key"}})
+        if method == "GET" and url.path == "/v1/voices":
+            return _json(h, 200, {"voices": self.voices})
+        prefix = "/v1/text-to-speech/"
+        if method == "POST" and url.path.startswith(prefix):
+            voice_id = unquote(url.path[len(prefix):])
+            if voice_id not in {v["voice_id"] for v in self.voices}:
+                return _json(h, 404, {"detail": {
+                    "status": "voice_not_found",
+                    "message": f"A voice with the voice_id {voice_id} was not found."}})
+            if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+                return _json(h, 422, {"detail": [{"loc": ["body", "text"],
+                                                  "msg": "Field required", "type": "missing"}]})
+            audio = speak_mp3(body["text"])
+            h.send_response(200)
+            h.send_header("Content-Type", "audio/mpeg")
+            h.send_header("Content-Length", str(len(audio)))
+            h.end_headers()
+            h.wfile.write(audio)
+            return None
+        return _json(h, 404, {"detail": "Not Found"})
+
+
+def _json(h: BaseHTTPRequestHandler, status: int, payload: dict) -> None:
+    data = json.dumps(payload).encode()
+    h.send_response(status)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(data)))
+    h.end_headers()
+    h.wfile.write(data)

@@ -1,0 +1,118 @@
+"""The neural engine against a local server speaking ElevenLabs' documented API."""
+import pytest
+
+from tests.fakes.fake_elevenlabs import FakeElevenLabs
+from tests.integration.conftest_media import assert_native, media_config, soxi_seconds
+from trunx.media import MediaError, render_tts
+from trunx.media.elevenlabs import ElevenLabs
+
+__all__ = ["media_config"]  # a fixture, imported for pytest
+
+SARAH = "EXAVITQu4vr4xnSDxMaL"
+
+
+@pytest.fixture
+def fake():
+    with FakeElevenLabs(api_key="el-test-key") as server:
+        yield server
+
+
+@pytest.fixture
+def config(media_config, fake):
+    return media_config.replace(elevenlabs_api_key="el-test-key",
+                                elevenlabs_base_url=fake.base_url)
+
+
+def test_neural_render_speaks_the_documented_request(config, fake):
+    r = render_tts("Thank you for calling.", SARAH, None, None, config)
+    assert (r.provider, r.voice, r.cached) == ("neural", SARAH, False)
+    facts = assert_native(r.path)
+    assert abs(r.duration_seconds - facts["data_bytes"] / 16000) < 0.1
+    assert abs(r.duration_seconds - soxi_seconds(r.path)) < 0.1
+    assert r.duration_seconds > 1.0
+    [req] = fake.requests
+    assert req["method"] == "POST" and req["path"] == f"/v1/text-to-speech/{SARAH}"
+    assert req["headers"]["xi-api-key"] == "el-test-key"
+    assert req["query"] == {"output_format": ["mp3_44100_128"]}
+    assert req["json"] == {"text": "Thank you for calling.",
+                           "model_id": "eleven_multilingual_v2"}
+
+
+def test_cache_hit_makes_no_request(config, fake):
+    first = render_tts("Please hold.", SARAH, "neural", None, config)
+    second = render_tts("Please hold.", SARAH, "neural", None, config)
+    assert second.cached and second.path == first.path
+    assert fake.count("POST", "/v1/text-to-speech/") == 1
+
+
+def test_default_voice_and_settings_are_sent(config, fake):
+    settings = {"model_id": "eleven_flash_v2_5",
+                "voice_settings": {"stability": 0.4, "similarity_boost": 0.8}}
+    r = render_tts("Goodbye.", None, "neural", settings, config)
+    assert r.voice == config.elevenlabs_default_voice
+    body = fake.requests[-1]["json"]
+    assert body["model_id"] == "eleven_flash_v2_5"
+    assert body["voice_settings"] == {"stability": 0.4, "similarity_boost": 0.8}
+
+
+def test_voice_names_resolve_case_insensitively_and_are_cached(config, fake):
+    a = render_tts("One.", "rachel", "neural", None, config)
+    b = render_tts("Two.", "RACHEL", "neural", None, config)
+    c = render_tts("Three.", "front desk", "neural", None, config)
+    assert not (a.cached or b.cached or c.cached)
+    posts = [r["path"] for r in fake.requests if r["method"] == "POST"]
+    assert posts == ["/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM"] * 2 + \
+        ["/v1/text-to-speech/custom-voice-7"]
+    assert fake.count("GET", "/v1/voices") == 1
+
+
+def test_unknown_voice_name(config, fake):
+    with pytest.raises(MediaError) as e:
+        render_tts("Hello.", "Nobody Here", "neural", None, config)
+    assert e.value.code == "unknown-voice" and e.value.status == 400
+    assert "rachel" in e.value.details["known"]
+    assert fake.count("POST", "/") == 0
+
+
+def test_unknown_voice_id_reports_the_provider_error(config):
+    with pytest.raises(MediaError) as e:
+        render_tts("Hello.", "AAAAAAAAAAAAAAAAAAAA", "neural", None, config)
+    assert e.value.code == "tts-provider-error"
+    assert e.value.details["http_status"] == 404
+    assert e.value.details["provider_status"] == "voice_not_found"
+
+
+def test_bad_key_is_a_provider_error_with_status_and_message(config, fake):
+    bad = config.replace(elevenlabs_api_key="wrong")
+    with pytest.raises(MediaError) as e:
+        render_tts("Hello.", SARAH, "neural", None, bad)
+    err = e.value
+    assert (err.code, err.status) == ("tts-provider-error", 502)
+    assert err.details == {"provider": "elevenlabs", "http_status": 401,
+                           "provider_status": "invalid_api_key",
+                           "provider_message": "Invalid API key"}
+    assert "wrong" not in str(err.to_dict())           # the key never leaks into errors
+    assert fake.requests[-1]["headers"]["xi-api-key"] == "wrong"
+
+
+def test_slow_provider_times_out(fake):
+    fake.delay = 1.0
+    client = ElevenLabs("el-test-key", fake.base_url, timeout=(2.0, 0.3))
+    with pytest.raises(MediaError) as e:
+        client.synthesize("Hello.", SARAH)
+    assert (e.value.code, e.value.status) == ("tts-provider-timeout", 504)
+
+
+def test_unreachable_provider(media_config):
+    from tests.fakes.sshd import free_port
+    client = ElevenLabs("k", f"http://127.0.0.1:{free_port()}", timeout=(1.0, 1.0))
+    with pytest.raises(MediaError) as e:
+        client.synthesize("Hello.", SARAH)
+    assert (e.value.code, e.value.status) == ("tts-provider-unavailable", 503)
+
+
+def test_neural_without_a_key_says_which_setting(media_config):
+    with pytest.raises(MediaError) as e:
+        render_tts("Hello.", SARAH, "neural", None, media_config)
+    assert e.value.code == "provider-not-configured"
+    assert e.value.details["setting"] == "ELEVENLABS_API_KEY"
