@@ -50,7 +50,8 @@ class Config:
     polite_hangup_audio: str = "vm-goodbye"   # played after max tries
     gather_timeout: float = 5.0
     gather_max_tries: int = 3
-    transfer_dial: str = ""                   # e.g. "PJSIP/{to}@carrier"; empty: no default target
+    transfer_dial: str = ""                   # dial string for transfer nodes with no `to`
+    trunk_endpoint: str = "carrier"           # PJSIP endpoint of the carrier trunk
     transfer_timeout: int = 30
 
     # audio

@@ -1,0 +1,32 @@
+# trunx: `make run` brings the whole stack up on embedded defaults; `make test` runs the tests.
+PYTHON ?= python3
+ASTERISK_ROOT ?= $(HOME)/.cache/trunx/asterisk-root
+
+.PHONY: install deps asterisk run demo test test-fast bench lint clean
+
+deps:            ## system packages: Redis, sox, espeak-ng, sshd, debootstrap (Debian)
+	bash scripts/install-deps.sh
+
+install: deps    ## Python package and dev tools
+	$(PYTHON) -m pip install -q -e '.[dev]'
+
+asterisk:        ## build (once) the Asterisk 22 root used by run and the tests
+	TRUNX_ASTERISK_ROOT=$(ASTERISK_ROOT) bash scripts/build-asterisk-root.sh
+
+run: install asterisk  ## Redis + Asterisk + engine + API on embedded defaults, with a demo call
+	$(PYTHON) -m trunx.devrun
+
+test: install asterisk ## every test, against real Redis, SQLite, sox, espeak-ng, sshd, Asterisk
+	$(PYTHON) -m pytest
+
+test-fast:       ## pure unit tests only
+	$(PYTHON) -m pytest tests/unit
+
+bench: install asterisk ## benchmarks side by side with their baselines -> docs/benchmarks.md
+	$(PYTHON) -m bench
+
+lint:
+	$(PYTHON) -m ruff check trunx agi_server admin_api tests bench
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .coverage htmlcov

@@ -1,0 +1,40 @@
+"""`python -m agi_server`: run the FastAGI engine on the effective config."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+import redis
+import redis.asyncio as aioredis
+
+from agi_server.engine import Engine
+from trunx import config as trunx_config
+from trunx import db
+
+
+async def serve(cfg) -> None:
+    db.connect(cfg)
+    engine = Engine(cfg, aioredis.Redis.from_url(cfg.redis_url, decode_responses=True),
+                    redis.Redis.from_url(cfg.redis_url, decode_responses=True))
+    await engine.start()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await engine.stop()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m agi_server", description=__doc__)
+    parser.add_argument("--config", help="INI file with a [trunx] section")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(trunx_config.load(args.config)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""What an inbound call did: the nodes it walked, the digits, timings and outcome.
+
+Built in memory while the call runs (appending to a list is all a node costs) and written
+to SQLite once, when the call ends, so the API can show it later.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from trunx.models import Call, new_uuid, utcnow
+
+
+@dataclass
+class CallRecord:
+    did: str | None
+    caller: str | None
+    uniqueid: str | None
+    channel: str | None
+    id: str = field(default_factory=new_uuid)
+    account: str | None = None
+    ivr_id: str | None = None
+    ivr_version: int | None = None
+    path: list[dict] = field(default_factory=list)
+    outcome: str | None = None
+    end_reason: str | None = None
+    started_at: object = field(default_factory=utcnow)
+    _t0: float = field(default_factory=time.monotonic)
+
+    def step(self, node: str, event: str, **data) -> None:
+        self.path.append({"node": node, "event": event,
+                          "t": round(time.monotonic() - self._t0, 3), **data})
+
+    def finish(self, outcome: str, reason: str | None = None) -> None:
+        """The first outcome set wins: a hangup after a decided outcome doesn't rewrite it."""
+        if self.outcome is None:
+            self.outcome, self.end_reason = outcome, reason
+
+    @property
+    def duration(self) -> float:
+        return round(time.monotonic() - self._t0, 3)
+
+    @property
+    def nodes(self) -> list[str]:
+        return [p["node"] for p in self.path if p["event"] == "enter"]
+
+    def save(self) -> Call:
+        """Blocking; the engine runs it on its database thread."""
+        return Call.create(
+            id=self.id, account=self.account, direction="inbound", from_number=self.caller,
+            to_number=self.did, status="completed", provider="asterisk", channel=self.channel,
+            uniqueid=self.uniqueid, ivr_id=self.ivr_id, ivr_version=self.ivr_version,
+            path=self.path, outcome=self.outcome or "completed", end_reason=self.end_reason,
+            created_at=self.started_at, answered_at=self.started_at, ended_at=utcnow(),
+            duration=self.duration,
+        )

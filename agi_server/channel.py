@@ -1,0 +1,65 @@
+"""The call-control facade the runner and live actions use: answer, play, gather, exec.
+
+It turns AGI results into plain values (a pressed digit, collected digits, a variable) and a
+dead channel into AGIHangup. It never formats a command string itself (commands.py does,
+through its one quoting function) and never touches a socket: `transport.command(line)`
+sends one command and returns its Response (server.AGITransport over a stream, or any
+other peer).
+"""
+from __future__ import annotations
+
+from agi_server import commands
+from agi_server.errors import AGIHangup
+
+
+class Channel:
+    def __init__(self, transport, env: dict):
+        self.transport = transport
+        self.env = env
+
+    async def run(self, line):
+        return await self.transport.command(line)
+
+    @staticmethod
+    def _code(response) -> int:
+        try:
+            return int(response.result)
+        except (TypeError, ValueError):
+            return 0
+
+    def _live(self, response, what: str):
+        """-1 from a call-control command means the channel is gone."""
+        if self._code(response) == -1:
+            raise AGIHangup(f"{what} failed: channel hung up")
+        return response
+
+    async def answer(self) -> None:
+        self._live(await self.run(commands.answer()), "ANSWER")
+
+    async def play(self, filename: str, escape_digits: str = "") -> str:
+        """Play a file; returns the key that interrupted it, or ''."""
+        r = self._live(await self.run(commands.stream_file(filename, escape_digits)), "STREAM FILE")
+        code = self._code(r)
+        return chr(code) if code > 0 else ""
+
+    async def get_data(self, filename: str, timeout: float, max_digits: int) -> str:
+        """Prompt with barge-in and collect up to max_digits keys; '' on no input."""
+        r = self._live(await self.run(commands.get_data(filename, int(timeout * 1000),
+                                                        max_digits)), "GET DATA")
+        return r.result or ""
+
+    async def wait_for_digit(self, timeout: float) -> str:
+        r = self._live(await self.run(commands.wait_for_digit(int(timeout * 1000))),
+                       "WAIT FOR DIGIT")
+        code = self._code(r)
+        return chr(code) if code > 0 else ""
+
+    async def exec(self, app: str, *args: str):
+        return await self.run(commands.exec_(app, *args))
+
+    async def get_variable(self, name: str) -> str | None:
+        r = await self.run(commands.get_variable(name))
+        return r.data if self._code(r) == 1 else None
+
+    async def hangup(self) -> None:
+        await self.run(commands.hangup())

@@ -1,0 +1,124 @@
+"""The engine: wires config, Redis, the database, the tree cache and the FastAGI server.
+
+Dependencies are passed in (`Engine(config, redis, sync_redis)`); `__main__` builds them.
+SQLite writes (call records, suppressions) run on one dedicated thread, so the event loop
+never blocks on the database and SQLite sees a single writer from this process.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from agi_server.call_record import CallRecord
+from agi_server.errors import AGIHangup
+from agi_server.ivr_runner import IvrRunner, Services
+from agi_server.server import FastAGIServer
+from agi_server.tree_cache import TreeCache, TreeUnavailable
+from trunx import dnc, ivr_store
+from trunx.phone import InvalidNumber, to_e164
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, config, redis, sync_redis):
+        self.config = config
+        self.redis = redis              # redis.asyncio client: the hot path
+        self.sync_redis = sync_redis    # blocking client for the database thread
+        self.cache = TreeCache(redis)
+        self.server = FastAGIServer(config, {"ivr": self.ivr_call})
+        self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="trunx-db")
+        self.services = Services(config=config, suppress=self._suppress,
+                                 is_suppressed=self._is_suppressed)
+        self.records_saved = 0
+
+    async def start(self, *, resync: bool = True) -> None:
+        if resync:
+            counts = await self._db(ivr_store.resync, self.sync_redis)
+            log.info("resynced Redis from SQLite: %s", counts)
+        await self.cache.start()
+        await self.server.start()
+        log.info("FastAGI listening on %s:%s", self.config.agi_host, self.server.port)
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        await self.cache.stop()
+        self.db_thread.shutdown(wait=True)
+
+    async def _db(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
+
+    # -- the ivr route ----------------------------------------------------------------
+    async def ivr_call(self, ch) -> None:
+        env = ch.env
+        record = CallRecord(did=_called_number(env), caller=_caller(env),
+                            uniqueid=env.get("agi_uniqueid"), channel=env.get("agi_channel"))
+        try:
+            tree = await self._tree_for(record)
+            if tree is None:
+                await ch.answer()
+                await ch.play(self.config.fallback_audio)
+                await ch.hangup()
+                return
+            record.account, record.ivr_id = tree["account"], tree["ivr_id"]
+            record.ivr_version = tree["version"]
+            await ch.answer()
+            await IvrRunner(ch, tree, record, self.services).run()
+        except AGIHangup:
+            record.finish("caller-hangup")
+        except BaseException:
+            record.finish("error")
+            raise
+        finally:
+            await self._save(record)
+
+    async def _tree_for(self, record: CallRecord) -> dict | None:
+        if record.did is None:
+            record.finish("fallback", "no-called-number")
+            return None
+        try:
+            tree = await self.cache.lookup(record.did)
+        except TreeUnavailable as exc:
+            log.error("call %s on %s: tree store unavailable: %s", record.uniqueid,
+                      record.did, exc)
+            record.finish("fallback", "redis-unavailable")
+            return None
+        if tree is None:
+            record.finish("fallback", "no-ivr-for-did")
+        return tree
+
+    async def _save(self, record: CallRecord) -> None:
+        try:
+            await asyncio.shield(self._db(record.save))
+            self.records_saved += 1
+        except Exception:
+            log.exception("call %s: could not save its record", record.id)
+
+    # -- services the runner uses -----------------------------------------------------
+    async def _suppress(self, record: CallRecord, node: str) -> bool:
+        if not record.caller or record.account is None:
+            return False
+        await self._db(lambda: dnc.suppress(
+            record.account, record.caller, source="ivr", redis=self.sync_redis,
+            call_id=record.id, did=record.did, node=node, ivr_id=record.ivr_id))
+        return True
+
+    async def _is_suppressed(self, account: str, number: str) -> bool:
+        return await self._db(dnc.is_suppressed, account, number, self.sync_redis)
+
+
+def _called_number(env: dict) -> str | None:
+    for key in ("agi_extension", "agi_dnid"):
+        try:
+            return to_e164(env.get(key, ""))
+        except InvalidNumber:
+            continue
+    return None
+
+
+def _caller(env: dict) -> str | None:
+    try:
+        return to_e164(env.get("agi_callerid", ""))
+    except InvalidNumber:
+        return None

@@ -1,0 +1,155 @@
+"""The IVR runner: walks one compiled tree (see trunx.ivr_tree.compile_tree) on one call.
+
+A small explicit state machine: the state is the current node; each gather node yields the
+next node (a route, a timeout target, a replay or None for a polite hangup) and each action
+node ends the walk. Every transition is appended to the call record. The runner talks to
+the call only through the channel facade (agi_server.channel.Channel), so it can be driven
+by any AGI peer, real or scripted. A caller hanging up surfaces as AGIHangup from the
+facade and ends the walk in the session, not here.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from agi_server.call_record import CallRecord
+
+log = logging.getLogger(__name__)
+
+ALL_DTMF = "0123456789*#"
+MAX_STEPS = 100   # node visits per call: a tree whose timeouts point at each other ends
+
+
+@dataclass
+class Services:
+    """What the runner needs from the engine, passed in."""
+    config: object
+    suppress: Callable[[CallRecord, str], Awaitable[bool]]
+    is_suppressed: Callable[[str, str], Awaitable[bool]]
+
+
+class IvrRunner:
+    def __init__(self, channel, tree: dict, record: CallRecord, services: Services):
+        self.ch = channel
+        self.tree = tree
+        self.nodes = tree["nodes"]
+        self.record = record
+        self.svc = services
+        self.cfg = services.config
+        self.tries: dict[str, int] = {}
+
+    async def run(self) -> None:
+        name, steps = self.tree["entry"], 0
+        while name is not None:
+            steps += 1
+            if steps > MAX_STEPS:
+                self.record.step(name, "loop-limit")
+                await self._polite_hangup("loop-limit")
+                return
+            node = self.nodes[name]
+            self.record.step(name, "enter")
+            log.debug("call %s -> node %s", self.record.id, name)
+            if node["kind"] == "gather":
+                name = await self._gather(name, node)
+            else:
+                await self._action(name, node)
+                name = None
+
+    # -- gather -----------------------------------------------------------------------
+    async def _gather(self, name: str, node: dict) -> str | None:
+        digits = await self._collect(node)
+        if digits and digits in node["gather"]:
+            self.record.step(name, "digits", digits=digits)
+            return node["gather"][digits]
+        if not digits:
+            self.record.step(name, "timeout")
+            target = node.get("timeout_node")
+            if target and target != name:
+                return target
+        else:
+            self.record.step(name, "invalid", digits=digits)
+        self.tries[name] = self.tries.get(name, 0) + 1
+        if self.tries[name] >= node["max_tries"]:
+            await self._polite_hangup("max-tries")
+            return None
+        if digits:
+            if node.get("invalid_play"):
+                await self.ch.play(node["invalid_play"])
+            return node.get("invalid_node") or name
+        return name
+
+    async def _collect(self, node: dict) -> str:
+        """Play the prompt with barge-in and read up to max_digits keys."""
+        keys, max_digits, timeout = node["gather"], node["max_digits"], node["timeout"]
+        if not any("#" in k for k in keys):
+            # GET DATA does prompt, barge-in and collection in one round trip, but it
+            # treats '#' as a terminator, so trees that use '#' as a key take the long way.
+            return await self.ch.get_data(node["play"], timeout, max_digits)
+        digits = await self.ch.play(node["play"], ALL_DTMF)
+        while len(digits) < max_digits and not _complete(digits, keys):
+            key = await self.ch.wait_for_digit(timeout)
+            if not key:
+                break
+            digits += key
+        return digits
+
+    # -- actions ----------------------------------------------------------------------
+    async def _action(self, name: str, node: dict) -> None:
+        action = node["action"]
+        if node.get("play"):
+            await self.ch.play(node["play"])
+        if action == "hangup":
+            self.record.step(name, "hangup")
+            self.record.finish("hangup")
+        elif action == "suppress":
+            done = await self.svc.suppress(self.record, name)
+            self.record.step(name, "suppress", added=done)
+            self.record.finish("suppressed" if done else "suppress-no-callerid")
+        else:
+            await self._transfer(name, node)
+            return
+        await self.ch.hangup()
+
+    async def _transfer(self, name: str, node: dict) -> None:
+        to = node.get("to")
+        if to:
+            if await self.svc.is_suppressed(self.record.account, to):
+                self.record.step(name, "transfer-refused", to=to, reason="number-suppressed")
+                return await self._fail_transfer("number-suppressed")
+            dial = f"PJSIP/{to}@{self.cfg.trunk_endpoint}"
+        elif node.get("agent"):
+            # Agent bridging arrives with the agents issue; until then say so in the record.
+            self.record.step(name, "transfer-refused", agent=node["agent"],
+                             reason="agents-not-available")
+            return await self._fail_transfer("agents-not-available")
+        elif self.cfg.transfer_dial:
+            dial = self.cfg.transfer_dial
+        else:
+            self.record.step(name, "transfer-refused", reason="no-transfer-target")
+            return await self._fail_transfer("no-transfer-target")
+        self.record.step(name, "transfer", dial=dial)
+        timeout = int(node.get("timeout", self.cfg.transfer_timeout))
+        await self.ch.exec("Dial", dial, str(timeout))
+        status = await self.ch.get_variable("DIALSTATUS") or "UNKNOWN"
+        self.record.step(name, "transfer-ended", dial_status=status)
+        if status == "ANSWER":
+            self.record.finish("transferred")
+            await self.ch.hangup()
+        else:
+            await self._fail_transfer(f"dial-{status.lower()}")
+
+    async def _fail_transfer(self, reason: str) -> None:
+        self.record.finish("transfer-failed", reason)
+        await self.ch.play(self.cfg.fallback_audio)
+        await self.ch.hangup()
+
+    async def _polite_hangup(self, reason: str) -> None:
+        self.record.finish(reason)
+        await self.ch.play(self.cfg.polite_hangup_audio)
+        await self.ch.hangup()
+
+
+def _complete(digits: str, keys) -> bool:
+    """True when `digits` is a key and no longer key starts with it."""
+    return digits in keys and not any(k != digits and k.startswith(digits) for k in keys)

@@ -1,0 +1,120 @@
+"""A FastAGI peer that behaves like Asterisk, for load and for fast engine tests.
+
+It connects to a FastAGI server, sends the agi_* block, and answers each command after a
+configurable delay: GET DATA / WAIT FOR DIGIT / STREAM FILE (with escape digits) take their
+keys from the scenario, in order; HANGUP and the end of the scenario send a bare `HANGUP`
+line, as Asterisk does when the channel goes away. Per-session timings are recorded: the
+engine's overhead is the time from writing a reply to reading the next command.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+GATHERING = ("GET DATA", "WAIT FOR DIGIT")
+
+
+@dataclass
+class Scenario:
+    did: str = "+19495551234"
+    caller: str = "+14155550100"
+    keys: list[str] = field(default_factory=list)   # "" = timeout, else the digits pressed
+    reply_delay: float = 0.0
+    hangup_after: int | None = None     # commands answered before the caller hangs up
+    script: str = "ivr"
+    dial_status: str = "ANSWER"
+
+
+@dataclass
+class SessionResult:
+    commands: list[str] = field(default_factory=list)
+    overheads: list[float] = field(default_factory=list)  # s from our reply to next command
+    elapsed: float = 0.0
+    closed_by_server: bool = False
+    error: str | None = None
+
+
+def _env(s: Scenario, n: int) -> bytes:
+    lines = {
+        "agi_network": "yes", "agi_network_script": s.script, "agi_request":
+        f"agi://127.0.0.1/{s.script}", "agi_channel": f"Local/{s.did}@inbound-{n:08x};2",
+        "agi_language": "en", "agi_type": "Local", "agi_uniqueid": f"{time.time():.6f}.{n}",
+        "agi_version": "22.0.0", "agi_callerid": s.caller, "agi_calleridname": "Emu",
+        "agi_callingpres": "0", "agi_dnid": s.did, "agi_rdnis": "unknown",
+        "agi_context": "inbound", "agi_extension": s.did, "agi_priority": "1",
+        "agi_enhanced": "0.0", "agi_accountcode": "", "agi_threadid": str(n),
+    }
+    return ("".join(f"{k}: {v}\n" for k, v in lines.items()) + "\n").encode()
+
+
+class _Keys:
+    def __init__(self, keys):
+        self.keys = list(keys)
+
+    def next(self) -> str:
+        return self.keys.pop(0) if self.keys else ""
+
+
+def reply_for(line: str, keys: _Keys, s: Scenario) -> tuple[str, bool]:
+    """The reply Asterisk would give, and whether the channel hangs up after it."""
+    verb = line.split('"')[0].strip().upper()
+    if verb.startswith("GET DATA"):
+        digits = keys.next()
+        return (f"200 result={digits}" if digits else "200 result= (timeout)"), False
+    if verb.startswith("WAIT FOR DIGIT"):
+        d = keys.next()[:1]
+        return f"200 result={ord(d) if d else 0}", False
+    if verb.startswith("STREAM FILE"):
+        escape = line.split('"')[3] if line.count('"') >= 4 else ""
+        d = keys.next()[:1] if escape else ""
+        return f"200 result={ord(d) if d else 0} endpos=8000", False
+    if verb.startswith("GET VARIABLE"):
+        return f"200 result=1 ({s.dial_status})", False
+    if verb.startswith("HANGUP"):
+        return "200 result=1", True
+    if verb.startswith(("ANSWER", "EXEC", "SET VARIABLE", "VERBOSE", "NOOP")):
+        return "200 result=0", False
+    return "510 Invalid or unknown command", False
+
+
+async def run_session(host: str, port: int, s: Scenario, n: int = 0) -> SessionResult:
+    out = SessionResult()
+    keys = _Keys(s.keys)
+    t0 = time.perf_counter()
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as exc:
+        out.error = f"connect: {exc}"
+        return out
+    try:
+        writer.write(_env(s, n))
+        replied_at = time.perf_counter()
+        while True:
+            raw = await reader.readline()
+            if not raw:
+                out.closed_by_server = True
+                break
+            out.overheads.append(time.perf_counter() - replied_at)
+            line = raw.decode().rstrip("\n")
+            out.commands.append(line)
+            if s.reply_delay:
+                await asyncio.sleep(s.reply_delay)
+            reply, hang = reply_for(line, keys, s)
+            if s.hangup_after is not None and len(out.commands) > s.hangup_after:
+                reply, hang = "200 result=-1", True
+            writer.write(reply.encode() + b"\n")
+            if hang:
+                writer.write(b"HANGUP\n")
+            replied_at = time.perf_counter()
+    except (ConnectionError, OSError) as exc:
+        out.error = str(exc)
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+    out.elapsed = time.perf_counter() - t0
+    out.overheads = out.overheads[1:]   # the first wait includes the engine's DID lookup
+    return out

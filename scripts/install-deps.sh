@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# System packages trunx needs, from Debian's archive. Idempotent; skips apt when all are there.
+set -euo pipefail
+PKGS=(redis-server sox libsox-fmt-mp3 espeak-ng openssh-server openssh-client debootstrap)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# Debian starts a system redis on 6379 at install; trunx's tests start their own on free ports.

@@ -1,0 +1,63 @@
+"""Shared set-up for engine tests: an account, the seed tree, a running Engine."""
+from __future__ import annotations
+
+import contextlib
+
+import redis
+import redis.asyncio as aioredis
+
+from agi_server.engine import Engine
+from trunx import config as trunx_config
+from trunx import db, ivr_store
+from trunx.models import Account, Did
+
+SEED_DID = "+19495551234"
+
+# The IVR seed page's qualify-business tree, as written there.
+SEED_TREE = {
+    "nodes": {
+        "welcome": {
+            "audio": "welcome.wav",
+            "gather": {"1": "has_business", "9": "dnc"},
+            "timeout_node": "welcome",
+        },
+        "has_business": {
+            "audio": "business_check.wav",
+            "gather": {"1": "transfer_ai", "2": "unqualified"},
+        },
+        "transfer_ai": {"action": "transfer"},
+        "unqualified": {"action": "hangup", "audio": "not_qualified.wav"},
+        "dnc": {"action": "suppress"},
+    }
+}
+
+
+def make_config(tmp_path, redis_url, **overrides):
+    return trunx_config.load(env={}, data_dir=str(tmp_path / "data"), redis_url=redis_url,
+                             agi_port=0, **overrides)
+
+
+def seed_account(cfg, r, tree=SEED_TREE, did=SEED_DID, ivr_id="qualify-business"):
+    db.connect(cfg)
+    account = Account.create(name="test")
+    ivr, _, _ = ivr_store.save(account.id, ivr_id, tree, cfg, r, create=True)
+    ivr_store.assign(ivr, Did.create(number=did, account=account), r)
+    return account, ivr
+
+
+@contextlib.asynccontextmanager
+async def running_engine(cfg, redis_up=True):
+    """A started Engine; with redis_up=False its Redis is unreachable from the start, so
+    there is nothing to resync from and the cache never listens."""
+    aio = aioredis.Redis.from_url(cfg.redis_url, decode_responses=True)
+    sync = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
+    engine = Engine(cfg, aio, sync)
+    await engine.start(resync=redis_up)
+    if redis_up:
+        await engine.cache.wait_listening()
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+        await aio.aclose()
+        sync.close()
