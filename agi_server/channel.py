@@ -16,6 +16,7 @@ class Channel:
     def __init__(self, transport, env: dict):
         self.transport = transport
         self.env = env
+        self.last_endpos: int | None = None   # samples of the last file played, per Asterisk
 
     async def run(self, line):
         return await self.transport.command(line)
@@ -39,14 +40,9 @@ class Channel:
     async def play(self, filename: str, escape_digits: str = "") -> str:
         """Play a file; returns the key that interrupted it, or ''."""
         r = self._live(await self.run(commands.stream_file(filename, escape_digits)), "STREAM FILE")
+        self.last_endpos = r.endpos
         code = self._code(r)
         return chr(code) if code > 0 else ""
-
-    async def get_data(self, filename: str, timeout: float, max_digits: int) -> str:
-        """Prompt with barge-in and collect up to max_digits keys; '' on no input."""
-        r = self._live(await self.run(commands.get_data(filename, int(timeout * 1000),
-                                                        max_digits)), "GET DATA")
-        return r.result or ""
 
     async def wait_for_digit(self, timeout: float) -> str:
         r = self._live(await self.run(commands.wait_for_digit(int(timeout * 1000))),

@@ -32,6 +32,10 @@ class Engine:
         self.services = Services(config=config, suppress=self._suppress,
                                  is_suppressed=self._is_suppressed)
         self.records_saved = 0
+        self.live: dict[str, CallRecord] = {}    # call id -> record, while the call runs
+
+    def live_records(self) -> list[CallRecord]:
+        return list(self.live.values())
 
     async def start(self, *, resync: bool = True) -> None:
         if resync:
@@ -54,6 +58,7 @@ class Engine:
         env = ch.env
         record = CallRecord(did=_called_number(env), caller=_caller(env),
                             uniqueid=env.get("agi_uniqueid"), channel=env.get("agi_channel"))
+        self.live[record.id] = record
         try:
             tree = await self._tree_for(record)
             if tree is None:
@@ -71,6 +76,7 @@ class Engine:
             record.finish("error")
             raise
         finally:
+            self.live.pop(record.id, None)
             await self._save(record)
 
     async def _tree_for(self, record: CallRecord) -> dict | None:

@@ -58,7 +58,7 @@ class IvrRunner:
 
     # -- gather -----------------------------------------------------------------------
     async def _gather(self, name: str, node: dict) -> str | None:
-        digits = await self._collect(node)
+        digits = await self._collect(name, node)
         if digits and digits in node["gather"]:
             self.record.step(name, "digits", digits=digits)
             return node["gather"][digits]
@@ -79,14 +79,16 @@ class IvrRunner:
             return node.get("invalid_node") or name
         return name
 
-    async def _collect(self, node: dict) -> str:
-        """Play the prompt with barge-in and read up to max_digits keys."""
+    async def _collect(self, name: str, node: dict) -> str:
+        """Play the prompt with barge-in, then read keys until a key is complete.
+
+        STREAM FILE + WAIT FOR DIGIT rather than GET DATA: Asterisk then reports how much
+        of the prompt was heard (endpos), and '#' is a key like any other (GET DATA
+        treats it as a terminator)."""
         keys, max_digits, timeout = node["gather"], node["max_digits"], node["timeout"]
-        if not any("#" in k for k in keys):
-            # GET DATA does prompt, barge-in and collection in one round trip, but it
-            # treats '#' as a terminator, so trees that use '#' as a key take the long way.
-            return await self.ch.get_data(node["play"], timeout, max_digits)
         digits = await self.ch.play(node["play"], ALL_DTMF)
+        self.record.step(name, "prompt", file=node["play"], endpos=self.ch.last_endpos,
+                         barge_in=bool(digits))
         while len(digits) < max_digits and not _complete(digits, keys):
             key = await self.ch.wait_for_digit(timeout)
             if not key:
@@ -99,6 +101,7 @@ class IvrRunner:
         action = node["action"]
         if node.get("play"):
             await self.ch.play(node["play"])
+            self.record.step(name, "played", file=node["play"], endpos=self.ch.last_endpos)
         if action == "hangup":
             self.record.step(name, "hangup")
             self.record.finish("hangup")

@@ -33,8 +33,8 @@ SEED_TREE = {
 
 
 def make_config(tmp_path, redis_url, **overrides):
-    return trunx_config.load(env={}, data_dir=str(tmp_path / "data"), redis_url=redis_url,
-                             agi_port=0, **overrides)
+    values = {"data_dir": str(tmp_path / "data"), "redis_url": redis_url, "agi_port": 0}
+    return trunx_config.load(env={}, **{**values, **overrides})
 
 
 def seed_account(cfg, r, tree=SEED_TREE, did=SEED_DID, ivr_id="qualify-business"):

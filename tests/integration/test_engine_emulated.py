@@ -68,7 +68,7 @@ async def test_1_then_2_hears_not_qualified_and_hangs_up(cfg, seeded):
         res, row = await call(engine, keys=["1", "2"])
     assert nodes(row) == ["welcome", "has_business", "unqualified"]
     assert row.outcome == "hangup"
-    assert res.commands[-2].startswith('STREAM FILE "not_qualified"')
+    assert res.commands[-2] == 'STREAM FILE "not_qualified" ""'
     assert res.commands[-1] == "HANGUP"
 
 
@@ -89,7 +89,8 @@ async def test_no_input_replays_until_max_tries(cfg, seeded):
         res, row = await call(engine, keys=[])
     assert nodes(row) == ["welcome"] * 3
     assert row.outcome == "max-tries"
-    assert sum(c.startswith('GET DATA "welcome"') for c in res.commands) == 3
+    assert sum(c == 'STREAM FILE "welcome" "0123456789*#"' for c in res.commands) == 3
+    assert sum(c == "WAIT FOR DIGIT 5000" for c in res.commands) == 3
     assert res.commands[-2:] == ['STREAM FILE "vm-goodbye" ""', "HANGUP"]
 
 
@@ -97,12 +98,12 @@ async def test_invalid_digit_replays_the_node(cfg, seeded):
     async with running_engine(cfg) as engine:
         _, row = await call(engine, keys=["5", "1", "2"])
     assert nodes(row) == ["welcome", "welcome", "has_business", "unqualified"]
-    assert [p["event"] for p in row.path][:2] == ["enter", "invalid"]
+    assert [p["event"] for p in row.path][:3] == ["enter", "prompt", "invalid"]
 
 
 async def test_caller_hangup_mid_prompt_leaves_a_completed_record(cfg, seeded):
     async with running_engine(cfg) as engine:
-        _, row = await call(engine, keys=["1"], hangup_after=2)   # ANSWER, GET DATA, then gone
+        _, row = await call(engine, keys=["1"], hangup_after=2)   # ANSWER, STREAM FILE, then gone
         assert engine.server.stats["errors"] == 0
     assert row.status == "completed" and row.outcome == "caller-hangup"
     assert row.duration is not None and row.duration >= 0
@@ -120,9 +121,9 @@ async def test_publish_during_a_call_pins_the_old_version(cfg, r, seeded):
         await asyncio.sleep(0.05)     # let the announcement arrive
         after, row2 = await call(engine, keys=["1", "2"])
         live_res = await live
-    assert any(c.startswith('GET DATA "welcome"') for c in live_res.commands)
+    assert any(c.startswith('STREAM FILE "welcome" ') for c in live_res.commands)
     assert not any('"welcome2"' in c for c in live_res.commands)
-    assert after.commands[1].startswith('GET DATA "welcome2"')
+    assert after.commands[1].startswith('STREAM FILE "welcome2" ')
     assert row2.ivr_version == 2
 
 
