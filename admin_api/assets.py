@@ -1,0 +1,148 @@
+"""Audio assets: from a rendered WAV to a staged file, a row, and IVRs that play it.
+
+Order matters so that a failure leaves nothing behind: keep a master copy, stage it to
+Asterisk, then insert the row in a transaction; any failure undoes the earlier steps.
+Deleting stages the removal first, so an SFTP outage fails the delete instead of orphaning
+a remote file.
+
+IVR nodes may name audio by asset id or by asset name. A name reference compiles to the
+newest asset of that name, so creating an asset republishes the IVRs naming it (calls
+start playing it at once) and deleting one republishes them again (they fall back to an
+older asset of that name, or to an Asterisk sound of that name).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+from trunx import ivr_store, ivr_tree
+from trunx.db import proxy
+from trunx.media import (
+    MediaError,
+    asterisk_path,
+    make_stager,
+    pipeline,
+    render_tts,
+    tts,
+)
+from trunx.models import AudioAsset, Ivr, IvrVersion, new_id
+
+log = logging.getLogger("trunx.admin_api.assets")
+
+
+def as_json(asset: AudioAsset, base_url: str) -> dict:
+    return {"id": asset.id, "name": asset.name, "url": f"{base_url}/audio/{asset.id}/file",
+            "durationSeconds": round(asset.duration_seconds, 2)}
+
+
+def master_path(config, asset_id: str) -> str:
+    """This host's copy, served by GET /audio/{id}/file; lives as long as the asset."""
+    return os.path.join(config.data_dir, "audio", asset_id + ".wav")
+
+
+def synthesize(text: str, voice: str | None, config) -> tuple[pipeline.Rendered, list]:
+    """TTS on the configured engine. The seed pages give ElevenLabs voice ids and names
+    ("rachel"); espeak-ng has no such voices, so on the standard engine an unknown voice
+    falls back to the default one, and the answer says so in a warning."""
+    warnings = []
+    if voice is not None and pipeline.pick_provider(None, config) == "standard":
+        try:
+            tts.check_voice(voice)
+        except MediaError:
+            warnings.append({"field": "voice", "code": "voice-substituted",
+                             "message": f"the standard engine (espeak-ng) has no voice "
+                                        f"{voice!r}; used {config.default_voice!r}"})
+            voice = None
+    return render_tts(text, voice, None, None, config), warnings
+
+
+def create(account_id: str, name: str, rendered: pipeline.Rendered, config, redis, *,
+           source: str, text: str | None = None) -> AudioAsset:
+    asset_id = new_id("aud")
+    master = master_path(config, asset_id)
+    _link_or_copy(rendered.path, master)
+    stager = make_stager(config)
+    try:
+        stager.put(master, asset_id)
+        try:
+            with proxy.atomic():
+                asset = AudioAsset.create(
+                    id=asset_id, account=account_id, name=name, source=source, text=text,
+                    voice=rendered.voice, provider=rendered.provider,
+                    content_hash=rendered.content_hash,
+                    duration_seconds=rendered.duration_seconds, file_path=master)
+        except BaseException:
+            _quietly(stager.delete, asset_id)
+            raise
+    except BaseException:
+        _quietly(os.unlink, master)
+        raise
+    republish_naming(account_id, name, config, redis)
+    return asset
+
+
+def delete(asset: AudioAsset, config, redis) -> None:
+    make_stager(config).delete(asset.id)
+    with proxy.atomic():
+        asset.delete_instance()
+    _quietly(os.unlink, asset.file_path)
+    republish_naming(asset.account_id, asset.name, config, redis)
+
+
+def current_versions(account_id: str):
+    """(Ivr, IvrVersion) for each IVR's current version in the account."""
+    rows = (IvrVersion.select(IvrVersion, Ivr).join(Ivr)
+            .where(Ivr.account == account_id, IvrVersion.version == Ivr.current_version)
+            .order_by(Ivr.created_at))
+    return [(row.ivr, row) for row in rows]
+
+
+def users(asset: AudioAsset, config) -> list[str]:
+    """Ids of IVRs whose current version plays `asset`, whether its nodes name the asset by
+    id or by name (the compiled form says which asset a name resolved to)."""
+    played = asterisk_path(asset.id, config)
+    out = []
+    for ivr, version in current_versions(asset.account_id):
+        plays = set()
+        for node in version.compiled["nodes"].values():
+            plays.update(node.get(k) for k in ("play", "invalid_play"))
+        if played in plays or asset.id in ivr_tree.audio_refs(version.definition):
+            out.append(ivr.ivr_id)
+    return out
+
+
+def republish_naming(account_id: str, name: str, config, redis) -> list[str]:
+    """Publish a new version of each IVR whose nodes refer to audio `name`, so the name
+    resolves again. An IVR that no longer compiles is left on its version and logged."""
+    done = []
+    for ivr, version in current_versions(account_id):
+        if name not in ivr_tree.audio_refs(version.definition):
+            continue
+        try:
+            ivr_store.save(account_id, ivr.ivr_id, version.definition, config, redis,
+                           create=False)
+            done.append(ivr.ivr_id)
+        except ivr_store.InvalidTree as exc:
+            log.warning("IVR %s not republished after audio %r changed: %s",
+                        ivr.ivr_id, name, exc)
+    return done
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    # A hard link costs no space and outlives the cache entry; a copy when across devices.
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _quietly(fn, *args) -> None:
+    """Undo a step while another error is already on its way to the client."""
+    try:
+        fn(*args)
+    except FileNotFoundError:
+        pass
+    except Exception:  # the original error is the one to report; this one is logged
+        log.exception("cleanup %s%r failed", getattr(fn, "__name__", fn), args)

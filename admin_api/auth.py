@@ -1,0 +1,34 @@
+"""Bearer-key authentication for every route, as the seed pages show it:
+`Authorization: Bearer tk_live_...`. Unmatched routes skip it so that an unknown path or
+method answers 404/405 (a key is no secret about which routes exist: they are documented)."""
+from __future__ import annotations
+
+from flask import g, request
+
+from admin_api.errors import APIError
+from trunx import accounts
+
+# endpoints anyone may read: the API's own description
+PUBLIC_ENDPOINTS = {"openapi.document"}
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def init_app(app) -> None:
+    @app.before_request
+    def _authenticate():
+        if request.url_rule is None or request.endpoint in PUBLIC_ENDPOINTS:
+            return
+        token = _bearer()
+        account = accounts.authenticate(token) if token else None
+        if account is None:
+            raise APIError(401, "unauthorized",
+                           "missing or invalid API key; send Authorization: Bearer <key>"
+                           if token is None else "the API key is not valid")
+        g.account = account

@@ -1,0 +1,68 @@
+"""DIDs: the account's phone numbers, which IVRs are assigned to (trunx's own addition;
+the hosted service provisions numbers itself, here the user declares the ones their
+carrier routes to this Asterisk)."""
+from __future__ import annotations
+
+import peewee
+from flask import Blueprint
+
+from admin_api import context as ctx
+from admin_api.errors import APIError, invalid
+from trunx import ivr_store, phone
+from trunx.db import proxy
+from trunx.models import Did, iso
+
+bp = Blueprint("dids", __name__, url_prefix="/api/dids")
+
+
+def as_json(did: Did) -> dict:
+    return {"number": did.number, "label": did.label,
+            "ivr": did.ivr.ivr_id if did.ivr_id else None, "createdAt": iso(did.created_at)}
+
+
+def get_owned(number: str) -> Did:
+    did = Did.get_or_none(Did.number == number, Did.account == ctx.account_id())
+    if did is None:
+        raise APIError(404, "did-not-found", f"no DID {number} in this account",
+                       {"did": number})
+    return did
+
+
+def e164(data: dict, field: str) -> str:
+    value = data.get(field)
+    if not phone.is_e164(value):
+        raise invalid(field, "invalid-number",
+                      f"{field} must be an E.164 number like +19495551234")
+    return value
+
+
+@bp.post("")
+def create():
+    data = ctx.json_body({"number", "label"})
+    number = e164(data, "number")
+    label = ctx.optional_str(data, "label")
+    try:
+        with proxy.atomic():
+            did = Did.create(number=number, account=ctx.account_id(), label=label)
+    except peewee.IntegrityError:
+        # Whoever owns it, the answer is the same: which account owns a number is not ours
+        # to tell.
+        raise APIError(409, "did-exists", f"{number} is already registered",
+                       {"did": number}) from None
+    return as_json(did), 201
+
+
+@bp.get("")
+def list_dids():
+    rows = Did.select().where(Did.account == ctx.account_id()).order_by(Did.created_at)
+    items = [as_json(d) for d in rows]
+    return {"dids": items, "count": len(items)}
+
+
+@bp.delete("/<number>")
+def delete(number: str):
+    did = get_owned(number)
+    if did.ivr_id:
+        ivr_store.unassign(did, ctx.redis())   # calls to it stop reaching the IVR first
+    did.delete_instance()
+    return {"deleted": True, "number": number}

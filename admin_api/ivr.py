@@ -1,0 +1,169 @@
+"""IVR API (seed 001): CRUD on trees, TTS for one node, DID assignment.
+
+Every write goes through trunx.ivr_store, the one path a tree takes to the engine:
+validate, store a new immutable version in SQLite, publish it to Redis.
+"""
+from __future__ import annotations
+
+import copy
+import re
+
+import peewee
+from flask import Blueprint
+
+from admin_api import assets, dids
+from admin_api import context as ctx
+from admin_api.errors import APIError, invalid
+from trunx import ivr_store, ivr_tree
+from trunx.db import proxy
+from trunx.media import pipeline
+from trunx.models import Did, Ivr, IvrVersion, iso, new_id
+
+bp = Blueprint("ivr", __name__, url_prefix="/ivr")
+# Ids appear in URLs and Redis keys: the same alphabet as node names.
+IVR_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+TREE_FIELDS = {"id", "nodes", "start"}
+
+
+def as_json(ivr: Ivr, version: IvrVersion, warnings=None) -> dict:
+    definition = version.definition
+    if warnings is None:
+        warnings = ivr_tree.validate(definition).warnings
+    out = {"id": ivr.ivr_id, "nodes": definition["nodes"]}
+    if "start" in definition:
+        out["start"] = definition["start"]
+    out.update(version=version.version, createdAt=iso(ivr.created_at),
+               updatedAt=iso(ivr.updated_at),
+               dids=[d.number for d in Did.select(Did.number).where(Did.ivr == ivr)
+                     .order_by(Did.number)],
+               warnings=[w.as_dict() if hasattr(w, "as_dict") else w for w in warnings])
+    return out
+
+
+def get_owned(ivr_id: str) -> Ivr:
+    ivr = Ivr.get_or_none(Ivr.account == ctx.account_id(), Ivr.ivr_id == ivr_id)
+    if ivr is None:
+        raise APIError(404, "ivr-not-found", f"no IVR {ivr_id!r} in this account",
+                       {"id": ivr_id})
+    return ivr
+
+
+def _tree(data: dict, base: dict | None = None) -> dict:
+    """The definition to store: `base` with the fields the request sent replacing its own
+    (nodes as a whole; "start": null removes start)."""
+    tree = dict(base or {})
+    if "nodes" in data:
+        tree["nodes"] = data["nodes"]
+    if "start" in data:
+        if data["start"] is None:
+            tree.pop("start", None)
+        else:
+            tree["start"] = data["start"]
+    return tree
+
+
+def _save(ivr_id: str, tree: dict, *, create: bool):
+    try:
+        return ivr_store.save(ctx.account_id(), ivr_id, tree, ctx.config(), ctx.redis(),
+                              create=create)
+    except peewee.IntegrityError:
+        # two writers raced for the same id or the same next version number
+        if create:
+            raise APIError(409, "ivr-exists", f"an IVR with id {ivr_id!r} already exists",
+                           {"id": ivr_id}) from None
+        raise APIError(409, "ivr-conflict", "the IVR changed while this update was being "
+                       "saved; retry", {"id": ivr_id}) from None
+
+
+@bp.post("")
+def create():
+    data = ctx.json_body(TREE_FIELDS)
+    ivr_id = data.get("id")
+    if ivr_id is None:
+        ivr_id = new_id("ivr")
+    elif not isinstance(ivr_id, str) or not IVR_ID.match(ivr_id):
+        raise invalid("id", "invalid-id", "id is 1-64 of A-Z a-z 0-9 _ . -")
+    if Ivr.select().where(Ivr.account == ctx.account_id(), Ivr.ivr_id == ivr_id).exists():
+        raise APIError(409, "ivr-exists", f"an IVR with id {ivr_id!r} already exists",
+                       {"id": ivr_id})
+    ivr, version, warnings = _save(ivr_id, _tree(data), create=True)
+    return as_json(ivr, version, warnings), 201
+
+
+@bp.get("")
+def list_ivrs():
+    items = [as_json(ivr, version) for ivr, version in assets.current_versions(ctx.account_id())]
+    return {"ivrs": items, "count": len(items)}
+
+
+@bp.get("/<ivr_id>")
+def get(ivr_id: str):
+    ivr = get_owned(ivr_id)
+    return as_json(ivr, ivr_store.current_version(ivr))
+
+
+@bp.patch("/<ivr_id>")
+def update(ivr_id: str):
+    ivr = get_owned(ivr_id)
+    data = ctx.json_body(TREE_FIELDS)
+    if "id" in data and data["id"] != ivr_id:
+        raise invalid("id", "immutable", "an IVR's id cannot change; create a new IVR")
+    if not set(data) & {"nodes", "start"}:
+        raise invalid("nodes", "required", "send nodes and/or start to update")
+    tree = _tree(data, ivr_store.current_version(ivr).definition)
+    ivr, version, warnings = _save(ivr_id, tree, create=False)
+    return as_json(ivr, version, warnings)
+
+
+@bp.delete("/<ivr_id>")
+def delete(ivr_id: str):
+    ivr = get_owned(ivr_id)
+    with proxy.atomic():   # the check and the delete see the same DIDs
+        assigned = [d.number for d in Did.select().where(Did.ivr == ivr).order_by(Did.number)]
+        if assigned:
+            raise APIError(409, "ivr-assigned",
+                           "the IVR is assigned to DIDs; assign them another IVR or delete "
+                           "them first", {"dids": assigned})
+        ivr_store.delete(ivr, ctx.redis())
+    return {"deleted": True, "id": ivr_id}
+
+
+@bp.post("/<ivr_id>/audio")
+def node_audio(ivr_id: str):
+    ivr = get_owned(ivr_id)
+    data = ctx.json_body({"node", "text", "voice"})
+    node = ctx.required_str(data, "node", max_len=64)
+    text = ctx.required_str(data, "text", max_len=pipeline.MAX_TEXT_CHARS)
+    voice = ctx.optional_str(data, "voice")
+    definition = ivr_store.current_version(ivr).definition
+    if node not in definition["nodes"]:
+        raise APIError(404, "node-not-found", f"IVR {ivr_id!r} has no node {node!r}",
+                       {"id": ivr_id, "node": node, "nodes": sorted(definition["nodes"])})
+    config, redis = ctx.config(), ctx.redis()
+    rendered, voice_warnings = assets.synthesize(text, voice, config)
+    # ':' is outside the audio-reference alphabet, so no tree can name this asset by
+    # accident; trees refer to it by its id.
+    asset = assets.create(ctx.account_id(), f"ivr:{ivr_id}:{node}", rendered, config, redis,
+                          source="tts", text=text)
+    tree = copy.deepcopy(definition)
+    tree["nodes"][node]["audio"] = asset.id
+    try:
+        ivr, version, warnings = _save(ivr_id, tree, create=False)
+    except BaseException:
+        assets.delete(asset, config, redis)
+        raise
+    out = as_json(ivr, version, warnings)
+    out["warnings"] = voice_warnings + out["warnings"]
+    out["node"] = node
+    out["audio"] = assets.as_json(asset, ctx.base_url())
+    return out, 201
+
+
+@bp.post("/<ivr_id>/assign")
+def assign(ivr_id: str):
+    ivr = get_owned(ivr_id)
+    data = ctx.json_body({"did"})
+    did = dids.get_owned(dids.e164(data, "did"))
+    previous = did.ivr.ivr_id if did.ivr_id else None
+    ivr_store.assign(ivr, did, ctx.redis())
+    return {"ivr": ivr.ivr_id, "did": did.number, "assigned": True, "previous": previous}

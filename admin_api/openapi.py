@@ -1,0 +1,205 @@
+"""GET /openapi.json: the API described as data (OpenAPI 3.1).
+
+A test walks the app's URL map and this document both ways, so a route cannot be added
+or dropped without the description following.
+"""
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("openapi", __name__)
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(required: list[str], **props) -> dict:
+    return {"type": "object", "required": required, "properties": props,
+            "additionalProperties": False}
+
+
+STR = {"type": "string"}
+NUM = {"type": "number"}
+INT = {"type": "integer"}
+BOOL = {"type": "boolean"}
+TS = {"type": "string", "format": "date-time", "examples": ["2026-03-09T15:30:00.000Z"]}
+E164 = {"type": "string", "pattern": r"^\+[1-9]\d{7,14}$", "examples": ["+19495551234"]}
+NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,64}$"}
+AUDIO_REF = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-/]{1,200}$",
+             "description": "an audio asset id, an asset name, or an Asterisk sound name"}
+DTMF_MAP = {"type": "object", "minProperties": 1,
+            "propertyNames": {"pattern": r"^[0-9*#]{1,10}$"}, "additionalProperties": NAME}
+
+SCHEMAS = {
+    "Problem": obj(["field", "code", "message"], field=STR, code=STR, message=STR),
+    "Error": obj(["error"], error=obj(
+        ["code", "message", "details"], code={**STR, "description": "stable kebab-case id"},
+        message=STR,
+        details={"description": "an object, or for invalid-ivr / invalid-request a list of "
+                                "Problem"})),
+    "Audio": obj(["id", "name", "url", "durationSeconds"], id=STR, name=STR,
+                 url={**STR, "format": "uri"}, durationSeconds=NUM,
+                 warnings={"type": "array", "items": ref("Problem")}),
+    "AudioList": obj(["audio"], audio={"type": "array", "items": ref("Audio")}),
+    "TtsRequest": obj(["name", "text"], name={**STR, "maxLength": 200},
+                      text={**STR, "maxLength": 5000},
+                      voice={**STR, "description": "ElevenLabs voice id or name, or an "
+                                                   "espeak-ng voice on the standard engine"}),
+    "UploadRequest": obj(["file"], file={**STR, "contentMediaType": "audio/*"},
+                         name={**STR, "description": "defaults to the file name"}),
+    "GatherNode": obj(["audio", "gather"], audio=AUDIO_REF, gather=DTMF_MAP,
+                      timeout_node=NAME, timeout={**NUM, "minimum": 0.5, "maximum": 60},
+                      max_tries={**INT, "minimum": 1, "maximum": 10},
+                      max_digits={**INT, "minimum": 1, "maximum": 20},
+                      invalid_audio=AUDIO_REF, invalid_node=NAME),
+    "ActionNode": obj(["action"], action={"enum": ["transfer", "hangup", "suppress"]},
+                      audio=AUDIO_REF, to=E164, agent=NAME,
+                      timeout={**NUM, "minimum": 1, "maximum": 300}),
+    "Node": {"oneOf": [ref("GatherNode"), ref("ActionNode")]},
+    "IvrRequest": obj(["nodes"], id=NAME, start=NAME,
+                      nodes={"type": "object", "minProperties": 1, "maxProperties": 500,
+                             "additionalProperties": ref("Node")}),
+    "IvrPatch": obj([], id={**NAME, "description": "if sent, must equal the path id"},
+                    start={"type": ["string", "null"]},
+                    nodes={"type": "object", "additionalProperties": ref("Node")}),
+    "Ivr": obj(["id", "nodes", "version", "createdAt", "updatedAt", "dids", "warnings"],
+               id=STR, start=STR, nodes={"type": "object", "additionalProperties": ref("Node")},
+               version=INT, createdAt=TS, updatedAt=TS, dids={"type": "array", "items": E164},
+               warnings={"type": "array", "items": ref("Problem")}),
+    "IvrList": obj(["ivrs", "count"], ivrs={"type": "array", "items": ref("Ivr")}, count=INT),
+    "NodeAudioRequest": obj(["node", "text"], node=NAME, text={**STR, "maxLength": 5000},
+                            voice=STR),
+    "AssignRequest": obj(["did"], did=E164),
+    "AssignResponse": obj(["ivr", "did", "assigned", "previous"], ivr=STR, did=E164,
+                          assigned={"const": True}, previous={"type": ["string", "null"]}),
+    "Did": obj(["number", "label", "ivr", "createdAt"], number=E164,
+               label={"type": ["string", "null"]}, ivr={"type": ["string", "null"]},
+               createdAt=TS),
+    "DidRequest": obj(["number"], number=E164, label={**STR, "maxLength": 200}),
+    "DidList": obj(["dids", "count"], dids={"type": "array", "items": ref("Did")}, count=INT),
+    "Deleted": obj(["deleted"], deleted={"const": True}, id=STR, number=STR),
+}
+
+# POST /ivr/{id}/audio answers the updated IVR plus the node and the new asset
+SCHEMAS["NodeAudioResponse"] = {
+    **SCHEMAS["Ivr"], "required": SCHEMAS["Ivr"]["required"] + ["node", "audio"],
+    "properties": {**SCHEMAS["Ivr"]["properties"], "node": NAME, "audio": ref("Audio")}}
+
+
+def json_body(schema: str) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": ref(schema)}}}
+
+
+def ok(schema: str, status: str = "200", description: str = "OK") -> dict:
+    return {status: {"description": description,
+                     "content": {"application/json": {"schema": ref(schema)}}}}
+
+
+def errors(*statuses: int) -> dict:
+    return {str(s): {"description": "error", "content": {"application/json": {
+        "schema": ref("Error")}}} for s in (401, *statuses)}
+
+
+def op(summary: str, responses: dict, body: dict | None = None, tag: str = "",
+       params: list | None = None) -> dict:
+    out = {"summary": summary, "tags": [tag], "responses": responses}
+    if body:
+        out["requestBody"] = body
+    if params:
+        out["parameters"] = params
+    return out
+
+
+def path_param(name: str, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": STR,
+            "description": description}
+
+
+AUDIO_ID = [path_param("audio_id", "audio asset id, e.g. aud_3f2a...")]
+IVR_ID = [path_param("ivr_id", "the IVR's id, e.g. qualify-business")]
+NUMBER = [path_param("number", "E.164 number, URL-encoded: %2B19495551234")]
+FORCE = {"name": "force", "in": "query", "required": False,
+         "schema": {"type": "string", "enum": ["true", "false"]},
+         "description": "delete even while IVRs play it"}
+UPLOAD = {"required": True,
+          "content": {"multipart/form-data": {"schema": ref("UploadRequest")}}}
+WAV = {"200": {"description": "8 kHz mono 16-bit WAV",
+               "content": {"audio/wav": {"schema": {"type": "string",
+                                                    "contentMediaType": "audio/wav"}}}}}
+
+PATHS = {
+    "/audio": {
+        "post": op("Generate TTS audio", {**ok("Audio", "201", "created"),
+                                          **errors(400, 415, 422, 502, 503)},
+                   json_body("TtsRequest"), "audio"),
+        "get": op("List audio files", {**ok("AudioList"), **errors()}, tag="audio"),
+    },
+    "/audio/upload": {
+        "post": op("Upload audio file", {**ok("Audio", "201", "created"),
+                                         **errors(413, 415, 422, 502)}, UPLOAD, "audio"),
+    },
+    "/audio/{audio_id}/file": {
+        "get": op("Download the transcoded WAV", {**WAV, **errors(404)}, tag="audio",
+                  params=AUDIO_ID),
+    },
+    "/audio/{audio_id}": {
+        "delete": op("Delete audio file", {**ok("Deleted"), **errors(404, 409, 502)},
+                     tag="audio", params=AUDIO_ID + [FORCE]),
+    },
+    "/ivr": {
+        "post": op("Create IVR", {**ok("Ivr", "201", "created"),
+                                  **errors(400, 409, 415, 422)}, json_body("IvrRequest"), "ivr"),
+        "get": op("List IVRs", {**ok("IvrList"), **errors()}, tag="ivr"),
+    },
+    "/ivr/{ivr_id}": {
+        "get": op("Get IVR", {**ok("Ivr"), **errors(404)}, tag="ivr", params=IVR_ID),
+        "patch": op("Update IVR (new version, live for new calls)",
+                    {**ok("Ivr"), **errors(400, 404, 409, 415, 422)}, json_body("IvrPatch"),
+                    "ivr", IVR_ID),
+        "delete": op("Delete IVR", {**ok("Deleted"), **errors(404, 409)}, tag="ivr",
+                     params=IVR_ID),
+    },
+    "/ivr/{ivr_id}/audio": {
+        "post": op("Generate TTS audio for a node",
+                   {**ok("NodeAudioResponse", "201", "created"),
+                    **errors(400, 404, 415, 422, 502, 503)}, json_body("NodeAudioRequest"),
+                   "ivr", IVR_ID),
+    },
+    "/ivr/{ivr_id}/assign": {
+        "post": op("Assign IVR to DID", {**ok("AssignResponse"), **errors(400, 404, 415, 422)},
+                   json_body("AssignRequest"), "ivr", IVR_ID),
+    },
+    "/api/dids": {
+        "post": op("Register a DID (trunx addition)", {**ok("Did", "201", "created"),
+                                                       **errors(400, 409, 415, 422)},
+                   json_body("DidRequest"), "dids"),
+        "get": op("List DIDs", {**ok("DidList"), **errors()}, tag="dids"),
+    },
+    "/api/dids/{number}": {
+        "delete": op("Delete a DID (unassigns it first)", {**ok("Deleted"), **errors(404)},
+                     tag="dids", params=NUMBER),
+    },
+    "/openapi.json": {
+        "get": {"summary": "This document", "tags": ["meta"], "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1",
+                                      "content": {"application/json": {}}}}},
+    },
+}
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {"title": "trunx admin API", "version": "0.1.0",
+             "description": "Audio and IVR APIs as the hosted service documents them, served "
+                            "by your own Asterisk. See docs/api.md."},
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}],
+    "components": {"schemas": SCHEMAS, "securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "tk_live_..."}}},
+    "paths": PATHS,
+}
+
+
+@bp.get("/openapi.json")
+def document():
+    return DOCUMENT

@@ -1,0 +1,6 @@
+"""`python -m trunx ...`: the same as the `trunx` command."""
+import sys
+
+from trunx.cli import main
+
+sys.exit(main())

@@ -1,0 +1,84 @@
+"""The `trunx` command (also `python -m trunx`): accounts, keys, config, resync.
+
+    trunx [--config PATH] accounts create NAME     a new account and its first API key
+    trunx [--config PATH] keys create ACCOUNT_ID   another key for an account
+    trunx [--config PATH] config                   the effective config, secrets masked
+    trunx [--config PATH] resync                   rebuild Redis from the database
+
+A key is printed once; only its hash is stored, so there is no way to show it again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from trunx import config as trunx_config
+
+_KEY_NOTE = "the key is shown once; trunx keeps only its hash"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trunx", description="trunx administration")
+    p.add_argument("--config", metavar="PATH", help="INI file with a [trunx] section "
+                   "(default: $TRUNX_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True)
+    accounts = sub.add_parser("accounts", help="manage accounts")
+    acc_sub = accounts.add_subparsers(dest="action", required=True)
+    acc_sub.add_parser("create", help="create an account and its first key") \
+        .add_argument("name")
+    keys = sub.add_parser("keys", help="manage API keys")
+    key_sub = keys.add_subparsers(dest="action", required=True)
+    key_create = key_sub.add_parser("create", help="create another key for an account")
+    key_create.add_argument("account_id")
+    key_create.add_argument("--name", help="a label for the key")
+    sub.add_parser("config", help="print the effective config (secrets masked)")
+    sub.add_parser("resync", help="rebuild Redis (IVRs, DID map, DNC) from the database")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    config = trunx_config.load(args.config)
+    if args.command == "config":
+        print(json.dumps(config.masked(), indent=2, default=list))
+        return 0
+
+    from trunx import accounts, db
+
+    db.connect(config)
+    if args.command == "accounts":
+        try:
+            account = accounts.create_account(args.name)
+        except ValueError as exc:
+            print(f"trunx: {exc}", file=sys.stderr)
+            return 2
+        print(f"account {account.id}")
+        print(f"key {accounts.create_key(account)}")
+        print(_KEY_NOTE, file=sys.stderr)
+        return 0
+    if args.command == "keys":
+        try:
+            key = accounts.create_key(args.account_id, name=args.name)
+        except LookupError as exc:
+            print(f"trunx: {exc}", file=sys.stderr)
+            return 1
+        print(f"key {key}")
+        print(_KEY_NOTE, file=sys.stderr)
+        return 0
+    if args.command == "resync":
+        import redis
+
+        from trunx import ivr_store
+
+        client = redis.Redis.from_url(config.redis_url, decode_responses=True)
+        try:
+            counts = ivr_store.resync(client)
+        except redis.exceptions.ConnectionError as exc:
+            print(f"trunx: redis at {config.redis_url} is unreachable: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            client.close()
+        print(json.dumps(counts))
+        return 0
+    return 2   # argparse's required subcommands make this unreachable
