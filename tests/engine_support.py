@@ -9,27 +9,10 @@ import redis.asyncio as aioredis
 from agi_server.engine import Engine
 from trunx import config as trunx_config
 from trunx import db, ivr_store
+from trunx.demo import DEMO_DID, SEED_TREE  # noqa: F401  (re-exported for tests)
 from trunx.models import Account, Did
 
-SEED_DID = "+19495551234"
-
-# The IVR seed page's qualify-business tree, as written there.
-SEED_TREE = {
-    "nodes": {
-        "welcome": {
-            "audio": "welcome.wav",
-            "gather": {"1": "has_business", "9": "dnc"},
-            "timeout_node": "welcome",
-        },
-        "has_business": {
-            "audio": "business_check.wav",
-            "gather": {"1": "transfer_ai", "2": "unqualified"},
-        },
-        "transfer_ai": {"action": "transfer"},
-        "unqualified": {"action": "hangup", "audio": "not_qualified.wav"},
-        "dnc": {"action": "suppress"},
-    }
-}
+SEED_DID = DEMO_DID
 
 
 def make_config(tmp_path, redis_url, **overrides):

@@ -14,18 +14,13 @@ import redis
 
 from tests.engine_support import SEED_DID, SEED_TREE, make_config, running_engine
 from trunx import db, ivr_store
+from trunx.demo import publish_demo, stage_prompts
 from trunx.devstack import wait_until
 from trunx.devstack.ami import originate_local
-from trunx.media import LocalStager, render_tts
-from trunx.models import Account, AudioAsset, Call, Did, Suppression
+from trunx.models import Account, AudioAsset, Call, Suppression
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
-PROMPTS = {
-    "welcome.wav": "Press one if you own a business. Press nine to opt out.",
-    "business_check.wav": "Press one to talk to us. Press two if not.",
-    "not_qualified.wav": "Sorry, you do not qualify. Goodbye.",
-}
 CALLER = "+12025550199"
 
 
@@ -50,16 +45,8 @@ def account(cfg, r):
     """An account with the seed's prompts as staged assets and the tree on the seed DID."""
     db.connect(cfg)
     acc = Account.create(name="asterisk-test")
-    stager = LocalStager(cfg.staged_sounds_dir)
-    for name, text in PROMPTS.items():
-        rendered = render_tts(text, None, "standard", None, cfg)
-        asset = AudioAsset.create(account=acc, name=name, source="tts", text=text,
-                                  provider="standard", content_hash=rendered.content_hash,
-                                  duration_seconds=rendered.duration_seconds,
-                                  file_path=rendered.path)
-        stager.put(rendered.path, asset.id)
-    ivr, _, _ = ivr_store.save(acc.id, "qualify-business", SEED_TREE, cfg, r, create=True)
-    ivr_store.assign(ivr, Did.create(number=SEED_DID, account=acc), r)
+    stage_prompts(acc, cfg)
+    publish_demo(acc, cfg, r)
     return acc
 
 
@@ -115,6 +102,7 @@ async def test_9_suppresses_the_caller_durably(cfg, account, pbx_ami):
     async with running_engine(cfg) as engine:
         call = await place_call(pbx_ami, "w1-d9")
         row = await record_of(call)
+        assert engine.server.stats["errors"] == 0
     assert walked(row) == ["welcome", "dnc"] and row.outcome == "suppressed"
     # Another process, opening the same SQLite file cold, sees the entry and its origin.
     probe = (
@@ -123,8 +111,8 @@ async def test_9_suppresses_the_caller_durably(cfg, account, pbx_ami):
         f"s=Suppression.get(Suppression.number=={CALLER!r});"
         "print(json.dumps([s.account_id, s.source, s.did, s.node, s.call_id]))"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True).stdout
+    out = (await asyncio.to_thread(subprocess.run, [sys.executable, "-c", probe],
+                                   capture_output=True, text=True, check=True)).stdout
     assert json.loads(out) == [account.id, "ivr", SEED_DID, "dnc", row.id]
     assert Suppression.select().count() == 1
 
@@ -133,6 +121,7 @@ async def test_no_input_replays_welcome_until_max_tries(cfg, account, pbx_ami):
     async with running_engine(cfg) as engine:
         call = await place_call(pbx_ami, "")
         row = await record_of(call, timeout=90)
+        assert engine.server.stats["errors"] == 0
     assert walked(row) == ["welcome"] * 3
     assert [p["event"] for p in row.path].count("timeout") == 3
     assert row.outcome == "max-tries"
@@ -145,6 +134,7 @@ async def test_invalid_digit_replays_the_node(cfg, account, pbx_ami):
     async with running_engine(cfg) as engine:
         call = await place_call(pbx_ami, "w1-d5-w1.5-d1-w1.5-d2")
         row = await record_of(call)
+        assert engine.server.stats["errors"] == 0
     assert walked(row) == ["welcome", "welcome", "has_business", "unqualified"]
     assert [p for p in row.path if p["event"] == "invalid"][0]["digits"] == "5"
 
