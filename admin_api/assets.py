@@ -1,7 +1,8 @@
 """Audio assets: from a rendered WAV to a staged file, a row, and IVRs that play it.
 
 Order matters so that a failure leaves nothing behind: keep a master copy, stage it to
-Asterisk, then insert the row in a transaction; any failure undoes the earlier steps.
+Asterisk, then insert the row in a transaction; any failure undoes the earlier steps
+(including the cache entry, when this request rendered it).
 Deleting stages the removal first, so an SFTP outage fails the delete instead of orphaning
 a remote file.
 
@@ -77,6 +78,8 @@ def create(account_id: str, name: str, rendered: pipeline.Rendered, config, redi
             raise
     except BaseException:
         _quietly(os.unlink, master)
+        if not rendered.cached:   # rendered for this request only: leave no trace of it
+            _quietly(os.unlink, rendered.path)
         raise
     republish_naming(account_id, name, config, redis)
     return asset

@@ -1,5 +1,6 @@
 """The request examples of the two seed pages, verbatim (only split where the page
 ran them together). Tests substitute the host, the key and example ids, nothing else."""
+# ruff: noqa: E501  (the pages' lines, verbatim)
 
 IVR_CREATE_CURL = r'''curl -X POST https://api.trunx.io/ivr \
 -H "Authorization: Bearer tk_live_..." \

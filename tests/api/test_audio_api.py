@@ -85,6 +85,17 @@ def test_non_audio_upload_is_415_and_leaves_nothing(client, tenant, redis, confi
     assert state(config, redis) == before
 
 
+def test_broken_audio_is_422_and_leaves_nothing(client, tenant, redis, config):
+    before = state(config, redis)
+    # a WAV header over garbage: sniffed as wav, refused by sox
+    broken = b"RIFF\x24\x08\x00\x00WAVEfmt " + bytes(range(256)) * 8
+    r = client.post("/audio/upload", headers=tenant.headers,
+                    data={"file": (io.BytesIO(broken), "broken.wav")})
+    assert r.status_code == 422, r.json
+    assert r.json["error"]["code"] in ("transcode-failed", "empty-audio")
+    assert state(config, redis) == before
+
+
 def test_oversize_upload_is_413_and_leaves_nothing(make_app, config, tenant, redis, tmp_path):
     app = make_app(config.replace(upload_max_bytes=20_000))
     client = app.test_client()

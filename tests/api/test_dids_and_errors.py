@@ -33,6 +33,10 @@ def test_did_lifecycle(client, tenant, redis):
     assert r.json == {"deleted": True, "number": "+19495551234"}
     assert redis.get(redis_schema.did_key("+19495551234")) is None
     assert client.delete("/ivr/qualify-business", headers=tenant.headers).status_code == 200
+    # a literal + in a path is a plus, not a space
+    client.post("/api/dids", json={"number": "+442071838750"}, headers=tenant.headers)
+    r = client.delete("/api/dids/+442071838750", headers=tenant.headers)
+    assert r.status_code == 200 and r.json["number"] == "+442071838750"
 
 
 def test_did_conflicts_and_validation(client, tenant, other):

@@ -106,7 +106,8 @@ def run(kind: str, snippet: str, cwd: Path) -> tuple[int | None, object]:
         # the upload example appends an `audioFile` it leaves the reader to provide
         'const audioFile = new Blob([fs.readFileSync("greeting.mp3")], {type: "audio/mpeg"});\n'
         + snippet +
-        '\nif (typeof res !== "undefined") console.log(JSON.stringify({status: res.status, data}));\n')
+        '\nif (typeof res !== "undefined")'
+        ' console.log(JSON.stringify({status: res.status, data}));\n')
     out = subprocess.run(["node", str(script)], cwd=cwd, capture_output=True, text=True,
                          timeout=60, check=False)
     assert out.returncode == 0, out.stderr
@@ -141,8 +142,9 @@ def wav_seconds(server: Server, key: str, url: str) -> float:
 def test_ivr_page(server, kind, workdir):
     key = server.account(f"ivr-{kind}")
     h = {"Authorization": f"Bearer {key}"}
-    snippets = {name: adapt(getattr(seed, f"IVR_{name}_{kind.upper() if kind != 'python' else 'PY'}"),
-                            server, key) for name in ("CREATE", "AUDIO", "ASSIGN")}
+    suffix = "PY" if kind == "python" else kind.upper()
+    snippets = {name: adapt(getattr(seed, f"IVR_{name}_{suffix}"), server, key)
+                for name in ("CREATE", "AUDIO", "ASSIGN")}
     # trunx's addition: the DID must be declared before an IVR can be assigned to it
     assert requests.post(f"{server.base}/api/dids", json={"number": DID}, headers=h,
                          timeout=10).status_code == 201
@@ -205,3 +207,13 @@ def test_audio_page(server, kind, workdir):
     status, listed = run(kind, adapt(getattr(seed, f"AUDIO_LIST_{suffix}"), server, key),
                          workdir)
     assert [a["id"] for a in listed["audio"]] == [up["id"]]
+
+
+def test_oversize_upload_through_gunicorn(server):
+    """The 413 reaches a real client as JSON, though the body is refused unread."""
+    key = server.account("big")
+    too_big = 20 * 1024 * 1024 + 100 * 1024      # the default limit plus the form allowance
+    r = requests.post(f"{server.base}/audio/upload", headers={"Authorization": f"Bearer {key}"},
+                      files={"file": ("big.wav", b"RIFF" + b"\0" * too_big)}, timeout=60)
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload-too-large"
