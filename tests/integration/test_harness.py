@@ -217,6 +217,14 @@ async def test_caller_steps_record_what_the_caller_hears(pbx, pbx_ami, agi_port)
     assert seconds > 0.2 and max(map(abs, samples)) > 1000  # the beep, not silence
 
 
+async def test_test_agent_answers_then_hangs_up(pbx, pbx_ami):
+    call = await originate_local(pbx_ami, "s", "w10", context="test-agent")
+    response = await pbx_ami.wait_event(call.is_originate_response(), timeout=10)
+    assert response["Response"] == "Success"
+    hangup = await pbx_ami.wait_event(call.is_hangup_of("caller"), timeout=5)  # default w1-h
+    assert hangup["Cause"] == "16"
+
+
 # -- the carrier: a second Asterisk playing the PSTN over real SIP ------------------------
 
 async def test_pbx_calls_the_carrier_and_it_answers(pbx, carrier, pbx_ami, carrier_ami):
