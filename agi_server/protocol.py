@@ -1,16 +1,10 @@
 """Sans-IO FastAGI: bytes in, events out; command lines in, bytes out.
 
 Shaped like h11: this module never touches a socket or an event loop, so every
-byte sequence Asterisk can send is testable in memory. Usage from asyncio::
+byte sequence Asterisk can send is testable in memory. Running one command from
+asyncio (``receive_data(b"")`` means EOF; one command is in flight at a time)::
 
-    conn = AGIConnection()
-    conn.receive_data(await reader.read(65536))      # b"" means EOF
-    event = conn.next_event()                         # an Event, or NEED_DATA
-    writer.write(conn.send(commands.answer()))       # one command in flight at a time
-
-A typical "run one command" loop::
-
-    async def run(conn, reader, writer, command):
+    async def run(conn, reader, writer, command):  # command from agi_server.commands
         writer.write(conn.send(command))
         while True:
             event = conn.next_event()
@@ -147,6 +141,7 @@ _REPLY_LINE = re.compile(r"([0-9]{3})([ -])(.*)", re.DOTALL)
 _RESULT = re.compile(r"200 result=([^ ]*)(.*)", re.DOTALL)
 # One " key=value" pair after the result; Asterisk quotes speech text0="..." values.
 _EXTRA = re.compile(r' +([A-Za-z0-9_]+)=("[^"]*"|[^ "]*)')
+_SPACES = re.compile(r" *")
 _INTEGER = re.compile(r"-?[0-9]+")
 _USAGE_END = "520 End of proper usage."
 _UNSAFE_IN_COMMAND = re.compile(r"[\r\n\x00]")
@@ -368,16 +363,32 @@ def _split_tail(tail: str) -> tuple[str | None, dict[str, str], str | None]:
     ``key=value`` pairs. Text that fits neither shape is kept as ``message``.
     """
     if tail.startswith(" ("):
+        known: dict[int, bool] = {}
         end = len(tail)
         while (close := tail.rfind(")", 2, end)) != -1:
-            extras = _parse_extras(tail[close + 1 :])
-            if extras is not None:
-                return tail[2:close], extras, None
+            if _pairs_from(tail, close + 1, known):
+                return tail[2:close], cast("dict[str, str]", _parse_extras(tail[close + 1 :])), None
             end = close
     extras = _parse_extras(tail)
     if extras is not None:
         return None, extras, None
     return None, {}, tail.strip(" ")
+
+
+def _pairs_from(text: str, position: int, known: dict[int, bool]) -> bool:
+    """Whether ``text[position:]`` is only `` key=value`` pairs. ``known`` remembers
+    each position walked, so trying every ``)`` of a long line costs one pass."""
+    walked = []
+    while position not in known:
+        walked.append(position)
+        match = _EXTRA.match(text, position)
+        if match is None:
+            known[position] = _SPACES.fullmatch(text, position) is not None
+            break
+        position = match.end()
+    for step in walked:
+        known[step] = known[position]
+    return known[position]
 
 
 def _parse_extras(text: str) -> dict[str, str] | None:
