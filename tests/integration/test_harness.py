@@ -240,6 +240,24 @@ async def test_pbx_calls_the_carrier_and_it_answers(pbx, carrier, pbx_ami, carri
     await pbx_ami.wait_event(call.is_hangup_of("callee"), timeout=15)
 
 
+async def test_carrier_records_what_it_hears_and_sends_dtmf(pbx, carrier, pbx_ami, carrier_ami):
+    await carrier_ami.action("Setvar", {"Variable": "STEPS_12025550101", "Value": "w1-d5"})
+    call = await originate_local(pbx_ami, "+12025550101", "w1.5-pbeep-w1-h", context="outbound")
+    dtmf = await pbx_ami.wait_event(
+        lambda e: e.get("Event") == "DTMFEnd" and e.get("Channel", "").startswith("PJSIP/carrier-")
+        and e.get("Direction") == "Received", timeout=10)
+    assert dtmf["Digit"] == "5"  # sent by the carrier as RFC 4733, seen by our PBX
+    await carrier_ami.wait_event(  # MixMonitor closes its file as the channel goes
+        lambda e: e.get("Event") == "Hangup" and e.get("Channel", "").startswith("PJSIP/pbx-"),
+        timeout=15)
+    await pbx_ami.wait_event(call.is_hangup_of("caller"), timeout=5)
+    recordings = wait_until(lambda: list(carrier.recordings_dir_host.glob("12025550101-*.wav")),
+                            timeout=5, message="the carrier's recording")
+    with wave.open(str(recordings[0])) as wav:
+        samples = array.array("h", wav.readframes(wav.getnframes()))
+    assert max(map(abs, samples)) > 1000  # the beep the PBX side played crossed RTP
+
+
 async def test_carrier_busy_number_is_busy(pbx, carrier, pbx_ami):
     call = await originate_local(pbx_ami, "+12025550110", "w1", context="outbound")
     response = await pbx_ami.wait_event(call.is_originate_response(), timeout=15)
