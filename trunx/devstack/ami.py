@@ -195,5 +195,7 @@ async def originate_local(ami: AmiClient, number: str, steps: str = "", *,
         ("Variable", f"STEPS={steps}"),
     ]
     fields += [("Variable", f"{k}={v}") for k, v in (variables or {}).items()]
+    if any("," in str(value) for key, value in fields if key == "Variable"):
+        raise ValueError("Originate splits each Variable header on commas: no ',' in values")
     call.response = await ami.action("Originate", fields)
     return call
