@@ -13,10 +13,12 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 _PLAIN_ENV = {"elevenlabs_api_key": "ELEVENLABS_API_KEY", "ultravox_api_key": "ULTRAVOX_API_KEY"}
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")   # scheme://user:PASSWORD@host
 _SECRETS = {"elevenlabs_api_key", "ultravox_api_key", "ami_secret", "sftp_password",
             "webhook_secret"}
 
@@ -97,14 +99,18 @@ class Config:
     def asterisk_sounds_path(self) -> str:
         return self.asterisk_sounds_dir or self.staged_sounds_dir
 
-    def replace(self, **changes) -> "Config":
+    def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
 
     def masked(self) -> dict:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = "***" if (f.name in _SECRETS and value) else value
+            if f.name in _SECRETS and value:
+                value = "***"
+            elif f.name.endswith("_url") and isinstance(value, str):
+                value = _URL_PASSWORD.sub(r"\1***@", value)
+            out[f.name] = value
         return out
 
 

@@ -25,16 +25,12 @@ class InvalidTree(Exception):
         self.problems = problems
 
 
-def audio_resolver(account_id: str, config, problems: list | None = None):
+def audio_resolver(account_id: str, config):
     """ref -> what Asterisk plays: a staged asset (by id or name), else a sound name."""
     base = config.asterisk_sounds_path.rstrip("/")
 
     def resolve(ref: str) -> str:
         if _ASSET_ID.match(ref):
-            asset = AudioAsset.get_or_none(AudioAsset.id == ref, AudioAsset.account == account_id)
-            if asset is None and problems is not None:
-                problems.append(ivr_tree.Problem("audio", "unknown-audio",
-                                                 f"no audio asset {ref!r} in this account"))
             return f"{base}/{ref}"
         asset = (AudioAsset.select().where(AudioAsset.account == account_id,
                                            AudioAsset.name == ref)
@@ -50,12 +46,22 @@ def _defaults(config) -> dict:
     return {"gather_timeout": config.gather_timeout, "gather_max_tries": config.gather_max_tries}
 
 
+def _unknown_assets(account_id, tree) -> list:
+    """Asset ids a tree names that this account does not have, by the field naming them."""
+    wanted = {(f"nodes.{name}.{key}", node[key]) for name, node in tree["nodes"].items()
+              for key in ("audio", "invalid_audio") if _ASSET_ID.match(node.get(key) or "")}
+    have = {a.id for a in AudioAsset.select(AudioAsset.id).where(
+        AudioAsset.account == account_id, AudioAsset.id.in_([ref for _, ref in wanted]))}
+    return [ivr_tree.Problem(where, "unknown-audio", f"no audio asset {ref!r} in this account")
+            for where, ref in sorted(wanted) if ref not in have]
+
+
 def _compile(account_id, ivr_id, version, tree, entry, config):
-    problems: list = []
-    compiled = ivr_tree.compile_tree(tree, entry, audio_resolver(account_id, config, problems),
-                                     _defaults(config))
+    problems = _unknown_assets(account_id, tree)
     if problems:
         raise InvalidTree(problems)
+    compiled = ivr_tree.compile_tree(tree, entry, audio_resolver(account_id, config),
+                                     _defaults(config))
     compiled.update(account=account_id, ivr_id=ivr_id, version=version)
     return compiled
 

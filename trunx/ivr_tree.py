@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from trunx.phone import is_e164
+
 ACTIONS = ("transfer", "hangup", "suppress")
 DTMF_KEY = re.compile(r"^[0-9*#]{1,10}$")
 NODE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 # Audio references end up as STREAM FILE arguments: keep them to path-safe characters.
 AUDIO_REF = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 MAX_NODES = 500
 
 GATHER_FIELDS = {"audio", "gather", "timeout_node", "timeout", "max_tries", "max_digits",
@@ -142,8 +143,7 @@ def _check_action(where, node, bad):
         bad(Problem(f"{where}.action", "invalid-action",
                     f"action must be one of {', '.join(ACTIONS)}; got {action!r}"))
     _check_audio(f"{where}.audio", node.get("audio"), bad, required=False)
-    if "to" in node and (action != "transfer" or not isinstance(node["to"], str)
-                         or not E164.match(node["to"])):
+    if "to" in node and (action != "transfer" or not is_e164(node["to"])):
         bad(Problem(f"{where}.to", "invalid-number", "to is an E.164 number on a transfer"))
     if "agent" in node and (action != "transfer" or not isinstance(node["agent"], str)
                             or not NODE_NAME.match(node["agent"])):

@@ -4,6 +4,9 @@ from __future__ import annotations
 import re
 
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+# Every +1 number is in the North American Numbering Plan: NXX-NXX-XXXX, as the dialplan's
+# patterns say too, so a number one side accepts the other never refuses.
+_NANP = re.compile(r"^\+1[2-9]\d\d[2-9]\d{6}$")
 
 
 class InvalidNumber(ValueError):
@@ -11,7 +14,9 @@ class InvalidNumber(ValueError):
 
 
 def is_e164(value) -> bool:
-    return isinstance(value, str) and bool(_E164.match(value))
+    if not isinstance(value, str) or not _E164.match(value):
+        return False
+    return not value.startswith("+1") or bool(_NANP.match(value))
 
 
 def to_e164(value: str, default_country: str = "1") -> str:

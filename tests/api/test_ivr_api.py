@@ -113,7 +113,7 @@ BAD_TREES = [
     ("bad transfer number", {"welcome": {"action": "transfer", "to": "555"}},
      "nodes.welcome.to", "invalid-number"),
     ("unknown asset id", {"welcome": {"action": "hangup", "audio": "aud_0123456789abcdef"}},
-     "audio", "unknown-audio"),
+     "nodes.welcome.audio", "unknown-audio"),
 ]
 
 

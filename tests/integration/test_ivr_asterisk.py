@@ -22,6 +22,8 @@ from trunx.models import Account, AudioAsset, Call, Suppression
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 CALLER = "+12025550199"
+# The carrier answers +1NXX555014X and hangs up 2 s later (dialplan/carrier.conf).
+TRANSFER_DIAL = "PJSIP/+12025550140@carrier"
 
 
 @pytest.fixture
@@ -29,7 +31,7 @@ def cfg(tmp_path, redis_server, pbx):
     return make_config(tmp_path, redis_server.url, agi_port=pbx.agi_port,
                        sounds_dir=str(pbx.sounds_dir_host),
                        asterisk_sounds_dir=pbx.sounds_dir_in_root,
-                       transfer_dial="Local/s@test-agent", gather_timeout=2.0)
+                       transfer_dial=TRANSFER_DIAL, gather_timeout=2.0)
 
 
 @pytest.fixture
@@ -72,14 +74,16 @@ def played(row, node) -> list[dict]:
     return [p for p in row.path if p["node"] == node and p["event"] in ("prompt", "played")]
 
 
-async def test_1_then_1_reaches_transfer_ai(cfg, account, pbx_ami):
+async def test_1_then_1_reaches_transfer_ai(cfg, account, pbx_ami, carrier):
+    """The transfer crosses the SIP trunk to the carrier, which answers."""
     async with running_engine(cfg) as engine:
         call = await place_call(pbx_ami, "w1-d1-w1.5-d1")
         row = await record_of(call)
         assert engine.server.stats["errors"] == 0
     assert walked(row) == ["welcome", "has_business", "transfer_ai"]
-    ended = [p for p in row.path if p["event"] == "transfer-ended"]
-    assert ended and ended[0]["dial_status"] == "ANSWER"
+    (dialled,) = [p for p in row.path if p["event"] == "transfer"]
+    (ended,) = [p for p in row.path if p["event"] == "transfer-ended"]
+    assert (dialled["dial"], ended["dial_status"]) == (TRANSFER_DIAL, "ANSWER")
     assert row.outcome == "transferred"
 
 
