@@ -1,6 +1,7 @@
 # trunx: `make run` brings the whole stack up on embedded defaults; `make test` runs the tests.
 PYTHON ?= python3
-ASTERISK_ROOT ?= $(HOME)/.cache/trunx/asterisk-root
+# where the Asterisk root is built and found (tests read TRUNX_ASTERISK_ROOT too)
+export TRUNX_ASTERISK_ROOT ?= $(HOME)/.cache/trunx/asterisk-root
 
 .PHONY: install deps asterisk run demo test test-fast bench lint clean
 
@@ -11,7 +12,7 @@ install: deps    ## Python package and dev tools
 	$(PYTHON) -m pip install -q -e '.[dev]'
 
 asterisk:        ## build (once) the Asterisk 22 root used by run and the tests
-	TRUNX_ASTERISK_ROOT=$(ASTERISK_ROOT) bash scripts/build-asterisk-root.sh
+	bash scripts/build-asterisk-root.sh
 
 run: install asterisk  ## Redis + Asterisk + engine + API on embedded defaults, with a demo call
 	$(PYTHON) -m trunx.devrun
