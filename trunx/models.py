@@ -55,6 +55,7 @@ class Account(Base):
     name = peewee.CharField()
     webhook_url = peewee.CharField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
+    webhook_secret = peewee.CharField(null=True)   # signs call webhooks; made on first use
 
 
 class ApiKey(Base):
@@ -150,6 +151,29 @@ class Call(Base):
     ended_at = peewee.DateTimeField(null=True)
     duration = peewee.FloatField(null=True)
     metadata = JSONField(null=True)
+    # outbound calls (trunx.calls places them, agi_server's dialer and tracker run them)
+    call_sid = peewee.CharField(null=True, unique=True)   # "CA" + 32 hex, the seed's callId
+    agent_id = peewee.CharField(null=True)
+    ai = JSONField(null=True)            # AI config (systemPrompt, voice, ...); None: plain
+    ai_result = JSONField(null=True)     # {status, transcript, duration, endReason}
+    webhook_url = peewee.CharField(null=True)
+    max_duration = peewee.FloatField(null=True)     # seconds from answer
+    queued_at = peewee.DateTimeField(null=True)
+    ringing_at = peewee.DateTimeField(null=True)
+    cause = peewee.IntegerField(null=True)          # Q.850 hangup cause Asterisk reported
 
 
-ALL_MODELS = [Account, ApiKey, AudioAsset, Ivr, IvrVersion, Did, Suppression, Call]
+class CallEvent(Base):
+    """One status change of an outbound call, and its webhook delivery."""
+    id = peewee.CharField(primary_key=True, default=lambda: new_id("evt"))
+    call = peewee.ForeignKeyField(Call, backref="events", on_delete="CASCADE")
+    type = peewee.CharField()            # call.status
+    status = peewee.CharField()
+    at = peewee.DateTimeField(default=utcnow)
+    webhook_url = peewee.CharField(null=True)
+    attempts = peewee.IntegerField(default=0)
+    delivered_at = peewee.DateTimeField(null=True)
+    last_error = peewee.CharField(null=True)
+
+
+ALL_MODELS = [Account, ApiKey, AudioAsset, Ivr, IvrVersion, Did, Suppression, Call, CallEvent]

@@ -6,6 +6,17 @@
     trunx:dnc:{account}                 set of suppressed E.164 numbers
     channel trunx:published             {"kind": "ivr"|"did"|"resync", ...} after each write
 
+Outbound calls (trunx.calls writes, agi_server's dialer and tracker read):
+
+    trunx:originate                     stream {call}: calls for the engine to place, in order
+    trunx:originate:queue               sorted set call id -> queued time (ms): the visible
+                                        queue; a call leaves it when it is originated
+    trunx:call:{id}:originated          set NX just before the Originate is sent: a call is
+                                        placed at most once, whatever reconnects or restarts
+    trunx:commands                      stream {call, action, ...}: requests for calls the
+                                        engine runs (hangup now; live actions later), routed
+                                        by the engine to the call's session
+
 Versions are immutable, so the engine may cache them forever; only the DID map and the
 current pointers change, and every change is announced on the channel.
 """
@@ -38,3 +49,14 @@ def dumps(value) -> str:
 
 def announce(redis, **message) -> None:
     redis.publish(PUBLISH_CHANNEL, dumps(message))
+
+
+ORIGINATE_STREAM = "trunx:originate"
+ORIGINATE_QUEUE = "trunx:originate:queue"
+ORIGINATE_GROUP = "engine"
+COMMAND_STREAM = "trunx:commands"
+COMMAND_GROUP = "engine"
+
+
+def originated_key(call_id: str) -> str:
+    return f"trunx:call:{call_id}:originated"

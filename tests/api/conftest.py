@@ -6,68 +6,20 @@ transcoding is sox, staging writes real files (or goes over a real sshd).
 """
 from __future__ import annotations
 
+import copy
 import os
 import shutil
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis as redis_lib
 
 from admin_api import create_app
-from trunx import accounts, db
+from trunx import accounts, db, demo
 from trunx import config as trunx_config
 
 TOOLS = ("redis-server", "espeak-ng", "sox")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """redis-server with no persistence: a restart loses everything, like a crash would."""
-
-    def __init__(self, workdir: Path):
-        self.dir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            client = redis_lib.Redis(port=self.port, socket_timeout=1)
-            try:
-                if client.ping():
-                    return self
-            except redis_lib.ConnectionError:
-                time.sleep(0.05)
-            finally:
-                client.close()
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,21 +27,6 @@ def _tools():
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.fail(f"the API tests need: {', '.join(missing)}")
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis(redis_server):
-    client = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
-    client.flushall()
-    yield client
-    client.close()
 
 
 @pytest.fixture
@@ -149,23 +86,7 @@ def other(app) -> Tenant:
     return _tenant("Someone Else")
 
 
-SEED_TREE = {
-    "id": "qualify-business",
-    "nodes": {
-        "welcome": {
-            "audio": "welcome.wav",
-            "gather": {"1": "has_business", "9": "dnc"},
-            "timeout_node": "welcome",
-        },
-        "has_business": {
-            "audio": "business_check.wav",
-            "gather": {"1": "transfer_ai", "2": "unqualified"},
-        },
-        "transfer_ai": {"action": "transfer"},
-        "unqualified": {"action": "hangup", "audio": "not_qualified.wav"},
-        "dnc": {"action": "suppress"},
-    },
-}
+SEED_TREE = {"id": "qualify-business", **copy.deepcopy(demo.SEED_TREE)}
 
 
 def make_audio(path: Path, text: str = "After hours greeting", kind: str = "mp3") -> Path:

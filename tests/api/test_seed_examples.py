@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from tests.api import seed_snippets as seed
-from tests.api.conftest import RedisServer, free_port, make_audio
+from tests.api.conftest import make_audio
+from trunx.devstack import RedisServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 KINDS = ["curl", "python", "fetch"]

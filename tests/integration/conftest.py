@@ -1,7 +1,7 @@
 """Fixtures for tests against real servers: a throwaway Redis, and Asterisk instances run
 from the cached Debian root (DESIGN.md, "Real Asterisk").
 
-- `redis_server`   session: a RedisServer on a free port (`.url`)
+- `redis_server`, `redis` (tests/conftest.py): a RedisServer on a free port, a clean client
 - `asterisk_root`  session: the root's Path; skips when it was never built, except under CI
                    (env CI set), where a missing root is a failure
 - `agi_port`       session: the free port our PBX sends FastAGI to; the engine (or a test's
@@ -13,29 +13,13 @@ from the cached Debian root (DESIGN.md, "Real Asterisk").
 """
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 
 import pytest
 
-from trunx.devstack import Asterisk, RedisServer, RootMissing, find_root, free_port
+from tests.conftest import missing
+from trunx.devstack import Asterisk, RootMissing, find_root, free_port
 from trunx.devstack.ami import AmiClient
-
-
-def _missing(reason: str) -> None:
-    """Skip on a developer machine; fail under CI, where the harness must be there."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: a missing harness is a failure, not a skip)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        _missing("redis-server is not installed")
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +27,7 @@ def asterisk_root():
     try:
         return find_root()
     except RootMissing as exc:
-        _missing(str(exc))
+        missing(str(exc))
 
 
 def pytest_collection_modifyitems(items):

@@ -7,7 +7,6 @@ import asyncio
 import copy
 
 import pytest
-import redis
 
 from admin_api import create_app
 from tests.engine_support import make_config, running_engine
@@ -29,12 +28,10 @@ def cfg(tmp_path, redis_server, pbx):
                        gather_max_tries=1)
 
 
-async def test_audio_generated_by_the_api_is_heard_on_a_call(cfg, pbx, pbx_ami):
-    r = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
-    r.flushall()
+async def test_audio_generated_by_the_api_is_heard_on_a_call(cfg, pbx, pbx_ami, redis):
     db.connect(cfg)
     key = accounts.create_key(accounts.create_account("e2e"))
-    client = create_app(cfg, redis=r).test_client()
+    client = create_app(cfg, redis=redis).test_client()
     auth = {"Authorization": f"Bearer {key}"}
 
     tree = copy.deepcopy(SEED_TREE)
@@ -61,4 +58,3 @@ async def test_audio_generated_by_the_api_is_heard_on_a_call(cfg, pbx, pbx_ami):
     assert prompt["endpos"] > 0
     assert prompt["endpos"] / 8000 == pytest.approx(asset["durationSeconds"], abs=0.1)
     assert row.ivr_version == 2       # v1 from POST /ivr, v2 once the node got its audio
-    r.close()

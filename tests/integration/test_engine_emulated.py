@@ -8,7 +8,6 @@ import asyncio
 import time
 
 import pytest
-import redis
 
 from bench.agi_emulator import Scenario, run_session
 from tests.engine_support import SEED_DID, SEED_TREE, make_config, running_engine, seed_account
@@ -22,16 +21,8 @@ def cfg(tmp_path, redis_server):
 
 
 @pytest.fixture
-def r(cfg):
-    client = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
-    client.flushall()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def seeded(cfg, r):
-    return seed_account(cfg, r)
+def seeded(cfg, redis):
+    return seed_account(cfg, redis)
 
 
 async def call(engine, **kw) -> tuple:
@@ -72,7 +63,7 @@ async def test_1_then_2_hears_not_qualified_and_hangs_up(cfg, seeded):
     assert res.commands[-1] == "HANGUP"
 
 
-async def test_9_suppresses_the_caller(cfg, seeded):
+async def test_9_suppresses_the_caller(cfg, redis, seeded):
     account, _ = seeded
     async with running_engine(cfg) as engine:
         _, row = await call(engine, keys=["9"], caller="+14155550199")
@@ -80,8 +71,7 @@ async def test_9_suppresses_the_caller(cfg, seeded):
     entry = Suppression.get(Suppression.number == "+14155550199")
     assert (entry.account_id, entry.did, entry.node, entry.call_id) == \
         (account.id, SEED_DID, "dnc", row.id)
-    assert redis.Redis.from_url(cfg.redis_url).sismember(f"trunx:dnc:{account.id}",
-                                                         "+14155550199")
+    assert redis.sismember(f"trunx:dnc:{account.id}", "+14155550199")
 
 
 async def test_no_input_replays_until_max_tries(cfg, seeded):
@@ -109,7 +99,7 @@ async def test_caller_hangup_mid_prompt_leaves_a_completed_record(cfg, seeded):
     assert row.duration is not None and row.duration >= 0
 
 
-async def test_publish_during_a_call_pins_the_old_version(cfg, r, seeded):
+async def test_publish_during_a_call_pins_the_old_version(cfg, redis, seeded):
     account, _ = seeded
     new_tree = {"nodes": {**SEED_TREE["nodes"],
                           "welcome": {**SEED_TREE["nodes"]["welcome"], "audio": "welcome2"}}}
@@ -117,7 +107,7 @@ async def test_publish_during_a_call_pins_the_old_version(cfg, r, seeded):
         live = asyncio.create_task(run_session(
             "127.0.0.1", engine.server.port, Scenario(keys=["1", "2"], reply_delay=0.15)))
         await asyncio.sleep(0.1)      # the live call has started on version 1
-        ivr_store.save(account.id, "qualify-business", new_tree, cfg, r, create=False)
+        ivr_store.save(account.id, "qualify-business", new_tree, cfg, redis, create=False)
         await asyncio.sleep(0.05)     # let the announcement arrive
         after, row2 = await call(engine, keys=["1", "2"])
         live_res = await live
@@ -151,10 +141,10 @@ async def test_redis_unreachable_plays_fallback(tmp_path, redis_server, seeded):
     assert row.end_reason == "redis-unavailable"
 
 
-async def test_hash_key_uses_stream_and_wait(cfg, r):
+async def test_hash_key_uses_stream_and_wait(cfg, redis):
     tree = {"nodes": {"menu": {"audio": "m", "gather": {"#": "bye", "12": "bye"}},
                       "bye": {"action": "hangup"}}}
-    seed_account(cfg, r, tree=tree, did="+19495550001", ivr_id="hash")
+    seed_account(cfg, redis, tree=tree, did="+19495550001", ivr_id="hash")
     async with running_engine(cfg) as engine:
         res, row = await call(engine, did="+19495550001", keys=["#"])
         res2, row2 = await call(engine, did="+19495550001", keys=["1", "2"])

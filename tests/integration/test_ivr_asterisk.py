@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-import redis
 
 from tests.engine_support import SEED_DID, SEED_TREE, make_config, running_engine
 from trunx import db, ivr_store
@@ -35,20 +34,12 @@ def cfg(tmp_path, redis_server, pbx):
 
 
 @pytest.fixture
-def r(cfg):
-    client = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
-    client.flushall()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def account(cfg, r):
+def account(cfg, redis):
     """An account with the seed's prompts as staged assets and the tree on the seed DID."""
     db.connect(cfg)
     acc = Account.create(name="asterisk-test")
     stage_prompts(acc, cfg)
-    publish_demo(acc, cfg, r)
+    publish_demo(acc, cfg, redis)
     return acc
 
 
@@ -153,7 +144,7 @@ async def test_caller_hanging_up_mid_prompt_leaves_a_completed_record(cfg, accou
     assert 0.5 < row.duration < 5
 
 
-async def test_publish_during_a_call_leaves_it_on_its_version(cfg, account, pbx_ami, r):
+async def test_publish_during_a_call_leaves_it_on_its_version(cfg, account, pbx_ami, redis):
     changed = json.loads(json.dumps(SEED_TREE))
     changed["nodes"]["unqualified"]["audio"] = "business_check.wav"   # v2 says another thing
     async with running_engine(cfg) as engine:
@@ -161,7 +152,7 @@ async def test_publish_during_a_call_leaves_it_on_its_version(cfg, account, pbx_
         # wait until the first call is in has_business, then publish v2
         await asyncio.to_thread(wait_until, lambda: "has_business" in pbx_calls_nodes(engine),
                                 20)
-        ivr_store.save(account.id, "qualify-business", changed, cfg, r, create=False)
+        ivr_store.save(account.id, "qualify-business", changed, cfg, redis, create=False)
         second = await place_call(pbx_ami, "w1-d1-w1.5-d2")
         row1, row2 = await record_of(first), await record_of(second)
     assets = {a.name: a.id for a in AudioAsset.select()}

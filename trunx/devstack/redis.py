@@ -70,6 +70,11 @@ class RedisServer:
             stop_process(self._proc)
             self._proc = None
 
+    def restart(self) -> RedisServer:
+        """Stop and start again on the same port (without persistence: an empty Redis)."""
+        self.stop()
+        return self.start()
+
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

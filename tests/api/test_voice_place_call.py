@@ -1,0 +1,78 @@
+"""trunx.calls.place_call, the one way a call is placed (the API and agent calls use it)."""
+from __future__ import annotations
+
+import pytest
+
+from trunx import calls, dnc, redis_schema
+from trunx.models import Call, Did
+
+FROM, TO = "+14155559876", "+14155551234"
+
+
+@pytest.fixture
+def did(tenant):
+    return Did.create(number=FROM, account=tenant.id)
+
+
+def test_a_plain_call_is_stored_and_queued(tenant, did, redis, config):
+    call = calls.place_call(tenant.id, FROM, TO, metadata={"crm": "42"}, redis=redis,
+                            config=config)
+    row = Call.get_by_id(call.id)
+    assert (row.status, row.direction, row.provider) == ("initiated", "outbound", "asterisk")
+    assert row.call_sid.startswith("CA") and len(row.call_sid) == 34
+    assert row.metadata == {"crm": "42"} and row.ai is None
+    (entry,) = redis.xrange(redis_schema.ORIGINATE_STREAM)
+    assert entry[1] == {"call": call.id}
+    assert calls.queue_position(redis, call.id) == 1
+    second = calls.place_call(tenant.id, FROM, TO, redis=redis, config=config)
+    assert calls.queue_position(redis, second.id) == 2
+
+
+@pytest.mark.parametrize("kwargs, field, code", [
+    ({"from_number": "4155559876"}, "from", "invalid-number"),
+    ({"to_number": "+1415555123"}, "to", "invalid-number"),
+    ({"from_number": "+14155550000"}, "from", "unknown-did"),
+    ({"max_duration": "5 minutes"}, "maxDuration", "invalid-duration"),
+    ({"max_duration": "0s"}, "maxDuration", "out-of-range"),
+    ({"metadata": {"a": 1}}, "metadata.a", "invalid-type"),
+    ({"webhook_url": "ftp://x"}, "webhookUrl", "invalid-url"),
+    ({"ai": {"voice": "Mark"}}, "systemPrompt", "required"),
+    ({"ai": {"systemPrompt": "hi", "temperature": 1.5}}, "temperature", "out-of-range"),
+    ({"ai": {"systemPrompt": "hi", "firstSpeaker": "bot"}}, "firstSpeaker", "invalid-value"),
+    ({"ai": {"systemPrompt": "hi", "tools": [{"description": "d"}]}},
+     "tools[0].modelToolName", "required"),
+])
+def test_invalid_input_names_the_field_and_writes_nothing(tenant, did, redis, config, kwargs,
+                                                           field, code):
+    args = {"from_number": FROM, "to_number": TO, **kwargs}
+    with pytest.raises(calls.InvalidCall) as err:
+        calls.place_call(tenant.id, args.pop("from_number"), args.pop("to_number"),
+                         redis=redis, config=config, **args)
+    assert (err.value.field, err.value.code, err.value.status) == (field, code, 422)
+    assert Call.select().count() == 0 and not redis.exists(redis_schema.ORIGINATE_STREAM)
+
+
+def test_a_suppressed_number_is_refused(tenant, did, redis, config):
+    dnc.suppress(tenant.id, TO, source="api", redis=redis)
+    with pytest.raises(calls.CallRefused) as err:
+        calls.place_call(tenant.id, FROM, TO, redis=redis, config=config)
+    assert (err.value.code, err.value.field, err.value.status) == ("number-suppressed", "to",
+                                                                   403)
+    assert Call.select().count() == 0
+
+
+def test_ai_calls_need_the_ultravox_key(tenant, did, redis, config):
+    with pytest.raises(calls.CallUnavailable) as err:
+        calls.place_call(tenant.id, FROM, TO, ai={"systemPrompt": "hi"}, redis=redis,
+                         config=config)
+    assert err.value.code == "ultravox-not-configured"
+    assert err.value.details == {"setting": "ULTRAVOX_API_KEY"}
+
+
+def test_redis_down_leaves_no_row(tenant, did, config):
+    import redis as redis_lib
+
+    dead = redis_lib.Redis(port=1, socket_connect_timeout=0.2)
+    with pytest.raises(redis_lib.ConnectionError):
+        calls.place_call(tenant.id, FROM, TO, redis=dead, config=config)
+    assert Call.select().count() == 0
