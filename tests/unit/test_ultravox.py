@@ -1,0 +1,127 @@
+"""trunx.ultravox: the pure mapping between trunx's fields and Ultravox's shapes."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from trunx import ultravox
+
+
+def agent(**kw):
+    base = dict(prompt="Confirm the appointment.", voice="Mark", first_message="Hi there.",
+                language="en", max_duration=300, tool_ids=[], knowledge_ids=[])
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_call_template_maps_every_agent_field():
+    t = ultravox.call_template(agent(tool_ids=["t1"], knowledge_ids=["c1"]))
+    assert t == {
+        "systemPrompt": "Confirm the appointment.",
+        "languageHint": "en",
+        "maxDuration": "300s",
+        "firstSpeakerSettings": {"agent": {"text": "Hi there."}},
+        "selectedTools": [
+            {"toolId": "t1"},
+            {"toolName": "queryCorpus",
+             "parameterOverrides": {"corpus_id": "c1", "max_results": 5}},
+        ],
+        "voice": "Mark",
+    }
+
+
+def test_call_template_without_voice_or_first_message():
+    t = ultravox.call_template(agent(voice=None, first_message=None, max_duration=90.5))
+    assert "voice" not in t
+    assert t["firstSpeakerSettings"] == {"agent": {}}
+    assert t["maxDuration"] == "90.5s"
+
+
+def test_several_knowledge_bases_get_distinct_tool_names():
+    tools = ultravox.selected_tools([], ["a", "b"])
+    assert [t["nameOverride"] for t in tools] == ["queryCorpus1", "queryCorpus2"]
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("Appointment Confirmer", "Appointment_Confirmer"),
+    ("  réception / front desk ", "r_ception_front_desk"),
+    ("ok-name_1", "ok-name_1"),
+    ("!!!", "agent"),
+    ("x" * 80, "x" * 64),
+])
+def test_agent_name_fits_ultravox_alphabet(name, expected):
+    assert ultravox.agent_name(name) == expected
+
+
+@pytest.mark.parametrize("value,seconds", [
+    ("300s", 300.0), ("1.5s", 1.5), (45, 45.0), (2.5, 2.5), ("300", None), ("s", None),
+    (True, None), (None, None),
+])
+def test_parse_duration(value, seconds):
+    assert ultravox.parse_duration(value) == seconds
+
+
+def test_call_body_from_the_seed_ai_fields():
+    body = ultravox.call_body({
+        "systemPrompt": "Confirm.", "voice": "Mark", "firstSpeaker": "user",
+        "temperature": 0.7, "maxDuration": "300s", "model": "fixie-ai/ultravox-70B",
+        "tools": [{"modelToolName": "lookup", "description": "d"}],
+        "metadata": {"crm": "42"}}, metadata={"trunxCallId": "c-1"})
+    assert body == {
+        "systemPrompt": "Confirm.", "medium": {"sip": {"incoming": {}}},
+        "model": "fixie-ai/ultravox-70B", "voice": "Mark", "temperature": 0.7,
+        "maxDuration": "300s", "firstSpeakerSettings": {"user": {}},
+        "selectedTools": [{"temporaryTool": {"modelToolName": "lookup", "description": "d"}}],
+        "metadata": {"crm": "42", "trunxCallId": "c-1"},
+    }
+
+
+def test_call_body_defaults_to_the_agent_speaking_first():
+    body = ultravox.call_body({"systemPrompt": "x"})
+    assert body["firstSpeakerSettings"] == {"agent": {}}
+    assert "metadata" not in body and "selectedTools" not in body
+
+
+def test_agent_call_body():
+    assert ultravox.agent_call_body(max_duration=120, metadata={"a": 1}) == {
+        "medium": {"sip": {"incoming": {}}}, "maxDuration": "120s", "metadata": {"a": "1"}}
+
+
+def test_transcript_keeps_spoken_turns_only():
+    messages = [
+        {"role": "MESSAGE_ROLE_AGENT", "text": "Hi, this is Sarah."},
+        {"role": "MESSAGE_ROLE_TOOL_CALL", "text": "{\"x\": 1}", "toolName": "lookup"},
+        {"role": "MESSAGE_ROLE_TOOL_RESULT", "text": "ok"},
+        {"role": "MESSAGE_ROLE_USER", "text": " Yes, this is John. "},
+        {"role": "MESSAGE_ROLE_AGENT", "text": ""},
+    ]
+    assert ultravox.transcript(messages) == "Agent: Hi, this is Sarah.\nUser: Yes, this is John."
+    assert ultravox.transcript([]) == ""
+
+
+def test_call_seconds_prefers_joined_to_ended():
+    call = {"joined": "2026-03-09T15:30:00Z", "ended": "2026-03-09T15:32:20.500Z",
+            "billedDuration": "99s"}
+    assert ultravox.call_seconds(call) == 140.5
+    assert ultravox.call_seconds({"billedDuration": "99s"}) == 99.0
+    assert ultravox.call_seconds({}) is None
+
+
+def test_ai_view_shape():
+    row = SimpleNamespace(ai_status="ended", ai_transcript="Agent: hi", ai_duration=140.4,
+                          ai_end_reason="hangup")
+    assert ultravox.ai_view(row) == {"status": "ended", "transcript": "Agent: hi",
+                                     "duration": 140, "endReason": "hangup"}
+    assert ultravox.ai_view(SimpleNamespace(ai_status=None)) is None
+
+
+def test_no_key_is_a_clear_503_naming_the_setting():
+    with pytest.raises(ultravox.UltravoxError) as info:
+        ultravox.Ultravox("")
+    assert info.value.code == "ultravox-not-configured"
+    assert info.value.status == 503
+    assert "ULTRAVOX_API_KEY" in info.value.message
+
+
+def test_repr_hides_the_key():
+    assert "secret" not in repr(ultravox.Ultravox("secret-key-123"))

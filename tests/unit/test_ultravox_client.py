@@ -1,0 +1,129 @@
+"""trunx.ultravox.Ultravox against the local fake (tests/fakes/fake_ultravox.py), which
+speaks Ultravox's documented shapes over real HTTP on loopback."""
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes.fake_ultravox import FakeUltravox
+from trunx import ultravox
+from trunx.ultravox import Ultravox, UltravoxError
+
+KEY = "uv-test-key"
+
+
+@pytest.fixture
+def fake():
+    with FakeUltravox(api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def client(fake):
+    with Ultravox(KEY, fake.base_url, timeout=(2.0, 2.0)) as c:
+        yield c
+
+
+def test_agent_crud(client, fake):
+    made = client.create_agent("Confirmer", {"systemPrompt": "p", "voice": "Mark"})
+    agent_id = made["agentId"]
+    assert fake.last("POST", "/api/agents")["headers"]["X-API-Key"] == KEY
+    assert client.get_agent(agent_id)["callTemplate"]["systemPrompt"] == "p"
+    updated = client.update_agent(agent_id, call_template={"systemPrompt": "q"})
+    assert updated["callTemplate"]["systemPrompt"] == "q"
+    assert fake.last("PATCH", "/api/agents")["json"] == {"callTemplate": {"systemPrompt": "q"}}
+    assert client.delete_agent(agent_id) is None
+    with pytest.raises(UltravoxError) as info:
+        client.get_agent(agent_id)
+    assert info.value.not_found and info.value.code == "ultravox-not-found"
+
+
+def test_sip_call_returns_the_sip_target_and_ends_with_a_transcript(client, fake):
+    fake.sip_target = "sip:+12025550101@127.0.0.1:5099"
+    fake.script["ended_after_polls"] = 1
+    call = client.create_call(ultravox.call_body({"systemPrompt": "Confirm."}))
+    assert call["joinUrl"] == "sip:+12025550101@127.0.0.1:5099"
+    assert client.get_call(call["callId"])["ended"] is None       # first poll: still live
+    ended = client.get_call(call["callId"])
+    assert ended["endReason"] == "hangup"
+    text = ultravox.transcript(client.messages(call["callId"]))
+    assert text == "Agent: Hi, this is Sarah from Downtown Dental.\nUser: Yes, this is John."
+    assert ultravox.call_seconds(ended) == 12.0
+
+
+def test_messages_follow_pagination(client, fake):
+    call = client.create_call({"systemPrompt": "x", "medium": {"sip": {"incoming": {}}}})
+    turns = [{"role": "MESSAGE_ROLE_AGENT" if i % 2 == 0 else "MESSAGE_ROLE_USER",
+              "text": f"turn {i}"} for i in range(7)]
+    fake.end_call(call["callId"], messages=turns)
+    got = client.messages(call["callId"], page_size=3)
+    assert [m["text"] for m in got] == [f"turn {i}" for i in range(7)]
+    assert fake.count("GET", f"/api/calls/{call['callId']}/messages") == 3
+
+
+def test_agent_call(client, fake):
+    agent = client.create_agent("A", {"systemPrompt": "p", "maxDuration": "300s"})
+    call = client.create_agent_call(agent["agentId"], ultravox.agent_call_body(
+        max_duration=60, metadata={"trunxCallId": "c1"}))
+    assert call["agentId"] == agent["agentId"]
+    assert call["maxDuration"] == "60s" and call["metadata"] == {"trunxCallId": "c1"}
+    assert call["joinUrl"].startswith("sip:")
+
+
+def test_wrong_key_is_unauthorized_and_never_echoes_the_key(fake):
+    with Ultravox("not-the-key", fake.base_url) as c, pytest.raises(UltravoxError) as info:
+        c.get_agent("x")
+    err = info.value
+    assert (err.code, err.status, err.remote_status) == ("ultravox-unauthorized", 502, 401)
+    assert "not-the-key" not in str(err) and "not-the-key" not in str(err.as_dict())
+    assert "ULTRAVOX_API_KEY" in err.message
+
+
+def test_remote_validation_errors_are_422_with_the_remote_message(client):
+    with pytest.raises(UltravoxError) as info:
+        client.create_agent("bad name!", {"systemPrompt": "p"})
+    assert info.value.code == "ultravox-rejected" and info.value.status == 422
+    assert "name" in info.value.message
+    with pytest.raises(UltravoxError) as info:
+        client.create_agent("ok", {"systemPrompt": "p", "voice": "NoSuchVoice"})
+    assert "NoSuchVoice" in info.value.message
+
+
+@pytest.mark.parametrize("status,code,ours", [
+    (500, "ultravox-error", 502), (503, "ultravox-error", 502),
+    (429, "ultravox-rate-limited", 503),
+])
+def test_remote_failures(client, fake, status, code, ours):
+    fake.fail("GET", "/api/agents", status, {"detail": "boom"})
+    with pytest.raises(UltravoxError) as info:
+        client.get_agent("x")
+    assert (info.value.code, info.value.status, info.value.remote_status) == (code, ours, status)
+
+
+def test_remote_echoing_the_key_is_redacted(client, fake):
+    fake.fail("GET", "/api/agents", 400, {"detail": f"bad key {KEY} used"})
+    with pytest.raises(UltravoxError) as info:
+        client.get_agent("x")
+    assert KEY not in info.value.message and "***" in info.value.message
+
+
+def test_timeout(fake):
+    fake.delay = 1.0
+    with Ultravox(KEY, fake.base_url, timeout=(0.5, 0.2)) as c, \
+            pytest.raises(UltravoxError) as info:
+        c.get_agent("x")
+    assert (info.value.code, info.value.status) == ("ultravox-timeout", 504)
+
+
+def test_unreachable():
+    from trunx.devstack import free_port
+
+    with Ultravox(KEY, f"http://127.0.0.1:{free_port()}") as c, \
+            pytest.raises(UltravoxError) as info:
+        c.get_call("x")
+    assert (info.value.code, info.value.status) == ("ultravox-unreachable", 503)
+
+
+def test_ids_are_path_segments(client, fake):
+    with pytest.raises(UltravoxError):
+        client.get_agent("../calls")
+    assert fake.last("GET", "/api/")["path"] == "/api/agents/..%2Fcalls"

@@ -1,0 +1,360 @@
+"""Ultravox (AI voice agents) over its HTTP API, and the mapping from trunx's fields to it.
+
+The calls used, as Ultravox documents them (https://docs.ultravox.ai/api-reference):
+    header X-API-Key on every request
+    POST   /api/calls                  {systemPrompt, model, voice, temperature, maxDuration
+                                        ("300s"), firstSpeakerSettings, selectedTools,
+                                        metadata, medium: {sip: {incoming: {}}}} -> 201 Call
+    GET    /api/calls/{id}             -> Call {callId, created, joined, ended, endReason,
+                                        joinUrl, ...}
+    GET    /api/calls/{id}/messages    -> {results: [{role, text, medium, ...}], next, total}
+                                        (cursor pagination: `next` is the next page's URL)
+    POST   /api/agents                 {name, callTemplate: {...}} -> 201 Agent
+                                        {agentId, name, created, callTemplate, statistics}
+    GET    /api/agents/{id}, PATCH (same body, partial), DELETE -> 204
+    POST   /api/agents/{id}/calls      {medium, maxDuration, metadata, ...} -> 201 Call
+    errors: non-2xx, usually JSON {"detail": "..."} or {field: ["..."]}
+
+A call with the SIP medium `incoming` is one that we place *into* Ultravox: its `joinUrl` is
+a SIP URI the PBX sends an INVITE to (the engine dials it from the answered channel).
+
+Errors are data: every failure is an UltravoxError(code, status, message) whose `status` is
+the HTTP status the admin API answers with; `remote_status` is what Ultravox said, if it
+said anything. The API key never appears in an error (it is only ever sent as a header).
+"""
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, urlsplit
+
+import requests
+
+SETTING = "ULTRAVOX_API_KEY"
+# Ultravox agent names: letters, digits, _ and -, at most 64 (a display name is mapped)
+_AGENT_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]+")
+_MESSAGE_MAX = 500
+
+ROLE_LABELS = {"MESSAGE_ROLE_AGENT": "Agent", "MESSAGE_ROLE_USER": "User"}
+END_REASONS = ("unjoined", "hangup", "agent_hangup", "timeout", "connection_error",
+               "system_error")
+
+
+class UltravoxError(Exception):
+    def __init__(self, code: str, status: int, message: str, *,
+                 remote_status: int | None = None, details: dict | None = None):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.status = status
+        self.message = message
+        self.remote_status = remote_status
+        self.details = details or {}
+
+    @property
+    def not_found(self) -> bool:
+        return self.remote_status == 404
+
+    def as_dict(self) -> dict:
+        out = {"code": self.code, "message": self.message}
+        if self.remote_status is not None:
+            out["remoteStatus"] = self.remote_status
+        return out
+
+
+def not_configured() -> UltravoxError:
+    return UltravoxError("ultravox-not-configured", 503,
+                         f"AI agents need Ultravox: set {SETTING} (the API key from the "
+                         "Ultravox console) and restart", details={"setting": SETTING})
+
+
+class Ultravox:
+    provider = "ultravox"
+
+    def __init__(self, api_key: str, base_url: str = "https://api.ultravox.ai", *,
+                 timeout: tuple[float, float] = (5.0, 20.0)):
+        if not api_key:
+            raise not_configured()
+        self._key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout            # (connect, read) seconds
+        self._session = requests.Session()
+
+    @classmethod
+    def from_config(cls, config) -> Ultravox:
+        """The client for `config`; UltravoxError ultravox-not-configured without a key."""
+        timeout = float(getattr(config, "ultravox_timeout", 20.0))
+        return cls(config.ultravox_api_key, config.ultravox_base_url,
+                   timeout=(min(5.0, timeout), timeout))
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Ultravox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:     # never the key
+        return f"Ultravox({self.base_url!r})"
+
+    # -- transport ----------------------------------------------------------------------
+    def _request(self, method: str, path: str, *, json=None, params=None):
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        try:
+            resp = self._session.request(method, url, json=json, params=params,
+                                         headers={"X-API-Key": self._key,
+                                                  "Accept": "application/json"},
+                                         timeout=self.timeout)
+        except requests.Timeout:
+            raise UltravoxError("ultravox-timeout", 504,
+                                f"Ultravox did not answer within {self.timeout[1]:g} s",
+                                details={"timeout": self.timeout[1]}) from None
+        except requests.RequestException as exc:
+            raise UltravoxError("ultravox-unreachable", 503,
+                                f"Ultravox could not be reached ({type(exc).__name__})",
+                                details={"base_url": self.base_url}) from None
+        if resp.status_code == 204 or (200 <= resp.status_code < 300 and not resp.content):
+            return None
+        if not 200 <= resp.status_code < 300:
+            raise self._error(resp)
+        try:
+            return resp.json()
+        except ValueError:
+            raise UltravoxError("ultravox-bad-response", 502,
+                                "Ultravox sent a response that is not JSON",
+                                remote_status=resp.status_code) from None
+
+    def _error(self, resp: requests.Response) -> UltravoxError:
+        status = resp.status_code
+        said = self._redact(_remote_message(resp))
+        if status in (401, 403):
+            return UltravoxError("ultravox-unauthorized", 502,
+                                 f"Ultravox refused the API key ({SETTING}): {said}",
+                                 remote_status=status, details={"setting": SETTING})
+        if status == 404:
+            return UltravoxError("ultravox-not-found", 502, f"Ultravox: {said}",
+                                 remote_status=status)
+        if status == 429:
+            return UltravoxError("ultravox-rate-limited", 503,
+                                 f"Ultravox is rate limiting this account: {said}",
+                                 remote_status=status,
+                                 details={"retry_after": resp.headers.get("Retry-After")})
+        if 400 <= status < 500:
+            return UltravoxError("ultravox-rejected", 422,
+                                 f"Ultravox rejected the request: {said}",
+                                 remote_status=status)
+        return UltravoxError("ultravox-error", 502, f"Ultravox failed ({status}): {said}",
+                             remote_status=status)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    # -- calls --------------------------------------------------------------------------
+    def create_call(self, body: dict) -> dict:
+        return self._request("POST", "/api/calls", json=body)
+
+    def get_call(self, call_id: str) -> dict:
+        return self._request("GET", f"/api/calls/{_seg(call_id)}")
+
+    def messages(self, call_id: str, *, page_size: int = 200, max_pages: int = 50) -> list:
+        """Every message of the call, following the `next` cursor links."""
+        out: list = []
+        page = self._request("GET", f"/api/calls/{_seg(call_id)}/messages",
+                             params={"pageSize": page_size})
+        for _ in range(max_pages):
+            out.extend((page or {}).get("results") or [])
+            nxt = (page or {}).get("next")
+            if not nxt or not self._same_origin(nxt):
+                break
+            page = self._request("GET", nxt)
+        return out
+
+    def _same_origin(self, url: str) -> bool:
+        # a `next` link is followed with our key on it only if it points back at Ultravox
+        a, b = urlsplit(url), urlsplit(self.base_url)
+        return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+    # -- agents -------------------------------------------------------------------------
+    def create_agent(self, name: str, call_template: dict) -> dict:
+        return self._request("POST", "/api/agents",
+                             json={"name": name, "callTemplate": call_template})
+
+    def get_agent(self, agent_id: str) -> dict:
+        return self._request("GET", f"/api/agents/{_seg(agent_id)}")
+
+    def update_agent(self, agent_id: str, *, name: str | None = None,
+                     call_template: dict | None = None) -> dict:
+        body: dict = {}
+        if name is not None:
+            body["name"] = name
+        if call_template is not None:
+            body["callTemplate"] = call_template
+        return self._request("PATCH", f"/api/agents/{_seg(agent_id)}", json=body)
+
+    def delete_agent(self, agent_id: str) -> None:
+        self._request("DELETE", f"/api/agents/{_seg(agent_id)}")
+
+    def create_agent_call(self, agent_id: str, body: dict) -> dict:
+        return self._request("POST", f"/api/agents/{_seg(agent_id)}/calls", json=body)
+
+
+def _seg(value: str) -> str:
+    return quote(str(value), safe="")
+
+
+def _remote_message(resp: requests.Response) -> str:
+    try:
+        data = resp.json()
+    except ValueError:
+        text = resp.text.strip()
+        return (text[:_MESSAGE_MAX] or resp.reason or "no details")
+    if isinstance(data, dict):
+        if isinstance(data.get("detail"), str):
+            text = data["detail"]
+        elif isinstance(data.get("message"), str):
+            text = data["message"]
+        else:   # field errors: {"name": ["..."], "callTemplate": {"voice": ["..."]}}
+            text = "; ".join(f"{k}: {_flat(v)}" for k, v in data.items())
+    else:
+        text = _flat(data)
+    return text[:_MESSAGE_MAX] or "no details"
+
+
+def _flat(value) -> str:
+    if isinstance(value, list):
+        return " ".join(_flat(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_flat(v)}" for k, v in value.items())
+    return str(value)
+
+
+# -- trunx fields -> Ultravox bodies ------------------------------------------------------
+
+def agent_name(name: str) -> str:
+    """A trunx agent name as Ultravox accepts it: [A-Za-z0-9_-]{1,64}."""
+    out = _AGENT_NAME_BAD.sub("_", name.strip()).strip("_")[:64]
+    return out or "agent"
+
+
+def duration(seconds) -> str:
+    """Seconds as a protobuf Duration string: 300 -> "300s", 1.5 -> "1.5s"."""
+    value = float(seconds)
+    return f"{int(value)}s" if value.is_integer() else f"{value:g}s"
+
+
+def parse_duration(value) -> float | None:
+    """ "300s" / "1.5s" / 300 -> seconds; None for anything else."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)s\s*", value)
+        if m:
+            return float(m.group(1))
+    return None
+
+
+def selected_tools(tool_ids=(), knowledge_ids=()) -> list[dict]:
+    """Tool ids as Ultravox tool references; knowledge bases through the built-in
+    queryCorpus tool, one per corpus (renamed when there are several, as tool names must
+    be unique within a call)."""
+    tools = [{"toolId": t} for t in tool_ids]
+    many = len(knowledge_ids) > 1
+    for i, corpus in enumerate(knowledge_ids, 1):
+        tool = {"toolName": "queryCorpus",
+                "parameterOverrides": {"corpus_id": corpus, "max_results": 5}}
+        if many:
+            tool["nameOverride"] = f"queryCorpus{i}"
+        tools.append(tool)
+    return tools
+
+
+def first_speaker_settings(first_speaker: str = "agent", text: str | None = None) -> dict:
+    if first_speaker == "user":
+        return {"user": {}}
+    return {"agent": {"text": text}} if text else {"agent": {}}
+
+
+def call_template(agent) -> dict:
+    """An Agent row (or anything with its fields) as an Ultravox callTemplate."""
+    template = {
+        "systemPrompt": agent.prompt,
+        "languageHint": agent.language or "en",
+        "maxDuration": duration(agent.max_duration),
+        "firstSpeakerSettings": first_speaker_settings("agent", agent.first_message),
+        "selectedTools": selected_tools(agent.tool_ids or [], agent.knowledge_ids or []),
+    }
+    if agent.voice:
+        template["voice"] = agent.voice
+    return template
+
+
+SIP_MEDIUM = {"sip": {"incoming": {}}}
+
+
+def call_body(ai: dict, *, metadata: dict | None = None) -> dict:
+    """POST /api/voice's AI fields (seed 002) as an Ultravox create-call body."""
+    body: dict = {"systemPrompt": ai["systemPrompt"], "medium": SIP_MEDIUM}
+    for name in ("model", "voice", "temperature"):
+        if ai.get(name) is not None:
+            body[name] = ai[name]
+    if ai.get("maxDuration") is not None:
+        body["maxDuration"] = duration(parse_duration(ai["maxDuration"]))
+    body["firstSpeakerSettings"] = first_speaker_settings(ai.get("firstSpeaker") or "agent")
+    if ai.get("tools"):
+        body["selectedTools"] = [{"temporaryTool": t} for t in ai["tools"]]
+    meta = {**(ai.get("metadata") or {}), **(metadata or {})}
+    if meta:
+        body["metadata"] = {str(k): str(v) for k, v in meta.items()}
+    return body
+
+
+def agent_call_body(*, max_duration=None, metadata: dict | None = None) -> dict:
+    body: dict = {"medium": SIP_MEDIUM}
+    if max_duration is not None:
+        body["maxDuration"] = duration(max_duration)
+    if metadata:
+        body["metadata"] = {str(k): str(v) for k, v in metadata.items()}
+    return body
+
+
+# -- Ultravox results -> trunx ------------------------------------------------------------
+
+def transcript(messages: list[dict]) -> str:
+    """The spoken conversation, one line per turn: "Agent: ...\\nUser: ..."."""
+    lines = []
+    for m in messages:
+        label = ROLE_LABELS.get(m.get("role"))
+        text = (m.get("text") or "").strip()
+        if label and text:
+            lines.append(f"{label}: {text}")
+    return "\n".join(lines)
+
+
+def call_seconds(call: dict) -> float | None:
+    """How long the AI was on the call: joined -> ended, else billedDuration."""
+    from datetime import datetime
+
+    def ts(value):
+        if not isinstance(value, str):
+            return None
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+
+    joined, ended = ts(call.get("joined")), ts(call.get("ended"))
+    if joined and ended:
+        return max(0.0, round((ended - joined).total_seconds(), 3))
+    return parse_duration(call.get("billedDuration"))
+
+
+def ai_view(row) -> dict | None:
+    """The `ai` object of GET /api/voice/{id} (seed 002) for a Call row, or None when the
+    call was not an AI call."""
+    status = getattr(row, "ai_status", None)
+    if status is None:
+        return None
+    dur = getattr(row, "ai_duration", None)
+    return {"status": status, "transcript": row.ai_transcript or "",
+            "duration": None if dur is None else round(dur),
+            "endReason": row.ai_end_reason}
