@@ -10,8 +10,8 @@ facade and ends the walk in the session, not here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from agi_server.call_record import CallRecord
 

@@ -12,12 +12,19 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from agi_server.channel import Channel
 from agi_server.errors import AGIHangup, RemoteProtocolError
-from agi_server.protocol import (NEED_DATA, AGIConnection, Closed, CommandFailed,
-                                 Environment, Hangup, Response)
+from agi_server.protocol import (
+    NEED_DATA,
+    AGIConnection,
+    Closed,
+    CommandFailed,
+    Environment,
+    Hangup,
+    Response,
+)
 
 log = logging.getLogger(__name__)
 
