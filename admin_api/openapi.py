@@ -187,6 +187,80 @@ PATHS = {
     },
 }
 
+# -- Agents (seed 003) ----------------------------------------------------------------------
+ID_LIST = {"type": "array", "maxItems": 50, "items": {"type": "string",
+                                                     "pattern": r"^[A-Za-z0-9_.:\-]{1,128}$"}}
+AGENT_FIELDS = dict(
+    name={**STR, "maxLength": 200}, prompt={**STR, "maxLength": 20000},
+    voice={"type": ["string", "null"], "maxLength": 200, "examples": ["Mark"]},
+    first_message={"type": ["string", "null"], "maxLength": 2000},
+    language={**STR, "maxLength": 16, "default": "en"},
+    tool_ids=ID_LIST, knowledge_ids=ID_LIST,
+    max_duration={**NUM, "minimum": 1, "maximum": 86400, "default": 300})
+SCHEMAS.update({
+    "AgentRequest": obj(["name", "prompt"], **AGENT_FIELDS),
+    "AgentPatch": obj([], **AGENT_FIELDS),
+    "AgentCreated": obj(["id", "name", "ultravoxId"], id=STR, name=STR, ultravoxId=STR),
+    "AgentSummary": obj(["id", "name", "ultravoxId", "createdAt"], id=STR, name=STR,
+                        ultravoxId={"type": ["string", "null"]}, createdAt=TS),
+    "AgentList": obj(["agents", "count"], agents={"type": "array", "items": ref("AgentSummary")},
+                     count=INT),
+    "Agent": obj(
+        ["id", "name", "ultravoxId", "prompt", "voice", "first_message", "language",
+         "max_duration", "tool_ids", "knowledge_ids", "createdAt"],
+        id=STR, name=STR, ultravoxId={"type": ["string", "null"]}, prompt=STR,
+        voice={"type": ["string", "null"]}, first_message={"type": ["string", "null"]},
+        language=STR, max_duration=NUM, tool_ids={"type": "array", "items": STR},
+        knowledge_ids={"type": "array", "items": STR}, createdAt=TS, updatedAt=TS,
+        ultravoxStatus={"enum": ["active", "missing", "unreachable", "not-configured"],
+                        "description": "what Ultravox says of the agent's twin, asked live"},
+        ultravoxError={"type": "object", "description": "why Ultravox could not be asked"}),
+    "AgentCallRequest": obj(["to"], to=E164, **{"from": {
+        **E164, "description": "one of the account's DIDs; chosen by local presence and "
+                               "health when left out"}}),
+    "AgentCallResponse": obj(
+        ["id", "callId", "status", "agentId", "from", "fromReason"], id=STR,
+        callId={**STR, "examples": ["CA0123456789abcdef0123456789abcdef"]},
+        status={"const": "initiated"}, agentId=STR, to=E164, **{
+            "from": E164,
+            "fromReason": {"enum": ["requested", "same-area-code", "same-state",
+                                    "health-score"]},
+            "fromHealth": {"type": "object", "description": "the chosen DID's health: score "
+                           "0-100, calls, answerRate, shortCallRate, failureRate, "
+                           "callsLastHour"}}),
+})
+AGENT_ID = [path_param("agent_id", "the agent's id (a UUID)")]
+LIMIT = {"name": "limit", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+         "description": "max agents to return, newest first"}
+PATHS.update({
+    "/api/voice/agents": {
+        "post": op("Create agent (and its Ultravox agent)",
+                   {**ok("AgentCreated", "201", "created"),
+                    **errors(400, 415, 422, 502, 503, 504)}, json_body("AgentRequest"),
+                   "agents"),
+        "get": op("List agents", {**ok("AgentList"), **errors(422)}, tag="agents",
+                  params=[LIMIT]),
+    },
+    "/api/voice/agents/{agent_id}": {
+        "get": op("Get agent, with its live Ultravox status", {**ok("Agent"), **errors(404)},
+                  tag="agents", params=AGENT_ID),
+        "patch": op("Update agent (and its Ultravox agent)",
+                    {**ok("Agent"), **errors(400, 404, 415, 422, 502, 503, 504)},
+                    json_body("AgentPatch"), "agents", AGENT_ID),
+        "delete": op("Delete agent (and its Ultravox agent)",
+                     {**ok("Deleted"), **errors(404, 502, 503, 504)}, tag="agents",
+                     params=AGENT_ID),
+    },
+    "/api/voice/agents/{agent_id}/call": {
+        "post": op("Place a call through the agent",
+                   {**ok("AgentCallResponse", "201", "call placed"),
+                    **errors(400, 403, 404, 415, 422, 503)}, json_body("AgentCallRequest"),
+                   "agents", AGENT_ID),
+    },
+})
+
+
 DOCUMENT = {
     "openapi": "3.1.0",
     "info": {"title": "trunx admin API", "version": "0.1.0",

@@ -46,6 +46,8 @@ class Config:
     ami_port: int = 5038
     ami_user: str = "trunx"
     ami_secret: str = "trunx-dev-secret"
+    originate_cps: float = 5.0        # outbound calls placed per second at most (0: no limit)
+    originate_timeout: int = 45       # seconds an outbound call may ring before no-answer
 
     # IVR behaviour
     fallback_audio: str = "ss-noservice"      # played when a DID has no usable tree
@@ -76,6 +78,9 @@ class Config:
     # AI agents
     ultravox_api_key: str = ""
     ultravox_base_url: str = "https://api.ultravox.ai"
+    ultravox_timeout: float = 10.0      # seconds per Ultravox request
+    ultravox_sip_endpoint: str = ""     # PJSIP endpoint that dials Ultravox; empty: trunk_endpoint
+    ultravox_end_wait: float = 15.0     # after the bridge, how long to wait for Ultravox's end
 
     # admin API
     api_host: str = "127.0.0.1"

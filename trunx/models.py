@@ -176,4 +176,22 @@ class CallEvent(Base):
     last_error = peewee.CharField(null=True)
 
 
-ALL_MODELS = [Account, ApiKey, AudioAsset, Ivr, IvrVersion, Did, Suppression, Call, CallEvent]
+class Agent(Base):
+    """A reusable AI voice agent (seed 003), mirrored to an Ultravox agent (`ultravox_id`)."""
+    id = peewee.CharField(primary_key=True, default=new_uuid)
+    account = peewee.ForeignKeyField(Account, backref="agents", on_delete="CASCADE")
+    name = peewee.CharField()
+    prompt = peewee.TextField()
+    voice = peewee.CharField(null=True)
+    first_message = peewee.TextField(null=True)
+    language = peewee.CharField(default="en")
+    max_duration = peewee.FloatField(default=300)     # seconds
+    tool_ids = JSONField(default=list)
+    knowledge_ids = JSONField(default=list)
+    ultravox_id = peewee.CharField(null=True, index=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+
+ALL_MODELS = [Account, ApiKey, AudioAsset, Ivr, IvrVersion, Did, Suppression, Call, CallEvent,
+              Agent]

@@ -348,13 +348,10 @@ def call_seconds(call: dict) -> float | None:
     return parse_duration(call.get("billedDuration"))
 
 
-def ai_view(row) -> dict | None:
-    """The `ai` object of GET /api/voice/{id} (seed 002) for a Call row, or None when the
-    call was not an AI call."""
-    status = getattr(row, "ai_status", None)
-    if status is None:
-        return None
-    dur = getattr(row, "ai_duration", None)
-    return {"status": status, "transcript": row.ai_transcript or "",
-            "duration": None if dur is None else round(dur),
-            "endReason": row.ai_end_reason}
+def ai_result(status: str, *, transcript: str | None = None, seconds: float | None = None,
+              end_reason: str | None = None, ultravox_call_id: str | None = None) -> dict:
+    """What Call.ai_result holds; trunx.calls.call_json shows its first four keys as the
+    seed's `ai` object of GET /api/voice/{id}."""
+    return {"status": status, "transcript": transcript,
+            "duration": None if seconds is None else round(seconds),
+            "endReason": end_reason, "ultravoxCallId": ultravox_call_id}

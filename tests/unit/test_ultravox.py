@@ -107,12 +107,11 @@ def test_call_seconds_prefers_joined_to_ended():
     assert ultravox.call_seconds({}) is None
 
 
-def test_ai_view_shape():
-    row = SimpleNamespace(ai_status="ended", ai_transcript="Agent: hi", ai_duration=140.4,
-                          ai_end_reason="hangup")
-    assert ultravox.ai_view(row) == {"status": "ended", "transcript": "Agent: hi",
-                                     "duration": 140, "endReason": "hangup"}
-    assert ultravox.ai_view(SimpleNamespace(ai_status=None)) is None
+def test_ai_result_shape():
+    assert ultravox.ai_result("ended", transcript="Agent: hi", seconds=140.4,
+                              end_reason="hangup", ultravox_call_id="uv1") == {
+        "status": "ended", "transcript": "Agent: hi", "duration": 140, "endReason": "hangup",
+        "ultravoxCallId": "uv1"}
 
 
 def test_no_key_is_a_clear_503_naming_the_setting():

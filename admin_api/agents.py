@@ -1,0 +1,313 @@
+"""Agents API (seed 003): reusable AI voice agents, mirrored to Ultravox agents, and calls
+placed through them.
+
+SQLite holds the agent; Ultravox holds its twin (`ultravoxId`). Writes go to Ultravox first
+and to SQLite only once Ultravox said yes, so a remote failure leaves nothing half-written:
+a failed create stores no row, a failed update keeps the old one, and a delete removes the
+row only once Ultravox has removed its agent (or says it has none). Reads answer from SQLite;
+GET one also asks Ultravox and says what it found in `ultravoxStatus`:
+
+    active          Ultravox has the agent
+    missing         Ultravox says it has no such agent (deleted in its console?); the next
+                    PATCH recreates it
+    unreachable     Ultravox could not be asked (`ultravoxError` says why)
+    not-configured  no ULTRAVOX_API_KEY here
+"""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, request
+
+from admin_api import context as ctx
+from admin_api.errors import APIError, invalid
+from trunx import calls, did_selection, dnc, phone, ultravox
+from trunx.db import proxy
+from trunx.models import Agent, iso, new_uuid, utcnow
+
+bp = Blueprint("agents", __name__, url_prefix="/api/voice/agents")
+
+FIELDS = {"name", "prompt", "voice", "first_message", "language", "tool_ids", "knowledge_ids",
+          "max_duration"}
+DEFAULTS = {"language": "en", "max_duration": 300}
+MAX_DURATION = 24 * 3600
+LIST_DEFAULT, LIST_MAX = 50, 500
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")   # BCP 47, as Ultravox hints
+_REF_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+# -- shapes ---------------------------------------------------------------------------------
+
+def _number(value):
+    return int(value) if float(value).is_integer() else value
+
+
+def summary(agent: Agent) -> dict:
+    return {"id": agent.id, "name": agent.name, "ultravoxId": agent.ultravox_id,
+            "createdAt": iso(agent.created_at)}
+
+
+def as_json(agent: Agent) -> dict:
+    return {"id": agent.id, "name": agent.name, "ultravoxId": agent.ultravox_id,
+            "prompt": agent.prompt, "voice": agent.voice, "first_message": agent.first_message,
+            "language": agent.language, "max_duration": _number(agent.max_duration),
+            "tool_ids": list(agent.tool_ids or []),
+            "knowledge_ids": list(agent.knowledge_ids or []),
+            "createdAt": iso(agent.created_at), "updatedAt": iso(agent.updated_at)}
+
+
+def get_owned(agent_id: str) -> Agent:
+    agent = Agent.get_or_none(Agent.id == agent_id, Agent.account == ctx.account_id())
+    if agent is None:
+        raise APIError(404, "agent-not-found", f"no agent {agent_id} in this account",
+                       {"id": agent_id})
+    return agent
+
+
+# -- validation -----------------------------------------------------------------------------
+
+def _text(data: dict, name: str, max_len: int, *, nullable: bool) -> str | None:
+    value = data[name]
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise invalid(name, "invalid-type" if value is not None else "required",
+                      f"{name} must be a non-empty string")
+    if len(value) > max_len:
+        raise invalid(name, "too-long", f"{name} is longer than {max_len} characters")
+    return value
+
+
+def _ids(data: dict, name: str) -> list[str]:
+    value = data[name]
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 50:
+        raise invalid(name, "invalid-type", f"{name} must be an array of at most 50 ids")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not _REF_ID.match(item):
+            raise invalid(f"{name}[{i}]", "invalid-id",
+                          f"{name}[{i}] must be an id of 1-128 letters, digits, _ . : -")
+    if len(set(value)) != len(value):
+        raise invalid(name, "duplicate", f"{name} lists an id twice")
+    return list(value)
+
+
+def _check(data: dict, *, partial: bool) -> dict:
+    """The request's agent fields, checked; for a create, defaults fill the rest."""
+    out: dict = {}
+    for name in ("name", "prompt"):
+        if name in data or not partial:
+            if name not in data:
+                raise invalid(name, "required", f"{name} is required")
+            out[name] = _text(data, name, 200 if name == "name" else 20000, nullable=False)
+    if "voice" in data:
+        out["voice"] = _text(data, "voice", 200, nullable=True)
+    if "first_message" in data:
+        out["first_message"] = _text(data, "first_message", 2000, nullable=True)
+    if "language" in data:
+        lang = data["language"]
+        if lang is not None and (not isinstance(lang, str) or not _LANGUAGE.match(lang)
+                                 or len(lang) > 16):
+            raise invalid("language", "invalid-language",
+                          'language must be a BCP 47 language code like "en" or "es-MX"')
+        out["language"] = lang or DEFAULTS["language"]
+    if "max_duration" in data:
+        value = data["max_duration"]
+        if value is None:
+            value = DEFAULTS["max_duration"]
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not 1 <= value <= MAX_DURATION):
+            raise invalid("max_duration", "out-of-range",
+                          f"max_duration must be a number of seconds from 1 to {MAX_DURATION}")
+        out["max_duration"] = value
+    for name in ("tool_ids", "knowledge_ids"):
+        if name in data:
+            out[name] = _ids(data, name)
+    if not partial:
+        out = {"voice": None, "first_message": None, "tool_ids": [], "knowledge_ids": [],
+               **DEFAULTS, **out}
+    return out
+
+
+# -- Ultravox -------------------------------------------------------------------------------
+
+def _client(*, quick: bool = False) -> ultravox.Ultravox:
+    config = ctx.config()
+    try:
+        client = ultravox.Ultravox.from_config(config)
+    except ultravox.UltravoxError as exc:
+        raise _api_error(exc) from None
+    if quick:   # a status check must not hold a read hostage to a slow provider
+        client.timeout = (min(2.0, client.timeout[0]), min(3.0, client.timeout[1]))
+    return client
+
+
+def _api_error(exc: ultravox.UltravoxError) -> APIError:
+    return APIError(exc.status, exc.code, exc.message,
+                    {**exc.details, **({"remoteStatus": exc.remote_status}
+                                       if exc.remote_status is not None else {})})
+
+
+def _remote_name(agent_id: str, name: str) -> str:
+    # unique per agent, and traceable from the Ultravox console back to trunx
+    return f"{ultravox.agent_name(name)[:55]}-{agent_id[:8]}"
+
+
+def _remote(fn, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except ultravox.UltravoxError as exc:
+        raise _api_error(exc) from None
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+@bp.post("")
+def create():
+    fields = _check(ctx.json_body(FIELDS), partial=False)
+    agent = Agent(id=new_uuid(), account=ctx.account_id(), **fields)
+    with _client() as client:
+        remote = _remote(client.create_agent, _remote_name(agent.id, agent.name),
+                         ultravox.call_template(agent))
+        agent.ultravox_id = remote["agentId"]
+        try:
+            with proxy.atomic():
+                agent.save(force_insert=True)
+        except Exception:
+            try:   # don't leave an Ultravox agent that trunx has no record of
+                client.delete_agent(agent.ultravox_id)
+            except ultravox.UltravoxError:
+                pass
+            raise
+    return {"id": agent.id, "name": agent.name, "ultravoxId": agent.ultravox_id}, 201
+
+
+@bp.get("")
+def list_agents():
+    raw = request.args.get("limit")
+    limit = LIST_DEFAULT
+    if raw is not None:
+        if not raw.isdigit() or not 1 <= int(raw) <= LIST_MAX:
+            raise invalid("limit", "out-of-range",
+                          f"limit must be a whole number from 1 to {LIST_MAX}")
+        limit = int(raw)
+    rows = (Agent.select().where(Agent.account == ctx.account_id())
+            .order_by(Agent.created_at.desc(), Agent.id).limit(limit))
+    items = [summary(a) for a in rows]
+    return {"agents": items, "count": len(items)}
+
+
+@bp.get("/<agent_id>")
+def get(agent_id: str):
+    agent = get_owned(agent_id)
+    out = as_json(agent)
+    if not ctx.config().ultravox_api_key:
+        out["ultravoxStatus"] = "not-configured"
+        return out
+    with _client(quick=True) as client:
+        try:
+            client.get_agent(agent.ultravox_id)
+            out["ultravoxStatus"] = "active"
+        except ultravox.UltravoxError as exc:
+            out["ultravoxStatus"] = "missing" if exc.not_found else "unreachable"
+            if not exc.not_found:
+                out["ultravoxError"] = exc.as_dict()
+    return out
+
+
+@bp.patch("/<agent_id>")
+def update(agent_id: str):
+    agent = get_owned(agent_id)
+    changes = _check(ctx.json_body(FIELDS), partial=True)
+    for name, value in changes.items():
+        setattr(agent, name, value)
+    with _client() as client:
+        name, template = _remote_name(agent.id, agent.name), ultravox.call_template(agent)
+        try:
+            client.update_agent(agent.ultravox_id, name=name, call_template=template)
+        except ultravox.UltravoxError as exc:
+            if not exc.not_found:
+                raise _api_error(exc) from None
+            # its Ultravox twin is gone: make a new one rather than leave the agent unusable
+            agent.ultravox_id = _remote(client.create_agent, name, template)["agentId"]
+    agent.updated_at = utcnow()
+    agent.save()
+    return {**as_json(agent), "ultravoxStatus": "active"}
+
+
+@bp.delete("/<agent_id>")
+def delete(agent_id: str):
+    agent = get_owned(agent_id)
+    if agent.ultravox_id:
+        with _client() as client:
+            try:
+                client.delete_agent(agent.ultravox_id)
+            except ultravox.UltravoxError as exc:
+                if not exc.not_found:   # gone already is what we wanted
+                    raise _api_error(exc) from None
+    agent.delete_instance()
+    return {"deleted": True, "id": agent_id}
+
+
+# -- calls through an agent -----------------------------------------------------------------
+
+def agent_ai(agent: Agent) -> dict:
+    """The call's AI config, as trunx.calls stores it (and the engine's AI bridge reads)."""
+    ai = {"systemPrompt": agent.prompt, "firstSpeaker": "agent",
+          "ultravoxAgentId": agent.ultravox_id, "agentId": agent.id,
+          "language": agent.language}
+    if agent.voice:
+        ai["voice"] = agent.voice
+    if agent.first_message:
+        ai["firstMessage"] = agent.first_message
+    return ai
+
+
+def _e164(data: dict, field: str, *, required: bool) -> str | None:
+    value = data.get(field)
+    if value is None and not required:
+        return None
+    if not phone.is_e164(value):
+        raise invalid(field, "required" if value is None else "invalid-number",
+                      f"{field} must be an E.164 number like +14155551234")
+    return value
+
+
+@bp.post("/<agent_id>/call")
+def call(agent_id: str):
+    agent = get_owned(agent_id)
+    data = ctx.json_body({"to", "from"})
+    to = _e164(data, "to", required=True)
+    from_number = _e164(data, "from", required=False)
+    config, redis, account = ctx.config(), ctx.redis(), ctx.account_id()
+    if not config.ultravox_api_key:
+        raise _api_error(ultravox.not_configured())
+    if dnc.is_suppressed(account, to, redis):
+        raise APIError(403, "number-suppressed", f"{to} is on this account's do-not-call list",
+                       {"field": "to", "number": to})
+    chosen = None
+    if from_number is None:
+        try:
+            chosen = did_selection.select_did(account, to)
+        except did_selection.NoDidAvailable:
+            raise invalid("from", "no-did", "this account has no DID to call from: register "
+                          "one with POST /api/dids, or send from") from None
+        from_number = chosen.number
+    try:
+        placed = calls.place_call(account, from_number, to, ai=agent_ai(agent),
+                                  agent_id=agent.id, max_duration=agent.max_duration,
+                                  redis=redis, config=config)
+    except calls.InvalidCall as exc:
+        raise invalid(exc.field, exc.code, exc.message) from None
+    except calls.CallError as exc:
+        raise APIError(exc.status, exc.code, exc.message,
+                       exc.details or ({"field": exc.field} if exc.field else {})) from None
+    out = {"id": placed.id, "callId": placed.call_sid, "status": placed.status,
+           "agentId": agent.id, "from": from_number, "to": to}
+    if chosen is None:
+        out["fromReason"] = "requested"
+    else:
+        out["fromReason"] = chosen.reason
+        out["fromHealth"] = chosen.health.as_dict()
+    return out, 201
