@@ -80,7 +80,8 @@ async def run(once: bool) -> int:
         # a persistent database keep pointing at files that exist on the next run.
         sounds_in_root = "/var/lib/trunx/sounds"
         cfg = cfg.replace(agi_port=agi_port, sounds_dir=str(root / sounds_in_root.lstrip("/")),
-                          asterisk_sounds_dir=sounds_in_root)
+                          asterisk_sounds_dir=sounds_in_root, ami_port=pbx.ami_port,
+                          ami_user=pbx.ami_user, ami_secret=pbx.ami_secret)
         print(f"asterisk  up in {pbx.boot_seconds:.1f} s (AMI 127.0.0.1:{pbx.ami_port}, "
               f"SIP 127.0.0.1:{pbx.sip_port})")
 
@@ -129,7 +130,8 @@ async def run(once: bool) -> int:
 
 def _env_for(cfg) -> dict:
     """The engine's effective settings, handed to the API workers through the environment."""
-    keys = ("data_dir", "redis_url", "sounds_dir", "asterisk_sounds_dir", "agi_port")
+    keys = ("data_dir", "redis_url", "sounds_dir", "asterisk_sounds_dir", "agi_port",
+            "ami_port")
     return {f"TRUNX_{k.upper()}": str(getattr(cfg, k)) for k in keys}
 
 
