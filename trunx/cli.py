@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     key_create.add_argument("--name", help="a label for the key")
     sub.add_parser("config", help="print the effective config (secrets masked)")
     sub.add_parser("resync", help="rebuild Redis (IVRs, DID map, DNC) from the database")
+    ivr = sub.add_parser("ivr", help="look at IVR trees")
+    ivr_sub = ivr.add_subparsers(dest="ivr_command", required=True)
+    diagram = ivr_sub.add_parser("diagram", help="print an IVR's current tree as Mermaid")
+    diagram.add_argument("account_id")
+    diagram.add_argument("ivr_id")
     return p
 
 
@@ -80,5 +85,17 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             client.close()
         print(json.dumps(counts))
+        return 0
+    if args.command == "ivr":
+        from trunx import ivr_store
+        from trunx.ivr_diagram import to_mermaid
+        from trunx.models import Ivr
+
+        found = Ivr.get_or_none(Ivr.account == args.account_id, Ivr.ivr_id == args.ivr_id)
+        if found is None:
+            print(f"trunx: no IVR {args.ivr_id!r} in account {args.account_id}",
+                  file=sys.stderr)
+            return 1
+        print(to_mermaid(ivr_store.current_version(found).definition), end="")
         return 0
     return 2   # argparse's required subcommands make this unreachable
