@@ -63,7 +63,7 @@ class FakeUltravox:
         self.scripts: dict[str, dict] = {}     # call id -> its script
         self.polls: dict[str, int] = {}
         self.script = copy.deepcopy(DEFAULT_SCRIPT)
-        self.sip_target = "sip:{callId}@sip.ultravox.invalid"   # str.format(callId=...)
+        self.sip_target = "sip:{callId}@sip.ultravox.invalid"   # {callId} is replaced
         self.requests: list[dict] = []
         self.delay = 0.0
         self._failures: list[tuple[str, str, int, object]] = []
@@ -287,7 +287,7 @@ class FakeUltravox:
         if "sip" in medium and "incoming" in medium["sip"]:
             target = self.sip_target
             call["joinUrl"] = (target(call) if callable(target)
-                               else target.format(callId=call_id))
+                               else target.replace("{callId}", call_id))
         elif "webRtc" in medium:
             call["joinUrl"] = f"wss://voice.ultravox.invalid/calls/{call_id}"
         self.calls[call_id] = call
