@@ -70,6 +70,9 @@ class Config:
     sftp_known_hosts: str = ""      # empty: accept only keys already in ~/.ssh/known_hosts
     sftp_dir: str = ""              # remote folder; empty: asterisk_sounds_dir
     upload_max_bytes: int = 20 * 1024 * 1024
+    fetch_max_bytes: int = 20 * 1024 * 1024   # audio fetched from a URL (the play action)
+    fetch_timeout: float = 15.0
+    fetch_allow_private: bool = False         # let play URLs reach loopback/private hosts
     default_voice: str = "en-us"
     elevenlabs_api_key: str = ""
     elevenlabs_base_url: str = "https://api.elevenlabs.io"
@@ -121,6 +124,12 @@ class Config:
 
 def _coerce(raw: str, kind):
     kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    if kind == "bool":
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"not a boolean: {raw!r}")
     if kind == "int":
         return int(raw)
     if kind == "float":

@@ -30,6 +30,10 @@ STATUS = {
     "staging-failed": 502,
     "staging-host-key": 502,
     "tool-missing": 500,
+    "invalid-url": 400,
+    "url-not-allowed": 400,
+    "fetch-failed": 502,
+    "fetch-timeout": 504,
 }
 
 
