@@ -1,0 +1,94 @@
+"""The AI bridge on the two real Asterisks: the answered call's channel Dials the joinUrl
+that (fake) Ultravox returned, `PJSIP/carrier/sip:+1...@127.0.0.1:<carrier port>`, so the
+test carrier stands in for Ultravox's SIP side. Audio the callee plays crosses the bridge
+(the carrier records it); when the "agent" hangs up, the transcript and end reason land on
+the Call row."""
+from __future__ import annotations
+
+import array
+import asyncio
+import wave
+
+import pytest
+
+from agi_server import ai_bridge
+from agi_server.server import FastAGIServer
+from tests.engine_support import make_config
+from tests.fakes.fake_ultravox import FakeUltravox
+from tests.integration.test_ai_bridge_emulated import KEY, row_dict
+from trunx import calls, db
+from trunx.devstack import wait_until
+from trunx.devstack.ami import originate_local
+from trunx.models import Account, Call
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+AGENT_LINE = "+12025550103"     # carrier: answers, records, runs STEPS_12025550103
+
+
+@pytest.fixture
+def fake():
+    with FakeUltravox(api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def cfg(tmp_path, redis_server, pbx, fake):
+    cfg = make_config(tmp_path, redis_server.url, agi_port=pbx.agi_port,
+                      ultravox_api_key=KEY, ultravox_base_url=fake.base_url,
+                      ultravox_end_wait=5.0)
+    database = db.connect(cfg)
+    yield cfg
+    database.close()
+
+
+async def test_an_ai_call_is_bridged_to_ultravox_over_sip(cfg, fake, pbx, carrier, pbx_ami,
+                                                          carrier_ami):
+    fake.sip_target = f"sip:{AGENT_LINE}@127.0.0.1:{carrier.sip_port}"
+    # the "agent" listens for 4 s, then hangs up (agent_hangup)
+    await carrier_ami.action("Setvar", {"Variable": f"STEPS_{AGENT_LINE[1:]}",
+                                        "Value": "w4-h"})
+    fake.script["endReason"] = "agent_hangup"
+    account = Account.create(name="ai-asterisk")
+    row = Call.create(account=account, direction="outbound", from_number="+14155559876",
+                      to_number="+19495551234", status="answered", provider="ultravox",
+                      call_sid="CA" + "1" * 32, ai={"systemPrompt": "Confirm."})
+
+    async def route(ch):      # stands in for the outbound route: the call is answered
+        await ch.answer()
+        await ai_bridge.run_ai_call(ch, row_dict(row), cfg)
+
+    server = FastAGIServer(cfg, {"ivr": route})
+    await server.start()
+    try:
+        # the callee (the near half of a Local channel) says something: two beeps
+        call = await originate_local(pbx_ami, "+19495551234", "w1-pbeep-w1-pbeep-w20")
+        dial_end = await pbx_ami.wait_event(
+            lambda e: e.get("Event") == "DialEnd"
+            and e.get("DestChannel", "").startswith("PJSIP/carrier-"), timeout=20)
+        assert dial_end["DialStatus"] == "ANSWER"
+        await carrier_ami.wait_event(
+            lambda e: e.get("Event") == "Hangup" and e.get("Channel", "").startswith(
+                "PJSIP/pbx-"), timeout=20)
+        async with asyncio.timeout(20):
+            while (Call.get_by_id(row.id).ai_result or {}).get("status") in (
+                    None, "starting", "active"):
+                await asyncio.sleep(0.1)
+        await pbx_ami.wait_event(call.is_hangup_of("caller"), timeout=30)
+    finally:
+        await server.stop()
+    assert server.stats["errors"] == 0
+
+    recordings = wait_until(
+        lambda: list(carrier.recordings_dir_host.glob(f"{AGENT_LINE[1:]}-*.wav")),
+        timeout=5, message="the carrier's recording of the bridged call")
+    with wave.open(str(recordings[-1])) as wav:
+        samples = array.array("h", wav.readframes(wav.getnframes()))
+    assert max(map(abs, samples)) > 1000      # the callee's beeps reached "Ultravox"
+
+    row = Call.get_by_id(row.id)
+    (uv_id,) = fake.calls
+    assert row.ai_result["status"] == "ended"
+    assert row.ai_result["endReason"] == "agent_hangup"
+    assert row.ai_result["ultravoxCallId"] == uv_id
+    assert calls.call_json(row)["ai"]["transcript"].startswith("Agent: Hi, this is Sarah")
