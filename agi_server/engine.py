@@ -15,7 +15,7 @@ from agi_server.errors import AGIHangup
 from agi_server.ivr_runner import IvrRunner, Services
 from agi_server.server import FastAGIServer
 from agi_server.tree_cache import TreeCache, TreeUnavailable
-from trunx import dnc, ivr_store
+from trunx import dnc, ivr_store, redis_schema
 from trunx.phone import InvalidNumber, to_e164
 
 log = logging.getLogger(__name__)
@@ -26,12 +26,13 @@ class Engine:
         self.config = config
         self.redis = redis              # redis.asyncio client: the hot path
         self.sync_redis = sync_redis    # blocking client for the database thread
-        self.cache = TreeCache(redis)
+        self.cache = TreeCache(redis, on_connect=self._heal_redis)
         self.server = FastAGIServer(config, {"ivr": self.ivr_call})
         self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="trunx-db")
         self.services = Services(config=config, suppress=self._suppress,
                                  is_suppressed=self._is_suppressed)
         self.records_saved = 0
+        self.resyncs = 0                         # times Redis was found empty and rebuilt
         self.live: dict[str, CallRecord] = {}    # call id -> record, while the call runs
 
     def live_records(self) -> list[CallRecord]:
@@ -49,6 +50,13 @@ class Engine:
         await self.server.stop()
         await self.cache.stop()
         self.db_thread.shutdown(wait=True)
+
+    async def _heal_redis(self) -> None:
+        """On each (re)connection: a Redis that lost its data is rebuilt from SQLite."""
+        if not await self.redis.exists(redis_schema.SYNCED_KEY):
+            counts = await self._db(ivr_store.resync, self.sync_redis)
+            self.resyncs += 1
+            log.warning("Redis had lost its data; resynced from SQLite: %s", counts)
 
     async def _db(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)

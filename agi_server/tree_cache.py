@@ -26,8 +26,9 @@ class TreeUnavailable(Exception):
 
 
 class TreeCache:
-    def __init__(self, redis, *, max_versions: int = 4096):
+    def __init__(self, redis, *, max_versions: int = 4096, on_connect=None):
         self._redis = redis
+        self._on_connect = on_connect   # awaited after each (re)subscription
         self._dids: dict[str, dict | None] = {}
         self._current: dict[tuple[str, str], int | None] = {}
         self._versions: OrderedDict[tuple[str, str, int], dict] = OrderedDict()
@@ -60,6 +61,8 @@ class TreeCache:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(redis_schema.PUBLISH_CHANNEL)
+                if self._on_connect is not None:
+                    await self._on_connect()
                 self._forget_all()      # anything cached before this point may be stale
                 self.listening = True
                 backoff = 0.1

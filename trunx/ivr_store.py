@@ -143,5 +143,6 @@ def resync(redis) -> dict:
     for row in Suppression.select():
         redis.sadd(redis_schema.dnc_key(row.account_id), row.number)
         counts["suppressions"] += 1
+    redis.set(redis_schema.SYNCED_KEY, redis_schema.dumps(counts))
     redis_schema.announce(redis, kind="resync")
     return counts

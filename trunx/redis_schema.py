@@ -25,6 +25,9 @@ from __future__ import annotations
 import json
 
 PUBLISH_CHANNEL = "trunx:published"
+# Set by a resync from SQLite; a Redis that lacks it lost its data (a restart without
+# persistence, a flush) and must be resynced before it is trusted.
+SYNCED_KEY = "trunx:synced"
 
 
 def ivr_version_key(account: str, ivr_id: str, version: int) -> str:

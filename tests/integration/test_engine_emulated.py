@@ -8,6 +8,7 @@ import asyncio
 import time
 
 import pytest
+import redis as redis_lib
 
 from bench.agi_emulator import Scenario, run_session
 from tests.engine_support import SEED_DID, SEED_TREE, make_config, running_engine, seed_account
@@ -182,3 +183,24 @@ async def test_peer_not_on_allow_list_is_refused(tmp_path, redis_server, seeded)
         assert res.commands == []
         assert res.closed_by_server or "reset" in (res.error or "")
         assert engine.server.stats["refused"] == 1
+
+
+async def test_a_redis_that_lost_its_data_is_rebuilt_from_sqlite(tmp_path):
+    """Redis restarts empty while the engine runs: the engine notices on reconnecting,
+    resyncs from SQLite, and calls to the DID work again without anyone stepping in."""
+    from trunx.devstack import RedisServer
+
+    with RedisServer(tmp_path / "own-redis") as own:
+        cfg = make_config(tmp_path, own.url)
+        client = redis_lib.Redis.from_url(own.url, decode_responses=True)
+        seed_account(cfg, client)
+        async with running_engine(cfg) as engine:
+            _, before = await call(engine, keys=["1", "2"])
+            own.restart()                                   # no persistence: all gone
+            async with asyncio.timeout(10):
+                while engine.resyncs == 0 or not engine.cache.listening:
+                    await asyncio.sleep(0.05)
+            _, after = await call(engine, keys=["1", "2"])
+        assert before.outcome == after.outcome == "hangup"
+        assert client.exists("trunx:did:" + SEED_DID)
+        client.close()
