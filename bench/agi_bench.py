@@ -1,0 +1,195 @@
+"""Engine vs baseline over FastAGI, with emulated Asterisk channels (issue 6, part 2).
+
+Three processes: trunx's engine (bench.engine_proc) or the panoramisk baseline
+(bench.baseline_agi), and the load generator (bench.loadgen), each started afresh where
+it matters. The walk is the seed tree's answer, play, gather, route, play, gather, hangup:
+the caller lets each prompt play out and presses 1, then 2, in WAIT FOR DIGIT.
+
+Measurements of the two sides are interleaved and each is taken `repeat` times, keeping
+the best, because this machine may be shared with other work while the bench runs; the
+server's CPU time per session is reported too, as it depends much less on that.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+
+import redis
+
+from bench import profiling
+from bench.agi_emulator import Scenario, run_session
+from bench.baseline_agi import COMMANDS
+from bench.common import Child, have_uvloop, run_json
+from trunx.devstack import RedisServer
+
+HOST = "127.0.0.1"
+KEYS = ["", "1", "", "2"]     # prompt plays out, WAIT FOR DIGIT -> 1; again -> 2
+EXPECT = list(COMMANDS)
+LEVELS = (1, 10, 100, 1000)
+
+
+def _scenario(**kw) -> dict:
+    return {"keys": KEYS, **kw}
+
+
+def redis_commands(client) -> dict[str, int]:
+    """Commands Redis has executed so far by name (INFO commandstats), INFO left out."""
+    stats = client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()
+            if k != "cmdstat_info"}
+
+
+def check_sequence(port: int) -> list[str]:
+    """One session with the stream-based emulator itself (bench.agi_emulator.run_session)."""
+    result = asyncio.run(run_session(HOST, port, Scenario(keys=KEYS)))
+    if result.error:
+        raise RuntimeError(f"emulated call failed: {result.error}")
+    return result.commands
+
+
+class Side:
+    """One server process under test and how to read it."""
+
+    def __init__(self, name: str, child: Child):
+        self.name, self.child = name, child
+        self.port = child.ready["port"]
+
+    def rate(self, concurrency: int, duration: float, warmup: float) -> dict:
+        cpu0 = self.child.ask("stats")["cpu"]
+        t0 = time.perf_counter()
+        result = run_json("bench.loadgen", {
+            "mode": "rate", "host": HOST, "port": self.port, "concurrency": concurrency,
+            "duration": duration, "warmup": warmup, "scenario": _scenario(),
+            "expect": EXPECT})
+        wall = time.perf_counter() - t0
+        cpu = self.child.ask("stats")["cpu"] - cpu0
+        # CPU per session over the whole run (warm-up and drain included) divided by the
+        # sessions over the whole run, estimated from the measured rate
+        total = max(1.0, result["sessions_per_s"] * (wall - 0.3))
+        result["server_cpu_ms_per_session"] = cpu / total * 1000
+        result["server_cpu_share"] = cpu / wall
+        return result
+
+
+def _start_engine(tmp: str, redis_url: str, tag: str, loop: str = "asyncio") -> Side:
+    data = os.path.join(tmp, f"data-{tag}")
+    child = Child("bench.engine_proc", "--data-dir", data, "--redis-url", redis_url,
+                  "--seed", "tree", "--loop", loop,
+                  stderr_path=os.path.join(tmp, f"engine-{tag}.log"))
+    return Side("engine", child)
+
+
+def _start_baseline(tmp: str, tag: str, loop: str = "asyncio") -> Side:
+    return Side("baseline", Child("bench.baseline_agi", "--loop", loop,
+                                  stderr_path=os.path.join(tmp, f"baseline-{tag}.log")))
+
+
+def hold(side: Side, sessions: int, delay: float, ramp: float) -> dict:
+    idle = side.child.ask("stats")["rss"]
+    side.child.ask("peak", reset=True)
+    result = run_json("bench.loadgen", {
+        "mode": "hold", "host": HOST, "port": side.port, "sessions": sessions, "ramp": ramp,
+        "scenario": _scenario(reply_delay=delay), "expect": EXPECT},
+        timeout=120 + sessions * delay * 0.05)
+    peak = side.child.ask("peak")
+    result["server_stats"] = side.child.ask("stats").get("server")
+    result["server_peak_sessions"] = peak["peak"]
+    result["rss_idle"] = idle
+    result["rss_at_peak"] = peak["rss_at_peak"]
+    result["rss_per_session"] = ((peak["rss_at_peak"] - idle) / peak["peak"]
+                                 if peak["peak"] else None)
+    return result
+
+
+def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
+        hold_sessions: int = 5000, hold_delay: float = 1.0, levels=LEVELS,
+        log=print) -> dict:
+    out: dict = {"levels": list(levels), "rate": {}, "expect": EXPECT}
+    with tempfile.TemporaryDirectory(prefix="trunx-bench-") as tmp, \
+            RedisServer(tmp) as rs:
+        client = redis.Redis.from_url(rs.url, decode_responses=True)
+        engine = _start_engine(tmp, rs.url, "rate")
+        base = _start_baseline(tmp, "rate")
+        try:
+            out["sequence"] = {"engine": check_sequence(engine.port),
+                               "baseline": check_sequence(base.port)}
+            for c in levels:
+                runs: dict[str, list[dict]] = {"engine": [], "baseline": []}
+                for attempt in range(repeat):
+                    for side in (engine, base) if attempt % 2 == 0 else (base, engine):
+                        hot = side is engine and c == 100 and "redis" not in out
+                        if hot:
+                            st0 = engine.child.ask("stats")
+                            cmds0 = redis_commands(client)
+                        r = side.rate(c, duration, warmup)
+                        if hot:
+                            cmds1 = redis_commands(client)
+                            st1 = engine.child.ask("stats")
+                            out["redis"] = {
+                                "calls": st1["server"]["calls"] - st0["server"]["calls"],
+                                "cache_reads": st1["redis_reads"] - st0["redis_reads"],
+                                "commands": sum(cmds1.values()) - sum(cmds0.values()),
+                                "by_command": {k: n - cmds0.get(k, 0) for k, n in cmds1.items()
+                                               if n != cmds0.get(k, 0)},
+                                "seconds": duration + warmup, "concurrency": c}
+                        log(f"  agi c={c:<4} {side.name:8} {r['sessions_per_s']:7.0f}/s "
+                            f"ok={r['ok']}/{r['sessions']} "
+                            f"cpu={r['server_cpu_ms_per_session']:.2f} ms/session "
+                            f"loadgen={r['loadgen_cpu_share']:.0%}")
+                        runs[side.name].append(r)
+                best = {}
+                for name, rs_ in runs.items():
+                    top = max(rs_, key=lambda x: x["sessions_per_s"])
+                    best[name] = {**top, "all_rates": [x["sessions_per_s"] for x in rs_],
+                                  "all_ok": all(x["ok"] == x["sessions"] for x in rs_)}
+                out["rate"][c] = best
+            # where the engine's time goes at c=100
+            spy = profiling.pyspy_start(engine.child.pid, duration + warmup,
+                                        os.path.join(tmp, "engine-c100.raw"))
+            if spy is not None:
+                engine.rate(100, duration, warmup)
+                spy.wait()
+                out["profile"] = profiling.summarize_raw(os.path.join(tmp, "engine-c100.raw"))
+            # per-command overhead, measured at c=1 by the emulator and inside the engine
+            engine.child.ask("timing", on=True)
+            r = engine.rate(1, duration, warmup)
+            r["inside_engine"] = engine.child.ask("timing", on=False)
+            out["overhead"] = {"engine": r, "baseline": base.rate(1, duration, warmup)}
+            log(f"  overhead c=1 engine p99={r['overhead']['p99_ms']:.3f} ms "
+                f"(inside {r['inside_engine']['p99_ms']:.3f} ms), baseline "
+                f"p99={out['overhead']['baseline']['overhead']['p99_ms']:.3f} ms")
+            out["engine_stats"] = engine.child.ask("stats")
+        finally:
+            engine.child.close()
+            base.child.close()
+        out["loadgen_loop"] = "uvloop" if have_uvloop() else "asyncio"
+        if have_uvloop():
+            # both servers on uvloop instead of asyncio's own loop, at c=100
+            out["uvloop"] = {}
+            for start in (lambda: _start_engine(tmp, rs.url, "uvloop", "uvloop"),
+                          lambda: _start_baseline(tmp, "uvloop", "uvloop")):
+                side = start()
+                try:
+                    r = side.rate(100, duration, warmup)
+                    out["uvloop"][side.name] = r
+                    log(f"  agi c=100  {side.name:8} {r['sessions_per_s']:7.0f}/s on uvloop")
+                finally:
+                    side.child.close()
+        # holding: fresh processes, so RSS is not inflated by the rate runs
+        out["hold"] = {}
+        for start in (lambda: _start_engine(tmp, rs.url, "hold"),
+                      lambda: _start_baseline(tmp, "hold")):
+            side = start()
+            try:
+                check_sequence(side.port)     # warm: the first call fills the cache
+                r = hold(side, hold_sessions, hold_delay, ramp=2.0)
+                log(f"  hold {side.name:8} ok={r['ok']}/{r['sessions']} peak="
+                    f"{r['server_peak_sessions']} rss/session="
+                    f"{(r['rss_per_session'] or 0) / 1024:.1f} KiB")
+                out["hold"][side.name] = r
+            finally:
+                side.child.close()
+        client.close()
+    return out

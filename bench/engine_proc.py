@@ -1,0 +1,186 @@
+"""trunx's engine in a process of its own, for the benchmarks.
+
+    python -m bench.engine_proc --data-dir D --redis-url URL [--port P]
+                                [--seed tree|demo] [--set NAME=VALUE ...]
+                                [--loop asyncio|uvloop]
+
+Wired as agi_server/__main__.py wires it (Engine(config, aioredis, redis)), logging at
+WARNING; --set overrides any other config field. --seed first creates an account (once
+per data dir) with the IVR seed tree on +19495551234: "tree" as the engine tests do
+(tests/engine_support.seed_account: prompts named, not staged), "demo" as the Asterisk
+tests do (trunx.demo: prompts spoken by espeak-ng and staged into sounds_dir). It prints
+{"port": ...} when it listens,
+then answers JSON-line requests on stdin (see `_handle`) until stdin closes.
+
+Per-command overhead is also measured inside the engine when asked ("timing"): from the
+moment a read of the reply returned to the moment the next command was written, by a
+subclass of agi_server.server.AGITransport that only adds two clock readings.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+
+import redis
+import redis.asyncio as aioredis
+
+from agi_server import server as server_module
+from agi_server.engine import Engine
+from agi_server.protocol import NEED_DATA
+from bench.common import cpu_seconds, percentile, raise_nofile, rss_bytes, use_loop
+from trunx import config as trunx_config
+from trunx import db
+
+TIMING = {"on": False, "samples": []}
+
+
+class _TimedWriter:
+    """Stands in for the StreamWriter inside the transport only: notes each write."""
+
+    def __init__(self, writer, transport):
+        self._writer, self._transport = writer, transport
+
+    def write(self, data) -> None:
+        self._writer.write(data)
+        read_at = self._transport.read_at
+        if TIMING["on"] and read_at is not None:
+            TIMING["samples"].append(time.perf_counter() - read_at)
+        self._transport.read_at = None
+
+    def __getattr__(self, name):
+        return getattr(self._writer, name)
+
+
+class TimedTransport(server_module.AGITransport):
+    def __init__(self, reader, writer, conn):
+        super().__init__(reader, writer, conn)
+        self.read_at: float | None = None
+        self.writer = _TimedWriter(writer, self)
+
+    async def next_event(self):
+        while True:
+            event = self.conn.next_event()
+            if event is not NEED_DATA:
+                return event
+            data = await self.reader.read(server_module.READ_SIZE)
+            self.read_at = time.perf_counter()
+            self.conn.receive_data(data)
+
+
+class Sampler:
+    """Peak concurrent sessions (the server's task set) and the RSS seen then."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.reset()
+
+    def reset(self) -> None:
+        self.peak, self.rss_at_peak, self.max_rss = 0, 0, 0
+
+    async def run(self) -> None:
+        pid = os.getpid()
+        while True:
+            n = len(self.engine.server._tasks)
+            rss = rss_bytes(pid)
+            self.max_rss = max(self.max_rss, rss)
+            if n > self.peak:
+                self.peak, self.rss_at_peak = n, rss
+            await asyncio.sleep(0.05)
+
+
+def _seed(cfg, how: str) -> None:
+    from trunx.models import Account
+
+    db.connect(cfg)
+    if Account.select().count():
+        return
+    r = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
+    try:
+        if how == "tree":
+            from tests.engine_support import seed_account
+            seed_account(cfg, r)
+        else:
+            from trunx.demo import publish_demo, stage_prompts
+            account = Account.create(name="bench")
+            stage_prompts(account, cfg)
+            publish_demo(account, cfg, r)
+    finally:
+        r.close()
+
+
+def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
+    op = request["op"]
+    pid = os.getpid()
+    if op == "stats":
+        return {"redis_reads": engine.cache.redis_reads, "server": dict(engine.server.stats),
+                "records_saved": engine.records_saved, "sessions": len(engine.server._tasks),
+                "rss": rss_bytes(pid), "cpu": cpu_seconds(pid)}
+    if op == "peak":
+        out = {"peak": sampler.peak, "rss_at_peak": sampler.rss_at_peak,
+               "max_rss": sampler.max_rss}
+        if request.get("reset"):
+            sampler.reset()
+        return out
+    if op == "timing":
+        samples = TIMING["samples"]
+        ms = [x * 1000 for x in samples]
+        out = {"samples": len(ms), "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99)}
+        TIMING["on"], TIMING["samples"] = bool(request.get("on")), []
+        return out
+    return {"error": f"unknown op {op!r}"}
+
+
+async def serve(args) -> None:
+    overrides = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        kind = trunx_config.Config.__dataclass_fields__[name].type
+        overrides[name] = trunx_config._coerce(value, kind)
+    cfg = trunx_config.load(env={}, data_dir=args.data_dir, redis_url=args.redis_url,
+                            agi_port=args.port, **overrides)
+    if args.seed:
+        _seed(cfg, args.seed)
+    db.connect(cfg)
+    server_module.AGITransport = TimedTransport
+    aio = aioredis.Redis.from_url(cfg.redis_url, decode_responses=True)
+    sync = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
+    engine = Engine(cfg, aio, sync)
+    await engine.start()
+    await engine.cache.wait_listening()
+    sampler = Sampler(engine)
+    sampler_task = asyncio.create_task(sampler.run())
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    print(json.dumps({"port": engine.server.port, "pid": os.getpid()}), flush=True)
+    while line := await stdin.readline():
+        print(json.dumps(_handle(json.loads(line), engine, sampler)), flush=True)
+    sampler_task.cancel()
+    await engine.stop()
+    await aio.aclose()
+    sync.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.engine_proc")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--seed", choices=("tree", "demo"))
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop"))
+    args = parser.parse_args()
+    raise_nofile()
+    use_loop(args.loop)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

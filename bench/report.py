@@ -1,0 +1,308 @@
+"""docs/benchmarks.md from the results `python -m bench` gathered."""
+from __future__ import annotations
+
+import datetime as dt
+
+
+def _n(x, fmt="{:,.0f}") -> str:
+    return "n/a" if x is None else fmt.format(x)
+
+
+def _ms(x) -> str:
+    return _n(x, "{:.3f} ms")
+
+
+def _x(ours, theirs) -> str:
+    if ours is None or not theirs:
+        return "n/a"
+    return f"{ours / theirs:.2f}x"
+
+
+def _met(ok) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**missed**")
+
+
+class Report:
+    def __init__(self, results: dict):
+        self.r = results
+        self.lines: list[str] = []
+        self.targets: list[tuple] = []
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def target(self, figure, ours, theirs, ratio, target, ok) -> None:
+        self.targets.append((figure, ours, theirs, ratio, target, _met(ok)))
+
+    # -- sections ---------------------------------------------------------------------
+    def agi(self, a: dict) -> None:
+        levels = a["levels"]
+        self.add("## 1. FastAGI: trunx's engine vs a panoramisk app, emulated Asterisk", "",
+                 "The walk is the seed tree's answer, play, gather, route, play, gather, "
+                 "hangup: 7 AGI commands a call "
+                 f"(`{' | '.join(a['expect'])}`). Both servers were checked to send exactly "
+                 "this sequence to `bench.agi_emulator.run_session` "
+                 f"(engine: {a['sequence']['engine'] == a['expect']}, baseline: "
+                 f"{a['sequence']['baseline'] == a['expect']}). The baseline is "
+                 "`panoramisk.fast_agi.Application` with one `async def` route that sends the "
+                 "sequence hard-coded (no tree, no record, no checks): no 3.11 shim was "
+                 "needed, since an `async def` route never reaches panoramisk's "
+                 "`asyncio.coroutine` call. Each server runs in its own process, the load "
+                 "generator (`bench.loadgen`: the emulator's replies as an asyncio Protocol) "
+                 "in a third; the machine has 2 cores, so at full load the server gets about "
+                 "one core. Closed loop: `c` callers each start a new call when theirs ends; "
+                 "calls ending inside the measured window count. Each figure is the best of "
+                 f"{len(a['rate'][levels[0]]['engine']['all_rates'])} interleaved runs "
+                 "(all runs are listed); CPU ms/call is the server's own CPU time per call, "
+                 "which depends far less on other load on the machine.", "",
+                 "| concurrency | trunx calls/s | baseline calls/s | trunx ÷ baseline | "
+                 "trunx CPU ms/call | baseline CPU ms/call | every call on the expected "
+                 "path | all runs (trunx / baseline) |",
+                 "|---|---|---|---|---|---|---|---|")
+        for c in levels:
+            e, b = a["rate"][c]["engine"], a["rate"][c]["baseline"]
+            self.add(f"| {c} | {_n(e['sessions_per_s'])} | {_n(b['sessions_per_s'])} | "
+                     f"{_x(e['sessions_per_s'], b['sessions_per_s'])} | "
+                     f"{e['server_cpu_ms_per_session']:.2f} | "
+                     f"{b['server_cpu_ms_per_session']:.2f} | "
+                     f"{'yes' if e['all_ok'] and b['all_ok'] else 'NO'} | "
+                     f"{', '.join(_n(x) for x in e['all_rates'])} / "
+                     f"{', '.join(_n(x) for x in b['all_rates'])} |")
+        busiest = max(a["rate"][c][side]["loadgen_cpu_share"] for c in levels
+                      for side in ("engine", "baseline"))
+        self.add("", f"The load generator ran on {a['loadgen_loop']}; the most CPU it used "
+                 f"in any run was {busiest:.0%} of a core, so it was not what limited the "
+                 "rates." if busiest < 0.9 else f"The load generator ran on "
+                 f"{a['loadgen_loop']} and used up to {busiest:.0%} of a core: at that rate "
+                 "it may be what limits the figures.")
+        if a.get("uvloop"):
+            ue, ub = a["uvloop"]["engine"], a["uvloop"]["baseline"]
+            self.add("", "Both servers again at c=100 on uvloop instead of asyncio's own loop "
+                     "(not how trunx ships; it shows what the loop costs each side): trunx "
+                     f"{_n(ue['sessions_per_s'])} calls/s ({ue['server_cpu_ms_per_session']:.2f}"
+                     f" ms CPU/call), baseline {_n(ub['sessions_per_s'])} calls/s "
+                     f"({ub['server_cpu_ms_per_session']:.2f} ms CPU/call): "
+                     f"{_x(ue['sessions_per_s'], ub['sessions_per_s'])}.")
+        e100, b100 = a["rate"][100]["engine"], a["rate"][100]["baseline"]
+        self.target("calls/s at c=100 vs baseline", _n(e100["sessions_per_s"]),
+                    _n(b100["sessions_per_s"]), _x(e100["sessions_per_s"],
+                                                   b100["sessions_per_s"]),
+                    ">= 1.5x", e100["sessions_per_s"] >= 1.5 * b100["sessions_per_s"])
+        self.target("calls/s at c=100, absolute", _n(e100["sessions_per_s"]), "", "",
+                    ">= 3,000/s", e100["sessions_per_s"] >= 3000)
+        wrong = {c: a["rate"][c][s]["wrong_examples"] for c in levels for s in
+                 ("engine", "baseline") if a["rate"][c][s]["wrong_examples"]}
+        if wrong:
+            self.add("", f"Calls off the expected path: `{wrong}`")
+        o = a["overhead"]
+        eo, bo, inside = o["engine"]["overhead"], o["baseline"]["overhead"], \
+            o["engine"]["inside_engine"]
+        self.add("", "### Per-command overhead (c=1)", "",
+                 "From writing a reply to reading the next command, as the emulator sees it "
+                 "(loopback and both event loops included), and inside the engine, from the "
+                 "read that returned the reply to the write of the next command. The first "
+                 "command of a call (after the agi_* block and the DID lookup) is left out.",
+                 "", "| | p50 | p90 | p99 | samples |", "|---|---|---|---|---|",
+                 f"| trunx, seen by the emulator | {_ms(eo['p50_ms'])} | {_ms(eo['p90_ms'])} "
+                 f"| {_ms(eo['p99_ms'])} | {eo['samples']:,} |",
+                 f"| trunx, inside the engine | {_ms(inside['p50_ms'])} | | "
+                 f"{_ms(inside['p99_ms'])} | {inside['samples']:,} |",
+                 f"| baseline, seen by the emulator | {_ms(bo['p50_ms'])} | "
+                 f"{_ms(bo['p90_ms'])} | {_ms(bo['p99_ms'])} | {bo['samples']:,} |")
+        self.target("p99 overhead per command (emulator, c=1)", _ms(eo["p99_ms"]),
+                    _ms(bo["p99_ms"]), _x(eo["p99_ms"], bo["p99_ms"]), "<= 0.3 ms",
+                    eo["p99_ms"] <= 0.3)
+        self.target("p99 overhead per command (inside the engine, c=1)",
+                    _ms(inside["p99_ms"]), "", "", "<= 0.3 ms", inside["p99_ms"] <= 0.3)
+        h = a["hold"]
+        he, hb = h["engine"], h["baseline"]
+        self.add("", "### Holding calls open (1 s before every reply)", "",
+                 f"{he['sessions']:,} calls opened over 2 s; every reply waits 1 s, so each "
+                 "call lasts about 7 s and all are open at once. Fresh server processes; RSS "
+                 "per call is (RSS at the peak - RSS when idle) / calls open at the peak.", "",
+                 "| | calls open at the peak (server) | on the expected path | lost | "
+                 "RSS idle | RSS per open call |", "|---|---|---|---|---|---|")
+        for name, x in (("trunx", he), ("baseline", hb)):
+            self.add(f"| {name} | {x['server_peak_sessions']:,} | {x['ok']:,} | "
+                     f"{x['lost']:,} | {x['rss_idle'] / 2**20:.1f} MiB | "
+                     f"{_n(x['rss_per_session'] and x['rss_per_session'] / 1024, '{:.1f}')}"
+                     f" KiB |")
+        if he["errors"] or hb["errors"]:
+            self.add("", f"Errors: trunx `{he['errors']}`, baseline `{hb['errors']}`")
+        self.target(f"calls held open at once ({he['sessions']:,} asked)",
+                    f"{he['server_peak_sessions']:,} ({he['lost']} lost)",
+                    f"{hb['server_peak_sessions']:,} ({hb['lost']} lost)",
+                    _x(he["server_peak_sessions"], hb["server_peak_sessions"]),
+                    ">= 5,000, none lost",
+                    he["server_peak_sessions"] >= 5000 and he["lost"] == 0)
+        self.target("RSS per open call", _n(he["rss_per_session"] and
+                                            he["rss_per_session"] / 1024, "{:.1f} KiB"),
+                    _n(hb["rss_per_session"] and hb["rss_per_session"] / 1024,
+                       "{:.1f} KiB"), _x(he["rss_per_session"], hb["rss_per_session"]),
+                    "(reported)", None)
+        rd = a["redis"]
+        by = ", ".join(f"{k} x{n}" for k, n in sorted(rd["by_command"].items())) or "none"
+        per_call = rd["commands"] / rd["calls"] if rd["calls"] else None
+        self.add("", "### Redis on the hot path", "",
+                 f"During one c={rd['concurrency']} run (about {rd['seconds']:.0f} s) the engine "
+                 f"took {rd['calls']:,} calls; its tree cache read Redis {rd['cache_reads']} "
+                 "times (`engine.cache.redis_reads`), and Redis executed "
+                 f"{rd['commands']} commands in all (`INFO commandstats` before and after, "
+                 f"INFO itself left out): {by}. A round trip per node would be at least "
+                 f"{5 * rd['calls']:,}. (`xreadgroup` is the live-call command reader "
+                 "(agi_server/call_commands.py) blocking 1 s at a time, whatever the load.)")
+        self.target("Redis round trips per call (warm cache)",
+                    f"{rd['cache_reads']} cache reads; {rd['commands']} commands in "
+                    f"{rd['calls']:,} calls ({_n(per_call, '{:.3f}')}/call)", "", "",
+                    "0 per call", rd["cache_reads"] == 0 and per_call is not None
+                    and per_call < 0.01)
+        if a.get("profile", {}).get("samples"):
+            p = a["profile"]
+            self.add("", "### Where the engine's time goes (py-spy, c=100)", "",
+                     f"{p['samples']:,} samples of the engine process (all threads). "
+                     "Inclusive share of trunx's own functions:", "",
+                     "| function | share of samples |", "|---|---|")
+            self.add(*(f"| `{f}` | {s:.0%} |" for f, s in p["inclusive_ours"]))
+            self.add("", "Self time (the frame on top of the stack):", "",
+                     "| function | share of samples |", "|---|---|")
+            self.add(*(f"| `{f}` | {s:.0%} |" for f, s in p["self"]))
+        self.add("")
+
+    def asterisk(self, s: dict) -> None:
+        self.add("## 2. Real Asterisk: concurrent IVR calls on Local channels", "",
+                 f"Asterisk 22 (our PBX: asterisk_conf/ + dialplan/, booted in "
+                 f"{s['boot_seconds']:.1f} s) hands each call to the engine (its own process) "
+                 f"over FastAGI. {s['calls']} scripted callers were originated over AMI within "
+                 "1 s on `Local/+19495551234@inbound`, each pressing 1 during the welcome "
+                 "prompt and 2 during the next (steps `w1-d1-w1.5-d2`); prompts are espeak-ng "
+                 "speech staged into the PBX's sounds folder. Records were read back from "
+                 "SQLite by the uniqueid of each call's Local ;2 half.", "",
+                 "| calls | originated | records | on the expected path (welcome > "
+                 "has_business > unqualified, hangup) | peak concurrent in the engine | "
+                 "mean call | engine CPU per call | Asterisk CPU per call |",
+                 "|---|---|---|---|---|---|---|---|",
+                 f"| {s['calls']} | {s['originated']} | {s['records']} | "
+                 f"{s['expected_path']} | {s['peak_concurrent']} | "
+                 f"{_n(s['mean_call_s'], '{:.1f} s')} | "
+                 f"{s['engine_cpu_ms_per_call']:.2f} ms | "
+                 f"{s['asterisk_cpu_ms_per_call']:.1f} ms |")
+        if s["wrong"] or s["originate_errors"]:
+            self.add("", f"Off the path: `{s['wrong']}`; originate errors: "
+                     f"`{s['originate_errors']}`")
+        self.target("concurrent IVR calls on the real Asterisk, all on the expected path",
+                    f"{s['peak_concurrent']} concurrent, {s['expected_path']}/{s['calls']} "
+                    "on path", "", "", ">= 100, all",
+                    s["peak_concurrent"] >= 100 and s["expected_path"] == s["calls"])
+        self.target("engine CPU per real call", f"{s['engine_cpu_ms_per_call']:.2f} ms",
+                    "", "", "(reported)", None)
+        self.add("")
+
+    def api(self, p: dict) -> None:
+        g, w = p["get"], p["post"]
+        self.add("## 3. Admin API under gunicorn vs a bare Flask app", "",
+                 f"gunicorn with {p['workers']} gthread workers x {p['threads']} threads for "
+                 f"both; wrk with {p['connections']} connections for 5 s a run. The bare app "
+                 f"returns the {p['body_bytes']}-byte JSON trunx's `GET /ivr/:id` returned, "
+                 "from memory, with no auth, database or Redis. `POST /ivr` creates a new IVR "
+                 "per request (50 concurrent writers into one SQLite file).", "",
+                 "| request | trunx req/s | bare req/s | trunx ÷ bare | trunx p50 / p99 | "
+                 "bare p50 / p99 | trunx non-2xx | all runs (trunx / bare) |",
+                 "|---|---|---|---|---|---|---|---|")
+        for label, x in (("GET /ivr/:id", g), ("POST /ivr", w)):
+            a, b = x["api"], x["bare"]
+            self.add(f"| {label} | {_n(a['requests_per_s'])} | {_n(b['requests_per_s'])} | "
+                     f"{_x(a['requests_per_s'], b['requests_per_s'])} | "
+                     f"{a['p50_ms']:.1f} / {a['p99_ms']:.1f} ms | "
+                     f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms | "
+                     f"{a['s4'] + a['s5'] + a['other']} (+{a['timeouts']} wrk timeouts) | "
+                     f"{', '.join(_n(v) for v in a['all_rates'])} / "
+                     f"{', '.join(_n(v) for v in b['all_rates'])} |")
+        locked = w["api"]["locked"] + p["locked_in_log"]
+        self.add("", f"\"database is locked\": {w['api']['locked']} in response bodies, "
+                 f"{p['locked_in_log']} in gunicorn's log. IVRs stored by the write run: "
+                 f"{p['ivrs_stored']:,} (acknowledged with 2xx: {w['api']['s2']:,}; wrk stops "
+                 "counting at the deadline while the last requests still land).")
+        self.target("GET /ivr/:id req/s vs bare Flask", _n(g["api"]["requests_per_s"]),
+                    _n(g["bare"]["requests_per_s"]),
+                    _x(g["api"]["requests_per_s"], g["bare"]["requests_per_s"]), ">= 0.8x",
+                    g["api"]["requests_per_s"] >= 0.8 * g["bare"]["requests_per_s"])
+        self.target("GET /ivr/:id p99", f"{g['api']['p99_ms']:.1f} ms",
+                    f"{g['bare']['p99_ms']:.1f} ms", _x(g["api"]["p99_ms"],
+                                                         g["bare"]["p99_ms"]),
+                    "(reported)", None)
+        self.target("POST /ivr req/s, p99", f"{_n(w['api']['requests_per_s'])}/s, "
+                    f"{w['api']['p99_ms']:.0f} ms", f"{_n(w['bare']['requests_per_s'])}/s, "
+                    f"{w['bare']['p99_ms']:.0f} ms",
+                    _x(w["api"]["requests_per_s"], w["bare"]["requests_per_s"]),
+                    "(reported)", None)
+        self.target("\"database is locked\" with 50 concurrent writers", str(locked), "", "",
+                    "0", locked == 0 and w["api"]["s5"] == 0)
+        prof = p.get("profile")
+        if prof:
+            self.add("", "### Where a request's time goes (cProfile, Flask test client)", "",
+                     "Cumulative time per request of trunx's own functions:", "",
+                     "| GET /ivr/:id | ms | POST /ivr | ms |", "|---|---|---|---|")
+            for (gf, gt), (pf, pt) in zip(prof["get"], prof["post"], strict=False):
+                self.add(f"| `{gf}` | {gt * 1000:.2f} | `{pf}` | {pt * 1000:.2f} |")
+        self.add("")
+
+    def audio(self, s: dict) -> None:
+        self.add("## 4. Audio: espeak-ng + sox + staging", "",
+                 f"A {s['prompt_seconds']:.1f} s prompt. trunx: `render_tts(text, None, "
+                 "\"standard\", None, config)` + `LocalStager(dir).put` on a cold cache (a new "
+                 "data dir each round), and the same on a warm cache. Baseline: "
+                 "`espeak-ng -w` then `sox` to 8 kHz mono s16, then a file copy, each a "
+                 f"subprocess. Medians of {s['rounds']} cold rounds and {s['hits']} hits.", "",
+                 "| | trunx | baseline | trunx ÷ baseline |", "|---|---|---|---|",
+                 f"| cold: speak + transcode + stage | {s['cold_ms']:.1f} ms | "
+                 f"{s['baseline_ms']:.1f} ms | {_x(s['cold_ms'], s['baseline_ms'])} |",
+                 f"| cache hit (render_tts) | {s['hit_ms']:.2f} ms (p99 "
+                 f"{s['hit_p99_ms']:.2f} ms) | | |",
+                 f"| cache hit + stage | {s['hit_staged_ms']:.2f} ms | | |", "",
+                 "trunx does more than the baseline on a miss: it checks the voice against "
+                 "espeak-ng's list (cached), sniffs, writes to a temporary name, fsyncs and "
+                 "renames, and measures the result.")
+        self.target(f"TTS + transcode + stage of a {s['prompt_seconds']:.0f} s prompt",
+                    f"{s['cold_ms']:.0f} ms", f"{s['baseline_ms']:.0f} ms",
+                    _x(s["cold_ms"], s["baseline_ms"]), "<= 100 ms", s["cold_ms"] <= 100)
+        self.target("TTS cache hit", f"{s['hit_ms']:.2f} ms", "", "", "<= 10 ms",
+                    s["hit_ms"] <= 10)
+        self.add("")
+
+    # -- the page ---------------------------------------------------------------------
+    def render(self) -> str:
+        r = self.r
+        m = r["machine"]
+        for name in ("agi", "asterisk", "api", "audio"):
+            if name in r["sections"]:
+                getattr(self, name)(r["sections"][name])
+            elif name in r["failed"]:
+                self.add(f"## {name}: FAILED", "", "```", r["failed"][name][-3000:], "```", "")
+        body, self.lines = self.lines, []
+        load = r["load"]
+        self.target("the whole bench (`make bench`)", f"{r['seconds']:.0f} s", "", "",
+                    "< 600 s", r["seconds"] < 600)
+        v = m["versions"]
+        self.add("# Benchmarks", "",
+                 f"Generated by `make bench` (`python -m bench`) on "
+                 f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC in "
+                 f"{r['seconds']:.0f} s; do not edit by hand. Ratios are trunx ÷ baseline: "
+                 "above 1 is better for rates, below 1 is better for times and sizes.", "",
+                 "## Machine", "",
+                 f"- {m['nproc']} cores ({m['cpu']}), {m['memory_gib']:.1f} GiB memory, "
+                 f"Linux {m['kernel']}; open files limit raised to {m['nofile']:,} in every "
+                 "bench process",
+                 f"- Python {v['python']}; {v['asterisk']}; {v['redis']}; panoramisk "
+                 f"{v['panoramisk']}; Flask {v['flask']}; gunicorn {v['gunicorn']}; peewee "
+                 f"{v['peewee']}; redis-py {v['redis-py']}; {v['espeak-ng']}; {v['sox']}; "
+                 f"{v['wrk']}",
+                 f"- Load from outside the bench while it ran: other processes used "
+                 f"{load['others_share']:.0%} of the machine's CPU ({load['others_cpu_s']:.0f} "
+                 "CPU-seconds). When that is not near 0 the rates below are lower than this "
+                 "machine can do; the CPU-per-call figures are much less affected.", "",
+                 "## Targets", "",
+                 "| figure | trunx | baseline | trunx ÷ baseline | target | |",
+                 "|---|---|---|---|---|---|")
+        self.add(*(f"| {' | '.join(str(c) for c in t)} |" for t in self.targets))
+        self.add("")
+        return "\n".join(self.lines + body) + "\n"
