@@ -21,12 +21,15 @@ def _bearer() -> str | None:
 
 
 def init_app(app) -> None:
+    keys = accounts.KeyCache(app.extensions["trunx.redis"])
+    app.extensions["trunx.keys"] = keys
+
     @app.before_request
     def _authenticate():
         if request.url_rule is None or request.endpoint in PUBLIC_ENDPOINTS:
             return
         token = _bearer()
-        account = accounts.authenticate(token) if token else None
+        account = keys.authenticate(token) if token else None
         if account is None:
             raise APIError(401, "unauthorized",
                            "missing or invalid API key; send Authorization: Bearer <key>"
