@@ -10,11 +10,17 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from agi_server.ami import AmiConnection
+from agi_server.call_commands import CommandReader
 from agi_server.call_record import CallRecord
+from agi_server.call_tracker import CallTracker
+from agi_server.dialer import Dialer
 from agi_server.errors import AGIHangup
 from agi_server.ivr_runner import IvrRunner, Services
+from agi_server.outbound import OutboundRoute
 from agi_server.server import FastAGIServer
 from agi_server.tree_cache import TreeCache, TreeUnavailable
+from agi_server.webhooks import WebhookSender
 from trunx import dnc, ivr_store, redis_schema
 from trunx.phone import InvalidNumber, to_e164
 
@@ -27,8 +33,15 @@ class Engine:
         self.redis = redis              # redis.asyncio client: the hot path
         self.sync_redis = sync_redis    # blocking client for the database thread
         self.cache = TreeCache(redis, on_connect=self._heal_redis)
-        self.server = FastAGIServer(config, {"ivr": self.ivr_call})
         self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="trunx-db")
+        # outbound calls: the one AMI connection, status tracking, webhooks, the dialer
+        self.ami = AmiConnection(config)
+        self.webhooks = WebhookSender(config, self._db)
+        self.tracker = CallTracker(config, self._db, self.ami, redis, self.webhooks)
+        self.dialer = Dialer(config, self._db, redis, sync_redis, self.ami, self.tracker)
+        self.commands = CommandReader(self._db, redis, self.tracker)
+        self.outbound = OutboundRoute(config, self.tracker)
+        self.server = FastAGIServer(config, {"ivr": self.ivr_call, "outbound": self.outbound})
         self.services = Services(config=config, suppress=self._suppress,
                                  is_suppressed=self._is_suppressed)
         self.records_saved = 0
@@ -45,10 +58,20 @@ class Engine:
         await self.cache.start()
         await self.server.start()
         log.info("FastAGI listening on %s:%s", self.config.agi_host, self.server.port)
+        await self.webhooks.start()
+        await self.tracker.start()
+        await self.ami.start()          # connects in the background, and keeps reconnecting
+        await self.commands.start()
+        await self.dialer.start()
 
     async def stop(self) -> None:
+        await self.dialer.stop()
+        await self.commands.stop()
         await self.server.stop()
         await self.cache.stop()
+        await self.ami.stop()
+        await self.tracker.stop()
+        await self.webhooks.stop()
         self.db_thread.shutdown(wait=True)
 
     async def _heal_redis(self) -> None:

@@ -17,6 +17,7 @@ Errors are data, one small tree, each carrying what the API needs to answer:
 """
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import math
 import re
@@ -184,6 +185,15 @@ def ai_available(config) -> None:
     if importlib.util.find_spec("agi_server.ai_bridge") is None:
         raise CallUnavailable("ai-bridge-unavailable",
                               "this trunx build has no AI bridge (agi_server/ai_bridge.py)")
+
+
+def utc_from_ts(ts: float) -> dt.datetime:
+    """Epoch seconds (AMI's Timestamp) -> the naive UTC datetime the models store."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
+
+
+def ts_from_utc(value: dt.datetime) -> float:
+    return value.replace(tzinfo=dt.UTC).timestamp()
 
 
 # -- placing a call -------------------------------------------------------------------

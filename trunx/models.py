@@ -17,7 +17,7 @@ from trunx.db import proxy
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def iso(ts: dt.datetime | None) -> str | None:
@@ -174,6 +174,7 @@ class CallEvent(Base):
     attempts = peewee.IntegerField(default=0)
     delivered_at = peewee.DateTimeField(null=True)
     last_error = peewee.CharField(null=True)
+    payload = peewee.TextField(null=True)   # the JSON body as first sent (a snapshot)
 
 
 class Agent(Base):

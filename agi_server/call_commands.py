@@ -1,0 +1,108 @@
+"""The engine's command stream: requests the API makes about calls the engine runs.
+
+trunx.calls.request_hangup XADDs {call, action: "hangup"} to `trunx:commands`. One reader
+(a consumer group, so a request made while the engine was down is still served at start)
+routes each to the call: a queued call is cancelled before it is ever placed (the SET NX
+originated mark makes that race-free against the dialer); a ringing or live call is hung
+up. Live-call actions (a later issue) arrive the same way and go to the call's session
+queue (LiveCall.commands).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+
+import redis.exceptions
+
+from trunx import redis_schema
+from trunx.calls import ts_from_utc
+from trunx.models import Call
+
+log = logging.getLogger(__name__)
+
+
+class CommandReader:
+    def __init__(self, db, redis, tracker, *, consumer: str | None = None):
+        self._db = db
+        self.redis = redis
+        self.tracker = tracker
+        self.consumer = consumer or socket.gethostname()
+        self.handled = 0
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="call-commands")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                try:
+                    await self.redis.xgroup_create(redis_schema.COMMAND_STREAM,
+                                                   redis_schema.COMMAND_GROUP, id="0",
+                                                   mkstream=True)
+                except redis.exceptions.ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
+                start = "0"     # this consumer's unfinished entries first, then new ones
+                while True:
+                    reply = await self.redis.xreadgroup(
+                        redis_schema.COMMAND_GROUP, self.consumer,
+                        {redis_schema.COMMAND_STREAM: start}, count=16,
+                        block=None if start == "0" else 1000)
+                    entries = [e for _, items in reply or [] for e in items]
+                    if start == "0" and not entries:
+                        start = ">"
+                    for entry_id, fields in entries:
+                        await self._handle(fields or {})
+                        await self.redis.xack(redis_schema.COMMAND_STREAM,
+                                              redis_schema.COMMAND_GROUP, entry_id)
+                        await self.redis.xdel(redis_schema.COMMAND_STREAM, entry_id)
+                    backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                    redis.exceptions.ResponseError) as exc:
+                log.warning("command stream: %s; retrying in %.1fs", exc, backoff)
+            except Exception:
+                log.exception("command stream reader failed; retrying")
+            await asyncio.sleep(backoff)
+            backoff = min(5.0, backoff * 2)
+
+    async def _handle(self, fields: dict) -> None:
+        call_id, action = fields.get("call", ""), fields.get("action")
+        self.handled += 1
+        if action != "hangup":
+            call = self.tracker.get(call_id)
+            if call is not None and call.in_session:
+                call.commands.put_nowait(dict(fields))
+            else:
+                log.info("command %r for call %s: no live session", action, call_id)
+            return
+        if self.tracker.get(call_id) is not None:
+            await self.tracker.hangup(call_id, "api")
+            return
+        # not placed yet (or not this engine's): cancel it if it is still queued
+        mark = redis_schema.originated_key(call_id)
+        if await self.redis.set(mark, "canceled", nx=True, ex=7 * 24 * 3600):
+            row = await self._db(Call.get_or_none, Call.id == call_id)
+            if row is None or row.status != "initiated":
+                return
+            call = self.tracker.track(row)
+            await self.tracker.announce(call, "initiated", ts_from_utc(row.created_at))
+            await self.tracker.fail(call, "canceled")
+        else:
+            # sent a moment ago: the dialer registers it with the tracker first, so wait
+            # for that briefly, then hang it up
+            deadline = time.monotonic() + 2.0
+            while self.tracker.get(call_id) is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if self.tracker.get(call_id) is not None:
+                await self.tracker.hangup(call_id, "api")

@@ -1,0 +1,381 @@
+"""Outbound call status from AMI events: initiated -> ringing -> answered -> completed|failed.
+
+The dialer registers a call (`track`) before it sends the Originate, whose ChannelId is
+the call id, so every event of the call's channel carries `Uniqueid: <call id>`:
+
+    Newchannel                  the channel's name (for Hangup)
+    Newstate 5 Ringing          -> ringing (the carrier sent 180/183)
+    Newstate 6 Up               -> answered, at the event's Timestamp
+    HangupRequest / Hangup      cause (Q.850); Hangup ends the call:
+                                answered -> completed, duration = hangup - answer (Asterisk's
+                                timestamps); else failed with end_reason from the cause
+    OriginateResponse Failure   ends a call whose channel never existed
+
+Events are handled in order on one task; a status only moves forward, and each change is
+written to SQLite (on the engine's database thread) with a CallEvent, then handed to the
+webhook sender, which delivers in the background. AMI reconnects are reconciled from
+`CoreShowChannels`: events missed while disconnected are recovered from the channels that
+still exist, and a call whose channel is gone is ended.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agi_server.ami import AmiError, AmiUnavailable
+from trunx import calls, redis_schema
+from trunx.calls import ts_from_utc, utc_from_ts
+from trunx.models import Account, Call, CallEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+RANK = {status: i for i, status in enumerate(calls.STATUSES)}
+# Q.850 causes -> the end_reason of a call that was never answered
+CAUSES = {17: "busy", 18: "no-answer", 19: "no-answer", 21: "rejected", 16: "rejected",
+          34: "congestion", 38: "congestion", 41: "congestion", 42: "congestion",
+          44: "congestion", 47: "congestion", 1: "invalid-number", 28: "invalid-number",
+          3: "invalid-number", 20: "unavailable", 27: "unavailable"}
+# OriginateResponse Reason (Asterisk's AST_CONTROL_*) when no channel ever existed
+REASONS = {1: "rejected", 3: "no-answer", 5: "busy", 8: "congestion"}
+ORPHAN_GRACE = 5.0   # seconds to wait for a Hangup after a failed OriginateResponse
+
+
+@dataclass
+class LiveCall:
+    id: str
+    account: str | None
+    from_number: str
+    to_number: str
+    status: str = "initiated"
+    max_duration: float | None = None
+    ai: dict | None = None
+    row: dict = field(default_factory=dict)       # the Call row as the AI bridge gets it
+    channel: str | None = None
+    originated_login: int | None = None          # AMI login count when the Originate went
+    confirmed: bool = False                      # Asterisk queued the Originate
+    answered_ts: float | None = None             # epoch seconds
+    cause: int | None = None
+    hangup_reason: str | None = None             # why *we* ended it: api, max-duration, ...
+    in_session: bool = False                     # the `outbound` AGI route holds it
+    commands: asyncio.Queue = field(default_factory=asyncio.Queue)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    _timers: list = field(default_factory=list)
+
+    @property
+    def final(self) -> bool:
+        return self.status in calls.FINAL
+
+
+def row_dict(row: Call) -> dict:
+    return {"id": row.id, "call_sid": row.call_sid, "account": row.account_id,
+            "from_number": row.from_number, "to_number": row.to_number,
+            "status": row.status, "ai": row.ai, "agent_id": row.agent_id,
+            "max_duration": row.max_duration, "metadata": row.metadata,
+            "webhook_url": row.webhook_url, "created_at": row.created_at}
+
+
+def _ts(event: dict) -> float:
+    try:
+        return float(event.get("Timestamp") or 0) or time.time()
+    except ValueError:
+        return time.time()
+
+
+def _cause(event: dict) -> int | None:
+    try:
+        return int(event.get("Cause") or 0) or None
+    except ValueError:
+        return None
+
+
+class CallTracker:
+    def __init__(self, config, db: Callable, ami, redis, webhooks):
+        self.config = config
+        self._db = db                 # engine._db: run a blocking function on the DB thread
+        self.ami = ami
+        self.redis = redis            # redis.asyncio
+        self.webhooks = webhooks
+        self.calls: dict[str, LiveCall] = {}
+        self._events: asyncio.Queue = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+        self._adopted = False
+        ami.add_listener(self._events.put_nowait)
+        ami.on_login(self.reconcile)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="call-tracker")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for call in self.calls.values():
+            for timer in call._timers:
+                timer.cancel()
+
+    # -- registry --------------------------------------------------------------------------
+    def track(self, row: Call) -> LiveCall:
+        call = self.calls.get(row.id)
+        if call is None:
+            call = LiveCall(id=row.id, account=row.account_id, from_number=row.from_number,
+                            to_number=row.to_number, status=row.status,
+                            max_duration=row.max_duration, ai=row.ai, row=row_dict(row))
+            if row.answered_at is not None:
+                call.answered_ts = ts_from_utc(row.answered_at)
+            self.calls[row.id] = call
+        return call
+
+    def get(self, call_id: str) -> LiveCall | None:
+        return self.calls.get(call_id)
+
+    # -- events ----------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                await self._handle(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("AMI event %s for %s not handled", event.get("Event"),
+                              event.get("Uniqueid"))
+
+    async def _handle(self, event: dict) -> None:
+        call = self.calls.get(event.get("Uniqueid", ""))
+        if call is None or call.final:
+            return
+        kind = event.get("Event")
+        if kind == "Newchannel":
+            call.channel = event.get("Channel")
+            call.confirmed = True
+            if call.hangup_reason:      # asked to end before its channel existed
+                await self._hangup_channel(call)
+        elif kind == "Newstate":
+            call.channel = event.get("Channel") or call.channel
+            state = event.get("ChannelState")
+            if state == "5":
+                await self.advance(call, "ringing", _ts(event))
+            elif state == "6":
+                await self.answered(call, _ts(event))
+        elif kind in ("HangupRequest", "SoftHangupRequest"):
+            call.cause = call.cause or _cause(event)
+        elif kind == "Hangup":
+            call.cause = _cause(event) or call.cause
+            await self.finish(call, _ts(event))
+        elif kind == "OriginateResponse":
+            call.confirmed = True
+            if event.get("Response") == "Failure":
+                try:
+                    reason = int(event.get("Reason") or 0)
+                except ValueError:
+                    reason = 0
+                if call.channel is None:
+                    await self.finish(call, _ts(event), reason=REASONS.get(reason, "failed"))
+                else:   # the Hangup event says more; end it from here only if it never comes
+                    self._later(call, ORPHAN_GRACE, self.finish, call, time.time(),
+                                REASONS.get(reason, "failed"))
+
+    # -- transitions -----------------------------------------------------------------------
+    async def advance(self, call: LiveCall, status: str, at: float, **changes) -> None:
+        if call.final or RANK[status] <= RANK[call.status]:
+            return
+        if status == "ringing" and call.status != "initiated":
+            return
+        call.status = status
+        changes["status"] = status
+        if status == "ringing":
+            changes["ringing_at"] = utc_from_ts(at)
+        await self._record(call, status, at, changes)
+
+    async def answered(self, call: LiveCall, at: float) -> None:
+        if call.answered_ts is None and not call.final:
+            call.answered_ts = at
+            if call.max_duration:
+                self._later(call, max(0.0, at + call.max_duration - time.time()),
+                            self.hangup, call.id, "max-duration")
+        await self.advance(call, "answered", at, answered_at=utc_from_ts(at))
+
+    async def finish(self, call: LiveCall, at: float, reason: str | None = None) -> None:
+        if call.final:
+            return
+        changes = {"ended_at": utc_from_ts(at), "cause": call.cause}
+        if call.answered_ts is not None:
+            status = "completed"
+            changes["duration"] = round(max(0.0, at - call.answered_ts), 3)
+            changes["end_reason"] = call.hangup_reason or "callee-hangup"
+            if call.status != "answered":     # the answer was missed (AMI was down)
+                await self.advance(call, "answered", call.answered_ts,
+                                   answered_at=utc_from_ts(call.answered_ts))
+        else:
+            status = "failed"
+            changes["duration"] = 0
+            changes["end_reason"] = (call.hangup_reason or reason
+                                     or CAUSES.get(call.cause or 0, "failed"))
+        call.status = status
+        changes["status"] = status
+        for timer in call._timers:
+            timer.cancel()
+        await self._record(call, status, at, changes)
+        call.done.set()
+        self.calls.pop(call.id, None)
+        try:
+            await self.redis.zrem(redis_schema.ORIGINATE_QUEUE, call.id)
+        except Exception:    # the queue entry is dropped again by the dialer; not worth a fault
+            log.warning("call %s: could not drop it from the queue", call.id)
+        log.info("call %s %s (%s)", call.id, status, changes["end_reason"])
+
+    async def announce(self, call: LiveCall, status: str, at: float) -> None:
+        """Record (and send the webhook of) the status a call already has: `initiated`,
+        when the dialer takes the call from the queue."""
+        await self._record(call, status, at, {})
+
+    async def fail(self, call: LiveCall, reason: str) -> None:
+        """End a call that never got a channel (refused at dial time, originate error)."""
+        call.hangup_reason = call.hangup_reason or reason
+        await self.finish(call, time.time())
+
+    async def _record(self, call: LiveCall, status: str, at: float, changes: dict) -> None:
+        try:
+            event = await self._db(_persist, call.id, status, at, changes,
+                                   self.config.webhook_secret)
+        except Exception:
+            log.exception("call %s: status %s not stored", call.id, status)
+            return
+        if event is not None:
+            self.webhooks.submit(event)
+
+    def _later(self, call: LiveCall, delay: float, fn, *args) -> None:
+        def fire():
+            task = asyncio.ensure_future(fn(*args))
+            task.add_done_callback(_log_failure)
+        call._timers.append(asyncio.get_running_loop().call_later(delay, fire))
+
+    # -- requests --------------------------------------------------------------------------
+    async def hangup(self, call_id: str, reason: str) -> bool:
+        """End a ringing or answered call (AMI Hangup; the AGI session if AMI is down)."""
+        call = self.calls.get(call_id)
+        if call is None or call.final:
+            return False
+        call.hangup_reason = call.hangup_reason or reason
+        if await self._hangup_channel(call):
+            return True
+        if call.in_session:
+            call.commands.put_nowait({"action": "hangup", "reason": reason})
+            return True
+        return False
+
+    async def _hangup_channel(self, call: LiveCall) -> bool:
+        # By name once Newchannel told it; before that by uniqueid, which Asterisk accepts
+        # too (and if the channel does not exist yet, Newchannel sends this again).
+        try:
+            await self.ami.action("Hangup", {"Channel": call.channel or call.id, "Cause": "16"})
+            return True
+        except (AmiUnavailable, AmiError) as exc:
+            log.info("call %s: hangup via AMI failed: %s", call.id, exc)
+            return False
+
+    # -- the AGI side ----------------------------------------------------------------------
+    async def session_started(self, call_id: str) -> LiveCall | None:
+        call = self.calls.get(call_id)
+        if call is None:
+            row = await self._db(Call.get_or_none, Call.id == call_id)
+            if row is None or row.direction != "outbound" or row.status in calls.FINAL:
+                return None
+            call = self.track(row)
+        call.in_session = True
+        await self.answered(call, time.time())
+        return call
+
+    async def session_ended(self, call: LiveCall) -> None:
+        """The AGI session is over: the Hangup event normally ends the call; if AMI is down
+        it never comes, so end it here after a grace period, at this moment."""
+        call.in_session = False
+        if not call.final:
+            self._later(call, 3.0, self.finish, call, time.time())
+
+    # -- reconnects ------------------------------------------------------------------------
+    async def reconcile(self) -> None:
+        """After each AMI login: adopt unfinished calls from a previous run (first login),
+        then bring every call sent before this login up to date from the live channels."""
+        login = self.ami.stats["logins"]
+        if not self._adopted:
+            self._adopted = True
+            for row in await self._db(_unfinished_outbound):
+                if row.id not in self.calls and await self.redis.exists(
+                        redis_schema.originated_key(row.id)):
+                    self.track(row).originated_login = 0
+        stale = [c for c in self.calls.values()
+                 if c.originated_login is not None and c.originated_login < login]
+        if not stale:
+            return
+        try:
+            reply = await self.ami.action("CoreShowChannels", as_list=True)
+        except (AmiUnavailable, AmiError) as exc:
+            log.warning("AMI reconcile skipped: %s", exc)
+            return
+        live = {e.get("Uniqueid"): e for e in reply if e.get("Event") == "CoreShowChannel"}
+        for call in stale:
+            if call.final:
+                continue
+            channel = live.get(call.id)
+            if channel is not None:
+                call.channel = channel.get("Channel") or call.channel
+                call.confirmed = True
+                if channel.get("ChannelState") == "6":
+                    await self.answered(call, time.time() - _hms(channel.get("Duration")))
+                elif channel.get("ChannelState") == "5":
+                    await self.advance(call, "ringing", time.time())
+            elif not call.in_session:
+                # gone while we were not listening: its end was not observed
+                await self.finish(call, time.time(),
+                                  reason="lost" if call.confirmed else "originate-lost")
+        log.info("AMI reconciled %d call(s)", len(stale))
+
+
+def _hms(text: str | None) -> float:
+    try:
+        h, m, s = (int(x) for x in (text or "").split(":"))
+        return h * 3600 + m * 60 + s
+    except ValueError:
+        return 0.0
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("call timer failed", exc_info=task.exception())
+
+
+# -- database-thread functions -------------------------------------------------------------
+def _unfinished_outbound() -> list[Call]:
+    return list(Call.select().where(Call.direction == "outbound",
+                                    Call.status.in_(("initiated", "ringing", "answered"))))
+
+
+def _persist(call_id: str, status: str, at: float, changes: dict, global_secret: str):
+    """Update the row, add a CallEvent with the webhook body; returns what the sender
+    needs, or None if there is no webhook URL."""
+    from trunx.db import proxy
+
+    with proxy.atomic():
+        if changes:
+            Call.update(**changes).where(Call.id == call_id).execute()
+        row = Call.get_by_id(call_id)
+        account = Account.get_or_none(Account.id == row.account_id)
+        url = row.webhook_url or (account.webhook_url if account else None)
+        event = CallEvent.create(call=call_id, type="call.status", status=status,
+                                 at=utc_from_ts(at), webhook_url=url)
+        body = json.dumps({"id": event.id, "type": "call.status", "callId": row.call_sid,
+                           "status": status, "at": calls.iso(event.at),
+                           "call": calls.call_json(row)}, separators=(",", ":"))
+        event.payload = body
+        event.save()
+        if not url:
+            return None
+        secret = global_secret or (calls.ensure_webhook_secret(row.account_id)
+                                   if account else "")
+    return {"event": event.id, "call": call_id, "url": url, "body": body, "secret": secret,
+            "created": utcnow()}

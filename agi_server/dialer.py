@@ -1,0 +1,172 @@
+"""The dialer: takes queued calls off the Redis stream in order and originates them, paced.
+
+trunx.calls.place_call puts a call's id on `trunx:originate` (and in the visible queue,
+a sorted set the API reads the position from). The dialer reads one entry at a time with
+a consumer group, so an entry read but not finished before a crash is read again at
+start, and:
+
+1. waits for AMI, then for its pacing slot (`originate_cps` calls per second);
+2. skips the call unless it is still `initiated` (a DELETE may have cancelled it);
+3. checks the DNC list again (it may have changed while the call waited);
+4. marks the call originated with SET NX: if the mark already exists the call was sent
+   before (by a previous run, or cancelled): it is never sent twice;
+5. sends Originate PJSIP/<to>@<trunk_endpoint> into [trunx-outbound] with ChannelId = the
+   call id, so the channel's Uniqueid names the call in every AMI event.
+
+Why PJSIP/<to>@trunk and not Local/<to>@outbound: one channel per call, whose own states
+are the call's (Ringing from the carrier's 180, Up on its 200, its hangup cause is the
+carrier's), named by our id. A Local channel would add two halves to correlate, and the
+ringing and cause of the real leg would have to be read through them. The API has checked
+the number is E.164 already, which is all [outbound]'s patterns would add.
+
+If AMI drops before Asterisk acknowledges the Originate, the call is not re-sent: the
+tracker asks Asterisk after the reconnect whether its channel exists.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import redis.exceptions
+
+from agi_server.ami import AmiError, AmiUnavailable
+from trunx import dnc, redis_schema
+from trunx.calls import ts_from_utc
+from trunx.models import Call
+
+log = logging.getLogger(__name__)
+
+ANSWERED_CONTEXT = "trunx-outbound"
+MARK_TTL = 7 * 24 * 3600
+
+
+class Dialer:
+    def __init__(self, config, db, redis, sync_redis, ami, tracker, *,
+                 consumer: str | None = None):
+        self.config = config
+        self._db = db
+        self.redis, self.sync_redis = redis, sync_redis
+        self.ami, self.tracker = ami, tracker
+        self.consumer = consumer or f"{socket.gethostname()}"
+        self.cps = float(config.originate_cps)
+        self.ring_timeout = int(config.originate_timeout)
+        self.originated = 0
+        self._next_slot = 0.0
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="dialer")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                await self._ensure_group()
+                await self._read(pending=True)
+                backoff = 0.2
+                while True:
+                    await self._read(pending=False)
+            except asyncio.CancelledError:
+                raise
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                    redis.exceptions.ResponseError) as exc:
+                # ResponseError NOGROUP: Redis lost the stream (restart, flush); made again
+                log.warning("dialer: %s; retrying in %.1fs", exc, backoff)
+            except Exception:
+                log.exception("dialer failed; retrying")
+            await asyncio.sleep(backoff)
+            backoff = min(5.0, backoff * 2)
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(redis_schema.ORIGINATE_STREAM,
+                                           redis_schema.ORIGINATE_GROUP, id="0", mkstream=True)
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _read(self, pending: bool) -> None:
+        """One entry: this consumer's unfinished ones first (pending), else a new one."""
+        streams = {redis_schema.ORIGINATE_STREAM: "0" if pending else ">"}
+        while True:
+            reply = await self.redis.xreadgroup(
+                redis_schema.ORIGINATE_GROUP, self.consumer, streams, count=1,
+                block=None if pending else 1000)
+            entries = [e for _, items in reply or [] for e in items]
+            for entry_id, fields in entries:
+                await self._take(entry_id, (fields or {}).get("call"))
+            if not pending or not entries:
+                return
+
+    async def _take(self, entry_id: str, call_id: str | None) -> None:
+        if call_id:
+            await self.ami.connected.wait()
+            await self._pace()
+            await self._place(call_id)
+        await self.redis.xack(redis_schema.ORIGINATE_STREAM, redis_schema.ORIGINATE_GROUP,
+                              entry_id)
+        await self.redis.xdel(redis_schema.ORIGINATE_STREAM, entry_id)
+
+    async def _pace(self) -> None:
+        if self.cps <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._next_slot - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._next_slot = max(loop.time(), self._next_slot) + 1.0 / self.cps
+
+    async def _place(self, call_id: str) -> None:
+        row = await self._db(Call.get_or_none, Call.id == call_id)
+        if row is None or row.status != "initiated" or self.tracker.get(call_id):
+            await self.redis.zrem(redis_schema.ORIGINATE_QUEUE, call_id)
+            return
+        call = self.tracker.track(row)
+        await self.tracker.announce(call, "initiated", ts_from_utc(row.created_at))
+        if await self._db(dnc.is_suppressed, row.account_id, row.to_number, self.sync_redis):
+            await self.redis.set(redis_schema.originated_key(call_id), "refused", nx=True,
+                                 ex=MARK_TTL)
+            await self.tracker.fail(call, "number-suppressed")
+            return
+        mark = redis_schema.originated_key(call_id)
+        if not await self.redis.set(mark, "sent", nx=True, ex=MARK_TTL):
+            # sent (or cancelled) before: never again. The reconcile after a login finds
+            # out what became of a sent one.
+            log.warning("call %s was already %s; not originating it again", call_id,
+                        await self.redis.get(mark))
+            if await self.redis.get(mark) == "sent":
+                call.originated_login = 0
+                await self.tracker.reconcile()
+            else:
+                self.tracker.calls.pop(call_id, None)
+            return
+        await self.redis.zrem(redis_schema.ORIGINATE_QUEUE, call_id)
+        call.originated_login = self.ami.stats["logins"]
+        try:
+            await self.ami.action("Originate", self.originate_fields(row))
+            self.originated += 1
+        except AmiError as exc:
+            log.error("call %s: Originate refused: %s", call_id, exc)
+            await self.tracker.fail(call, "originate-error")
+        except AmiUnavailable as exc:
+            # Asterisk may or may not have it. Not re-sent: the reconcile after the next
+            # login looks for its channel. No reply while connected means a dead link.
+            log.warning("call %s: Originate unconfirmed (%s)", call_id, exc)
+            if self.ami.connected.is_set():
+                self.ami.abort()
+
+    def originate_fields(self, row: Call) -> list[tuple[str, object]]:
+        return [
+            ("Channel", f"PJSIP/{row.to_number}@{self.config.trunk_endpoint}"),
+            ("Context", ANSWERED_CONTEXT), ("Exten", "s"), ("Priority", "1"),
+            ("CallerID", f"<{row.from_number}>"),
+            ("Timeout", self.ring_timeout * 1000),
+            ("Async", "true"),
+            ("ChannelId", row.id),
+        ]

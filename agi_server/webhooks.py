@@ -1,0 +1,139 @@
+"""Call-status webhooks, delivered in the background so they never delay call control.
+
+The tracker stores each status change as a CallEvent (with the JSON body as a snapshot)
+and calls `submit`, which only appends to a per-call queue. One worker task per call
+delivers that call's events in order (a slow or failing receiver holds back only that
+call's later events), each POST signed (trunx.webhook_sign) and retried on failure with
+exponential backoff, `base_delay * 2**n` capped at `max_delay`, at most `max_attempts`
+times. The HTTP requests run on their own small thread pool, never the event loop or the
+database thread. Any 2xx is a delivery; anything else (or no answer in `timeout`) is a
+failure. Delivery is at least once: a receiver that answered too late may see an event
+again, with the same `id` and X-Trunx-Event-Id. Undelivered events are picked up again
+when the engine starts.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from trunx import webhook_sign
+from trunx.models import Call, CallEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class WebhookSender:
+    def __init__(self, config, db: Callable, *, max_attempts: int = 6,
+                 base_delay: float = 1.0, max_delay: float = 60.0, timeout: float = 5.0,
+                 concurrency: int = 8):
+        self.config = config
+        self._db = db
+        self.max_attempts, self.timeout = max_attempts, timeout
+        self.base_delay, self.max_delay = base_delay, max_delay
+        self.stats: Counter = Counter()
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="trunx-webhook")
+        self._session = requests.Session()
+        self._queues: dict[str, deque] = {}
+        self._workers: dict[str, asyncio.Task] = {}
+
+    async def start(self) -> None:
+        try:
+            pending = await self._db(_undelivered, self.max_attempts, self.config.webhook_secret)
+        except Exception:
+            log.exception("undelivered webhooks not reloaded")
+            return
+        for job in pending:
+            self.submit(job)
+        if pending:
+            log.info("re-queued %d undelivered webhook(s)", len(pending))
+
+    async def stop(self) -> None:
+        for task in list(self._workers.values()):
+            task.cancel()
+        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._session.close()
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait until every submitted event was delivered or given up on (tests, shutdown)."""
+        async with asyncio.timeout(timeout):
+            while self._workers:
+                await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+    def submit(self, job: dict) -> None:
+        """job: {event, call, url, body, secret, attempts?}; returns at once."""
+        self._queues.setdefault(job["call"], deque()).append(job)
+        if job["call"] not in self._workers:
+            task = asyncio.create_task(self._worker(job["call"]), name=f"webhooks-{job['call']}")
+            self._workers[job["call"]] = task
+
+    async def _worker(self, call_id: str) -> None:
+        queue = self._queues[call_id]
+        try:
+            while queue:
+                await self._deliver(queue.popleft())
+        finally:
+            self._workers.pop(call_id, None)
+            if not queue:
+                self._queues.pop(call_id, None)
+
+    async def _deliver(self, job: dict) -> None:
+        attempts = job.get("attempts", 0)
+        loop = asyncio.get_running_loop()
+        while attempts < self.max_attempts:
+            attempts += 1
+            headers = webhook_sign.headers(job["secret"], job["body"], job["event"])
+            try:
+                status = await loop.run_in_executor(self._pool, self._post, job["url"],
+                                                    job["body"], headers)
+                error = None if 200 <= status < 300 else f"HTTP {status}"
+            except requests.RequestException as exc:
+                error = f"{type(exc).__name__}: {exc}"[:200]
+            if error is None:
+                self.stats["delivered"] += 1
+                await self._db(_mark, job["event"], attempts, None, True)
+                return
+            self.stats["failed_attempts"] += 1
+            log.info("webhook %s to %s failed (attempt %d): %s", job["event"], job["url"],
+                     attempts, error)
+            await self._db(_mark, job["event"], attempts, error, False)
+            if attempts < self.max_attempts:
+                await asyncio.sleep(min(self.max_delay, self.base_delay * 2 ** (attempts - 1)))
+        self.stats["given_up"] += 1
+        log.warning("webhook %s to %s given up after %d attempts", job["event"], job["url"],
+                    attempts)
+
+    def _post(self, url: str, body: str, headers: dict) -> int:
+        response = self._session.post(url, data=body.encode("utf-8"), headers=headers,
+                                      timeout=self.timeout, allow_redirects=False)
+        response.close()
+        return response.status_code
+
+
+# -- database-thread functions -----------------------------------------------------------
+def _mark(event_id: str, attempts: int, error: str | None, delivered: bool) -> None:
+    changes = {"attempts": attempts, "last_error": error}
+    if delivered:
+        changes["delivered_at"] = utcnow()
+    CallEvent.update(**changes).where(CallEvent.id == event_id).execute()
+
+
+def _undelivered(max_attempts: int, global_secret: str) -> list[dict]:
+    from trunx.calls import ensure_webhook_secret
+
+    rows = (CallEvent.select(CallEvent, Call).join(Call)
+            .where(CallEvent.webhook_url.is_null(False), CallEvent.delivered_at.is_null(),
+                   CallEvent.attempts < max_attempts, CallEvent.payload.is_null(False))
+            .order_by(CallEvent.at))
+    jobs = []
+    for event in rows:
+        account_id = event.call.account_id
+        jobs.append({"event": event.id, "call": event.call_id, "url": event.webhook_url,
+                     "body": event.payload, "attempts": event.attempts,
+                     "secret": global_secret or ensure_webhook_secret(account_id)})
+    return jobs
