@@ -19,7 +19,18 @@ _FORM_OVERHEAD = 64 * 1024
 def create_app(config=None, *, redis=None) -> Flask:
     import redis as redis_lib
 
-    from admin_api import agents, audio, auth, dids, errors, ivr, openapi
+    from admin_api import (
+        account,
+        agents,
+        audio,
+        auth,
+        dids,
+        errors,
+        ivr,
+        openapi,
+        suppressions,
+        voice,
+    )
 
     config = config or trunx_config.load()
     app = Flask(__name__, static_folder=None)
@@ -46,6 +57,6 @@ def create_app(config=None, *, redis=None) -> Flask:
 
     errors.init_app(app)
     auth.init_app(app)
-    for module in (audio, ivr, dids, agents, openapi):
+    for module in (audio, ivr, dids, agents, voice, suppressions, account, openapi):
         app.register_blueprint(module.bp)
     return app

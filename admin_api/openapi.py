@@ -261,6 +261,97 @@ PATHS.update({
 })
 
 
+# -- Voice (seed 002), suppressions and the account (trunx additions) ------------------------
+NULL_STR = {"type": ["string", "null"]}
+TOOL = obj(["modelToolName", "description"],
+           modelToolName={**STR, "pattern": r"^[A-Za-z0-9_-]{1,64}$"}, description=STR,
+           dynamicParameters={"type": "array", "items": {"type": "object"}},
+           http=obj([], baseUrlPattern={**STR, "format": "uri"},
+                    httpMethod={"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]}))
+CALL_STATUS = {"enum": ["initiated", "ringing", "answered", "completed", "failed"]}
+SCHEMAS.update({
+    "Tool": TOOL,
+    "VoiceRequest": obj(
+        ["from", "to"], to=E164,
+        systemPrompt={**STR, "maxLength": 20000,
+                      "description": "present: an AI call; absent: a plain call"},
+        model={**STR, "examples": ["fixie-ai/ultravox-70B"]}, voice={**STR, "examples": ["Mark"]},
+        tools={"type": "array", "maxItems": 50, "items": ref("Tool")},
+        firstSpeaker={"enum": ["agent", "user"], "default": "agent"},
+        temperature={**NUM, "minimum": 0, "maximum": 1},
+        maxDuration={**STR, "pattern": r"^\d{1,6}(\.\d{1,3})?s$", "examples": ["300s"],
+                     "description": "hang up this long after answer"},
+        metadata={"type": "object", "maxProperties": 50, "additionalProperties": STR},
+        webhookUrl={**STR, "format": "uri", "description": "status webhooks for this call "
+                                                           "(else the account's default)"},
+        **{"from": {**E164, "description": "one of the account's DIDs"}}),
+    "VoiceCreated": obj(["id", "callId", "status"], id=STR,
+                        callId={**STR, "examples": ["CA0123456789abcdef0123456789abcdef"]},
+                        status={"const": "initiated"}),
+    "CallAi": obj(["status", "transcript", "duration", "endReason"], status=STR,
+                  transcript=NULL_STR, duration={"type": ["number", "null"]},
+                  endReason=NULL_STR),
+    "Call": obj(
+        ["id", "from", "to", "status", "provider", "direction", "duration", "createdAt",
+         "callId"], id=STR, to=E164, status=CALL_STATUS,
+        provider={"enum": ["asterisk", "ultravox"]}, direction={"const": "outbound"},
+        duration={"type": ["integer", "null"], "description": "seconds from answer to hangup; "
+                                                              "null until the call ends"},
+        createdAt=TS, ai=ref("CallAi"), callId=STR, agentId=STR,
+        answeredAt={"type": ["string", "null"], "format": "date-time"},
+        endedAt={"type": ["string", "null"], "format": "date-time"},
+        endReason=NULL_STR, metadata={"type": "object", "additionalProperties": STR},
+        queuedAt=TS, queuePosition={**INT, "minimum": 1},
+        **{"from": E164}),
+    "Ended": obj(["ended"], ended=BOOL, pending={"const": True}),
+    "SuppressionRequest": obj(["number"], number=E164, reason={**STR, "maxLength": 500}),
+    "Suppression": obj(["number", "reason", "source", "callId", "did", "node", "ivr",
+                        "createdAt"], number=E164, reason=NULL_STR,
+                       source={"enum": ["api", "ivr"]}, callId=NULL_STR, did=NULL_STR,
+                       node=NULL_STR, ivr=NULL_STR, createdAt=TS),
+    "SuppressionList": obj(["suppressions", "count"],
+                           suppressions={"type": "array", "items": ref("Suppression")},
+                           count=INT),
+    "Account": obj(["id", "name", "webhookUrl", "webhookSecret", "webhookSecretSource",
+                    "createdAt"], id=STR, name=STR, webhookUrl=NULL_STR,
+                   webhookSecret=NULL_STR, webhookSecretSource={"enum": ["account", "operator"]},
+                   createdAt=TS),
+    "AccountPatch": obj([], webhookUrl={"type": ["string", "null"], "format": "uri"}),
+})
+CALL_ID = [path_param("call_id", "the call's id (a UUID), as POST /api/voice answered")]
+PATHS.update({
+    "/api/voice": {
+        "post": op("Create call (plain, or AI with systemPrompt)",
+                   {**ok("VoiceCreated", "201", "queued for the engine"),
+                    **errors(400, 403, 415, 422, 503)}, json_body("VoiceRequest"), "voice"),
+    },
+    "/api/voice/{call_id}": {
+        "get": op("Get call details", {**ok("Call"), **errors(404)}, tag="voice",
+                  params=CALL_ID),
+        "delete": op("End call", {**ok("Ended"), **ok("Ended", "202", "the engine has not "
+                                                        "confirmed yet; it will end the call"),
+                                  **errors(404)}, tag="voice", params=CALL_ID),
+    },
+    "/api/suppressions": {
+        "get": op("List the do-not-call list", {**ok("SuppressionList"), **errors()},
+                  tag="suppressions"),
+        "post": op("Add a number (idempotent: 200 if it was there)",
+                   {**ok("Suppression", "201", "added"), **ok("Suppression"),
+                    **errors(400, 415, 422)}, json_body("SuppressionRequest"), "suppressions"),
+    },
+    "/api/suppressions/{number}": {
+        "delete": op("Remove a number", {**ok("Deleted"), **errors(404)}, tag="suppressions",
+                     params=NUMBER),
+    },
+    "/api/account": {
+        "get": op("The calling account", {**ok("Account"), **errors()}, tag="account"),
+        "patch": op("Set the default webhook URL", {**ok("Account"), **errors(400, 415, 422)},
+                    json_body("AccountPatch"), "account"),
+    },
+})
+
+
+
 DOCUMENT = {
     "openapi": "3.1.0",
     "info": {"title": "trunx admin API", "version": "0.1.0",

@@ -89,7 +89,7 @@ class CommandReader:
         if self.tracker.get(call_id) is not None:
             await self.tracker.hangup(call_id, "api")
             return
-        # not placed yet (or not this engine's): cancel it if it is still queued
+        # not placed yet: it never will be (the mark makes the dialer skip it)
         mark = redis_schema.originated_key(call_id)
         if await self.redis.set(mark, "canceled", nx=True, ex=7 * 24 * 3600):
             row = await self._db(Call.get_or_none, Call.id == call_id)
@@ -97,7 +97,7 @@ class CommandReader:
                 return
             call = self.tracker.track(row)
             await self.tracker.announce(call, "initiated", ts_from_utc(row.created_at))
-            await self.tracker.fail(call, "canceled")
+            await self.tracker.fail(call, "api")
         else:
             # sent a moment ago: the dialer registers it with the tracker first, so wait
             # for that briefly, then hang it up

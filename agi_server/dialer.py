@@ -8,8 +8,9 @@ start, and:
 1. waits for AMI, then for its pacing slot (`originate_cps` calls per second);
 2. skips the call unless it is still `initiated` (a DELETE may have cancelled it);
 3. checks the DNC list again (it may have changed while the call waited);
-4. marks the call originated with SET NX: if the mark already exists the call was sent
-   before (by a previous run, or cancelled): it is never sent twice;
+4. marks the call originated with SET NX (as "refused" if the number is now suppressed):
+   if the mark already exists the call was sent before (by a previous run) or cancelled
+   by a DELETE (the command reader sets the mark too): it is never sent twice;
 5. sends Originate PJSIP/<to>@<trunk_endpoint> into [trunx-outbound] with ChannelId = the
    call id, so the channel's Uniqueid names the call in every AMI event.
 
@@ -127,26 +128,24 @@ class Dialer:
         if row is None or row.status != "initiated" or self.tracker.get(call_id):
             await self.redis.zrem(redis_schema.ORIGINATE_QUEUE, call_id)
             return
-        call = self.tracker.track(row)
-        await self.tracker.announce(call, "initiated", ts_from_utc(row.created_at))
-        if await self._db(dnc.is_suppressed, row.account_id, row.to_number, self.sync_redis):
-            await self.redis.set(redis_schema.originated_key(call_id), "refused", nx=True,
-                                 ex=MARK_TTL)
-            await self.tracker.fail(call, "number-suppressed")
-            return
+        suppressed = await self._db(dnc.is_suppressed, row.account_id, row.to_number,
+                                    self.sync_redis)
         mark = redis_schema.originated_key(call_id)
-        if not await self.redis.set(mark, "sent", nx=True, ex=MARK_TTL):
-            # sent (or cancelled) before: never again. The reconcile after a login finds
-            # out what became of a sent one.
-            log.warning("call %s was already %s; not originating it again", call_id,
-                        await self.redis.get(mark))
+        if not await self.redis.set(mark, "refused" if suppressed else "sent", nx=True,
+                                    ex=MARK_TTL):
+            # sent before (a previous run) or cancelled by a DELETE: never (again). The
+            # reconcile after a login finds out what became of a sent one.
             if await self.redis.get(mark) == "sent":
-                call.originated_login = 0
+                log.warning("call %s was sent before; not originating it again", call_id)
+                self.tracker.track(row).originated_login = 0
                 await self.tracker.reconcile()
-            else:
-                self.tracker.calls.pop(call_id, None)
             return
         await self.redis.zrem(redis_schema.ORIGINATE_QUEUE, call_id)
+        call = self.tracker.track(row)
+        await self.tracker.announce(call, "initiated", ts_from_utc(row.created_at))
+        if suppressed:
+            await self.tracker.fail(call, "number-suppressed")
+            return
         call.originated_login = self.ami.stats["logins"]
         try:
             await self.ami.action("Originate", self.originate_fields(row))

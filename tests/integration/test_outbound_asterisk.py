@@ -128,3 +128,17 @@ async def test_a_number_suppressed_while_queued_is_never_dialled(cfg, account, r
         row = await wait_status(call.id)
     assert (row.status, row.end_reason) == ("failed", "number-suppressed")
     assert carrier_channels(carrier_ami, ANSWERS_2S) == []
+
+
+async def test_calls_are_placed_in_order_at_the_paced_rate(cfg, account, redis, carrier_ami):
+    cfg = cfg.replace(originate_cps=2.0)
+    placed = [place(account, BUSY, cfg, redis) for _ in range(4)]
+    assert [calls.queue_position(redis, c.id) for c in placed] == [1, 2, 3, 4]
+    async with running_engine(cfg):
+        rows = [await wait_status(c.id, timeout=20) for c in placed]
+    assert all((r.status, r.end_reason) == ("failed", "busy") for r in rows)
+    assert all(calls.queue_position(redis, c.id) is None for c in placed)
+    arrived = [float(e["Timestamp"]) for e in carrier_channels(carrier_ami, BUSY)]
+    assert len(arrived) == 4
+    gaps = [b - a for a, b in zip(arrived, arrived[1:])]
+    assert all(gap == pytest.approx(0.5, abs=0.1) for gap in gaps), gaps

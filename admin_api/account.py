@@ -1,0 +1,40 @@
+"""The calling account itself (trunx's addition): its default webhook URL and the secret
+call webhooks are signed with (see trunx/webhook_sign.py)."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+from admin_api import context as ctx
+from admin_api.voice import call_error
+from trunx import calls
+from trunx.models import Account, iso
+
+bp = Blueprint("account", __name__, url_prefix="/api/account")
+
+
+def as_json(account: Account) -> dict:
+    operator = bool(ctx.config().webhook_secret)
+    return {"id": account.id, "name": account.name, "webhookUrl": account.webhook_url,
+            # with an operator-wide secret configured, that one signs (and is not shown)
+            "webhookSecret": None if operator else account.webhook_secret,
+            "webhookSecretSource": "operator" if operator else "account",
+            "createdAt": iso(account.created_at)}
+
+
+@bp.get("")
+def get():
+    return as_json(Account.get_by_id(ctx.account_id()))
+
+
+@bp.patch("")
+def update():
+    data = ctx.json_body({"webhookUrl"})
+    if "webhookUrl" in data:
+        try:
+            url = calls.check_webhook_url(data["webhookUrl"])
+        except calls.CallError as exc:
+            raise call_error(exc) from None
+        Account.update(webhook_url=url).where(Account.id == ctx.account_id()).execute()
+        if url:
+            calls.ensure_webhook_secret(ctx.account_id())
+    return as_json(Account.get_by_id(ctx.account_id()))

@@ -1,0 +1,83 @@
+"""Voice API (seed 002): place an outbound call, plain or AI; read it; hang it up.
+
+The API never talks to a live channel: POST stores the call and queues it for the engine
+(trunx.calls.place_call), GET reads the record the engine keeps up to date, DELETE asks
+the engine (on its command stream) to end the call and waits briefly for it to say so.
+"""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app
+
+from admin_api import context as ctx
+from admin_api.errors import APIError, invalid
+from trunx import calls
+from trunx.models import Call
+
+bp = Blueprint("voice", __name__, url_prefix="/api/voice")
+
+FIELDS = {"from", "to", "systemPrompt", "model", "voice", "tools", "firstSpeaker",
+          "temperature", "maxDuration", "metadata", "webhookUrl"}
+HANGUP_WAIT = 5.0      # seconds DELETE waits for the engine to confirm the call ended
+                       # (app.config["VOICE_HANGUP_WAIT"] overrides it)
+
+
+def call_error(exc: calls.CallError) -> APIError:
+    if isinstance(exc, calls.InvalidCall):
+        return invalid(exc.field, exc.code, exc.message)
+    return APIError(exc.status, exc.code, exc.message,
+                    exc.details or ({"field": exc.field} if exc.field else {}))
+
+
+def get_owned(call_id: str) -> Call:
+    call = calls.get_owned(ctx.account_id(), call_id)
+    if call is None:
+        raise APIError(404, "call-not-found", f"no call {call_id!r} in this account",
+                       {"id": call_id})
+    return call
+
+
+@bp.post("")
+def create():
+    data = ctx.json_body(FIELDS)
+    ai = None
+    if "systemPrompt" in data:
+        ai = {key: data[key] for key in calls.AI_KEYS if key in data}
+    else:
+        stray = sorted(k for k in calls.AI_KEYS if k in data)
+        if stray:
+            raise invalid(stray[0], "requires-system-prompt",
+                          f"{', '.join(stray)} only apply to AI calls: add systemPrompt")
+    try:
+        call = calls.place_call(
+            ctx.account_id(), data.get("from"), data.get("to"), ai=ai,
+            webhook_url=data.get("webhookUrl"), max_duration=data.get("maxDuration"),
+            metadata=data.get("metadata"), redis=ctx.redis(), config=ctx.config())
+    except calls.CallError as exc:
+        raise call_error(exc) from None
+    return {"id": call.id, "callId": call.call_sid, "status": call.status}, 201
+
+
+@bp.get("/<call_id>")
+def get(call_id: str):
+    call = get_owned(call_id)
+    position = None
+    if call.status == "initiated":
+        position = calls.queue_position(ctx.redis(), call.id)
+    return calls.call_json(call, queue_position=position)
+
+
+@bp.delete("/<call_id>")
+def end(call_id: str):
+    call = get_owned(call_id)
+    if call.status in calls.FINAL:
+        return {"ended": True}
+    calls.request_hangup(ctx.redis(), call.id)
+    deadline = time.monotonic() + current_app.config.get("VOICE_HANGUP_WAIT", HANGUP_WAIT)
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        if Call.get_by_id(call.id).status in calls.FINAL:
+            return {"ended": True}
+    # The request stays queued for the engine, which ends the call when it gets to it.
+    return {"ended": False, "pending": True}, 202
