@@ -57,11 +57,29 @@ class CallRecord:
         )
 
 
-_BATCH_ROWS = 200    # 17 columns a row: well under SQLite's 32766 bound variables
+def _column_values(row: dict) -> list:
+    """Every column of a Call row, as the database stores it: the model's Python-side
+    defaults filled in and each value through its field's own db_value (JSON, dates, ids),
+    exactly as peewee would write it."""
+    out = []
+    for f in Call._meta.sorted_fields:
+        if f.name in row:
+            value = row[f.name]
+        elif f.default is not None:
+            value = f.default() if callable(f.default) else f.default
+        else:
+            value = None
+        out.append(f.db_value(value))
+    return out
 
 
 def save_rows(rows: list[dict]) -> None:
-    """Blocking: many call rows in one transaction (calls that ended together)."""
-    with Call._meta.database.atomic():
-        for i in range(0, len(rows), _BATCH_ROWS):
-            Call.insert_many(rows[i:i + _BATCH_ROWS]).execute()
+    """Blocking: many call rows in one transaction (calls that ended together). One
+    prepared INSERT run with executemany: building the SQL per row was most of the
+    engine's per-call CPU."""
+    db = Call._meta.database
+    columns = ", ".join(f'"{f.column_name}"' for f in Call._meta.sorted_fields)
+    marks = ", ".join([db.param] * len(Call._meta.sorted_fields))
+    sql = f'INSERT INTO "{Call._meta.table_name}" ({columns}) VALUES ({marks})'
+    with db.atomic():
+        db.cursor().executemany(sql, [_column_values(row) for row in rows])

@@ -87,6 +87,7 @@ async def run_session(host: str, port: int, s: Scenario, n: int = 0) -> SessionR
     except OSError as exc:
         out.error = f"connect: {exc}"
         return out
+    hung_up = False
     try:
         writer.write(_env(s, n))
         replied_at = time.perf_counter()
@@ -103,12 +104,16 @@ async def run_session(host: str, port: int, s: Scenario, n: int = 0) -> SessionR
             reply, hang = reply_for(line, keys, s)
             if s.hangup_after is not None and len(out.commands) > s.hangup_after:
                 reply, hang = "200 result=-1", True
-            writer.write(reply.encode() + b"\n")
-            if hang:
-                writer.write(b"HANGUP\n")
+            # one write: a server that closes after reading the reply must not find the
+            # HANGUP line still unread (its close would then be a reset)
+            writer.write(reply.encode() + (b"\nHANGUP\n" if hang else b"\n"))
+            hung_up = hung_up or hang
             replied_at = time.perf_counter()
     except (ConnectionError, OSError) as exc:
-        out.error = str(exc)
+        if hung_up and isinstance(exc, ConnectionResetError):
+            out.closed_by_server = True     # it closed with our HANGUP line unread
+        else:
+            out.error = str(exc)
     finally:
         writer.close()
         try:
