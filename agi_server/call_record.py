@@ -73,13 +73,21 @@ def _column_values(row: dict) -> list:
     return out
 
 
+# Written by others while the call runs (the AI bridge), never by the record.
+_KEPT_ON_UPDATE = {"id", "ai_result"}
+
+
 def save_rows(rows: list[dict]) -> None:
     """Blocking: many call rows in one transaction (calls that ended together). One
     prepared INSERT run with executemany: building the SQL per row was most of the
-    engine's per-call CPU."""
+    engine's per-call CPU. A row written early (a call bridged to an AI agent) is updated
+    in place, keeping what the bridge stored on it."""
     db = Call._meta.database
-    columns = ", ".join(f'"{f.column_name}"' for f in Call._meta.sorted_fields)
-    marks = ", ".join([db.param] * len(Call._meta.sorted_fields))
-    sql = f'INSERT INTO "{Call._meta.table_name}" ({columns}) VALUES ({marks})'
+    names = [f.column_name for f in Call._meta.sorted_fields]
+    columns = ", ".join(f'"{n}"' for n in names)
+    marks = ", ".join([db.param] * len(names))
+    updates = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in _KEPT_ON_UPDATE)
+    sql = (f'INSERT INTO "{Call._meta.table_name}" ({columns}) VALUES ({marks}) '
+           f'ON CONFLICT ("id") DO UPDATE SET {updates}')
     with db.atomic():
         db.cursor().executemany(sql, [_column_values(row) for row in rows])

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from agi_server import ai_bridge
 from agi_server.ami import AmiConnection
 from agi_server.call_commands import CommandReader
 from agi_server.call_record import CallRecord, save_rows
@@ -25,6 +26,7 @@ from agi_server.server import FastAGIServer
 from agi_server.tree_cache import TreeCache, TreeUnavailable
 from agi_server.webhooks import WebhookSender
 from trunx import dnc, ivr_store, redis_schema
+from trunx.models import Call
 from trunx.phone import InvalidNumber, to_e164
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,8 @@ class Engine:
         self.outbound = OutboundRoute(config, self.tracker)
         self.server = FastAGIServer(config, {"ivr": self.ivr_call, "outbound": self.outbound})
         self.services = Services(config=config, suppress=self._suppress,
-                                 is_suppressed=self._is_suppressed)
+                                 is_suppressed=self._is_suppressed,
+                                 bridge_agent=self._bridge_agent)
         self.records_saved = 0
         self._unsaved: list[tuple[dict, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
@@ -174,6 +177,24 @@ class Engine:
             record.account, record.caller, source="ivr", redis=self.sync_redis,
             call_id=record.id, did=record.did, node=node, ivr_id=record.ivr_id))
         return True
+
+    async def _bridge_agent(self, ch, record: CallRecord, agent_id: str) -> dict:
+        """An IVR caller meets an AI agent. The call's row is written now (the bridge
+        stores its result on it; the final save keeps that), and the IVR path so far
+        travels to the agent as call metadata."""
+        entered = [p["node"] for p in record.path if p["event"] == "enter"]
+        digits = [p["digits"] for p in record.path if p["event"] == "digits"]
+        call = {"id": record.id, "account": record.account, "agent_id": agent_id, "ai": None,
+                "from_number": record.caller, "to_number": record.did, "max_duration": None,
+                "metadata": {"trunxSource": "ivr", "trunxDid": record.did or "",
+                             "trunxCaller": record.caller or "",
+                             "trunxIvr": f"{record.ivr_id} v{record.ivr_version}",
+                             "trunxPath": ">".join(entered), "trunxDigits": ",".join(digits)}}
+        early = {**record.row(), "status": "answered", "ended_at": None, "duration": None}
+        await self._db(save_rows, [early])
+        await ai_bridge.run_ai_call(ch, call, self.config)
+        row = await self._db(Call.get_or_none, Call.id == record.id)
+        return (row.ai_result if row is not None else None) or {}
 
     async def _is_suppressed(self, account: str, number: str) -> bool:
         return await self._db(dnc.is_suppressed, account, number, self.sync_redis)

@@ -27,6 +27,8 @@ class Services:
     config: object
     suppress: Callable[[CallRecord, str], Awaitable[bool]]
     is_suppressed: Callable[[str, str], Awaitable[bool]]
+    # (channel, record, agent id) -> the AI result {status, endReason, ...}
+    bridge_agent: Callable[..., Awaitable[dict]] | None = None
 
 
 class IvrRunner:
@@ -122,10 +124,7 @@ class IvrRunner:
                 return await self._fail_transfer("number-suppressed")
             dial = f"PJSIP/{to}@{self.cfg.trunk_endpoint}"
         elif node.get("agent"):
-            # Agent bridging arrives with the agents issue; until then say so in the record.
-            self.record.step(name, "transfer-refused", agent=node["agent"],
-                             reason="agents-not-available")
-            return await self._fail_transfer("agents-not-available")
+            return await self._transfer_to_agent(name, node["agent"])
         elif self.cfg.transfer_dial:
             dial = self.cfg.transfer_dial
         else:
@@ -141,6 +140,22 @@ class IvrRunner:
             await self.ch.hangup()
         else:
             await self._fail_transfer(f"dial-{status.lower()}")
+
+    async def _transfer_to_agent(self, name: str, agent: str) -> None:
+        """Bridge the caller to an AI agent; the IVR path so far goes along as context."""
+        if self.svc.bridge_agent is None or not self.cfg.ultravox_api_key:
+            self.record.step(name, "transfer-refused", agent=agent,
+                             reason="ultravox-not-configured")
+            return await self._fail_transfer("ultravox-not-configured")
+        self.record.step(name, "transfer", agent=agent)
+        result = await self.svc.bridge_agent(self.ch, self.record, agent)
+        status, why = result.get("status"), result.get("endReason")
+        self.record.step(name, "transfer-ended", agent=agent, ai_status=status, end_reason=why)
+        if status == "ended":
+            self.record.finish("transferred")
+            await self.ch.hangup()
+        else:
+            await self._fail_transfer(f"agent-{why or 'failed'}")
 
     async def _fail_transfer(self, reason: str) -> None:
         self.record.finish("transfer-failed", reason)

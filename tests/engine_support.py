@@ -20,9 +20,10 @@ def make_config(tmp_path, redis_url, **overrides):
     return trunx_config.load(env={}, **{**values, **overrides})
 
 
-def seed_account(cfg, r, tree=SEED_TREE, did=SEED_DID, ivr_id="qualify-business"):
+def seed_account(cfg, r, tree=SEED_TREE, did=SEED_DID, ivr_id="qualify-business",
+                 account=None):
     db.connect(cfg)
-    account = Account.create(name="test")
+    account = account or Account.create(name="test")
     ivr, _, _ = ivr_store.save(account.id, ivr_id, tree, cfg, r, create=True)
     ivr_store.assign(ivr, Did.create(number=did, account=account), r)
     return account, ivr

@@ -56,8 +56,20 @@ def _unknown_assets(account_id, tree) -> list:
             for where, ref in sorted(wanted) if ref not in have]
 
 
+def _unknown_agents(account_id, tree) -> list:
+    """Agents a tree's transfer nodes name that this account does not have."""
+    from trunx.models import Agent
+
+    wanted = {(f"nodes.{name}.agent", node["agent"]) for name, node in tree["nodes"].items()
+              if node.get("agent")}
+    have = {a.id for a in Agent.select(Agent.id).where(
+        Agent.account == account_id, Agent.id.in_([ref for _, ref in wanted]))}
+    return [ivr_tree.Problem(where, "unknown-agent", f"no agent {ref!r} in this account")
+            for where, ref in sorted(wanted) if ref not in have]
+
+
 def _compile(account_id, ivr_id, version, tree, entry, config):
-    problems = _unknown_assets(account_id, tree)
+    problems = _unknown_assets(account_id, tree) + _unknown_agents(account_id, tree)
     if problems:
         raise InvalidTree(problems)
     compiled = ivr_tree.compile_tree(tree, entry, audio_resolver(account_id, config),

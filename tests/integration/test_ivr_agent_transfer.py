@@ -1,0 +1,87 @@
+"""An IVR transfer node that names an AI agent: the caller is bridged to the agent over SIP
+(Ultravox's documented API, served by the local fake), the IVR path so far travels with
+the call as metadata, and the call's record carries the agent's transcript. A scripted
+FastAGI peer plays Asterisk; Redis and SQLite are real."""
+from __future__ import annotations
+
+import pytest
+
+from bench.agi_emulator import Scenario, run_session
+from tests.engine_support import make_config, running_engine, seed_account
+from tests.fakes.fake_ultravox import FakeUltravox
+from trunx import db, ivr_store
+from trunx.models import Account, Agent, Call
+
+KEY = "uv-test-key"
+TARGET = "sip:+12025550101@127.0.0.1:5999"
+DID = "+19495550177"
+
+
+@pytest.fixture
+def fake():
+    with FakeUltravox(api_key=KEY) as server:
+        server.sip_target = TARGET
+        yield server
+
+
+def tree(agent_id: str) -> dict:
+    return {"nodes": {"menu": {"audio": "menu", "gather": {"1": "sales", "2": "bye"}},
+                      "sales": {"action": "transfer", "agent": agent_id},
+                      "bye": {"action": "hangup"}}}
+
+
+def agent_for(account, fake) -> Agent:
+    remote = fake._create_agent({"name": "Sales", "callTemplate": {"systemPrompt": "sell"}})[1]
+    return Agent.create(account=account, name="Sales", prompt="sell",
+                        ultravox_id=remote["agentId"])
+
+
+async def test_the_caller_meets_the_agent_with_the_ivr_path_as_context(tmp_path, redis_server,
+                                                                      redis, fake):
+    cfg = make_config(tmp_path, redis_server.url, ultravox_api_key=KEY,
+                      ultravox_base_url=fake.base_url, ultravox_end_wait=3.0)
+    db.connect(cfg)
+    account = Account.create(name="ivr-agent")
+    agent = agent_for(account, fake)
+    seed_account(cfg, redis, tree=tree(agent.id), did=DID, ivr_id="sales", account=account)
+    async with running_engine(cfg) as engine:
+        res = await run_session("127.0.0.1", engine.server.port,
+                                Scenario(did=DID, keys=["1"], caller="+12025550188"))
+        assert res.error is None and engine.server.stats["errors"] == 0
+    assert f'EXEC Dial "PJSIP/carrier/{TARGET},30"' in res.commands
+    sent = fake.last("POST", f"/api/agents/{agent.ultravox_id}/calls")["json"]
+    meta = sent["metadata"]
+    assert (meta["trunxPath"], meta["trunxDigits"], meta["trunxDid"], meta["trunxCaller"]) == \
+        ("menu>sales", "1", DID, "+12025550188")
+    row = Call.get(Call.to_number == DID)
+    assert row.outcome == "transferred" and row.status == "completed"
+    assert row.ai_result["status"] == "ended" and row.ai_result["transcript"]
+    assert meta["trunxCallId"] == row.id
+    ended = [p for p in row.path if p["event"] == "transfer-ended"]
+    assert ended[0]["ai_status"] == "ended"
+
+
+async def test_without_ultravox_the_transfer_fails_politely(tmp_path, redis_server, redis,
+                                                            fake):
+    cfg = make_config(tmp_path, redis_server.url)
+    db.connect(cfg)
+    account = Account.create(name="no-uv")
+    agent = agent_for(account, fake)
+    seed_account(cfg, redis, tree=tree(agent.id), did=DID, ivr_id="sales", account=account)
+    async with running_engine(cfg) as engine:
+        res = await run_session("127.0.0.1", engine.server.port, Scenario(did=DID, keys=["1"]))
+    row = Call.get(Call.to_number == DID)
+    assert (row.outcome, row.end_reason) == ("transfer-failed", "ultravox-not-configured")
+    assert res.commands[-2:] == ['STREAM FILE "ss-noservice" ""', "HANGUP"]
+    assert fake.count("POST", f"/api/agents/{agent.ultravox_id}/calls") == 0
+
+
+def test_a_tree_naming_another_accounts_agent_is_refused(tmp_path, redis, fake):
+    cfg = make_config(tmp_path, "redis://127.0.0.1:1/0")
+    db.connect(cfg)
+    mine, theirs = Account.create(name="mine"), Account.create(name="theirs")
+    agent = agent_for(theirs, fake)
+    with pytest.raises(ivr_store.InvalidTree) as excinfo:
+        ivr_store.save(mine.id, "sales", tree(agent.id), cfg, redis, create=True)
+    assert [(p.field, p.code) for p in excinfo.value.problems] == \
+        [("nodes.sales.agent", "unknown-agent")]
