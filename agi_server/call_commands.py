@@ -16,11 +16,14 @@ import time
 
 import redis.exceptions
 
+from agi_server.background import stop_task
 from trunx import redis_schema
 from trunx.calls import ts_from_utc
 from trunx.models import Call
 
 log = logging.getLogger(__name__)
+
+READ_BLOCK_MS = 500     # a stop waits at most this long for the read in flight
 
 
 class CommandReader:
@@ -31,18 +34,17 @@ class CommandReader:
         self.consumer = consumer or socket.gethostname()
         self.handled = 0
         self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="call-commands")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_task(self._task, self._stopping)
 
     async def _run(self) -> None:
         backoff = 0.2
-        while True:
+        while not self._stopping.is_set():
             try:
                 try:
                     await self.redis.xgroup_create(redis_schema.COMMAND_STREAM,
@@ -52,11 +54,11 @@ class CommandReader:
                     if "BUSYGROUP" not in str(exc):
                         raise
                 start = "0"     # this consumer's unfinished entries first, then new ones
-                while True:
+                while not self._stopping.is_set():
                     reply = await self.redis.xreadgroup(
                         redis_schema.COMMAND_GROUP, self.consumer,
                         {redis_schema.COMMAND_STREAM: start}, count=16,
-                        block=None if start == "0" else 1000)
+                        block=None if start == "0" else READ_BLOCK_MS)
                     entries = [e for _, items in reply or [] for e in items]
                     if start == "0" and not entries:
                         start = ">"

@@ -102,7 +102,6 @@ class CallTracker:
         self.calls: dict[str, LiveCall] = {}
         self._events: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
-        self._adopted = False
         ami.add_listener(self._events.put_nowait)
         ami.on_login(self.reconcile)
 
@@ -298,19 +297,30 @@ class CallTracker:
             self._later(call, 3.0, self.finish, call, time.time())
 
     # -- reconnects ------------------------------------------------------------------------
+    async def adopt(self) -> int:
+        """At engine start, before the dialer runs: track the unfinished calls a previous
+        run placed (their originated mark is set), so the first login's reconcile finds
+        out what became of them. Calls not yet placed stay with the dialer."""
+        adopted = 0
+        for row in await self._db(_unfinished_outbound):
+            if row.id not in self.calls and await self.redis.get(
+                    redis_schema.originated_key(row.id)) == "sent":
+                self.track(row).originated_login = 0
+                adopted += 1
+        if adopted:
+            log.info("adopted %d call(s) placed before this start", adopted)
+        return adopted
+
     async def reconcile(self) -> None:
-        """After each AMI login: adopt unfinished calls from a previous run (first login),
-        then bring every call sent before this login up to date from the live channels."""
+        """After each AMI login: bring every call sent before this login up to date from
+        the live channels (events sent while we were not connected are lost)."""
         login = self.ami.stats["logins"]
-        if not self._adopted:
-            self._adopted = True
-            for row in await self._db(_unfinished_outbound):
-                if row.id not in self.calls and await self.redis.exists(
-                        redis_schema.originated_key(row.id)):
-                    self.track(row).originated_login = 0
-        stale = [c for c in self.calls.values()
-                 if c.originated_login is not None and c.originated_login < login]
-        if not stale:
+
+        def stale(call: LiveCall) -> bool:
+            return (not call.final and call.originated_login is not None
+                    and call.originated_login < login)
+
+        if not any(stale(c) for c in self.calls.values()):
             return
         try:
             reply = await self.ami.action("CoreShowChannels", as_list=True)
@@ -318,9 +328,11 @@ class CallTracker:
             log.warning("AMI reconcile skipped: %s", exc)
             return
         live = {e.get("Uniqueid"): e for e in reply if e.get("Event") == "CoreShowChannel"}
-        for call in stale:
-            if call.final:
+        checked = 0
+        for call in list(self.calls.values()):
+            if not stale(call):      # checked again: sent after the snapshot, or ended
                 continue
+            checked += 1
             channel = live.get(call.id)
             if channel is not None:
                 call.channel = channel.get("Channel") or call.channel
@@ -333,7 +345,7 @@ class CallTracker:
                 # gone while we were not listening: its end was not observed
                 await self.finish(call, time.time(),
                                   reason="lost" if call.confirmed else "originate-lost")
-        log.info("AMI reconciled %d call(s)", len(stale))
+        log.info("AMI reconciled %d call(s)", checked)
 
 
 def _hms(text: str | None) -> float:

@@ -32,6 +32,7 @@ import socket
 import redis.exceptions
 
 from agi_server.ami import AmiError, AmiUnavailable
+from agi_server.background import stop_task, wait_or_stop
 from trunx import dnc, redis_schema
 from trunx.calls import ts_from_utc
 from trunx.models import Call
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 ANSWERED_CONTEXT = "trunx-outbound"
 MARK_TTL = 7 * 24 * 3600
+READ_BLOCK_MS = 500     # a stop waits at most this long for the read in flight
 
 
 class Dialer:
@@ -55,24 +57,24 @@ class Dialer:
         self.originated = 0
         self._next_slot = 0.0
         self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dialer")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_task(self._task, self._stopping)
 
     async def _run(self) -> None:
         backoff = 0.2
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self._ensure_group()
                 await self._read(pending=True)
                 backoff = 0.2
-                while True:
+                while not self._stopping.is_set():
                     await self._read(pending=False)
+                return
             except asyncio.CancelledError:
                 raise
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
@@ -98,16 +100,19 @@ class Dialer:
         while True:
             reply = await self.redis.xreadgroup(
                 redis_schema.ORIGINATE_GROUP, self.consumer, streams, count=1,
-                block=None if pending else 1000)
+                block=None if pending else READ_BLOCK_MS)
             entries = [e for _, items in reply or [] for e in items]
             for entry_id, fields in entries:
+                if self._stopping.is_set():
+                    return       # unacknowledged: read again (pending) at the next start
                 await self._take(entry_id, (fields or {}).get("call"))
             if not pending or not entries:
                 return
 
     async def _take(self, entry_id: str, call_id: str | None) -> None:
         if call_id:
-            await self.ami.connected.wait()
+            if not await wait_or_stop(self.ami.connected, self._stopping):
+                return           # stopping: the entry stays pending for the next start
             await self._pace()
             await self._place(call_id)
         await self.redis.xack(redis_schema.ORIGINATE_STREAM, redis_schema.ORIGINATE_GROUP,
@@ -135,7 +140,7 @@ class Dialer:
                                     ex=MARK_TTL):
             # sent before (a previous run) or cancelled by a DELETE: never (again). The
             # reconcile after a login finds out what became of a sent one.
-            if await self.redis.get(mark) == "sent":
+            if await self.redis.get(mark) == "sent" and self.tracker.get(call_id) is None:
                 log.warning("call %s was sent before; not originating it again", call_id)
                 self.tracker.track(row).originated_login = 0
                 await self.tracker.reconcile()

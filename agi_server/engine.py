@@ -68,13 +68,16 @@ class Engine:
         log.info("FastAGI listening on %s:%s", self.config.agi_host, self.server.port)
         await self.webhooks.start()
         await self.tracker.start()
+        try:
+            await self.tracker.adopt()      # before the dialer: calls a previous run placed
+        except Exception:
+            log.exception("unfinished outbound calls not adopted")
         await self.ami.start()          # connects in the background, and keeps reconnecting
         await self.commands.start()
         await self.dialer.start()
 
     async def stop(self) -> None:
-        await self.dialer.stop()
-        await self.commands.stop()
+        await asyncio.gather(self.dialer.stop(), self.commands.stop())
         await self.server.stop()
         while self._writer is not None and not self._writer.done():
             await self._writer      # records of calls that ended during the stop

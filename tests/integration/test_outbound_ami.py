@@ -92,3 +92,19 @@ async def test_silent_link_is_noticed_by_the_ping_and_replaced(cfg, redis, proxy
         row = await wait_status(call.id, timeout=30)
     assert row.status == "completed"
     assert len(carrier_channels(carrier_ami, ANSWERS_2S)) == 1
+
+
+async def test_an_engine_restarted_while_a_call_rings_follows_it_without_redialling(
+        tmp_path, redis_server, pbx, carrier, redis, carrier_ami):
+    cfg = outbound_config(tmp_path, redis_server.url, pbx)      # straight to the PBX's AMI
+    account = make_account(cfg)
+    async with engine_running(cfg):
+        call = calls.place_call(account.id, FROM, RINGS_THEN_ANSWERS, redis=redis, config=cfg)
+        await wait_status(call.id, {"ringing"})
+    # the first engine is gone; the carrier is still ringing (it answers after 1 s)
+    async with engine_running(cfg) as engine:
+        row = await wait_status(call.id, timeout=20)
+        assert engine.outbound.sessions == 1        # the new engine held the answered call
+        assert engine.dialer.originated == 0
+    assert row.status == "completed" and row.duration == pytest.approx(2.5, abs=0.5)
+    assert len(carrier_channels(carrier_ami, RINGS_THEN_ANSWERS)) == 1
