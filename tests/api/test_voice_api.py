@@ -155,3 +155,13 @@ def test_delete_queues_a_hangup_for_the_engine(app, client, tenant, did, redis):
     (entry,) = redis.xrange(redis_schema.COMMAND_STREAM)
     assert entry[1] == {"call": call_id, "action": "hangup"}
     assert calls.get_owned(tenant.id, call_id).status == "initiated"
+
+
+def test_suppressed_number_is_403_on_the_ai_path_too(make_app, config, tenant, did, redis):
+    client = make_app(config.replace(ultravox_api_key="uv-test")).test_client()
+    dnc.suppress(tenant.id, TO, source="api", redis=redis)
+    before = state(config, redis)
+    r = post(client, tenant, systemPrompt="Confirm the appointment.", voice="Mark")
+    assert r.status_code == 403
+    assert r.get_json()["error"]["code"] == "number-suppressed"
+    assert state(config, redis) == before
