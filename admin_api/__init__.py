@@ -3,7 +3,8 @@
 `create_app(config=None, *, redis=None)` builds one app per process (gunicorn worker or
 test). Its parts come in, or are made here from the config, and hang off the app:
 `app.config["TRUNX"]` is the trunx Config, `app.extensions["trunx.redis"]` the Redis client.
-One blueprint per seed page (audio, ivr) plus dids, trunx's own addition.
+One blueprint per seed page (audio, ivr, voice, agents, call actions) plus trunx's own
+additions (dids, suppressions, account).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def create_app(config=None, *, redis=None) -> Flask:
         agents,
         audio,
         auth,
+        call_actions,
         dids,
         errors,
         ivr,
@@ -57,6 +59,7 @@ def create_app(config=None, *, redis=None) -> Flask:
 
     errors.init_app(app)
     auth.init_app(app)
-    for module in (audio, ivr, dids, agents, voice, suppressions, account, openapi):
+    for module in (audio, ivr, dids, agents, voice, call_actions, suppressions, account,
+                   openapi):
         app.register_blueprint(module.bp)
     return app

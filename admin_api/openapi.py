@@ -351,6 +351,97 @@ PATHS.update({
 })
 
 
+# -- Call actions (seed 004), with trunx's action state and recording file -----------------
+UUID = {"type": "string", "format": "uuid"}
+SCHEMAS.update({
+    "TransferRequest": obj(["to"], to=E164, caller_id={
+        **E164, "description": "one of the account's DIDs; else the call's caller ID"},
+        answer_url={**STR, "format": "uri",
+                    "description": "gets a signed webhook when the new leg answers"}),
+    "TransferResponse": obj(["transfer_uuid", "status", "to"], transfer_uuid=UUID,
+                            status={"const": "transferring"}, to=E164),
+    "RecordRequest": obj([], format={"enum": ["mp3", "wav"], "default": "mp3"},
+                         max_length={**INT, "minimum": 1, "maximum": 86400, "default": 14400},
+                         trim_silence={**BOOL, "default": False}),
+    "RecordResponse": obj(["recording_uuid", "status", "format"], recording_uuid=UUID,
+                          status={"const": "recording"}, format={"enum": ["mp3", "wav"]}),
+    "RecordStopped": obj(["recording_uuid", "status", "url", "duration"], recording_uuid=UUID,
+                         status={"const": "stopped"}, url={**STR, "format": "uri"},
+                         duration={**INT, "description": "seconds, rounded"},
+                         duration_ms={**INT, "description": "measured length (trunx)"}),
+    "RecordStopping": obj(["recording_uuid", "status"], recording_uuid=UUID,
+                          status={"const": "stopping"}),
+    "PlayRequest": obj(["url"], url={**STR, "format": "uri", "description": "mp3 or wav"},
+                       loop={**INT, "minimum": 0, "maximum": 1000, "default": 1,
+                             "description": "0: until another action or the hangup"}),
+    "PlayResponse": obj(["play_uuid", "status", "url"], play_uuid=UUID,
+                        status={"const": "playing"}, url=STR),
+    "SpeakRequest": obj(["text"], text={**STR, "maxLength": 3000},
+                        voice={**STR, "default": "en-US-Standard-A"},
+                        language={**STR, "default": "en-US"},
+                        engine={"enum": ["standard", "neural"],
+                                "description": "neural needs ELEVENLABS_API_KEY (else 503); "
+                                               "left out: neural when configured, else "
+                                               "standard (espeak-ng)"}),
+    "SpeakResponse": obj(["speak_uuid", "status", "text"], speak_uuid=UUID,
+                         status={"const": "speaking"}, text=STR),
+    "DtmfRequest": obj(["digits"], digits={**STR, "pattern": r"^[0-9*#]{1,100}$"}),
+    "DtmfResponse": obj(["dtmf_uuid", "status", "digits"], dtmf_uuid=UUID,
+                        status={"const": "sent"}, digits=STR),
+    "Action": obj(
+        ["action_uuid", "type", "call_uuid", "status"], action_uuid=UUID,
+        type={"enum": ["transfer", "record", "record_stop", "play", "speak", "dtmf"]},
+        call_uuid=STR,
+        status={"enum": ["queued", "transferring", "answered", "starting", "recording",
+                         "stopping", "stopped", "playing", "speaking", "sending",
+                         "completed", "interrupted", "failed"]},
+        params={"type": ["object", "null"]}, result={"type": ["object", "null"]},
+        error={"type": ["object", "null"]}, created_at=NULL_STR, started_at=NULL_STR,
+        ended_at=NULL_STR),
+})
+ACTION_PARAMS = [path_param("auth_id", "your account id (GET /api/account)"),
+                 path_param("call_uuid", "the call's id")]
+ACTION_ERRORS = (400, 403, 404, 409, 415, 422)
+CALL_PATH = "/v1/voice/accounts/{auth_id}/calls/{call_uuid}"
+PATHS.update({
+    f"{CALL_PATH}/transfer": {
+        "post": op("Transfer the call", {**ok("TransferResponse"), **errors(*ACTION_ERRORS)},
+                   json_body("TransferRequest"), "call actions", ACTION_PARAMS)},
+    f"{CALL_PATH}/record": {
+        "post": op("Start recording (both sides)",
+                   {**ok("RecordResponse"), **errors(*ACTION_ERRORS)},
+                   json_body("RecordRequest"), "call actions", ACTION_PARAMS),
+        "delete": op("Stop recording", {**ok("RecordStopped"),
+                                        **ok("RecordStopping", "202", "not finished yet"),
+                                        **errors(403, 404, 409, 502)},
+                     tag="call actions", params=ACTION_PARAMS)},
+    f"{CALL_PATH}/play": {
+        "post": op("Play audio from a URL",
+                   {**ok("PlayResponse"), **errors(*ACTION_ERRORS, 413, 502, 504)},
+                   json_body("PlayRequest"), "call actions", ACTION_PARAMS)},
+    f"{CALL_PATH}/speak": {
+        "post": op("Speak text", {**ok("SpeakResponse"), **errors(*ACTION_ERRORS, 502, 503)},
+                   json_body("SpeakRequest"), "call actions", ACTION_PARAMS)},
+    f"{CALL_PATH}/dtmf": {
+        "post": op("Send DTMF (200 ms tones, 200 ms gaps)",
+                   {**ok("DtmfResponse"), **errors(*ACTION_ERRORS)},
+                   json_body("DtmfRequest"), "call actions", ACTION_PARAMS)},
+    f"{CALL_PATH}/actions/{{action_uuid}}": {
+        "get": op("An action's state (trunx addition)", {**ok("Action"), **errors(403, 404)},
+                  tag="call actions",
+                  params=ACTION_PARAMS + [path_param("action_uuid", "the *_uuid an action "
+                                                                    "answered")])},
+    "/v1/voice/accounts/{auth_id}/recordings/{recording_file}": {
+        "get": op("Download a recording (trunx addition)", {
+            "200": {"description": "the recording",
+                    "content": {"audio/mpeg": {"schema": {"type": "string"}},
+                                "audio/wav": {"schema": {"type": "string"}}}},
+            **errors(403, 404)}, tag="call actions",
+            params=[ACTION_PARAMS[0], path_param("recording_file",
+                                                 "<recording_uuid>.mp3 or .wav")])},
+})
+
+
 
 DOCUMENT = {
     "openapi": "3.1.0",

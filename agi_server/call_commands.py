@@ -4,8 +4,8 @@ trunx.calls.request_hangup XADDs {call, action: "hangup"} to `trunx:commands`. O
 (a consumer group, so a request made while the engine was down is still served at start)
 routes each to the call: a queued call is cancelled before it is ever placed (the SET NX
 originated mark makes that race-free against the dialer); a ringing or live call is hung
-up. Live-call actions (a later issue) arrive the same way and go to the call's session
-queue (LiveCall.commands).
+up. Live-call actions (play, speak, dtmf, record, transfer) arrive the same way and go to
+the session holding the call (agi_server.call_actions.LiveCalls.route).
 """
 from __future__ import annotations
 
@@ -27,10 +27,11 @@ READ_BLOCK_MS = 500     # a stop waits at most this long for the read in flight
 
 
 class CommandReader:
-    def __init__(self, db, redis, tracker, *, consumer: str | None = None):
+    def __init__(self, db, redis, tracker, *, consumer: str | None = None, live_calls=None):
         self._db = db
         self.redis = redis
         self.tracker = tracker
+        self.live_calls = live_calls      # agi_server.call_actions.LiveCalls: action sessions
         self.consumer = consumer or socket.gethostname()
         self.handled = 0
         self._task: asyncio.Task | None = None
@@ -81,6 +82,9 @@ class CommandReader:
     async def _handle(self, fields: dict) -> None:
         call_id, action = fields.get("call", ""), fields.get("action")
         self.handled += 1
+        if action != "hangup" and self.live_calls is not None:
+            await self.live_calls.route(dict(fields))
+            return
         if action != "hangup":
             call = self.tracker.get(call_id)
             if call is not None and call.in_session:

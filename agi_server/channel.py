@@ -11,12 +11,15 @@ from __future__ import annotations
 from agi_server import commands
 from agi_server.errors import AGIHangup
 
+STREAM_STOP = 1000   # AST_CONTROL_STREAM_STOP, as WAIT FOR DIGIT reports a ControlPlayback stop
+
 
 class Channel:
     def __init__(self, transport, env: dict):
         self.transport = transport
         self.env = env
         self.last_endpos: int | None = None   # samples of the last file played, per Asterisk
+        self.stream_stopped = False           # the last WAIT FOR DIGIT ended by ControlPlayback
 
     async def run(self, line):
         return await self.transport.command(line)
@@ -37,18 +40,23 @@ class Channel:
     async def answer(self) -> None:
         self._live(await self.run(commands.answer()), "ANSWER")
 
-    async def play(self, filename: str, escape_digits: str = "") -> str:
-        """Play a file; returns the key that interrupted it, or ''."""
-        r = self._live(await self.run(commands.stream_file(filename, escape_digits)), "STREAM FILE")
+    async def play(self, filename: str, escape_digits: str = "",
+                   offset: int | None = None) -> str:
+        """Play a file (from sample `offset`); returns the key that interrupted it, or ''."""
+        r = self._live(await self.run(commands.stream_file(filename, escape_digits, offset)),
+                       "STREAM FILE")
         self.last_endpos = r.endpos
         code = self._code(r)
-        return chr(code) if code > 0 else ""
+        return chr(code) if 0 < code < 256 else ""
 
     async def wait_for_digit(self, timeout: float) -> str:
-        r = self._live(await self.run(commands.wait_for_digit(int(timeout * 1000))),
+        """The key pressed within `timeout` seconds, or ''. `stream_stopped` tells a wait
+        that AMI ControlPlayback ended (Asterisk reports AST_CONTROL_STREAM_STOP, 1000)."""
+        r = self._live(await self.run(commands.wait_for_digit(max(0, int(timeout * 1000)))),
                        "WAIT FOR DIGIT")
         code = self._code(r)
-        return chr(code) if code > 0 else ""
+        self.stream_stopped = code == STREAM_STOP
+        return chr(code) if 0 < code < 256 else ""
 
     async def exec(self, app: str, *args: str):
         return await self.run(commands.exec_(app, *args))

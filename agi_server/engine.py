@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from agi_server import ai_bridge
 from agi_server.ami import AmiConnection
+from agi_server.call_actions import LiveCalls
 from agi_server.call_commands import CommandReader
 from agi_server.call_record import CallRecord, save_rows
 from agi_server.call_tracker import CallTracker
@@ -44,8 +45,10 @@ class Engine:
         self.webhooks = WebhookSender(config, self._db)
         self.tracker = CallTracker(config, self._db, self.ami, redis, self.webhooks)
         self.dialer = Dialer(config, self._db, redis, sync_redis, self.ami, self.tracker)
-        self.commands = CommandReader(self._db, redis, self.tracker)
-        self.outbound = OutboundRoute(config, self.tracker)
+        # live-call actions: the sessions that take them, fed by the command stream
+        self.live_calls = LiveCalls(config, self._db, redis, self.ami, self.webhooks)
+        self.commands = CommandReader(self._db, redis, self.tracker, live_calls=self.live_calls)
+        self.outbound = OutboundRoute(config, self.tracker, self.live_calls)
         self.server = FastAGIServer(config, {"ivr": self.ivr_call, "outbound": self.outbound})
         self.services = Services(config=config, suppress=self._suppress,
                                  is_suppressed=self._is_suppressed,
@@ -73,12 +76,14 @@ class Engine:
         except Exception:
             log.exception("unfinished outbound calls not adopted")
         await self.ami.start()          # connects in the background, and keeps reconnecting
+        await self.live_calls.start()
         await self.commands.start()
         await self.dialer.start()
 
     async def stop(self) -> None:
         await asyncio.gather(self.dialer.stop(), self.commands.stop())
         await self.server.stop()
+        await self.live_calls.stop()     # after the sessions: their recordings finish
         while self._writer is not None and not self._writer.done():
             await self._writer      # records of calls that ended during the stop
         await self.cache.stop()
@@ -113,7 +118,10 @@ class Engine:
             record.account, record.ivr_id = tree["account"], tree["ivr_id"]
             record.ivr_version = tree["version"]
             await ch.answer()
-            await IvrRunner(ch, tree, record, self.services).run()
+            async with self.live_calls.session(ch, record.id, record.account, "inbound",
+                                               on_handoff=lambda at: _transferred(record)
+                                               ) as session:
+                await IvrRunner(session.channel, tree, record, self.services).run()
         except AGIHangup:
             record.finish("caller-hangup")
         except BaseException:
@@ -201,6 +209,10 @@ class Engine:
 
     async def _is_suppressed(self, account: str, number: str) -> bool:
         return await self._db(dnc.is_suppressed, account, number, self.sync_redis)
+
+
+async def _transferred(record: CallRecord) -> None:
+    record.finish("transferred")
 
 
 def _called_number(env: dict) -> str | None:

@@ -4,8 +4,9 @@ Asterisk runs AGI(agi://.../outbound) in [trunx-outbound] once the callee answer
 dialplan/extensions.conf); the channel's Uniqueid is the call id (Originate ChannelId).
 An AI call (one with an `ai` config) is handed to agi_server.ai_bridge.run_ai_call. A plain
 call is held: the route waits in one-second WAIT FOR DIGIT slices, so a hangup is seen
-within a second and, between slices, it serves the call's command queue (fed by the
-engine's command stream: `hangup` now; the live-call actions of a later issue go here).
+within a second and, between slices, it serves the call's command queue (`hangup`, put
+there by the tracker). A plain call is also an action session (agi_server.call_actions):
+its waits serve live-call actions (play, speak, dtmf, record, transfer) as they arrive.
 DELETE and maxDuration normally end a call through AMI (the tracker); the queue is the path
 that still works when AMI is down.
 """
@@ -23,9 +24,10 @@ SLICE = 1.0   # seconds per WAIT FOR DIGIT while holding a plain call
 
 
 class OutboundRoute:
-    def __init__(self, config, tracker):
+    def __init__(self, config, tracker, live_calls=None):
         self.config = config
         self.tracker = tracker
+        self.live_calls = live_calls     # agi_server.call_actions.LiveCalls, or None
         self.sessions = 0
 
     async def __call__(self, ch) -> None:
@@ -40,12 +42,28 @@ class OutboundRoute:
             if call.ai is not None:
                 await ai_bridge.run_ai_call(ch, dict(call.row), self.config)
                 await ch.hangup()
-            else:
+            elif self.live_calls is None:
                 await self.hold(ch, call)
+            else:
+                async with self.live_calls.session(
+                        ch, call.id, call.account, "outbound",
+                        on_handoff=lambda at: self._transferred(call, at),
+                        on_hangup=lambda reason: self._asked(call, reason)) as session:
+                    await self.hold(session.channel, call)
         except AGIHangup:
             pass
         finally:
             await self.tracker.session_ended(call)
+
+    async def _transferred(self, call, at: float) -> None:
+        """A transfer was answered: for us the call ends here (the tracker ignores the
+        channel's later Hangup)."""
+        call.hangup_reason = "transferred"
+        await self.tracker.finish(call, at)
+
+    @staticmethod
+    def _asked(call, reason: str) -> None:
+        call.hangup_reason = call.hangup_reason or reason
 
     async def hold(self, ch, call) -> None:
         deadline = None

@@ -74,6 +74,13 @@ class Config:
     fetch_timeout: float = 15.0
     fetch_allow_private: bool = False         # let play URLs reach loopback/private hosts
     default_voice: str = "en-us"
+    # live-call recordings: MixMonitor writes <id>.wav into the spool (as Asterisk names it,
+    # and as this host sees the same folder); the engine transcodes it into
+    # <data_dir>/recordings/, and purges recordings older than the retention
+    recording_spool_dir: str = ""           # empty: <data_dir>/recordings/spool
+    asterisk_recording_spool_dir: str = ""  # empty: recording_spool_dir
+    recording_retention_days: int = 30
+    recording_purge_interval: float = 3600.0  # seconds between the engine's purges
     elevenlabs_api_key: str = ""
     elevenlabs_base_url: str = "https://api.elevenlabs.io"
     elevenlabs_default_voice: str = "EXAVITQu4vr4xnSDxMaL"
@@ -106,6 +113,19 @@ class Config:
     @property
     def asterisk_sounds_path(self) -> str:
         return self.asterisk_sounds_dir or self.staged_sounds_dir
+
+    @property
+    def recordings_path(self) -> str:
+        """Finished recordings (mp3/wav), served by the API."""
+        return str(Path(self.data_dir) / "recordings")
+
+    @property
+    def recording_spool_path(self) -> str:
+        return self.recording_spool_dir or str(Path(self.data_dir) / "recordings" / "spool")
+
+    @property
+    def asterisk_recording_spool_path(self) -> str:
+        return self.asterisk_recording_spool_dir or self.recording_spool_path
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)

@@ -194,5 +194,25 @@ class Agent(Base):
     updated_at = peewee.DateTimeField(default=utcnow)
 
 
+class Recording(Base):
+    """A live-call recording (POST .../record). `call_id` is not a foreign key: an inbound
+    call's row is written when the call ends, and the recording starts before that."""
+    id = peewee.CharField(primary_key=True, default=new_uuid)   # the recording_uuid
+    account = peewee.ForeignKeyField(Account, backref="recordings", on_delete="CASCADE")
+    call_id = peewee.CharField(index=True)
+    status = peewee.CharField(default="starting")   # starting recording stopped failed
+    format = peewee.CharField(default="mp3")        # mp3 | wav
+    max_length = peewee.IntegerField(default=14400)  # seconds
+    trim_silence = peewee.BooleanField(default=False)
+    file_path = peewee.CharField(null=True)         # the finished file on this host
+    duration = peewee.FloatField(null=True)         # seconds, measured from the samples
+    size_bytes = peewee.IntegerField(null=True)
+    end_reason = peewee.CharField(null=True)        # api | max-length | call-ended
+    error = peewee.CharField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    started_at = peewee.DateTimeField(null=True)
+    ended_at = peewee.DateTimeField(null=True)
+
+
 ALL_MODELS = [Account, ApiKey, AudioAsset, Ivr, IvrVersion, Did, Suppression, Call, CallEvent,
-              Agent]
+              Agent, Recording]

@@ -14,8 +14,16 @@ Outbound calls (trunx.calls writes, agi_server's dialer and tracker read):
     trunx:call:{id}:originated          set NX just before the Originate is sent: a call is
                                         placed at most once, whatever reconnects or restarts
     trunx:commands                      stream {call, action, ...}: requests for calls the
-                                        engine runs (hangup now; live actions later), routed
+                                        engine runs (hangup, live-call actions), routed
                                         by the engine to the call's session
+
+Live-call actions (trunx.call_actions writes, agi_server.call_actions carries them out):
+
+    trunx:live:{call}                   hash {account, direction, channel, since} while an
+                                        engine session holds the call and serves actions;
+                                        kept alive by the engine (TTL), deleted at its end
+    trunx:action:{uuid}                 hash: one action's state {type, call, account,
+                                        status, params, result, error, *_at} (TTL 7 days)
 
 Versions are immutable, so the engine may cache them forever; only the DID map and the
 current pointers change, and every change is announced on the channel.
@@ -63,3 +71,15 @@ COMMAND_GROUP = "engine"
 
 def originated_key(call_id: str) -> str:
     return f"trunx:call:{call_id}:originated"
+
+
+LIVE_TTL = 120            # seconds; the engine refreshes live keys well within it
+ACTION_TTL = 7 * 24 * 3600
+
+
+def live_call_key(call_id: str) -> str:
+    return f"trunx:live:{call_id}"
+
+
+def action_key(action_id: str) -> str:
+    return f"trunx:action:{action_id}"

@@ -98,3 +98,80 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+# -- call recordings ------------------------------------------------------------------------
+RECORDING_FORMATS = ("mp3", "wav")
+
+
+def read_pcm_wav(path: str) -> tuple[bytes, int, int, int]:
+    """(PCM bytes, channels, sample width, rate) of a WAV that may still lack its final
+    header: Asterisk's format_wav writes the data size only when it closes the file, so
+    the samples are taken from the `data` chunk to the end of the file."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    if blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
+        raise MediaError("transcode-failed", "the recording is not a WAV file",
+                         {"path": os.path.basename(path)})
+    pos, fmt, data = 12, None, None
+    while pos + 8 <= len(blob):
+        cid, size = blob[pos:pos + 4], int.from_bytes(blob[pos + 4:pos + 8], "little")
+        if cid == b"fmt ":
+            fmt = blob[pos + 8:pos + 8 + 16]
+        elif cid == b"data":
+            data = blob[pos + 8:]          # to EOF, whatever the header says
+            break
+        pos += 8 + size + (size & 1)
+    if fmt is None or data is None or len(fmt) < 16:
+        raise MediaError("transcode-failed", "the recording has no audio chunk",
+                         {"path": os.path.basename(path)})
+    channels = int.from_bytes(fmt[2:4], "little")
+    rate = int.from_bytes(fmt[4:8], "little")
+    width = int.from_bytes(fmt[14:16], "little") // 8
+    frame = max(1, channels * width)
+    return data[:len(data) - len(data) % frame], channels, width, rate
+
+
+def encode_recording(raw_path: str, dst_path: str, fmt: str, *, trim_silence: bool = False,
+                     timeout: float = 600.0) -> float:
+    """A MixMonitor WAV -> `dst_path` as mp3 or wav (8 kHz mono); returns its duration in
+    seconds, measured from the samples before mp3 encoding (an mp3's frames pad the end).
+    With trim_silence the quiet lead-in and tail are cut; a recording that is silence
+    throughout is kept as it is rather than trimmed to nothing."""
+    if fmt not in RECORDING_FORMATS:
+        raise ValueError(f"format must be one of {RECORDING_FORMATS}, not {fmt!r}")
+    pcm, channels, width, rate = read_pcm_wav(raw_path)
+    dst_dir = os.path.dirname(os.path.abspath(dst_path))
+    os.makedirs(dst_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".rec-", dir=dst_dir) as work:
+        clean = os.path.join(work, "clean.wav")
+        with wave.open(clean, "wb") as w:
+            w.setnchannels(channels or 1)
+            w.setsampwidth(width or 2)
+            w.setframerate(rate or 8000)
+            w.writeframes(pcm)
+        wav = clean
+        if trim_silence and pcm:
+            trimmed = os.path.join(work, "trimmed.wav")
+            proc = _run([SOX, "-G", clean, "-t", "wav", *NATIVE, trimmed, *_TRIM], timeout,
+                        "transcode-failed")
+            if proc.returncode != 0:
+                raise MediaError("transcode-failed", "sox could not trim the recording",
+                                 {"exit_code": proc.returncode, "stderr": tail(proc.stderr)})
+            if _frames(trimmed) > 0:
+                wav = trimmed
+        seconds = duration(wav) if pcm else 0.0
+        out = os.path.join(work, "out." + fmt)
+        if fmt == "wav":
+            proc = _run([SOX, "-G", wav, "-t", "wav", *NATIVE, out], timeout, "transcode-failed")
+        elif pcm:
+            proc = _run([SOX, "-G", wav, "-t", "mp3", out], timeout, "transcode-failed")
+        else:    # nothing recorded: an mp3 encoder has no frame to write
+            proc = _run([SOX, "-n", "-r", "8000", "-c", "1", "-t", "mp3", out, "trim", "0",
+                         "0.001"], timeout, "transcode-failed")
+        if proc.returncode != 0:
+            raise MediaError("transcode-failed", f"sox could not write the {fmt} recording",
+                             {"exit_code": proc.returncode, "stderr": tail(proc.stderr)})
+        os.chmod(out, 0o644)
+        os.replace(out, dst_path)
+    return seconds

@@ -1,0 +1,110 @@
+"""Call Actions (seed 004): transfer, record (and stop), play, speak and DTMF on a live call.
+
+    POST   /v1/voice/accounts/{auth_id}/calls/{call_uuid}/transfer|record|play|speak|dtmf
+    DELETE /v1/voice/accounts/{auth_id}/calls/{call_uuid}/record
+    GET    /v1/voice/accounts/{auth_id}/calls/{call_uuid}/actions/{action_uuid}   (trunx)
+    GET    /v1/voice/accounts/{auth_id}/recordings/{recording_uuid}.{mp3|wav}     (trunx)
+
+`auth_id` is the account id; another account's id answers 403. The work is
+trunx.call_actions': this module maps HTTP onto it. Actions run asynchronously in the
+engine; the answer says the action was accepted, GET .../actions/{uuid} says how it went.
+Stopping a recording waits (briefly) for the engine to finish the file, because the answer
+carries its URL and measured duration.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Blueprint, current_app, send_file
+
+from admin_api import context as ctx
+from admin_api.errors import APIError
+from admin_api.voice import call_error
+from trunx import call_actions
+from trunx.calls import CallError
+from trunx.models import Recording
+
+bp = Blueprint("call_actions", __name__, url_prefix="/v1/voice/accounts/<auth_id>")
+
+FIELDS = {"transfer": {"to", "caller_id", "answer_url"},
+          "record": {"format", "max_length", "trim_silence"},
+          "play": {"url", "loop"},
+          "speak": {"text", "voice", "language", "engine"},
+          "dtmf": {"digits"}}
+RECORD_STOP_WAIT = 15.0    # seconds DELETE .../record waits for the finished file
+                           # (app.config["RECORD_STOP_WAIT"] overrides it)
+MIMETYPES = {"mp3": "audio/mpeg", "wav": "audio/wav"}
+
+
+def _live(auth_id: str, call_uuid: str) -> dict:
+    try:
+        return call_actions.live_call(ctx.redis(), ctx.account_id(), auth_id, call_uuid)
+    except CallError as exc:
+        raise call_error(exc) from None
+
+
+def _action(kind: str):
+    def view(auth_id: str, call_uuid: str):
+        data = ctx.json_body(FIELDS[kind])
+        _live(auth_id, call_uuid)
+        try:
+            return call_actions.ROUTES[kind](ctx.redis(), ctx.config(), ctx.account_id(),
+                                             call_uuid, data)
+        except CallError as exc:
+            raise call_error(exc) from None
+    view.__name__ = kind
+    return view
+
+
+for _kind in FIELDS:
+    bp.add_url_rule(f"/calls/<call_uuid>/{_kind}", view_func=_action(_kind), methods=["POST"])
+
+
+@bp.delete("/calls/<call_uuid>/record")
+def stop_record(auth_id: str, call_uuid: str):
+    _live(auth_id, call_uuid)
+    try:
+        rec = call_actions.stop_recording(ctx.redis(), ctx.account_id(), call_uuid)
+    except CallError as exc:
+        raise call_error(exc) from None
+    wait = current_app.config.get("RECORD_STOP_WAIT", RECORD_STOP_WAIT)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        rec = Recording.get_by_id(rec.id)
+        if rec.status == "stopped":
+            return call_actions.stopped_json(rec, ctx.base_url())
+        if rec.status == "failed":
+            raise APIError(502, "record-failed", "the recording could not be finished",
+                           {"recording_uuid": rec.id, "reason": rec.error})
+    # The engine stops it when it gets to it; GET .../actions/{recording_uuid} follows it.
+    return {"recording_uuid": rec.id, "status": "stopping"}, 202
+
+
+@bp.get("/calls/<call_uuid>/actions/<action_uuid>")
+def get_action(auth_id: str, call_uuid: str, action_uuid: str):
+    _own(auth_id)
+    out = call_actions.action_json(ctx.redis(), ctx.account_id(), call_uuid, action_uuid)
+    if out is None:
+        raise APIError(404, "action-not-found", f"no action {action_uuid!r} on this call",
+                       {"action_uuid": action_uuid})
+    return out
+
+
+@bp.get("/recordings/<recording_file>")
+def recording_file(auth_id: str, recording_file: str):
+    _own(auth_id)
+    rec_id, _, fmt = recording_file.rpartition(".")
+    rec = Recording.get_or_none(Recording.id == rec_id, Recording.account == ctx.account_id())
+    if rec is None or rec.format != fmt or rec.status != "stopped" or not rec.file_path \
+            or not os.path.isfile(rec.file_path):
+        raise APIError(404, "recording-not-found", f"no recording {recording_file!r}",
+                       {"recording": recording_file})
+    return send_file(rec.file_path, mimetype=MIMETYPES[fmt], max_age=0)
+
+
+def _own(auth_id: str) -> None:
+    if auth_id != ctx.account_id():
+        raise APIError(403, "forbidden", "auth_id must be the account of the API key",
+                       {"auth_id": auth_id})

@@ -1,0 +1,353 @@
+"""Live-call actions, the engine's half: the sessions that take them and what each one does.
+
+trunx.call_actions (the API) checks the call, stages media and puts {call, action, id,
+params} on the command stream; the CommandReader hands it to the call's CallSession
+(`LiveCalls.get`), whose channel serves it between (or by stopping) prompts and waits; the
+ActionRunner below carries it out on the AGI session that holds the channel and writes
+its progress into the action's Redis hash.
+
+    play      STREAM FILE of the staged file, `loop` times (0: until stopped), stoppable
+    speak     the same, once, with every DTMF key as escape: the caller's key cuts it off
+    dtmf      EXEC SendDTMF(digits,200,200): 200 ms tones with 200 ms gaps
+    record    EXEC MixMonitor, both directions mixed, stopped by EXEC StopMixMonitor on
+              DELETE or at max_length, or by the hangup; sox makes the mp3/wav (see
+              agi_server.recorder)
+    transfer  EXEC Dial(PJSIP/<to>@<trunk>): AMI DialEnd ANSWER means the caller is
+              bridged there, so the original call ends for us (answer_url gets a signed
+              webhook, the call stops taking actions); any other DIALSTATUS returns the
+              caller to the call
+
+Sessions exist for answered plain outbound calls (agi_server.outbound) and inbound IVR
+calls (engine.ivr_call); each says so in Redis (`trunx:live:{call}`) while it lasts, which
+is what the API checks. The periodic task keeps those keys alive and purges expired
+recordings.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+
+from agi_server import commands, recorder
+from agi_server.call_session import CallSession
+from agi_server.errors import AGIHangup
+from agi_server.ivr_runner import ALL_DTMF
+from agi_server.recorder import Recorder
+from trunx import recordings, redis_schema
+from trunx.calls import ensure_webhook_secret, utc_from_ts
+from trunx.media import make_stager
+from trunx.models import iso, utcnow
+
+log = logging.getLogger(__name__)
+
+RUNNING = {"play": "playing", "speak": "speaking", "dtmf": "sending", "record": "starting",
+           "record_stop": "stopping", "transfer": "transferring"}
+
+
+def _now() -> str:
+    return iso(utcnow())
+
+
+class ActionRunner:
+    def __init__(self, config, db, redis, ami, webhooks):
+        self.config = config
+        self._db = db
+        self.redis = redis
+        self.ami = ami
+        self.webhooks = webhooks
+        self.recorder = Recorder(config, db, self.state, _check)
+        self.stats: dict[str, int] = {}
+        self._transfers: dict[str, tuple] = {}     # uniqueid -> (session, action id, params)
+        self._tasks: set[asyncio.Task] = set()
+        if ami is not None:
+            ami.add_listener(self._on_ami_event)
+
+    # -- state -------------------------------------------------------------------------------
+    async def state(self, action_id: str, **fields) -> None:
+        if not action_id:
+            return
+        values = {k: json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+                  for k, v in fields.items() if v is not None}
+        try:
+            await self.redis.hset(redis_schema.action_key(action_id), mapping=values)
+        except Exception as exc:   # the action still happens; only its report is lost
+            log.warning("action %s: state not written: %s", action_id, exc)
+
+    async def refuse(self, command: dict, code: str, message: str) -> None:
+        """An action that no session will run (the call ended before it got there)."""
+        await self.state(command.get("id", ""), status="failed", ended_at=_now(),
+                         error={"code": code, "message": message})
+        if command.get("action") == "record":
+            await self._db(recorder.failed, command.get("id"), code)
+
+    # -- running one -------------------------------------------------------------------------
+    async def run(self, s: CallSession, command: dict) -> None:
+        kind, action_id = command.get("action"), command.get("id", "")
+        try:
+            params = json.loads(command.get("params") or "{}")
+        except ValueError:
+            params = {}
+        handler = getattr(self, f"_{kind}", None) if kind in RUNNING else None
+        if handler is None:
+            await self.refuse(command, "unknown-action", f"no action {kind!r}")
+            return
+        self.stats[kind] = self.stats.get(kind, 0) + 1
+        await self.state(action_id, status=RUNNING[kind], started_at=_now())
+        log.info("call %s: %s %s", s.call_id, kind, action_id)
+        try:
+            status, result = await handler(s, action_id, params)
+        except AGIHangup:
+            if not s.handed_off:
+                await self.state(action_id, status="failed", ended_at=_now(),
+                                 error={"code": "call-ended", "message": "the call ended"})
+            raise
+        except Exception as exc:
+            log.exception("call %s: %s %s failed", s.call_id, kind, action_id)
+            await self.state(action_id, status="failed", ended_at=_now(),
+                             error={"code": "action-failed", "message": str(exc)[:300]})
+            return
+        ended = None if status in ("recording", "answered") else _now()
+        if status == "failed":
+            await self.state(action_id, status=status, ended_at=ended, error=result)
+        else:
+            await self.state(action_id, status=status, ended_at=ended, result=result)
+        if s.handed_off:
+            raise AGIHangup("transferred")
+
+    # -- the actions -------------------------------------------------------------------------
+    async def _play(self, s, action_id, p):
+        try:
+            return await s.play_media(p["file"], int(p.get("loop", 1)))
+        finally:
+            await self._unstage(p.get("name"))
+
+    async def _speak(self, s, action_id, p):
+        try:
+            return await s.play_media(p["file"], 1, ALL_DTMF)
+        finally:
+            await self._unstage(p.get("name"))
+
+    async def _dtmf(self, s, action_id, p):
+        # SendDTMF(digits, timeout_ms = the gap between tones, duration_ms = each tone)
+        _check(await s.raw.exec("SendDTMF", p["digits"], "200", "200"), "SendDTMF")
+        return "completed", {"digits": p["digits"]}
+
+    async def _record(self, s, action_id, p):
+        return await self.recorder.start(s, action_id, p)
+
+    async def _record_stop(self, s, action_id, p):
+        return await self.recorder.stop(s, p.get("recording", ""), p.get("reason", "api"))
+
+    async def _transfer(self, s, action_id, p):
+        to = p["to"]
+        if await self._suppressed(s.account, to):
+            return "failed", {"code": "number-suppressed",
+                              "message": f"{to} is on this account's do-not-call list"}
+        original = None
+        if p.get("caller_id"):
+            original = await s.raw.get_variable("CALLERID(num)")
+            await s.raw.run(commands.set_variable("CALLERID(num)", p["caller_id"]))
+        self._transfers[s.uniqueid] = (s, action_id, p)
+        try:
+            _check(await s.raw.exec("Dial", f"PJSIP/{to}@{self.config.trunk_endpoint}",
+                                    str(int(self.config.transfer_timeout))), "Dial")
+            status = await s.raw.get_variable("DIALSTATUS") or "UNKNOWN"
+        except AGIHangup:
+            if s.handed_off:           # the caller hung up on the far end: it was theirs
+                return "completed", {"to": to, "dial_status": "ANSWER"}
+            raise
+        finally:
+            self._transfers.pop(s.uniqueid, None)
+        if status == "ANSWER":
+            if not s.handed_off:       # AMI missed DialEnd: say it now, late
+                await self._answered(s, action_id, p, time.time())
+            with contextlib.suppress(AGIHangup):
+                await s.raw.hangup()   # the bridge is over: so is the call
+            return "completed", {"to": to, "dial_status": status}
+        if original is not None:
+            await s.raw.run(commands.set_variable("CALLERID(num)", original))
+        log.info("call %s: transfer to %s failed (%s); back to the call", s.call_id, to, status)
+        return "failed", {"code": "transfer-failed", "dial_status": status,
+                          "message": f"the transfer to {to} ended with {status}; the caller "
+                                     "is back on the call"}
+
+    # -- transfers: the answer, from AMI -----------------------------------------------------
+    def _on_ami_event(self, event: dict) -> None:
+        if event.get("Event") != "DialEnd" or event.get("DialStatus") != "ANSWER":
+            return
+        pending = self._transfers.get(event.get("Uniqueid", ""))
+        if pending is not None and not pending[0].handed_off:
+            s, action_id, p = pending
+            task = asyncio.ensure_future(self._answered(s, action_id, p, _ts(event)))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+    async def _answered(self, s, action_id: str, p: dict, at: float) -> None:
+        if s.handed_off:
+            return
+        s.handed_off = True
+        log.info("call %s: transferred to %s", s.call_id, p["to"])
+        await self.state(action_id, status="answered", answered_at=iso(utc_from_ts(at)))
+        with contextlib.suppress(Exception):
+            await self.redis.delete(redis_schema.live_call_key(s.call_id))
+        if s.on_handoff is not None:
+            try:
+                await s.on_handoff(at)
+            except Exception:
+                log.exception("call %s: transfer hand-off not recorded", s.call_id)
+        if p.get("answer_url"):
+            await self._answer_webhook(s, action_id, p, at)
+
+    async def _answer_webhook(self, s, action_id, p, at) -> None:
+        body = json.dumps({"type": "call.transfer", "status": "answered",
+                           "transfer_uuid": action_id, "call_uuid": s.call_id, "to": p["to"],
+                           "caller_id": p.get("caller_id"), "at": iso(utc_from_ts(at))},
+                          separators=(",", ":"))
+        try:
+            secret = self.config.webhook_secret or await self._db(ensure_webhook_secret,
+                                                                   s.account)
+        except Exception:
+            log.exception("call %s: no webhook secret; answer_url not called", s.call_id)
+            return
+        # Not a CallEvent row (an inbound call has none yet): retried in memory only.
+        self.webhooks.submit({"event": "evt_" + secrets.token_hex(8), "call": s.call_id,
+                              "url": p["answer_url"], "body": body, "secret": secret})
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("live-call task failed", exc_info=task.exception())
+
+    async def session_ended(self, s: CallSession) -> None:
+        """The call is over: recordings still running end with it (MixMonitor closes its
+        file as the channel goes), and actions that never ran say so."""
+        self.recorder.session_ended(s)
+        for command in s.drain():
+            if command.get("action") not in (None, "hangup") and command.get("id"):
+                await self.refuse(command, "call-ended", "the call ended before the action ran")
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for recordings being finished and hand-offs being told (stop, tests)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        await self.recorder.drain(timeout)
+
+    # -- helpers -----------------------------------------------------------------------------
+    async def _unstage(self, name: str | None) -> None:
+        if not name:
+            return
+        try:
+            await asyncio.to_thread(make_stager(self.config).delete, name)
+        except Exception as exc:
+            log.warning("staged %s not removed: %s", name, exc)
+
+    async def _suppressed(self, account: str, number: str) -> bool:
+        try:
+            if await self.redis.sismember(redis_schema.dnc_key(account), number):
+                return True
+        except Exception:
+            pass
+        from trunx import dnc
+        return await self._db(dnc.is_suppressed, account, number)
+
+
+class LiveCalls:
+    """The engine's registry of action sessions, and its periodic upkeep."""
+
+    def __init__(self, config, db, redis, ami, webhooks, *, refresh: float = 30.0):
+        self.config = config
+        self._db = db
+        self.redis = redis
+        self.ami = ami
+        self.runner = ActionRunner(config, db, redis, ami, webhooks)
+        self.sessions: dict[str, CallSession] = {}
+        self.refresh = refresh
+        self.purged = 0
+        self._task: asyncio.Task | None = None
+
+    def get(self, call_id: str) -> CallSession | None:
+        return self.sessions.get(call_id)
+
+    async def route(self, fields: dict) -> None:
+        """A command from the stream: to its session, or refused."""
+        s = self.sessions.get(fields.get("call", ""))
+        if s is None or s.handed_off:
+            await self.runner.refuse(fields, "call-not-in-progress",
+                                     "the call is not in progress in this engine")
+            return
+        s.submit(dict(fields))
+
+    @contextlib.asynccontextmanager
+    async def session(self, ch, call_id: str, account: str, direction: str, *,
+                      on_handoff=None, on_hangup=None):
+        s = CallSession(call_id, account, direction, ch, ami=self.ami, runner=self.runner,
+                        on_handoff=on_handoff, on_hangup=on_hangup)
+        self.sessions[call_id] = s
+        key = redis_schema.live_call_key(call_id)
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(key, mapping={"account": account or "", "direction": direction,
+                                    "channel": s.channel_name, "since": _now()})
+            pipe.expire(key, redis_schema.LIVE_TTL)
+            await pipe.execute()
+        except Exception as exc:
+            log.warning("call %s: not announced as live (actions unavailable): %s",
+                        call_id, exc)
+        try:
+            yield s
+        finally:
+            self.sessions.pop(call_id, None)
+            with contextlib.suppress(Exception):
+                await self.redis.delete(key)
+            await self.runner.session_ended(s)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._upkeep(), name="live-calls")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.runner.drain()
+
+    async def purge(self) -> int:
+        count = await self._db(recordings.purge_expired, self.config)
+        self.purged += count
+        return count
+
+    async def _upkeep(self) -> None:
+        next_purge = 0.0
+        while True:
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + self.config.recording_purge_interval
+                try:
+                    await self.purge()
+                except Exception:
+                    log.exception("recording purge failed")
+            for call_id, s in list(self.sessions.items()):
+                if not s.handed_off:
+                    with contextlib.suppress(Exception):
+                        await self.redis.expire(redis_schema.live_call_key(call_id),
+                                                redis_schema.LIVE_TTL)
+            await asyncio.sleep(min(self.refresh, self.config.recording_purge_interval))
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _check(response, what: str):
+    try:
+        code = int(response.result)
+    except (TypeError, ValueError):
+        code = 0
+    if code == -1:
+        raise AGIHangup(f"{what}: channel hung up")
+    return response
+
+
+def _ts(event: dict) -> float:
+    try:
+        return float(event.get("Timestamp") or 0) or time.time()
+    except ValueError:
+        return time.time()

@@ -1,0 +1,177 @@
+"""A live call's action session: the queue of actions for one AGI session, and a channel for
+the code that holds the call (the IVR runner, the outbound hold) that serves them.
+
+AGI runs one command at a time, and the long ones (STREAM FILE, WAIT FOR DIGIT) cannot be
+cancelled from our side of the socket. AMI can: `ControlPlayback Control: stop` queues
+AST_CONTROL_STREAM_STOP on the channel, and on Asterisk 22 (checked on the real one)
+
+    STREAM FILE      returns at once: result=0, endpos = how far it got
+    WAIT FOR DIGIT   returns at once: result=1000 (the control frame's number)
+    between commands res_agi's loop reads the frame and drops it (nothing goes stale)
+
+So `submit` queues the action and, if the session is inside one of those two commands,
+stops it; the session then serves the queue and resumes what it was doing (a prompt from
+the sample where it stopped, a wait with the time that was left). Without AMI the queue is
+still served, at the next prompt or wait (the outbound hold waits in 1-second slices).
+
+Play and speak run in the session too, through the same stoppable STREAM FILE: a new play,
+speak, transfer or hangup ends them ("interrupted"); dtmf and record pause them and they
+resume where they were.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+
+from agi_server.errors import AGIHangup
+
+log = logging.getLogger(__name__)
+
+PREEMPTING = frozenset({"play", "speak", "transfer", "hangup"})
+
+
+class CallSession:
+    def __init__(self, call_id: str, account: str, direction: str, ch, *, ami, runner,
+                 on_handoff=None, on_hangup=None):
+        self.call_id, self.account, self.direction = call_id, account, direction
+        self.raw = ch                                # agi_server.channel.Channel
+        self.channel_name = ch.env.get("agi_channel", "")
+        self.uniqueid = ch.env.get("agi_uniqueid", "")
+        self.ami = ami
+        self.runner = runner                         # agi_server.call_actions.ActionRunner
+        self.on_handoff = on_handoff                 # the caller was transferred away
+        self.on_hangup = on_hangup                   # hangup asked (reason)
+        self.channel = LiveChannel(self)
+        self.recordings: dict[str, dict] = {}        # recording id -> MixMonitor id, timer
+        self.handed_off = False
+        self.stops = 0                               # ControlPlayback stops sent
+        self._queue: collections.deque[dict] = collections.deque()
+        self._waiting = False
+        self._stop: asyncio.Task | None = None
+
+    # -- the queue ---------------------------------------------------------------------------
+    def submit(self, command: dict) -> None:
+        """Queue a command {action, id, params}; stop the prompt or wait in progress."""
+        self._queue.append(command)
+        if self._waiting and self._stop is None and self.ami is not None and self.channel_name:
+            self.stops += 1
+            self._stop = asyncio.ensure_future(self.ami.action(
+                "ControlPlayback", {"Channel": self.channel_name, "Control": "stop"}))
+            self._stop.add_done_callback(_quiet)
+
+    def pending(self) -> list[dict]:
+        return list(self._queue)
+
+    def drain(self) -> list[dict]:
+        out = list(self._queue)
+        self._queue.clear()
+        return out
+
+    async def serve(self, *, preempting: bool = True) -> None:
+        """Run queued commands in order; with preempting=False stop before the first play,
+        speak, transfer or hangup (a paused play leaves those to the session's loop)."""
+        while self._queue:
+            if not preempting and self._queue[0].get("action") in PREEMPTING:
+                return
+            command = self._queue.popleft()
+            if command.get("action") == "hangup":
+                if self.on_hangup:
+                    self.on_hangup(command.get("reason", "api"))
+                await self.raw.hangup()
+                raise AGIHangup("hangup requested")
+            await self.runner.run(self, command)
+
+    def preempted(self) -> bool:
+        return any(c.get("action") in PREEMPTING for c in self._queue)
+
+    # -- stoppable commands ------------------------------------------------------------------
+    async def stream(self, filename: str, escape_digits: str = "",
+                     offset: int | None = None) -> tuple[str, bool]:
+        """STREAM FILE that a submit can stop: (key pressed or '', stopped by us)."""
+        self._waiting = True
+        try:
+            key = await self.raw.play(filename, escape_digits, offset=offset)
+        finally:
+            self._waiting = False
+        return key, await self._settle()
+
+    async def wait(self, seconds: float) -> tuple[str, bool]:
+        """WAIT FOR DIGIT that a submit can stop: (key or '', stopped by us)."""
+        self._waiting = True
+        try:
+            key = await self.raw.wait_for_digit(seconds)
+        finally:
+            self._waiting = False
+        sent = await self._settle()
+        return key, sent and self.raw.stream_stopped
+
+    async def _settle(self) -> bool:
+        """Whether a stop was sent (and Asterisk took it) while the command ran."""
+        stop, self._stop = self._stop, None
+        if stop is None:
+            return False
+        try:
+            await stop
+            return True
+        except Exception as exc:       # AMI down: the queue waits for the next prompt/wait
+            log.info("call %s: ControlPlayback not sent: %s", self.call_id, exc)
+            return False
+
+    async def play_media(self, filename: str, loop: int, escape_digits: str = "") -> tuple:
+        """Play `filename` `loop` times (0: until something ends it). Returns
+        (status, result): completed, or interrupted by a caller's key or another action."""
+        plays, offset = 0, None
+        while loop == 0 or plays < loop:
+            key, stopped = await self.stream(filename, escape_digits, offset)
+            if key:
+                return "interrupted", {"by": "dtmf", "digit": key, "plays": plays}
+            if stopped:
+                if self.preempted():
+                    return "interrupted", {"by": "action", "plays": plays}
+                await self.serve(preempting=False)      # dtmf, record: then carry on
+                offset = self.raw.last_endpos
+                continue
+            plays, offset = plays + 1, None
+        return "completed", {"plays": plays}
+
+
+class LiveChannel:
+    """The Channel facade for code that holds the call: its prompts and waits serve the
+    session's actions and then carry on. Everything else is the plain Channel's."""
+
+    def __init__(self, session: CallSession):
+        self._session = session
+        self._ch = session.raw
+
+    def __getattr__(self, name):
+        return getattr(self._ch, name)
+
+    async def play(self, filename: str, escape_digits: str = "", offset: int | None = None):
+        s = self._session
+        while True:
+            await s.serve()
+            key, stopped = await s.stream(filename, escape_digits, offset)
+            if key or not stopped:
+                return key
+            offset = self._ch.last_endpos        # resume the prompt where it stopped
+
+    async def wait_for_digit(self, timeout: float) -> str:
+        s = self._session
+        await s.serve()
+        deadline = time.monotonic() + timeout
+        left = timeout
+        while True:
+            key, stopped = await s.wait(left)
+            if key or not stopped:
+                return key
+            await s.serve()              # then wait for what was left of the time
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return ""
+
+
+def _quiet(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()     # retrieved: a failed stop is reported by _settle, or moot

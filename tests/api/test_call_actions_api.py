@@ -1,0 +1,260 @@
+"""Call Actions (seed 004) through the Flask app, with no engine: a live call is one whose
+Redis key an engine session would hold, and the test plays the engine where it must (it
+finishes a recording). Seed shapes, the 403/404/409 rules, field validation naming the
+field, media staged for play and speak, and what goes onto the engine's command stream."""
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.api.test_openapi import conforms
+from trunx import dnc, recordings, redis_schema
+from trunx.models import Call, Did, Recording, utcnow
+
+CALL = "650e8400-e29b-41d4-a716-446655440000"
+DID = "+14155551234"
+KINDS = ("transfer", "record", "play", "speak", "dtmf")
+BODIES = {"transfer": {"to": "+14155559999"}, "record": {}, "dtmf": {"digits": "1"},
+          "play": {"url": "http://127.0.0.1:9/a.wav"}, "speak": {"text": "hello"}}
+
+
+def path(tenant, kind: str, call: str = CALL) -> str:
+    return f"/v1/voice/accounts/{tenant.id}/calls/{call}/{kind}"
+
+
+def go_live(redis, account_id: str, call: str = CALL) -> None:
+    redis.hset(redis_schema.live_call_key(call),
+               mapping={"account": account_id, "direction": "outbound",
+                        "channel": "PJSIP/carrier-00000001", "since": "now"})
+
+
+def commands(redis) -> list[dict]:
+    return [fields for _, fields in redis.xrange(redis_schema.COMMAND_STREAM)]
+
+
+@pytest.fixture
+def live(redis, tenant):
+    go_live(redis, tenant.id)
+    return CALL
+
+
+@pytest.fixture
+def audio_server(tmp_path):
+    wav = tmp_path / "tone.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", str(wav), "synth", "1.5", "sine",
+                    "440"], check=True)
+    body = wav.read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            ok = self.path == "/tone.wav"
+            self.send_response(200 if ok else 404)
+            self.end_headers()
+            if ok:
+                self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+# -- which calls take actions ------------------------------------------------------------------
+def test_another_accounts_auth_id_is_403(client, tenant, other, live):
+    for kind in KINDS:
+        r = client.post(path(other, kind), json=BODIES[kind], headers=tenant.headers)
+        assert r.status_code == 403, kind
+        assert r.json["error"]["code"] == "forbidden"
+    r = client.delete(path(other, "record"), headers=tenant.headers)
+    assert r.status_code == 403
+
+
+def test_unknown_and_other_accounts_calls_are_404(client, tenant, other, redis):
+    go_live(redis, other.id)      # live, but not this account's
+    for call in (CALL, "no-such-call"):
+        for kind in KINDS:
+            r = client.post(path(tenant, kind, call), json=BODIES[kind], headers=tenant.headers)
+            assert (r.status_code, r.json["error"]["code"]) == (404, "call-not-found"), kind
+    assert commands(redis) == []
+
+
+def test_a_call_not_in_progress_is_409_for_every_action(client, tenant, redis):
+    Call.create(id=CALL, account=tenant.id, direction="outbound", status="completed",
+                from_number=DID, to_number="+14155559999")
+    for kind in KINDS:
+        r = client.post(path(tenant, kind), json=BODIES[kind], headers=tenant.headers)
+        assert r.status_code == 409, kind
+        assert r.json["error"]["code"] == "call-not-in-progress"
+        assert r.json["error"]["details"]["status"] == "completed"
+    r = client.delete(path(tenant, "record"), headers=tenant.headers)
+    assert (r.status_code, r.json["error"]["code"]) == (409, "call-not-in-progress")
+    assert commands(redis) == []
+
+
+# -- dtmf, transfer ----------------------------------------------------------------------------
+def test_dtmf_answers_like_the_seed_and_goes_to_the_engine(client, tenant, live, redis):
+    r = client.post(path(tenant, "dtmf"), json={"digits": "1234*#"}, headers=tenant.headers)
+    assert r.status_code == 200
+    assert list(r.json) == ["dtmf_uuid", "status", "digits"]
+    assert (r.json["status"], r.json["digits"]) == ("sent", "1234*#")
+    conforms(r, "/v1/voice/accounts/{auth_id}/calls/{call_uuid}/dtmf", "post")
+    (command,) = commands(redis)
+    assert command["call"] == CALL and command["action"] == "dtmf"
+    assert command["id"] == r.json["dtmf_uuid"]
+    assert json.loads(command["params"]) == {"digits": "1234*#"}
+    state = client.get(f"/v1/voice/accounts/{tenant.id}/calls/{CALL}/actions/"
+                       f"{r.json['dtmf_uuid']}", headers=tenant.headers)
+    assert state.status_code == 200
+    assert (state.json["type"], state.json["status"]) == ("dtmf", "queued")
+    conforms(state, "/v1/voice/accounts/{auth_id}/calls/{call_uuid}/actions/{action_uuid}",
+             "get")
+
+
+@pytest.mark.parametrize("digits", ["12a", "", "1 2", 12, "1" * 101])
+def test_dtmf_digits_are_0_9_star_hash(client, tenant, live, digits):
+    r = client.post(path(tenant, "dtmf"), json={"digits": digits}, headers=tenant.headers)
+    assert r.status_code == 422
+    assert r.json["error"]["details"][0]["field"] == "digits"
+
+
+def test_transfer_checks_number_caller_id_and_dnc(client, tenant, live, redis):
+    Did.create(number=DID, account=tenant.id)
+    h = tenant.headers
+    bad = [({"to": "4155559999"}, "to"), ({"to": "+14155559999", "caller_id": "+14155550000"},
+                                          "caller_id"),
+           ({"to": "+14155559999", "answer_url": "ftp://x"}, "answer_url")]
+    for body, field in bad:
+        r = client.post(path(tenant, "transfer"), json=body, headers=h)
+        assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == field
+    dnc.suppress(tenant.id, "+14155550111", source="api", redis=redis)
+    r = client.post(path(tenant, "transfer"), json={"to": "+14155550111"}, headers=h)
+    assert (r.status_code, r.json["error"]["code"]) == (403, "number-suppressed")
+    assert commands(redis) == []
+    r = client.post(path(tenant, "transfer"), headers=h, json={
+        "to": "+14155559999", "caller_id": DID, "answer_url": "https://example.com/answer"})
+    assert r.status_code == 200
+    assert r.json == {"transfer_uuid": r.json["transfer_uuid"], "status": "transferring",
+                      "to": "+14155559999"}
+    assert list(r.json) == ["transfer_uuid", "status", "to"]
+    (command,) = commands(redis)
+    assert json.loads(command["params"]) == {"to": "+14155559999", "caller_id": DID,
+                                             "answer_url": "https://example.com/answer"}
+
+
+# -- record ------------------------------------------------------------------------------------
+def test_record_validates_and_allows_one_at_a_time(client, tenant, live, redis):
+    h = tenant.headers
+    for body, field in [({"format": "ogg"}, "format"), ({"max_length": 0}, "max_length"),
+                        ({"max_length": "60"}, "max_length"),
+                        ({"trim_silence": "yes"}, "trim_silence")]:
+        r = client.post(path(tenant, "record"), json=body, headers=h)
+        assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == field
+    r = client.post(path(tenant, "record"), json={}, headers=h)
+    assert r.status_code == 200
+    assert r.json == {"recording_uuid": r.json["recording_uuid"], "status": "recording",
+                      "format": "mp3"}
+    rec = Recording.get_by_id(r.json["recording_uuid"])
+    assert (rec.max_length, rec.trim_silence, rec.call_id) == (14400, False, CALL)
+    again = client.post(path(tenant, "record"), json={"format": "wav"}, headers=h)
+    assert (again.status_code, again.json["error"]["code"]) == (409, "recording-in-progress")
+    (command,) = commands(redis)
+    assert command["action"] == "record" and command["id"] == rec.id
+
+
+def test_stop_waits_for_the_engine_and_serves_the_file(client, tenant, live, redis, config):
+    h = tenant.headers
+    r = client.delete(path(tenant, "record"), headers=h)
+    assert (r.status_code, r.json["error"]["code"]) == (409, "not-recording")
+    rec_id = client.post(path(tenant, "record"), json={"format": "wav"},
+                         headers=h).json["recording_uuid"]
+    final = recordings.final_file(config, tenant.id, rec_id, "wav")
+
+    def engine():       # what agi_server.call_actions does once StopMixMonitor is done
+        import os
+        import time
+        while not any(c["action"] == "record_stop" for c in commands(redis)):
+            time.sleep(0.02)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", final, "trim", "0", "5.2"],
+                       check=True)
+        Recording.update(status="stopped", file_path=final, duration=5.2,
+                         ended_at=utcnow()).where(Recording.id == rec_id).execute()
+
+    worker = threading.Thread(target=engine)
+    worker.start()
+    r = client.delete(path(tenant, "record"), headers=h)
+    worker.join()
+    assert r.status_code == 200
+    assert list(r.json)[:4] == ["recording_uuid", "status", "url", "duration"]
+    assert r.json["status"] == "stopped" and r.json["duration"] == 5
+    assert r.json["duration_ms"] == 5200
+    assert r.json["url"] == (f"http://localhost/v1/voice/accounts/{tenant.id}/recordings/"
+                             f"{rec_id}.wav")
+    conforms(r, "/v1/voice/accounts/{auth_id}/calls/{call_uuid}/record", "delete")
+    with client.get(r.json["url"], headers=h) as f:
+        assert f.status_code == 200 and f.mimetype == "audio/wav" and f.data[:4] == b"RIFF"
+    assert client.get(r.json["url"]).status_code == 401
+    assert client.get(r.json["url"].replace(".wav", ".mp3"), headers=h).status_code == 404
+
+
+# -- play, speak -------------------------------------------------------------------------------
+def test_play_fetches_transcodes_and_stages(make_app, config, tenant, redis, audio_server):
+    go_live(redis, tenant.id)
+    client = make_app(config.replace(fetch_allow_private=True)).test_client()
+    url = audio_server + "/tone.wav"
+    r = client.post(path(tenant, "play"), json={"url": url, "loop": 0}, headers=tenant.headers)
+    assert r.status_code == 200
+    assert r.json == {"play_uuid": r.json["play_uuid"], "status": "playing", "url": url}
+    (command,) = commands(redis)
+    params = json.loads(command["params"])
+    assert params["loop"] == 0 and params["duration"] == pytest.approx(1.5, abs=0.01)
+    staged = f"{config.staged_sounds_dir}/{params['name']}.wav"
+    assert params["file"] == f"{config.staged_sounds_dir}/{params['name']}"
+    import wave
+    with wave.open(staged) as w:
+        assert (w.getframerate(), w.getnchannels()) == (8000, 1)
+    missing = client.post(path(tenant, "play"), json={"url": audio_server + "/nope.wav"},
+                          headers=tenant.headers)
+    assert (missing.status_code, missing.json["error"]["code"]) == (502, "fetch-failed")
+
+
+def test_play_refuses_private_addresses_by_default(client, tenant, live, audio_server, redis):
+    r = client.post(path(tenant, "play"), json={"url": audio_server + "/tone.wav"},
+                    headers=tenant.headers)
+    assert (r.status_code, r.json["error"]["code"]) == (400, "url-not-allowed")
+    r = client.post(path(tenant, "play"), json={"url": "file:///etc/passwd"},
+                    headers=tenant.headers)
+    assert (r.status_code, r.json["error"]["code"]) == (400, "invalid-url")
+    assert commands(redis) == []
+
+
+def test_speak_renders_with_espeak_and_neural_needs_its_key(client, tenant, live, redis,
+                                                            config):
+    h = tenant.headers
+    r = client.post(path(tenant, "speak"), json={"text": "x" * 3001}, headers=h)
+    assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == "text"
+    r = client.post(path(tenant, "speak"), json={"text": "hi", "engine": "neural"}, headers=h)
+    assert (r.status_code, r.json["error"]["code"]) == (503, "provider-not-configured")
+    text = "Thank you for calling. Please hold while we connect you."
+    r = client.post(path(tenant, "speak"), json={
+        "text": text, "voice": "en-US-Neural-Jenny", "language": "en-GB"}, headers=h)
+    assert r.status_code == 200
+    assert r.json == {"speak_uuid": r.json["speak_uuid"], "status": "speaking", "text": text}
+    (command,) = commands(redis)
+    params = json.loads(command["params"])
+    assert (params["engine"], params["voice"]) == ("standard", "en-gb")
+    assert params["duration"] > 2
+
+
+def test_unknown_body_fields_are_named(client, tenant, live):
+    r = client.post(path(tenant, "dtmf"), json={"digits": "1", "tone": 1},
+                    headers=tenant.headers)
+    assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == "tone"

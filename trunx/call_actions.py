@@ -1,0 +1,272 @@
+"""Actions on a live call (seed 004), the API's half: check the call, validate, prepare the
+media, record the action's state and enqueue it for the engine session holding the call.
+
+    POST .../calls/{call}/transfer|record|play|speak|dtmf   DELETE .../calls/{call}/record
+
+A call takes actions while an engine session holds it and says so in Redis
+(`trunx:live:{call}`, see redis_schema): an answered outbound call on the `outbound` route,
+or an inbound call in an IVR. The action goes onto the engine's command stream as
+{call, action, id, params (JSON)}; the engine's agi_server.call_actions carries it out and
+writes its progress into `trunx:action:{id}`, which GET .../actions/{id} reads.
+
+Play and speak media are fetched or synthesised and staged here, so a bad URL, an audio
+file that is not audio or a TTS engine that is not configured is answered at once; the
+engine only ever plays a staged file.
+
+Errors are trunx.calls' tree, plus:
+
+    CallError
+    ├── Forbidden       403 forbidden: auth_id is not the calling key's account
+    ├── CallNotFound    404 call-not-found (unknown, or another account's call)
+    └── Conflict        409 call-not-in-progress, recording-in-progress, not-recording
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+from trunx import dnc, phone, recordings, redis_schema
+from trunx.calls import CallError, CallRefused, InvalidCall, check_webhook_url
+from trunx.media import asterisk_path, make_stager, pipeline, prepare_upload, render_tts, tts
+from trunx.media.fetch import check_url, fetch_audio
+from trunx.models import Call, Did, Recording, iso, utcnow
+
+KINDS = ("transfer", "record", "record_stop", "play", "speak", "dtmf")
+MAX_TEXT = 3000
+MAX_DIGITS = 100
+MAX_LOOP = 1000
+MAX_RECORD_SECONDS = 24 * 3600
+DEFAULT_MAX_LENGTH = 14400
+DEFAULT_VOICE = "en-US-Standard-A"
+DEFAULT_LANGUAGE = "en-US"
+_DIGITS = re.compile(r"^[0-9*#]+$")
+# the seed's voice names (Google/Azure style): not ElevenLabs voices, not espeak-ng ones
+_CLOUD_VOICE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}-[A-Za-z]+-[A-Za-z0-9]+$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+
+
+class Forbidden(CallError):
+    status = 403
+
+
+class CallNotFound(CallError):
+    status = 404
+
+
+class Conflict(CallError):
+    status = 409
+
+
+def new_action_id() -> str:
+    return str(uuid.uuid4())
+
+
+# -- the call --------------------------------------------------------------------------------
+def live_call(redis, account_id: str, auth_id: str, call_id: str) -> dict:
+    """The live call's Redis hash, or the error to answer: 403 for another account's
+    auth_id, 404 for a call this account does not have, 409 for one not in progress."""
+    if auth_id != account_id:
+        raise Forbidden("forbidden", "auth_id must be the account of the API key",
+                        details={"auth_id": auth_id})
+    live = redis.hgetall(redis_schema.live_call_key(call_id))
+    if live:
+        if live.get("account") != account_id:
+            raise _not_found(call_id)
+        return live
+    row = Call.get_or_none(Call.id == call_id, Call.account == account_id)
+    if row is None:
+        raise _not_found(call_id)
+    raise Conflict("call-not-in-progress",
+                   f"call {call_id} is not in progress (status {row.status})",
+                   details={"call_uuid": call_id, "status": row.status})
+
+
+def _not_found(call_id: str) -> CallNotFound:
+    return CallNotFound("call-not-found", f"no call {call_id!r} in progress in this account",
+                        details={"call_uuid": call_id})
+
+
+# -- state and the hand-off ------------------------------------------------------------------
+def enqueue(redis, call_id: str, account_id: str, kind: str, params: dict,
+            action_id: str | None = None) -> str:
+    """Write the action's state (queued) and put it on the engine's command stream."""
+    assert kind in KINDS, kind
+    action_id = action_id or new_action_id()
+    key = redis_schema.action_key(action_id)
+    pipe = redis.pipeline(transaction=True)
+    pipe.hset(key, mapping={"type": kind, "call": call_id, "account": account_id,
+                            "status": "queued", "params": json.dumps(params),
+                            "created_at": iso(utcnow())})
+    pipe.expire(key, redis_schema.ACTION_TTL)
+    pipe.xadd(redis_schema.COMMAND_STREAM, {"call": call_id, "action": kind, "id": action_id,
+                                            "params": json.dumps(params)})
+    pipe.execute()
+    return action_id
+
+
+def action_json(redis, account_id: str, call_id: str, action_id: str) -> dict | None:
+    state = redis.hgetall(redis_schema.action_key(action_id))
+    if not state or state.get("account") != account_id or state.get("call") != call_id:
+        return None
+    out = {"action_uuid": action_id, "type": state["type"], "call_uuid": call_id,
+           "status": state.get("status"), "params": _load(state.get("params")),
+           "result": _load(state.get("result")), "error": _load(state.get("error")),
+           "created_at": state.get("created_at"), "started_at": state.get("started_at"),
+           "ended_at": state.get("ended_at")}
+    return out
+
+
+def _load(text):
+    return json.loads(text) if text else None
+
+
+# -- the actions -----------------------------------------------------------------------------
+def transfer(redis, config, account_id: str, call_id: str, data: dict) -> dict:
+    to = data.get("to")
+    if not phone.is_e164(to):
+        raise InvalidCall("to", "invalid-number", "to must be an E.164 number like +14155559999")
+    caller_id = data.get("caller_id")
+    if caller_id is not None:
+        if not phone.is_e164(caller_id):
+            raise InvalidCall("caller_id", "invalid-number",
+                              "caller_id must be an E.164 number like +14155551234")
+        if not Did.select().where(Did.number == caller_id, Did.account == account_id).exists():
+            raise InvalidCall("caller_id", "unknown-did",
+                              f"{caller_id} is not one of this account's numbers (see /api/dids)")
+    answer_url = check_webhook_url(data.get("answer_url"), "answer_url")
+    if dnc.is_suppressed(account_id, to, redis):
+        raise CallRefused("number-suppressed", f"{to} is on this account's do-not-call list",
+                          "to", {"field": "to", "number": to})
+    action_id = enqueue(redis, call_id, account_id, "transfer",
+                        {"to": to, "caller_id": caller_id, "answer_url": answer_url})
+    return {"transfer_uuid": action_id, "status": "transferring", "to": to}
+
+
+def record(redis, config, account_id: str, call_id: str, data: dict) -> dict:
+    fmt = data.get("format", "mp3")
+    if fmt not in ("mp3", "wav"):
+        raise InvalidCall("format", "invalid-value", "format must be mp3 or wav")
+    max_length = data.get("max_length", DEFAULT_MAX_LENGTH)
+    if (isinstance(max_length, bool) or not isinstance(max_length, int)
+            or not 1 <= max_length <= MAX_RECORD_SECONDS):
+        raise InvalidCall("max_length", "out-of-range",
+                          f"max_length must be an integer number of seconds, 1 to "
+                          f"{MAX_RECORD_SECONDS}")
+    trim = data.get("trim_silence", False)
+    if not isinstance(trim, bool):
+        raise InvalidCall("trim_silence", "invalid-type", "trim_silence must be true or false")
+    if recordings.active_for_call(call_id) is not None:
+        raise Conflict("recording-in-progress", "this call is already being recorded; stop "
+                       "that recording first (DELETE .../record)",
+                       details={"call_uuid": call_id})
+    rec = Recording.create(id=new_action_id(), account=account_id, call_id=call_id,
+                           format=fmt, max_length=max_length, trim_silence=trim)
+    try:
+        enqueue(redis, call_id, account_id, "record",
+                {"format": fmt, "max_length": max_length, "trim_silence": trim},
+                action_id=rec.id)
+    except Exception:
+        rec.delete_instance()
+        raise
+    return {"recording_uuid": rec.id, "status": "recording", "format": fmt}
+
+
+def stop_recording(redis, account_id: str, call_id: str) -> Recording:
+    """Ask the engine to stop the call's recording; returns its row (still active: the
+    caller waits for the engine to finish it)."""
+    rec = recordings.active_for_call(call_id)
+    if rec is None or rec.account_id != account_id:
+        raise Conflict("not-recording", "this call has no recording in progress",
+                       details={"call_uuid": call_id})
+    enqueue(redis, call_id, account_id, "record_stop", {"recording": rec.id})
+    return rec
+
+
+def stopped_json(rec: Recording, base_url: str) -> dict:
+    """The seed's stop answer; `duration` is whole seconds as the seed shows it,
+    `duration_ms` (trunx's addition) the measured length."""
+    seconds = rec.duration or 0.0
+    return {"recording_uuid": rec.id, "status": "stopped", "url": recordings.url(base_url, rec),
+            "duration": round(seconds), "duration_ms": round(seconds * 1000)}
+
+
+def play(redis, config, account_id: str, call_id: str, data: dict) -> dict:
+    url = data.get("url")
+    if not isinstance(url, str) or not url:
+        raise InvalidCall("url", "required", "url is required: an http(s) URL of mp3 or wav audio")
+    loop = data.get("loop", 1)
+    if isinstance(loop, bool) or not isinstance(loop, int) or not 0 <= loop <= MAX_LOOP:
+        raise InvalidCall("loop", "out-of-range",
+                          f"loop must be an integer 0 (until stopped) to {MAX_LOOP}")
+    check_url(url, config.fetch_allow_private)       # refuse early, before any download
+    blob, _ = fetch_audio(url, max_bytes=config.fetch_max_bytes, timeout=config.fetch_timeout,
+                          allow_private=config.fetch_allow_private)
+    rendered = prepare_upload(blob, config)
+    action_id = new_action_id()
+    params = _stage(rendered, action_id, config)
+    enqueue(redis, call_id, account_id, "play", {**params, "loop": loop, "url": url},
+            action_id=action_id)
+    return {"play_uuid": action_id, "status": "playing", "url": url}
+
+
+def speak(redis, config, account_id: str, call_id: str, data: dict) -> dict:
+    text = data.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidCall("text", "required", "text is required and must be a non-empty string")
+    if len(text) > MAX_TEXT:
+        raise InvalidCall("text", "too-long", f"text is longer than {MAX_TEXT} characters")
+    voice = data.get("voice", DEFAULT_VOICE)
+    language = data.get("language", DEFAULT_LANGUAGE)
+    for name, value in (("voice", voice), ("language", language)):
+        if not isinstance(value, str) or not 0 < len(value) <= 100:
+            raise InvalidCall(name, "invalid-type", f"{name} must be a string")
+    if not _LANGUAGE.match(language):
+        raise InvalidCall("language", "invalid-value", "language is a code like en-US")
+    engine = data.get("engine")
+    if engine is not None and engine not in ("standard", "neural"):
+        raise InvalidCall("engine", "invalid-value", "engine must be standard or neural")
+    # The seed's default is neural; with no ElevenLabs key trunx speaks with espeak-ng
+    # unless neural was asked for by name (then 503 provider-not-configured).
+    provider = pipeline.pick_provider(engine, config)
+    rendered = render_tts(text, tts_voice(provider, voice, language, config), provider, None,
+                          config)
+    action_id = new_action_id()
+    params = _stage(rendered, action_id, config)
+    enqueue(redis, call_id, account_id, "speak",
+            {**params, "engine": provider, "voice": rendered.voice}, action_id=action_id)
+    return {"speak_uuid": action_id, "status": "speaking", "text": text}
+
+
+def tts_voice(provider: str, voice: str, language: str, config) -> str | None:
+    """The seed names voices the way cloud TTS services do (en-US-Neural-Jenny). espeak-ng
+    speaks a language: the voice if it is an espeak-ng voice, else the language, else the
+    default. ElevenLabs gets the voice unless it is such a cloud name (then its default)."""
+    if provider == "neural":
+        return None if _CLOUD_VOICE.match(voice) else voice
+    for candidate in (voice, language.lower(), language.split("-")[0].lower()):
+        try:
+            return tts.check_voice(candidate)
+        except Exception:   # MediaError: not an espeak-ng voice; try the next
+            continue
+    return config.default_voice
+
+
+def dtmf(redis, config, account_id: str, call_id: str, data: dict) -> dict:
+    digits = data.get("digits")
+    if not isinstance(digits, str) or not _DIGITS.match(digits) or len(digits) > MAX_DIGITS:
+        raise InvalidCall("digits", "invalid-digits",
+                          f"digits must be 1 to {MAX_DIGITS} of 0-9, * and #")
+    action_id = enqueue(redis, call_id, account_id, "dtmf", {"digits": digits})
+    return {"dtmf_uuid": action_id, "status": "sent", "digits": digits}
+
+
+def _stage(rendered, action_id: str, config) -> dict:
+    """Stage the rendered WAV as act_<hex>; the engine removes it when the action ends."""
+    name = "act_" + action_id.replace("-", "")
+    make_stager(config).put(rendered.path, name)
+    return {"file": asterisk_path(name, config), "name": name,
+            "duration": round(rendered.duration_seconds, 3)}
+
+
+ROUTES = {"transfer": transfer, "record": record, "play": play, "speak": speak, "dtmf": dtmf}
