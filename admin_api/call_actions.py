@@ -2,6 +2,7 @@
 
     POST   /v1/voice/accounts/{auth_id}/calls/{call_uuid}/transfer|record|play|speak|dtmf
     DELETE /v1/voice/accounts/{auth_id}/calls/{call_uuid}/record
+    GET    /v1/voice/accounts/{auth_id}/calls                   the live calls     (trunx)
     GET    /v1/voice/accounts/{auth_id}/calls/{call_uuid}/actions/{action_uuid}   (trunx)
     GET    /v1/voice/accounts/{auth_id}/recordings/{recording_uuid}.{mp3|wav}     (trunx)
 
@@ -80,6 +81,13 @@ def stop_record(auth_id: str, call_uuid: str):
                            {"recording_uuid": rec.id, "reason": rec.error})
     # The engine stops it when it gets to it; GET .../actions/{recording_uuid} follows it.
     return {"recording_uuid": rec.id, "status": "stopping"}, 202
+
+
+@bp.get("/calls")
+def list_live(auth_id: str):
+    _own(auth_id)
+    live = call_actions.live_calls(ctx.redis(), ctx.account_id())
+    return {"calls": live, "count": len(live)}
 
 
 @bp.get("/calls/<call_uuid>/actions/<action_uuid>")

@@ -399,11 +399,20 @@ SCHEMAS.update({
         error={"type": ["object", "null"]}, created_at=NULL_STR, started_at=NULL_STR,
         ended_at=NULL_STR),
 })
+SCHEMAS["LiveCalls"] = obj(["calls", "count"], count=INT, calls={"type": "array", "items": obj(
+    ["call_uuid", "direction", "status", "from", "to", "since"], call_uuid=STR,
+    direction={"enum": ["inbound", "outbound"]},
+    status={"enum": ["in-progress", "transferred"]}, to=NULL_STR, since=NULL_STR,
+    **{"from": NULL_STR})})
 ACTION_PARAMS = [path_param("auth_id", "your account id (GET /api/account)"),
                  path_param("call_uuid", "the call's id")]
 ACTION_ERRORS = (400, 403, 404, 409, 415, 422)
 CALL_PATH = "/v1/voice/accounts/{auth_id}/calls/{call_uuid}"
 PATHS.update({
+    "/v1/voice/accounts/{auth_id}/calls": {
+        "get": op("Calls in progress that take actions (trunx addition)",
+                  {**ok("LiveCalls"), **errors(403)}, tag="call actions",
+                  params=ACTION_PARAMS[:1])},
     f"{CALL_PATH}/transfer": {
         "post": op("Transfer the call", {**ok("TransferResponse"), **errors(*ACTION_ERRORS)},
                    json_body("TransferRequest"), "call actions", ACTION_PARAMS)},

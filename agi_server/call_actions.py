@@ -18,9 +18,9 @@ its progress into the action's Redis hash.
               caller to the call
 
 Sessions exist for answered plain outbound calls (agi_server.outbound) and inbound IVR
-calls (engine.ivr_call); each says so in Redis (`trunx:live:{call}`) while it lasts, which
-is what the API checks. The periodic task keeps those keys alive and purges expired
-recordings.
+calls (engine.ivr_call); each says so in Redis (`trunx:live:{call}`, status in-progress,
+then transferred once a transfer is answered) while it lasts, which is what the API
+checks. The periodic task keeps those keys alive and purges expired recordings.
 """
 from __future__ import annotations
 
@@ -191,8 +191,9 @@ class ActionRunner:
         s.handed_off = True
         log.info("call %s: transferred to %s", s.call_id, p["to"])
         await self.state(action_id, status="answered", answered_at=iso(utc_from_ts(at)))
-        with contextlib.suppress(Exception):
-            await self.redis.delete(redis_schema.live_call_key(s.call_id))
+        with contextlib.suppress(Exception):     # the API now answers 409 for this call
+            await self.redis.hset(redis_schema.live_call_key(s.call_id), "status",
+                                  "transferred")
         if s.on_handoff is not None:
             try:
                 await s.on_handoff(at)
@@ -282,16 +283,22 @@ class LiveCalls:
 
     @contextlib.asynccontextmanager
     async def session(self, ch, call_id: str, account: str, direction: str, *,
-                      on_handoff=None, on_hangup=None):
+                      numbers: tuple = (None, None), on_handoff=None, on_hangup=None):
+        """Hold `call_id` as an action session while the body runs; `numbers` is the
+        call's (from, to), shown by the API's list of live calls."""
         s = CallSession(call_id, account, direction, ch, ami=self.ami, runner=self.runner,
                         on_handoff=on_handoff, on_hangup=on_hangup)
         self.sessions[call_id] = s
         key = redis_schema.live_call_key(call_id)
+        index = redis_schema.live_calls_key(account or "")
         try:
             pipe = self.redis.pipeline(transaction=True)
             pipe.hset(key, mapping={"account": account or "", "direction": direction,
-                                    "channel": s.channel_name, "since": _now()})
+                                    "status": "in-progress", "channel": s.channel_name,
+                                    "from": numbers[0] or "", "to": numbers[1] or "",
+                                    "since": _now()})
             pipe.expire(key, redis_schema.LIVE_TTL)
+            pipe.zadd(index, {call_id: time.time()})
             await pipe.execute()
         except Exception as exc:
             log.warning("call %s: not announced as live (actions unavailable): %s",
@@ -301,7 +308,10 @@ class LiveCalls:
         finally:
             self.sessions.pop(call_id, None)
             with contextlib.suppress(Exception):
-                await self.redis.delete(key)
+                pipe = self.redis.pipeline(transaction=True)
+                pipe.delete(key)
+                pipe.zrem(index, call_id)
+                await pipe.execute()
             await self.runner.session_ended(s)
 
     async def start(self) -> None:
@@ -327,11 +337,10 @@ class LiveCalls:
                     await self.purge()
                 except Exception:
                     log.exception("recording purge failed")
-            for call_id, s in list(self.sessions.items()):
-                if not s.handed_off:
-                    with contextlib.suppress(Exception):
-                        await self.redis.expire(redis_schema.live_call_key(call_id),
-                                                redis_schema.LIVE_TTL)
+            for call_id in list(self.sessions):
+                with contextlib.suppress(Exception):
+                    await self.redis.expire(redis_schema.live_call_key(call_id),
+                                            redis_schema.LIVE_TTL)
             await asyncio.sleep(min(self.refresh, self.config.recording_purge_interval))
 
 

@@ -119,6 +119,7 @@ class Engine:
             record.ivr_version = tree["version"]
             await ch.answer()
             async with self.live_calls.session(ch, record.id, record.account, "inbound",
+                                               numbers=(record.caller, record.did),
                                                on_handoff=lambda at: _transferred(record)
                                                ) as session:
                 await IvrRunner(session.channel, tree, record, self.services).run()

@@ -47,6 +47,7 @@ class OutboundRoute:
             else:
                 async with self.live_calls.session(
                         ch, call.id, call.account, "outbound",
+                        numbers=(call.from_number, call.to_number),
                         on_handoff=lambda at: self._transferred(call, at),
                         on_hangup=lambda reason: self._asked(call, reason)) as session:
                     await self.hold(session.channel, call)

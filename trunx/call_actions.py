@@ -73,6 +73,11 @@ def live_call(redis, account_id: str, auth_id: str, call_id: str) -> dict:
     if live:
         if live.get("account") != account_id:
             raise _not_found(call_id)
+        status = live.get("status", "in-progress")
+        if status != "in-progress":
+            raise Conflict("call-not-in-progress", f"call {call_id} is not in progress "
+                           f"(status {status})", details={"call_uuid": call_id,
+                                                          "status": status})
         return live
     row = Call.get_or_none(Call.id == call_id, Call.account == account_id)
     if row is None:
@@ -85,6 +90,25 @@ def live_call(redis, account_id: str, auth_id: str, call_id: str) -> dict:
 def _not_found(call_id: str) -> CallNotFound:
     return CallNotFound("call-not-found", f"no call {call_id!r} in progress in this account",
                         details={"call_uuid": call_id})
+
+
+def live_calls(redis, account_id: str) -> list[dict]:
+    """The account's calls an engine session holds now, oldest first (trunx's addition:
+    how a client learns an inbound call's id while it runs)."""
+    index = redis_schema.live_calls_key(account_id)
+    out, stale = [], []
+    for call_id in redis.zrange(index, 0, -1):
+        live = redis.hgetall(redis_schema.live_call_key(call_id))
+        if not live:
+            stale.append(call_id)
+            continue
+        out.append({"call_uuid": call_id, "direction": live.get("direction"),
+                    "status": live.get("status", "in-progress"),
+                    "from": live.get("from") or None, "to": live.get("to") or None,
+                    "since": live.get("since")})
+    if stale:
+        redis.zrem(index, *stale)
+    return out
 
 
 # -- state and the hand-off ------------------------------------------------------------------

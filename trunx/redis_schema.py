@@ -19,9 +19,14 @@ Outbound calls (trunx.calls writes, agi_server's dialer and tracker read):
 
 Live-call actions (trunx.call_actions writes, agi_server.call_actions carries them out):
 
-    trunx:live:{call}                   hash {account, direction, channel, since} while an
-                                        engine session holds the call and serves actions;
-                                        kept alive by the engine (TTL), deleted at its end
+    trunx:live:{call}                   hash {account, direction, status, channel, from,
+                                        to, since} while an engine session holds the call:
+                                        status in-progress (it takes actions) or
+                                        transferred; kept alive by the engine (TTL),
+                                        deleted at its end
+    trunx:live-calls:{account}          sorted set call id -> start (epoch s): the live
+                                        calls of an account (entries whose hash expired
+                                        are stale: an engine that died)
     trunx:action:{uuid}                 hash: one action's state {type, call, account,
                                         status, params, result, error, *_at} (TTL 7 days)
 
@@ -79,6 +84,10 @@ ACTION_TTL = 7 * 24 * 3600
 
 def live_call_key(call_id: str) -> str:
     return f"trunx:live:{call_id}"
+
+
+def live_calls_key(account: str) -> str:
+    return f"trunx:live-calls:{account}"
 
 
 def action_key(action_id: str) -> str:

@@ -26,10 +26,13 @@ def path(tenant, kind: str, call: str = CALL) -> str:
     return f"/v1/voice/accounts/{tenant.id}/calls/{call}/{kind}"
 
 
-def go_live(redis, account_id: str, call: str = CALL) -> None:
+def go_live(redis, account_id: str, call: str = CALL, status: str = "in-progress") -> None:
+    """What an engine session writes while it holds the call."""
     redis.hset(redis_schema.live_call_key(call),
-               mapping={"account": account_id, "direction": "outbound",
-                        "channel": "PJSIP/carrier-00000001", "since": "now"})
+               mapping={"account": account_id, "direction": "outbound", "status": status,
+                        "channel": "PJSIP/carrier-00000001", "from": DID,
+                        "to": "+14155559999", "since": "2026-03-09T15:30:00.000Z"})
+    redis.zadd(redis_schema.live_calls_key(account_id), {call: 1})
 
 
 def commands(redis) -> list[dict]:
@@ -97,6 +100,28 @@ def test_a_call_not_in_progress_is_409_for_every_action(client, tenant, redis):
     r = client.delete(path(tenant, "record"), headers=tenant.headers)
     assert (r.status_code, r.json["error"]["code"]) == (409, "call-not-in-progress")
     assert commands(redis) == []
+
+
+def test_a_transferred_call_is_409_while_its_bridge_lasts(client, tenant, redis):
+    go_live(redis, tenant.id, status="transferred")
+    r = client.post(path(tenant, "dtmf"), json={"digits": "1"}, headers=tenant.headers)
+    assert (r.status_code, r.json["error"]["code"]) == (409, "call-not-in-progress")
+    assert r.json["error"]["details"]["status"] == "transferred"
+
+
+def test_live_calls_list_the_accounts_calls_in_progress(client, tenant, other, redis):
+    go_live(redis, tenant.id)
+    go_live(redis, other.id, call="someone-elses")
+    redis.zadd(redis_schema.live_calls_key(tenant.id), {"engine-died": 2})   # hash expired
+    r = client.get(f"/v1/voice/accounts/{tenant.id}/calls", headers=tenant.headers)
+    assert r.status_code == 200
+    assert r.json == {"calls": [{"call_uuid": CALL, "direction": "outbound",
+                                 "status": "in-progress", "from": DID, "to": "+14155559999",
+                                 "since": "2026-03-09T15:30:00.000Z"}], "count": 1}
+    conforms(r, "/v1/voice/accounts/{auth_id}/calls", "get")
+    assert redis.zrange(redis_schema.live_calls_key(tenant.id), 0, -1) == [CALL]
+    r = client.get(f"/v1/voice/accounts/{other.id}/calls", headers=tenant.headers)
+    assert r.status_code == 403
 
 
 # -- dtmf, transfer ----------------------------------------------------------------------------

@@ -128,6 +128,11 @@ class Api:
                     return state
                 await asyncio.sleep(0.1)
 
+    async def get(self, url: str) -> dict:
+        r = await asyncio.to_thread(self.client.get, url, headers=self.headers)
+        assert r.status_code == 200, r.get_json()
+        return r.get_json()
+
     async def get_file(self, url: str) -> bytes:
         def get():
             with self.client.get(url, headers=self.headers) as r:
@@ -376,11 +381,15 @@ async def test_inbound_ivr_call_takes_every_action(cfg, account, api, redis, car
         # the caller presses 5 fourteen seconds in (during the speech), then hangs up later
         caller = await originate_local(carrier_ami, IVR_DID, "w14-d5-w4-h", context="to-pbx",
                                        variables={"RECFILE": heard_file})
-        async with asyncio.timeout(15):
-            while not engine.live_calls.sessions:
+        async with asyncio.timeout(15):     # the API lists it while it runs
+            while not (live := (await api.get(f"/v1/voice/accounts/{account.id}/calls"))[
+                    "calls"]):
                 await asyncio.sleep(0.05)
-        (call_id,) = engine.live_calls.sessions
-        await wait_live(redis, call_id)
+        (listed,) = live
+        assert (listed["direction"], listed["to"], listed["status"]) == (
+            "inbound", IVR_DID, "in-progress")
+        call_id = listed["call_uuid"]
+        assert list(engine.live_calls.sessions) == [call_id]
         started = time.monotonic()
 
         since = len(carrier_ami.events)
