@@ -297,9 +297,15 @@ async def test_outbound_speak_is_heard_cut_by_a_key_and_play_gives_way(
         call = calls.place_call(account.id, FROM, number, redis=redis, config=cfg)
         await wait_status(call.id, {"answered"})
         await wait_live(redis, call.id)
+        # a recording capped at 2 s: stopped by the engine while the tone plays on
+        _, short = await api.post(call.id, "record", {"format": "wav", "max_length": 2})
+        await api.wait_state(call.id, short["recording_uuid"], {"recording"})
         _, play = await api.post(call.id, "play", {"url": tone, "loop": 0})
         await api.wait_state(call.id, play["play_uuid"], {"playing"})
-        await asyncio.sleep(1.0)
+        capped = await api.wait_state(call.id, short["recording_uuid"], {"stopped"}, 10)
+        assert capped["result"]["end_reason"] == "max-length"
+        assert capped["result"]["duration"] == pytest.approx(2.0, abs=0.5)
+        assert (await api.state(call.id, play["play_uuid"]))["status"] == "playing"
         status, speak = await api.post(call.id, "speak", {"text": LONG_TEXT,
                                                           "engine": "standard"})
         assert (status, speak["status"], speak["text"]) == (200, "speaking", LONG_TEXT)
@@ -314,7 +320,7 @@ async def test_outbound_speak_is_heard_cut_by_a_key_and_play_gives_way(
         await wait_status(call.id)
         assert engine.server.stats["errors"] == 0
     heard = loud_seconds(await carrier_recording(carrier, "12025550102-*.wav"), 300)
-    # tone for ~1 s, then speech until the key at 7 s: heard, and cut well short of its end
+    # tone, then speech until the key at 7 s: heard, and cut well short of its end
     assert 2.0 < heard < full
     print(f"outbound speak: {heard:.2f} s loud at the carrier; the speech was {full:.1f} s")
 
@@ -431,3 +437,40 @@ async def test_inbound_ivr_call_takes_every_action(cfg, account, api, redis, car
     assert loud > tone_heard + 1.5           # and the speech, until the caller's key
     status, body = await api.post(call_id, "dtmf", {"digits": "1"})
     assert (status, body["error"]["code"]) == (409, "call-not-in-progress")
+
+
+async def test_inbound_ivr_transfer_bridges_the_caller_and_ends_the_walk(
+        cfg, account, api, other_account, redis, carrier, carrier_ami):
+    target = "+12025550105"
+    seed_account(cfg, redis, tree=TREE, did=IVR_DID, ivr_id="actions-menu", account=account)
+    async with running_engine(cfg) as engine:
+        # the caller: once bridged it presses 7 (which must reach the target), then hangs up
+        caller = await originate_local(carrier_ami, IVR_DID, "w6-d7-w2-h", context="to-pbx")
+        async with asyncio.timeout(15):
+            while not engine.live_calls.sessions:
+                await asyncio.sleep(0.05)
+        (call_id,) = engine.live_calls.sessions
+        await wait_live(redis, call_id)
+        # another account: 404 for its own auth_id, 403 for this account's
+        assert (await other_account.post(call_id, "dtmf", {"digits": "1"}))[0] == 404
+        assert (await other_account.post(call_id, "dtmf", {"digits": "1"},
+                                         auth_id=account.id))[0] == 403
+        status, moved = await api.post(call_id, "transfer", {"to": target})
+        assert (status, moved["status"]) == (200, "transferring")
+        await api.wait_state(call_id, moved["transfer_uuid"], {"answered", "completed"})
+        status, body = await api.post(call_id, "speak", {"text": "too late"})
+        assert (status, body["error"]["code"]) == (409, "call-not-in-progress")
+        arrived = await carrier_ami.wait_event(
+            lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == target, 5)
+        await carrier_ami.wait_event(
+            lambda e: e.get("Event") == "DTMFEnd" and e.get("Digit") == "7"
+            and e.get("Direction") == "Received" and e.get("Uniqueid") == arrived["Uniqueid"],
+            timeout=15)
+        await carrier_ami.wait_event(caller.is_hangup_of("caller"), timeout=15)
+        done = await api.wait_state(call_id, moved["transfer_uuid"], {"completed"}, 15)
+        assert done["result"]["dial_status"] == "ANSWER"
+        row = await asyncio.to_thread(wait_until, lambda: Call.get_or_none(Call.id == call_id),
+                                      10, message="the inbound call's record")
+        assert engine.server.stats["errors"] == 0
+    assert row.outcome == "transferred"
+    assert arrived["CallerIDNum"] == "+12025550199"     # the caller's own number, passed on
