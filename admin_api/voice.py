@@ -65,7 +65,7 @@ def get(call_id: str):
     position = None
     if call.status == "initiated":
         position = calls.queue_position(ctx.redis(), call.id)
-    return calls.call_json(call, queue_position=position)
+    return calls.call_json(call, queue_position=position, base_url=ctx.base_url())
 
 
 @bp.delete("/<call_id>")

@@ -240,7 +240,7 @@ class CallTracker:
     async def _record(self, call: LiveCall, status: str, at: float, changes: dict) -> None:
         try:
             event = await self._db(_persist, call.id, status, at, changes,
-                                   self.config.webhook_secret)
+                                   self.config.webhook_secret, self.config.public_base_url)
         except Exception:
             log.exception("call %s: status %s not stored", call.id, status)
             return
@@ -367,9 +367,10 @@ def _unfinished_outbound() -> list[Call]:
                                     Call.status.in_(("initiated", "ringing", "answered"))))
 
 
-def _persist(call_id: str, status: str, at: float, changes: dict, global_secret: str):
+def _persist(call_id: str, status: str, at: float, changes: dict, global_secret: str,
+             base_url: str = ""):
     """Update the row, add a CallEvent with the webhook body; returns what the sender
-    needs, or None if there is no webhook URL."""
+    needs, or None if there is no webhook URL. `base_url` prefixes recording URLs."""
     from trunx.db import proxy
 
     with proxy.atomic():
@@ -382,7 +383,8 @@ def _persist(call_id: str, status: str, at: float, changes: dict, global_secret:
                                  at=utc_from_ts(at), webhook_url=url)
         body = json.dumps({"id": event.id, "type": "call.status", "callId": row.call_sid,
                            "status": status, "at": calls.iso(event.at),
-                           "call": calls.call_json(row)}, separators=(",", ":"))
+                           "call": calls.call_json(row, base_url=base_url)},
+                          separators=(",", ":"))
         event.payload = body
         event.save()
         if not url:

@@ -293,8 +293,10 @@ def get_owned(account_id: str, call_id: str) -> Call | None:
 
 
 # -- the one JSON form ------------------------------------------------------------------
-def call_json(call: Call, *, queue_position: int | None = None) -> dict:
-    """The seed's GET /api/voice/{id} fields first, then trunx's additions."""
+def call_json(call: Call, *, queue_position: int | None = None,
+              base_url: str | None = None) -> dict:
+    """The seed's GET /api/voice/{id} fields first, then trunx's additions. `base_url`
+    prefixes recording URLs (empty: a path on the API)."""
     if call.status in FINAL:
         duration = round(call.duration or 0)
     else:
@@ -322,4 +324,20 @@ def call_json(call: Call, *, queue_position: int | None = None) -> dict:
         out["queuedAt"] = iso(call.queued_at)
         if queue_position is not None:
             out["queuePosition"] = queue_position
+    recs = recordings_json(call.id, base_url or "")
+    if recs:
+        out["recordings"] = recs
     return out
+
+
+def recordings_json(call_id: str, base_url: str) -> list[dict]:
+    """The call's recordings (Call Actions' record), as the call details show them: the URL
+    serves the file once `status` is `stopped`."""
+    from trunx import recordings
+    from trunx.models import Recording
+
+    rows = (Recording.select().where(Recording.call_id == call_id)
+            .order_by(Recording.created_at))
+    return [{"recording_uuid": r.id, "status": r.status, "format": r.format,
+             "url": recordings.url(base_url, r),
+             "duration": None if r.duration is None else round(r.duration)} for r in rows]

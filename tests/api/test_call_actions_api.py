@@ -194,6 +194,19 @@ def test_record_validates_and_allows_one_at_a_time(client, tenant, live, redis):
     assert command["action"] == "record" and command["id"] == rec.id
 
 
+def test_the_call_details_list_its_recordings(client, tenant, live, redis):
+    Call.create(id=CALL, account=tenant.id, direction="outbound", status="answered",
+                from_number=DID, to_number="+14155559999", call_sid="CA" + "0" * 32)
+    assert "recordings" not in client.get(f"/api/voice/{CALL}", headers=tenant.headers).json
+    rec = client.post(path(tenant, "record"), json={}, headers=tenant.headers).json
+    r = client.get(f"/api/voice/{CALL}", headers=tenant.headers)
+    assert r.json["recordings"] == [{
+        "recording_uuid": rec["recording_uuid"], "status": "starting", "format": "mp3",
+        "url": f"http://localhost/v1/voice/accounts/{tenant.id}/recordings/"
+               f"{rec['recording_uuid']}.mp3", "duration": None}]
+    conforms(r, "/api/voice/{call_id}", "get")
+
+
 def test_stop_waits_for_the_engine_and_serves_the_file(client, tenant, live, redis, config):
     h = tenant.headers
     r = client.delete(path(tenant, "record"), headers=h)

@@ -225,47 +225,22 @@ async def carrier_recording(carrier, pattern: str, timeout: float = 10.0):
 async def test_outbound_dtmf_record_play_then_409(cfg, account, api, redis, carrier,
                                                   carrier_ami, tone, other_account):
     number = "+12025550101"
-    async with running_engine(cfg) as engine:
-        call = calls.place_call(account.id, FROM, number, redis=redis, config=cfg)
-        await wait_status(call.id, {"answered"})
-        await wait_live(redis, call.id)
-
-        # DTMF: detected by the carrier, in order, 200 ms tones 200 ms apart
-        since = len(carrier_ami.events)
-        status, body = await api.post(call.id, "dtmf", {"digits": "1234*#"})
-        assert (status, body) == (200, {"dtmf_uuid": body["dtmf_uuid"], "status": "sent",
-                                        "digits": "1234*#"})
-        pitch = check_dtmf_order(await dtmf_heard(carrier_ami, 6, since), "1234*#")
-        assert (await api.wait_state(call.id, body["dtmf_uuid"], {"completed"}))["result"] \
-            == {"digits": "1234*#"}
-
-        # a recording of about 5 s of the call, in wav
-        status, rec = await api.post(call.id, "record", {"format": "wav"})
-        assert (status, rec["status"], rec["format"]) == (200, "recording", "wav")
-        await api.wait_state(call.id, rec["recording_uuid"], {"recording"})
-        began = time.monotonic()
-        await asyncio.sleep(5.0 - (time.monotonic() - began))
-        asked = time.monotonic() - began
-        status, stopped = await api.delete_record(call.id)
-        assert status == 200, stopped
-        assert stopped["recording_uuid"] == rec["recording_uuid"]
-        assert stopped["duration_ms"] / 1000 == pytest.approx(asked, abs=0.5)
-        assert stopped["duration"] == 5
-        blob = await api.get_file(stopped["url"])
-        assert blob[:4] == b"RIFF" and blob[8:12] == b"WAVE"
-
-        # play twice: the carrier hears 2 x 3 s of tone
-        status, play = await api.post(call.id, "play", {"url": tone, "loop": 2})
-        assert (status, play["status"], play["url"]) == (200, "playing", tone)
-        done = await api.wait_state(call.id, play["play_uuid"], {"completed"}, timeout=20)
-        assert done["result"] == {"plays": 2}
-        await asyncio.to_thread(api.client.delete, f"/api/voice/{call.id}",
-                                headers=api.headers)
-        row = await wait_status(call.id)
-        assert engine.server.stats["errors"] == 0
+    with WebhookReceiver() as hooks:
+        async with running_engine(cfg) as engine:
+            call = calls.place_call(account.id, FROM, number, redis=redis, config=cfg,
+                                    webhook_url=hooks.url)
+            row = await outbound_dtmf_record_play(engine, call, api, carrier_ami, tone)
+            await engine.webhooks.drain(10)
+    # the hangup webhook names the recording
+    (completed,) = [json.loads(r["body"]) for r in hooks.requests
+                    if json.loads(r["body"])["status"] == "completed"]
+    (listed,) = completed["call"]["recordings"]
+    assert listed["recording_uuid"] == row.recording and listed["format"] == "wav"
+    assert listed["url"] == (f"/v1/voice/accounts/{account.id}/recordings/"
+                             f"{row.recording}.wav")
     heard = tone_seconds(await carrier_recording(carrier, "12025550101-*.wav"))
     assert heard == pytest.approx(2 * TONE_SECONDS, rel=0.10)
-    print(f"outbound: dtmf pitch {pitch}, record {stopped['duration_ms']} ms for {asked:.3f} s,"
+    print(f"outbound: record {row.stopped['duration_ms']} ms for {row.asked:.3f} s,"
           f" tone heard {heard:.2f} s of {2 * TONE_SECONDS:.1f} s")
 
     # the call is over: every action is 409; another account's key gets 403 / 404
@@ -281,6 +256,50 @@ async def test_outbound_dtmf_record_play_then_409(cfg, account, api, redis, carr
     assert (status, body["error"]["code"]) == (403, "forbidden")
     status, body = await other_account.post(call.id, "dtmf", {"digits": "1"})
     assert (status, body["error"]["code"]) == (404, "call-not-found")
+
+
+async def outbound_dtmf_record_play(engine, call, api, carrier_ami, tone):
+    """DTMF, 5 s of recording, a play looped twice, then DELETE /api/voice; the final row
+    with what was measured."""
+    redis = api.app.extensions["trunx.redis"]
+    await wait_status(call.id, {"answered"})
+    await wait_live(redis, call.id)
+
+    # DTMF: detected by the carrier, in order, 200 ms tones 200 ms apart
+    since = len(carrier_ami.events)
+    status, body = await api.post(call.id, "dtmf", {"digits": "1234*#"})
+    assert (status, body) == (200, {"dtmf_uuid": body["dtmf_uuid"], "status": "sent",
+                                    "digits": "1234*#"})
+    check_dtmf_order(await dtmf_heard(carrier_ami, 6, since), "1234*#")
+    assert (await api.wait_state(call.id, body["dtmf_uuid"], {"completed"}))["result"] \
+        == {"digits": "1234*#"}
+
+    # a recording of about 5 s of the call, in wav
+    status, rec = await api.post(call.id, "record", {"format": "wav"})
+    assert (status, rec["status"], rec["format"]) == (200, "recording", "wav")
+    await api.wait_state(call.id, rec["recording_uuid"], {"recording"})
+    began = time.monotonic()           # MixMonitor runs: about 5 s of the call, then stop
+    await asyncio.sleep(5.0)
+    asked = time.monotonic() - began
+    status, stopped = await api.delete_record(call.id)
+    assert status == 200, stopped
+    assert stopped["recording_uuid"] == rec["recording_uuid"]
+    assert stopped["duration_ms"] / 1000 == pytest.approx(asked, abs=0.5)
+    assert stopped["duration"] == 5
+    blob = await api.get_file(stopped["url"])
+    assert blob[:4] == b"RIFF" and blob[8:12] == b"WAVE"
+
+    # play twice: the carrier hears 2 x 3 s of tone
+    status, play = await api.post(call.id, "play", {"url": tone, "loop": 2})
+    assert (status, play["status"], play["url"]) == (200, "playing", tone)
+    done = await api.wait_state(call.id, play["play_uuid"], {"completed"}, timeout=20)
+    assert done["result"] == {"plays": 2}
+    await asyncio.to_thread(api.client.delete, f"/api/voice/{call.id}",
+                            headers=api.headers)
+    row = await wait_status(call.id)
+    assert engine.server.stats["errors"] == 0
+    row.recording, row.stopped, row.asked = rec["recording_uuid"], stopped, asked
+    return row
 
 
 @pytest.fixture
