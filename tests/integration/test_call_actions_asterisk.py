@@ -6,6 +6,7 @@ Outbound: the engine calls a carrier number that answers and records what it hea
 Inbound: the carrier calls our DID, which runs an IVR; its caller records what it hears.
 Both record with MixMonitor on the carrier side; the carrier sends silence while it waits
 (transmit_silence, as a phone does), so time passes in its recordings as on the line.
+Last, the seed page's own curl examples on a live call.
 """
 from __future__ import annotations
 
@@ -20,9 +21,12 @@ import wave
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from werkzeug.serving import make_server
 
 from admin_api import create_app
 from tests.engine_support import running_engine, seed_account
+from tests.fakes.fake_elevenlabs import FakeElevenLabs
+from tests.integration import call_actions_seed as seed
 from tests.integration.outbound_support import (
     FROM,
     WebhookReceiver,
@@ -493,3 +497,90 @@ async def test_inbound_ivr_transfer_bridges_the_caller_and_ends_the_walk(
         assert engine.server.stats["errors"] == 0
     assert row.outcome == "transferred"
     assert arrived["CallerIDNum"] == "+12025550199"     # the caller's own number, passed on
+
+
+# -- the seed page's own examples ------------------------------------------------------------
+# Its curl examples, run unchanged but for the host, key, account id, call id and the two
+# example.com URLs (no internet here: the local tone, the local webhook receiver), over real
+# HTTP, on a live outbound call. The neural speech goes to the ElevenLabs fake.
+def seed_curl(snippet: str, subs: dict) -> tuple[int, dict]:
+    for example, real in subs.items():
+        snippet = snippet.replace(example, real)
+    out = subprocess.run(["bash", "-c", snippet.rstrip() + ' -sS -w "\\n%{http_code}"'],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    body, _, status = out.stdout.rpartition("\n")
+    return int(status), json.loads(body)
+
+
+@pytest.fixture
+def elevenlabs():
+    with FakeElevenLabs(api_key="el-test-key") as fake:
+        yield fake
+
+
+async def test_the_pages_curl_examples_on_a_live_call(cfg, account, redis, elevenlabs,
+                                                      tone):
+    cfg = cfg.replace(elevenlabs_api_key="el-test-key",
+                      elevenlabs_base_url=elevenlabs.base_url)
+    Did.create(number="+14155551234", account=account)       # the page's caller_id
+    api = Api(cfg, redis, account)
+    http = make_server("127.0.0.1", 0, api.app, threaded=True)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        with WebhookReceiver() as hooks:
+            async with running_engine(cfg) as engine:
+                call = calls.place_call(account.id, FROM, "+12025550106", redis=redis,
+                                        config=cfg)
+                await wait_status(call.id, {"answered"})
+                await wait_live(redis, call.id)
+                subs = {"https://api.tryvox.io": f"http://127.0.0.1:{http.server_port}",
+                        "tvx_sk_live_...": api.headers["Authorization"].split()[1],
+                        "your_auth_id": account.id, seed.SEED_CALL: call.id,
+                        "https://example.com/hold-music.mp3": tone,
+                        "https://example.com/transfer-answer": hooks.url}
+
+                async def run(snippet):
+                    return await asyncio.to_thread(seed_curl, snippet, subs)
+
+                # +14155559999 is not a number the carrier has: the transfer fails and the
+                # call goes on, taking the rest
+                status, body = await run(seed.TRANSFER)
+                assert (status, list(body), body["status"], body["to"]) == (
+                    200, ["transfer_uuid", "status", "to"], "transferring", "+14155559999")
+                failed = await api.wait_state(call.id, body["transfer_uuid"], {"failed"})
+                assert failed["error"]["code"] == "transfer-failed"
+                status, rec = await run(seed.RECORD)
+                assert (status, rec["status"], rec["format"]) == (200, "recording", "mp3")
+                assert list(rec) == ["recording_uuid", "status", "format"]
+                status, play = await run(seed.PLAY)
+                assert (status, list(play), play["status"]) == (
+                    200, ["play_uuid", "status", "url"], "playing")
+                await api.wait_state(call.id, play["play_uuid"], {"playing"})
+                status, speak = await run(seed.SPEAK)
+                assert (status, speak) == (200, {
+                    "speak_uuid": speak["speak_uuid"], "status": "speaking",
+                    "text": "Thank you for calling. Please hold while we connect you."})
+                assert (await api.wait_state(call.id, play["play_uuid"], {"interrupted"})
+                        )["result"]["by"] == "action"
+                await api.wait_state(call.id, speak["speak_uuid"], {"completed"}, 20)
+                status, dtmf = await run(seed.DTMF)
+                assert (status, dtmf) == (200, {"dtmf_uuid": dtmf["dtmf_uuid"],
+                                                "status": "sent", "digits": "1234*#"})
+                await api.wait_state(call.id, dtmf["dtmf_uuid"], {"completed"})
+                status, stopped = await run(seed.STOP)
+                assert status == 200, stopped
+                assert list(stopped)[:4] == ["recording_uuid", "status", "url", "duration"]
+                assert (stopped["recording_uuid"], stopped["status"]) == (
+                    rec["recording_uuid"], "stopped")
+                assert stopped["url"].endswith(f"/recordings/{rec['recording_uuid']}.mp3")
+                assert isinstance(stopped["duration"], int) and stopped["duration"] > 0
+                await asyncio.to_thread(api.client.delete, f"/api/voice/{call.id}",
+                                        headers=api.headers)
+                await wait_status(call.id)
+                assert engine.server.stats["errors"] == 0
+    finally:
+        http.shutdown()
+    # the speech went to ElevenLabs (its default voice: the page's is a cloud voice name)
+    (tts,) = [q for q in elevenlabs.requests if q["method"] == "POST"]
+    assert tts["path"] == f"/v1/text-to-speech/{cfg.elevenlabs_default_voice}"
