@@ -82,6 +82,11 @@ class ActionRunner:
                          error={"code": code, "message": message})
         if command.get("action") == "record":
             await self._db(recorder.failed, command.get("id"), code)
+        elif command.get("action") in ("play", "speak"):
+            try:
+                await self._unstage(json.loads(command.get("params") or "{}").get("name"))
+            except ValueError:
+                pass
 
     # -- running one -------------------------------------------------------------------------
     async def run(self, s: CallSession, command: dict) -> None:

@@ -314,8 +314,8 @@ def other_account(cfg, redis, account):
 async def test_outbound_speak_is_heard_cut_by_a_key_and_play_gives_way(
         cfg, account, api, redis, carrier, carrier_ami, tone):
     number = "+12025550102"
-    # the far end presses 5 seven seconds into the call
-    await carrier_ami.action("Setvar", {"Variable": "STEPS_12025550102", "Value": "w7-d5"})
+    # the far end presses 5 nine seconds into the call
+    await carrier_ami.action("Setvar", {"Variable": "STEPS_12025550102", "Value": "w9-d5"})
     async with running_engine(cfg) as engine:
         call = calls.place_call(account.id, FROM, number, redis=redis, config=cfg)
         await wait_status(call.id, {"answered"})
@@ -343,7 +343,7 @@ async def test_outbound_speak_is_heard_cut_by_a_key_and_play_gives_way(
         await wait_status(call.id)
         assert engine.server.stats["errors"] == 0
     heard = loud_seconds(await carrier_recording(carrier, "12025550102-*.wav"), 300)
-    # tone, then speech until the key at 7 s: heard, and cut well short of its end
+    # tone, then speech until the key at 9 s: heard, and cut well short of its end
     assert 2.0 < heard < full
     print(f"outbound speak: {heard:.2f} s loud at the carrier; the speech was {full:.1f} s")
 
@@ -351,9 +351,10 @@ async def test_outbound_speak_is_heard_cut_by_a_key_and_play_gives_way(
 async def test_outbound_transfer_bridges_the_far_end_and_ends_the_call(
         cfg, account, api, redis, carrier, carrier_ami):
     number, target = "+12025550103", "+12025550104"
-    # X, the callee we transfer: once bridged it sends 7 (which must reach Y), then hangs up
-    await carrier_ami.action("Setvar", {"Variable": "STEPS_12025550103",
-                                        "Value": "w7-d7-w2-h"})
+    # Y, the target, answers, presses 7 (which must reach X, the callee we transfer, through
+    # our bridge) and hangs up; X just waits
+    await carrier_ami.action("Setvar", {"Variable": "STEPS_12025550104",
+                                        "Value": "w1-d7-w1-h"})
     with WebhookReceiver() as hooks:
         async with running_engine(cfg) as engine:
             call = calls.place_call(account.id, FROM, number, redis=redis, config=cfg)
@@ -379,14 +380,15 @@ async def test_outbound_transfer_bridges_the_far_end_and_ends_the_call(
             assert (row.status, row.end_reason) == ("completed", "transferred")
             status, body = await api.post(call.id, "dtmf", {"digits": "1"})
             assert (status, body["error"]["code"]) == (409, "call-not-in-progress")
-            # X's 7 crosses our bridge to Y
+            # Y's 7 crosses our bridge to X
             arrived = await carrier_ami.wait_event(
                 lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == target, 5)
-            seven = await carrier_ami.wait_event(
+            x = await carrier_ami.wait_event(
+                lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == number, 5)
+            await carrier_ami.wait_event(
                 lambda e: e.get("Event") == "DTMFEnd" and e.get("Digit") == "7"
-                and e.get("Direction") == "Received"
-                and e.get("Uniqueid") == arrived["Uniqueid"], timeout=15)
-            assert seven
+                and e.get("Direction") == "Received" and e.get("Uniqueid") == x["Uniqueid"],
+                timeout=15)
             done = await api.wait_state(call.id, moved["transfer_uuid"], {"completed"}, 20)
             assert done["result"]["dial_status"] == "ANSWER"
             await engine.webhooks.drain(10)
@@ -467,8 +469,11 @@ async def test_inbound_ivr_transfer_bridges_the_caller_and_ends_the_walk(
     target = "+12025550105"
     seed_account(cfg, redis, tree=TREE, did=IVR_DID, ivr_id="actions-menu", account=account)
     async with running_engine(cfg) as engine:
-        # the caller: once bridged it presses 7 (which must reach the target), then hangs up
-        caller = await originate_local(carrier_ami, IVR_DID, "w6-d7-w2-h", context="to-pbx")
+        # the target answers, presses 7 (which must reach the caller through our bridge) and
+        # hangs up, which ends the call: the caller only waits
+        await carrier_ami.action("Setvar", {"Variable": "STEPS_12025550105",
+                                            "Value": "w1-d7-w1-h"})
+        caller = await originate_local(carrier_ami, IVR_DID, "w30", context="to-pbx")
         async with asyncio.timeout(15):
             while not engine.live_calls.sessions:
                 await asyncio.sleep(0.05)
@@ -487,8 +492,8 @@ async def test_inbound_ivr_transfer_bridges_the_caller_and_ends_the_walk(
             lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == target, 5)
         await carrier_ami.wait_event(
             lambda e: e.get("Event") == "DTMFEnd" and e.get("Digit") == "7"
-            and e.get("Direction") == "Received" and e.get("Uniqueid") == arrived["Uniqueid"],
-            timeout=15)
+            and e.get("Direction") == "Received" and e.get("Uniqueid") != arrived["Uniqueid"]
+            and e.get("Channel", "").startswith("PJSIP/pbx-"), timeout=15)
         await carrier_ami.wait_event(caller.is_hangup_of("caller"), timeout=15)
         done = await api.wait_state(call_id, moved["transfer_uuid"], {"completed"}, 15)
         assert done["result"]["dial_status"] == "ANSWER"
