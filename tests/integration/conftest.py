@@ -80,6 +80,10 @@ async def _ami(instance: Asterisk):
     await client.connect()
     try:
         yield client
+        # The instance lives for the session: globals a test set (the carrier's STEPS_<n>
+        # scripts) must not script the next test's calls.
+        for name in sorted(client.globals_set):
+            await client.action("Setvar", {"Variable": name, "Value": ""})
     finally:
         await client.close()
 

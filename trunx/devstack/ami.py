@@ -46,6 +46,7 @@ class AmiClient:
         self.username, self.secret = username, secret
         self.banner = ""
         self.events: list[Message] = []
+        self.globals_set: set[str] = set()   # global variables this client has set
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[str, asyncio.Future] = {}
@@ -123,6 +124,9 @@ class AmiClient:
         """Send an action and return its response; AmiError on `Response: Error` if check."""
         action_id = f"t{next(self._ids)}"
         items = list(fields.items() if isinstance(fields, Mapping) else fields)
+        if name == "Setvar" and not any(k == "Channel" for k, _ in items):
+            # a global variable outlives this client: remember it so a test can undo it
+            self.globals_set.update(str(v) for k, v in items if k == "Variable")
         fut = asyncio.get_running_loop().create_future()
         self._pending[action_id] = fut
         self._writer.write(encode_action(name, [("ActionID", action_id), *items]))
