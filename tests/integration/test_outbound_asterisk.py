@@ -136,7 +136,8 @@ async def test_calls_are_placed_in_order_at_the_paced_rate(cfg, account, redis, 
     assert [calls.queue_position(redis, c.id) for c in placed] == [1, 2, 3, 4]
     async with running_engine(cfg):
         rows = [await wait_status(c.id, timeout=20) for c in placed]
-    assert all((r.status, r.end_reason) == ("failed", "busy") for r in rows)
+    # every call, with what it got, so an intermittent miss says which one and why
+    assert [(r.status, r.end_reason, r.cause) for r in rows] == [("failed", "busy", 17)] * 4
     assert all(calls.queue_position(redis, c.id) is None for c in placed)
     arrived = [float(e["Timestamp"]) for e in carrier_channels(carrier_ami, BUSY)]
     assert len(arrived) == 4
