@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import redis.exceptions
+
 log = logging.getLogger(__name__)
 
 
@@ -40,3 +42,13 @@ async def wait_or_stop(event: asyncio.Event, stopping: asyncio.Event,
         except TimeoutError:
             pass
     return not stopping.is_set()
+
+
+async def ensure_group(client, stream: str, group: str) -> None:
+    """Create a stream's consumer group (and the stream) unless it exists: at start, and
+    again after Redis lost them (a restart without persistence answers NOGROUP)."""
+    try:
+        await client.xgroup_create(stream, group, id="0", mkstream=True)
+    except redis.exceptions.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise

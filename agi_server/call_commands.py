@@ -16,7 +16,7 @@ import time
 
 import redis.exceptions
 
-from agi_server.background import stop_task
+from agi_server.background import ensure_group, stop_task
 from trunx import redis_schema
 from trunx.calls import ts_from_utc
 from trunx.models import Call
@@ -47,13 +47,8 @@ class CommandReader:
         backoff = 0.2
         while not self._stopping.is_set():
             try:
-                try:
-                    await self.redis.xgroup_create(redis_schema.COMMAND_STREAM,
-                                                   redis_schema.COMMAND_GROUP, id="0",
-                                                   mkstream=True)
-                except redis.exceptions.ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
+                await ensure_group(self.redis, redis_schema.COMMAND_STREAM,
+                                   redis_schema.COMMAND_GROUP)
                 start = "0"     # this consumer's unfinished entries first, then new ones
                 while not self._stopping.is_set():
                     reply = await self.redis.xreadgroup(

@@ -32,7 +32,7 @@ import socket
 import redis.exceptions
 
 from agi_server.ami import AmiError, AmiUnavailable
-from agi_server.background import stop_task, wait_or_stop
+from agi_server.background import ensure_group, stop_task, wait_or_stop
 from trunx import dnc, redis_schema
 from trunx.calls import ts_from_utc
 from trunx.models import Call
@@ -87,12 +87,8 @@ class Dialer:
             backoff = min(5.0, backoff * 2)
 
     async def _ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(redis_schema.ORIGINATE_STREAM,
-                                           redis_schema.ORIGINATE_GROUP, id="0", mkstream=True)
-        except redis.exceptions.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.redis, redis_schema.ORIGINATE_STREAM,
+                           redis_schema.ORIGINATE_GROUP)
 
     async def _read(self, pending: bool) -> None:
         """One entry: this consumer's unfinished ones first (pending), else a new one."""
