@@ -20,7 +20,9 @@ its progress into the action's Redis hash.
 Sessions exist for answered plain outbound calls (agi_server.outbound) and inbound IVR
 calls (engine.ivr_call); each says so in Redis (`trunx:live:{call}`, status in-progress,
 then transferred once a transfer is answered) while it lasts, which is what the API
-checks. The periodic task keeps those keys alive and purges expired recordings.
+checks; agi_server.live_index writes those changes in batches, off the call's path. The
+periodic task writes the live calls again (TTLs, and a Redis that lost them) and purges
+expired recordings.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from agi_server import commands, recorder
 from agi_server.call_session import CallSession
 from agi_server.errors import AGIHangup
 from agi_server.ivr_runner import ALL_DTMF
+from agi_server.live_index import LiveIndex
 from agi_server.recorder import Recorder
 from trunx import recordings, redis_schema
 from trunx.calls import ensure_webhook_secret, utc_from_ts
@@ -59,6 +62,7 @@ class ActionRunner:
         self.ami = ami
         self.webhooks = webhooks
         self.recorder = Recorder(config, db, self.state, _check)
+        self.index = LiveIndex(redis, delay=config.live_batch_delay)
         self.stats: dict[str, int] = {}
         self._transfers: dict[str, tuple] = {}     # uniqueid -> (session, action id, params)
         self._tasks: set[asyncio.Task] = set()
@@ -196,9 +200,7 @@ class ActionRunner:
         s.handed_off = True
         log.info("call %s: transferred to %s", s.call_id, p["to"])
         await self.state(action_id, status="answered", answered_at=iso(utc_from_ts(at)))
-        with contextlib.suppress(Exception):     # the API now answers 409 for this call
-            await self.redis.hset(redis_schema.live_call_key(s.call_id), "status",
-                                  "transferred")
+        self.index.update(s.call_id, status="transferred")   # the API now answers 409
         if s.on_handoff is not None:
             try:
                 await s.on_handoff(at)
@@ -269,6 +271,7 @@ class LiveCalls:
         self.redis = redis
         self.ami = ami
         self.runner = ActionRunner(config, db, redis, ami, webhooks)
+        self.index = self.runner.index       # the sessions, as Redis shows them to the API
         self.sessions: dict[str, CallSession] = {}
         self.refresh = refresh
         self.purged = 0
@@ -294,29 +297,15 @@ class LiveCalls:
         s = CallSession(call_id, account, direction, ch, ami=self.ami, runner=self.runner,
                         on_handoff=on_handoff, on_hangup=on_hangup)
         self.sessions[call_id] = s
-        key = redis_schema.live_call_key(call_id)
-        index = redis_schema.live_calls_key(account or "")
-        try:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hset(key, mapping={"account": account or "", "direction": direction,
-                                    "status": "in-progress", "channel": s.channel_name,
-                                    "from": numbers[0] or "", "to": numbers[1] or "",
-                                    "since": _now()})
-            pipe.expire(key, redis_schema.LIVE_TTL)
-            pipe.zadd(index, {call_id: time.time()})
-            await pipe.execute()
-        except Exception as exc:
-            log.warning("call %s: not announced as live (actions unavailable): %s",
-                        call_id, exc)
+        self.index.announce(call_id, account or "", {
+            "account": account or "", "direction": direction, "status": "in-progress",
+            "channel": s.channel_name, "from": numbers[0] or "", "to": numbers[1] or "",
+            "since": _now()}, time.time())
         try:
             yield s
         finally:
             self.sessions.pop(call_id, None)
-            with contextlib.suppress(Exception):
-                pipe = self.redis.pipeline(transaction=True)
-                pipe.delete(key)
-                pipe.zrem(index, call_id)
-                await pipe.execute()
+            self.index.withdraw(call_id)
             await self.runner.session_ended(s)
 
     async def start(self) -> None:
@@ -327,6 +316,7 @@ class LiveCalls:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.runner.drain()
+        await self.index.flush()
 
     async def purge(self) -> int:
         count = await self._db(recordings.purge_expired, self.config)
@@ -342,10 +332,7 @@ class LiveCalls:
                     await self.purge()
                 except Exception:
                     log.exception("recording purge failed")
-            for call_id in list(self.sessions):
-                with contextlib.suppress(Exception):
-                    await self.redis.expire(redis_schema.live_call_key(call_id),
-                                            redis_schema.LIVE_TTL)
+            await self.index.refresh()
             await asyncio.sleep(min(self.refresh, self.config.recording_purge_interval))
 
 

@@ -3,9 +3,9 @@
 Dependencies are passed in (`Engine(config, redis, sync_redis)`); `__main__` builds them.
 SQLite writes (call records, suppressions) run on one dedicated thread, so the event loop
 never blocks on the database and SQLite sees a single writer from this process. Call
-records are group-committed: calls that end while a batch is being written wait for the
-next batch, one transaction for all of them, so the thread (and the GIL it needs) is
-touched once per batch, not once per call.
+records are group-committed: calls that end within `record_batch_delay` of each other, or
+while a batch is being written, share one transaction, so the thread (and the GIL it
+needs) is touched once per batch, not once per call.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class Engine:
                                  is_suppressed=self._is_suppressed,
                                  bridge_agent=self._bridge_agent)
         self.records_saved = 0
-        self._unsaved: list[tuple[dict, asyncio.Future]] = []
+        self._unsaved: list[dict] = []        # rows of ended calls, not written yet
         self._writer: asyncio.Task | None = None
         self.resyncs = 0                         # times Redis was found empty and rebuilt
         self.live: dict[str, CallRecord] = {}    # call id -> record, while the call runs
@@ -130,7 +130,7 @@ class Engine:
             raise
         finally:
             self.live.pop(record.id, None)
-            await self._save(record)
+            self._save(record)      # Asterisk gets its socket closed without waiting for it
 
     async def _tree_for(self, record: CallRecord) -> dict | None:
         if record.did is None:
@@ -147,39 +147,31 @@ class Engine:
             record.finish("fallback", "no-ivr-for-did")
         return tree
 
-    async def _save(self, record: CallRecord) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self._unsaved.append((record.row(), done))
+    def _save(self, record: CallRecord) -> None:
+        """Queue the record for the writer; `stop` waits until all are written."""
+        self._unsaved.append(record.row())
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_records())
-        try:
-            await asyncio.shield(done)
-        except Exception:
-            log.exception("call %s: could not save its record", record.id)
+            self._writer = asyncio.get_running_loop().create_task(self._write_records())
 
     async def _write_records(self) -> None:
-        """Group commit: everything that ended while the last batch was written."""
+        """Group commit: everything that ended while the last batch was written, or
+        within `record_batch_delay` of the first of them."""
         while self._unsaved:
+            if self.config.record_batch_delay > 0:
+                await asyncio.sleep(self.config.record_batch_delay)
             batch, self._unsaved = self._unsaved, []
             try:
-                await self._db(save_rows, [row for row, _ in batch])
-                errors = [None] * len(batch)
+                await self._db(save_rows, batch)
+                self.records_saved += len(batch)
+                continue
             except Exception:
-                errors = []      # one bad row must not cost the others theirs
-                for row, _ in batch:
-                    try:
-                        await self._db(save_rows, [row])
-                        errors.append(None)
-                    except Exception as exc:
-                        errors.append(exc)
-            for (_, done), exc in zip(batch, errors, strict=True):
-                if done.cancelled():
-                    continue
-                if exc is None:
+                pass
+            for row in batch:      # one bad row must not cost the others theirs
+                try:
+                    await self._db(save_rows, [row])
                     self.records_saved += 1
-                    done.set_result(None)
-                else:
-                    done.set_exception(exc)
+                except Exception:
+                    log.exception("call %s: could not save its record", row["id"])
 
     # -- services the runner uses -----------------------------------------------------
     async def _suppress(self, record: CallRecord, node: str) -> bool:

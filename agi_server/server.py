@@ -1,8 +1,14 @@
-"""The FastAGI listener: the only module that touches asyncio streams.
+"""The FastAGI listener: the only module that touches sockets.
 
-One task per connection. It reads the agi_* block under two deadlines (a peer that goes
-quiet mid-header is dropped after `agi_idle_timeout`, one that dribbles after
-`agi_header_timeout`), routes by `agi_network_script`, and runs the route. The task never
+Each connection is an `AGISession`, an asyncio Protocol around the sans-IO AGIConnection:
+bytes go from `data_received` straight into the parser, and the reply to the command in
+flight resolves the one future that command awaits. No StreamReader in between: on the
+hot path a command costs one write, one read callback and one task wake-up (streams cost
+a buffer copy and a second future per read; measured in bench/, docs/benchmarks.md).
+
+The agi_* block is read under two deadlines (a peer that goes quiet mid-header is dropped
+after `agi_idle_timeout`, one that dribbles after `agi_header_timeout`); then the session
+routes by `agi_network_script` and runs the route in a task of its own. That task never
 swallows: a hangup ends it quietly, anything else is logged with the call's uniqueid and
 counted, cancellation is re-raised, and the socket is always closed.
 """
@@ -10,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -23,110 +28,200 @@ from agi_server.protocol import (
     CommandFailed,
     Environment,
     Hangup,
-    Response,
 )
 
 log = logging.getLogger(__name__)
 
 Route = Callable[[Channel], Awaitable[None]]
-READ_SIZE = 65536
 
 
-class AGITransport:
-    """Sends one command at a time over a stream and returns its reply."""
+class AGISession(asyncio.Protocol):
+    """One FastAGI connection: reads the agi_* block, then runs one command at a time."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 conn: AGIConnection):
-        self.reader, self.writer, self.conn = reader, writer, conn
-        self.hung_up = False
+    def __init__(self, server: FastAGIServer):
+        self.server = server
+        self.conn = AGIConnection()
+        self.transport: asyncio.Transport | None = None
+        self.env: dict | None = None
+        self.hung_up = False          # Asterisk said HANGUP; replies still follow
+        self.closed = False           # the socket is gone: no command can run
         self.commands = 0
+        self.task: asyncio.Task | None = None
+        self._waiter: asyncio.Future | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def next_event(self):
-        while True:
-            event = self.conn.next_event()
-            if event is not NEED_DATA:
-                return event
-            self.conn.receive_data(await self.reader.read(READ_SIZE))
+    # -- asyncio.Protocol ------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self._loop = asyncio.get_running_loop()
+        peer = transport.get_extra_info("peername") or ("?",)
+        if peer[0] not in self.server.allow:
+            self.server.stats["refused"] += 1
+            log.warning("refused FastAGI connection from %s", peer[0])
+            self.closed = True
+            transport.close()
+            return
+        self.server.pending.add(self)
+        self._deadline = self._loop.time() + self.server.config.agi_header_timeout
+        self._arm_header_timer()
 
-    async def command(self, line) -> Response:
-        self.commands += 1
-        self.writer.write(self.conn.send(line))
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self._pump()
+
+    def eof_received(self) -> bool:
+        return False      # close our side too: FastAGI has no half-closed use
+
+    def connection_lost(self, exc) -> None:
+        self._cancel_timer()
+        self.server.pending.discard(self)
+        self.conn.receive_data(b"")       # EOF: what was left is an event or truncated
+        self._pump()
+        self.closed = True
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(AGIHangup("connection lost"))
+
+    # -- the agi_* block ---------------------------------------------------------------
+    def _arm_header_timer(self) -> None:
+        self._cancel_timer()
+        budget = min(self.server.config.agi_idle_timeout, self._deadline - self._loop.time())
+        self._timer = self._loop.call_later(max(budget, 0), self._header_too_slow)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _header_too_slow(self) -> None:
+        self._timer = None
+        self._drop("agi_* block too slow")
+
+    def _drop(self, why) -> None:
+        """A peer that never became a call: counted, logged, closed."""
+        if self.env is None and not self.closed:
+            self.server.stats["bad_header"] += 1
+            peer = self.transport.get_extra_info("peername") or ("?",)
+            log.info("dropped FastAGI peer %s: %s", peer[0], why)
+        self.closed = True
+        self._cancel_timer()
+        self.server.pending.discard(self)
+        self.transport.close()
+
+    def _start(self, env: dict) -> None:
+        self._cancel_timer()
+        self.server.pending.discard(self)
+        self.env = env
+        self.task = self.server.start_call(self, env)
+
+    # -- events ------------------------------------------------------------------------
+    def _pump(self) -> None:
+        """Hand every complete event to whoever waits for it."""
         while True:
-            event = await self.next_event()
-            if isinstance(event, CommandFailed):
-                if event.code == 511:
-                    # the channel is gone: for call control a hangup, not a fault
-                    raise AGIHangup("dead channel", command=event.command, reply=event.reply)
-                raise event.as_error()
+            try:
+                event = self.conn.next_event()
+            except RemoteProtocolError as exc:
+                if self.env is None:
+                    self._drop(exc)
+                elif self._waiter is not None and not self._waiter.done():
+                    waiter, self._waiter = self._waiter, None
+                    waiter.set_exception(exc)
+                elif not self.closed:
+                    self.closed = True          # the next command raises
+                    self.transport.close()
+                return
+            if event is NEED_DATA:
+                if self.env is None and not self.closed:
+                    self._arm_header_timer()
+                return
+            if self.env is None:
+                if isinstance(event, Environment):
+                    self._start(event.vars)
+                    continue
+                if isinstance(event, Closed):
+                    return
+                self._drop(RemoteProtocolError(
+                    f"unexpected {type(event).__name__} before agi_* block"))
+                return
             if isinstance(event, Hangup):
-                self.hung_up = True    # the reply to this command still follows
-            elif isinstance(event, Closed):
-                raise AGIHangup("connection closed by Asterisk")
-            elif isinstance(event, Response):
-                return event
+                self.hung_up = True       # the reply to the command in flight still follows
+                continue
+            if isinstance(event, Closed):
+                self.closed = True
+            waiter, self._waiter = self._waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event)
+            if self.closed:
+                return
+
+    # -- the transport the Channel facade uses -----------------------------------------
+    async def command(self, line):
+        """Send one command and return its Response; a dead channel is AGIHangup."""
+        if self.closed:
+            raise AGIHangup("connection closed by Asterisk")
+        self.commands += 1
+        self.transport.write(self.conn.send(line))
+        self._waiter = waiter = self._loop.create_future()
+        event = await waiter
+        if isinstance(event, CommandFailed):
+            if event.code == 511:
+                # the channel is gone: for call control a hangup, not a fault
+                raise AGIHangup("dead channel", command=event.command, reply=event.reply)
+            raise event.as_error()
+        if isinstance(event, Closed):
+            raise AGIHangup("connection closed by Asterisk")
+        return event          # Response (Trying never reaches here: GOSUB isn't used)
 
 
 class FastAGIServer:
+    session_class = AGISession      # the bench swaps in a subclass that adds two clock reads
+
     def __init__(self, config, routes: dict[str, Route]):
         self.config = config
         self.routes = routes
         self.allow = set(config.agi_allow)
         self.stats: Counter = Counter()
+        self.pending: set[AGISession] = set()     # connected, agi_* block not read yet
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.config.agi_host,
-                                                  self.config.agi_port)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: self.session_class(self),
+                                                self.config.agi_host, self.config.agi_port,
+                                                backlog=4096)
 
     @property
     def port(self) -> int:
         return self._server.sockets[0].getsockname()[1]
 
+    @property
+    def calls(self) -> int:
+        """Calls being run now."""
+        return len(self._tasks)
+
     async def stop(self) -> None:
         if self._server:
             self._server.close()
-            await self._server.wait_closed()
+        for session in list(self.pending):
+            session._drop("server stopping")
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server:
+            await self._server.wait_closed()
 
-    def _accept(self, reader, writer) -> None:
-        task = asyncio.create_task(self._session(reader, writer))
+    def start_call(self, session: AGISession, env: dict) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(self._call(session, env))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _read_environment(self, transport: AGITransport) -> dict:
-        deadline = time.monotonic() + self.config.agi_header_timeout
-        while True:
-            budget = min(self.config.agi_idle_timeout, deadline - time.monotonic())
-            if budget <= 0:
-                raise TimeoutError("agi_* block too slow")
-            event = transport.conn.next_event()
-            if event is NEED_DATA:
-                data = await asyncio.wait_for(transport.reader.read(READ_SIZE), budget)
-                transport.conn.receive_data(data)
-                continue
-            if isinstance(event, Environment):
-                return event.vars
-            raise RemoteProtocolError(f"unexpected {type(event).__name__} before agi_* block")
-
-    async def _session(self, reader, writer) -> None:
-        peer = writer.get_extra_info("peername") or ("?",)
-        uniqueid = "-"
+    async def _call(self, session: AGISession, env: dict) -> None:
+        uniqueid = env.get("agi_uniqueid", "-")
         try:
-            if peer[0] not in self.allow:
-                self.stats["refused"] += 1
-                log.warning("refused FastAGI connection from %s", peer[0])
-                return
-            transport = AGITransport(reader, writer, AGIConnection())
-            try:
-                env = await self._read_environment(transport)
-            except (TimeoutError, RemoteProtocolError, ConnectionError) as exc:
-                self.stats["bad_header"] += 1
-                log.info("dropped FastAGI peer %s: %s", peer[0], exc)
-                return
-            uniqueid = env.get("agi_uniqueid", "-")
             script = env.get("agi_network_script", "").split("?")[0].strip("/")
             route = self.routes.get(script)
             if route is None:
@@ -134,7 +229,7 @@ class FastAGIServer:
                 log.warning("call %s asked for unknown script %r", uniqueid, script)
                 return
             self.stats["calls"] += 1
-            await route(Channel(transport, env))
+            await route(Channel(session, env))
         except AGIHangup:
             self.stats["hangups"] += 1
         except asyncio.CancelledError:
@@ -143,8 +238,5 @@ class FastAGIServer:
             self.stats["errors"] += 1
             log.exception("call %s failed", uniqueid)
         finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+            session.closed = True
+            session.transport.close()

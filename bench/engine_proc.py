@@ -14,7 +14,7 @@ then answers JSON-line requests on stdin (see `_handle`) until stdin closes.
 
 Per-command overhead is also measured inside the engine when asked ("timing"): from the
 moment a read of the reply returned to the moment the next command was written, by a
-subclass of agi_server.server.AGITransport that only adds two clock readings.
+subclass of agi_server.server.AGISession that only adds two clock readings.
 """
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ import redis.asyncio as aioredis
 
 from agi_server import server as server_module
 from agi_server.engine import Engine
-from agi_server.protocol import NEED_DATA
 from bench.common import cpu_seconds, percentile, raise_nofile, rss_bytes, use_loop
 from trunx import config as trunx_config
 from trunx import db
@@ -39,37 +38,35 @@ from trunx import db
 TIMING = {"on": False, "samples": []}
 
 
-class _TimedWriter:
-    """Stands in for the StreamWriter inside the transport only: notes each write."""
+class TimedSession(server_module.AGISession):
+    """The engine's session plus two clock readings: when a read delivered data, and (via
+    _Clock around its transport) when the next command was written."""
 
-    def __init__(self, writer, transport):
-        self._writer, self._transport = writer, transport
+    read_at: float | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(_Clock(self, transport))
+
+    def data_received(self, data: bytes) -> None:
+        self.read_at = time.perf_counter()
+        super().data_received(data)
+
+
+class _Clock:
+    """Wraps a session's transport.write to note the time of each write."""
+
+    def __init__(self, session: TimedSession, transport):
+        self._session, self._transport = session, transport
 
     def write(self, data) -> None:
-        self._writer.write(data)
-        read_at = self._transport.read_at
-        if TIMING["on"] and read_at is not None:
-            TIMING["samples"].append(time.perf_counter() - read_at)
-        self._transport.read_at = None
+        self._transport.write(data)
+        s = self._session
+        if TIMING["on"] and s.read_at is not None and s.env is not None:
+            TIMING["samples"].append(time.perf_counter() - s.read_at)
+        s.read_at = None
 
     def __getattr__(self, name):
-        return getattr(self._writer, name)
-
-
-class TimedTransport(server_module.AGITransport):
-    def __init__(self, reader, writer, conn):
-        super().__init__(reader, writer, conn)
-        self.read_at: float | None = None
-        self.writer = _TimedWriter(writer, self)
-
-    async def next_event(self):
-        while True:
-            event = self.conn.next_event()
-            if event is not NEED_DATA:
-                return event
-            data = await self.reader.read(server_module.READ_SIZE)
-            self.read_at = time.perf_counter()
-            self.conn.receive_data(data)
+        return getattr(self._transport, name)
 
 
 class Sampler:
@@ -85,7 +82,7 @@ class Sampler:
     async def run(self) -> None:
         pid = os.getpid()
         while True:
-            n = len(self.engine.server._tasks)
+            n = self.engine.server.calls
             rss = rss_bytes(pid)
             self.max_rss = max(self.max_rss, rss)
             if n > self.peak:
@@ -118,7 +115,7 @@ def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
     pid = os.getpid()
     if op == "stats":
         return {"redis_reads": engine.cache.redis_reads, "server": dict(engine.server.stats),
-                "records_saved": engine.records_saved, "sessions": len(engine.server._tasks),
+                "records_saved": engine.records_saved, "sessions": engine.server.calls,
                 "rss": rss_bytes(pid), "cpu": cpu_seconds(pid)}
     if op == "peak":
         out = {"peak": sampler.peak, "rss_at_peak": sampler.rss_at_peak,
@@ -146,10 +143,10 @@ async def serve(args) -> None:
     if args.seed:
         _seed(cfg, args.seed)
     db.connect(cfg)
-    server_module.AGITransport = TimedTransport
     aio = aioredis.Redis.from_url(cfg.redis_url, decode_responses=True)
     sync = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
     engine = Engine(cfg, aio, sync)
+    engine.server.session_class = TimedSession
     await engine.start()
     await engine.cache.wait_listening()
     sampler = Sampler(engine)

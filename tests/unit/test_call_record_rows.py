@@ -1,0 +1,49 @@
+"""save_rows writes call records with one prepared statement, bypassing peewee's per-row
+SQL building: what lands in SQLite must be exactly what Call.create would have written."""
+from __future__ import annotations
+
+from agi_server.call_record import CallRecord, save_rows
+from trunx import config as trunx_config
+from trunx import db
+from trunx.models import Account, Call
+
+
+def _record(account: str) -> CallRecord:
+    r = CallRecord(did="+19495551234", caller="+12025550100", uniqueid="1700000000.12",
+                   channel="Local/+19495551234@trunx-test-caller-00000001;2")
+    r.account, r.ivr_id, r.ivr_version = account, "qualify-business", 3
+    r.step("welcome", "enter")
+    r.step("welcome", "prompt", file="welcome", endpos=8000, barge_in=False)
+    r.step("welcome", "digits", digits="1")
+    r.step("bye", "hangup")
+    r.finish("hangup")
+    return r
+
+
+def _raw(database, call_id: str) -> tuple:
+    return database.execute_sql('SELECT * FROM "call" WHERE id = ?', (call_id,)).fetchone()
+
+
+def test_a_saved_row_is_what_peewee_would_have_written(tmp_path):
+    database = db.connect(trunx_config.load(env={}, data_dir=str(tmp_path)))
+    account = Account.create(name="rows").id
+    row = _record(account).row()
+    save_rows([row])
+    Call.create(**{**row, "id": "peewee"})
+    fast, slow = _raw(database, row["id"]), _raw(database, "peewee")
+    assert fast is not None and slow is not None
+    assert fast[1:] == slow[1:]          # every column, in the database's own form
+    assert Call.get_by_id(row["id"]).provider == "asterisk"    # a model default filled in
+    assert Call.get_by_id(row["id"]).path[1]["endpos"] == 8000
+
+
+def test_a_row_written_early_keeps_what_the_bridge_stored(tmp_path):
+    db.connect(trunx_config.load(env={}, data_dir=str(tmp_path)))
+    record = _record(Account.create(name="rows").id)
+    save_rows([{**record.row(), "status": "answered", "ended_at": None}])
+    Call.update(ai_result={"status": "ended"}).where(Call.id == record.id).execute()
+    save_rows([record.row()])
+    row = Call.get_by_id(record.id)
+    assert (row.status, row.ai_result, row.outcome) == ("completed", {"status": "ended"},
+                                                         "hangup")
+    assert row.ended_at is not None and Call.select().count() == 1
