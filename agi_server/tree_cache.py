@@ -34,6 +34,7 @@ class TreeCache:
         self._versions: OrderedDict[tuple[str, str, int], dict] = OrderedDict()
         self._max_versions = max_versions
         self._generation = 0
+        self._reading: dict[str, asyncio.Future] = {}   # key -> the GET in flight
         self.listening = False
         self.redis_reads = 0
         self._task: asyncio.Task | None = None
@@ -105,11 +106,27 @@ class TreeCache:
 
     # -- lookups ----------------------------------------------------------------------
     async def _get(self, key: str):
+        """GET `key`, once however many calls ask at the same moment: when a burst of
+        calls meets a cold cache, the first one reads and the rest wait for its answer."""
+        pending = self._reading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        self._reading[key] = pending = asyncio.get_running_loop().create_future()
         self.redis_reads += 1
         try:
-            return await self._redis.get(key)
-        except Exception as exc:
-            raise TreeUnavailable(str(exc)) from exc
+            value = await self._redis.get(key)
+        except BaseException as exc:
+            failed = TreeUnavailable(str(exc) or type(exc).__name__)
+            pending.set_exception(failed)
+            pending.exception()      # retrieved: the waiters, if any, get it too
+            if isinstance(exc, Exception):
+                raise failed from exc
+            raise
+        else:
+            pending.set_result(value)
+            return value
+        finally:
+            del self._reading[key]
 
     async def lookup(self, did: str) -> dict | None:
         """The compiled tree the DID's next call should run, or None if it has none."""

@@ -126,6 +126,16 @@ async def test_warm_cache_costs_no_redis_round_trip(cfg, seeded):
         assert engine.cache.redis_reads == reads
 
 
+async def test_a_burst_on_a_cold_cache_reads_redis_once_per_key(cfg, seeded):
+    async with running_engine(cfg) as engine:
+        results = await asyncio.gather(*(
+            run_session("127.0.0.1", engine.server.port, Scenario(keys=["1", "2"]))
+            for _ in range(200)))
+        assert [r.error for r in results] == [None] * 200
+        assert all(r.commands[1].startswith('STREAM FILE "welcome" ') for r in results)
+        assert engine.cache.redis_reads == 3     # the DID, its IVR's current version, the tree
+
+
 async def test_unknown_did_plays_fallback(cfg, seeded):
     async with running_engine(cfg) as engine:
         res, row = await call(engine, did="+12125550000")

@@ -4,6 +4,7 @@ read back from SQLite. See dialplan/carrier.conf for what each carrier number do
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -141,5 +142,5 @@ async def test_calls_are_placed_in_order_at_the_paced_rate(cfg, account, redis, 
     assert all(calls.queue_position(redis, c.id) is None for c in placed)
     arrived = [float(e["Timestamp"]) for e in carrier_channels(carrier_ami, BUSY)]
     assert len(arrived) == 4
-    gaps = [b - a for a, b in zip(arrived, arrived[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(arrived)]
     assert all(gap == pytest.approx(0.5, abs=0.1) for gap in gaps), gaps
