@@ -21,7 +21,7 @@ def _bearer() -> str | None:
 
 
 def init_app(app) -> None:
-    keys = accounts.KeyCache(app.extensions["trunx.redis"])
+    keys = accounts.KeyCache()
     app.extensions["trunx.keys"] = keys
 
     @app.before_request

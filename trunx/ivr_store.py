@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from trunx import ivr_tree, redis_schema
+from trunx import db, ivr_tree, redis_schema
 from trunx.db import proxy
 from trunx.models import AudioAsset, Did, Ivr, IvrVersion, utcnow
 
@@ -25,21 +25,42 @@ class InvalidTree(Exception):
         self.problems = problems
 
 
-def audio_resolver(account_id: str, config):
-    """ref -> what Asterisk plays: a staged asset (by id or name), else a sound name."""
+def audio_resolver(account_id: str, config, names=()):
+    """ref -> what Asterisk plays: a staged asset (by id or name), else a sound name.
+    The asset names in `names` are looked up together in one query (a tree names several);
+    any other name costs a query of its own."""
     base = config.asterisk_sounds_path.rstrip("/")
+    known: dict[str, str | None] = {}
+    wanted = sorted({n for n in names if not _ASSET_ID.match(n)})
+    if wanted:
+        known = dict.fromkeys(wanted)
+        # oldest first, so the newest asset of a name is the one kept
+        for name, asset_id in (AudioAsset.select(AudioAsset.name, AudioAsset.id)
+                               .where(AudioAsset.account == account_id,
+                                      AudioAsset.name.in_(wanted))
+                               .order_by(AudioAsset.created_at).tuples()):
+            known[name] = asset_id
 
     def resolve(ref: str) -> str:
         if _ASSET_ID.match(ref):
             return f"{base}/{ref}"
-        asset = (AudioAsset.select().where(AudioAsset.account == account_id,
-                                           AudioAsset.name == ref)
-                 .order_by(AudioAsset.created_at.desc()).first())
-        if asset is not None:
-            return f"{base}/{asset.id}"
+        if ref in known:
+            asset_id = known[ref]
+        else:
+            asset = (AudioAsset.select(AudioAsset.id)
+                     .where(AudioAsset.account == account_id, AudioAsset.name == ref)
+                     .order_by(AudioAsset.created_at.desc()).first())
+            asset_id = asset.id if asset is not None else None
+        if asset_id is not None:
+            return f"{base}/{asset_id}"
         return _SOUND_EXT.sub("", ref)   # Asterisk picks the best format it has
 
     return resolve
+
+
+def _audio_refs(tree) -> set[str]:
+    return {node[key] for node in tree["nodes"].values()
+            for key in ("audio", "invalid_audio") if node.get(key)}
 
 
 def _defaults(config) -> dict:
@@ -50,6 +71,8 @@ def _unknown_assets(account_id, tree) -> list:
     """Asset ids a tree names that this account does not have, by the field naming them."""
     wanted = {(f"nodes.{name}.{key}", node[key]) for name, node in tree["nodes"].items()
               for key in ("audio", "invalid_audio") if _ASSET_ID.match(node.get(key) or "")}
+    if not wanted:
+        return []
     have = {a.id for a in AudioAsset.select(AudioAsset.id).where(
         AudioAsset.account == account_id, AudioAsset.id.in_([ref for _, ref in wanted]))}
     return [ivr_tree.Problem(where, "unknown-audio", f"no audio asset {ref!r} in this account")
@@ -62,6 +85,8 @@ def _unknown_agents(account_id, tree) -> list:
 
     wanted = {(f"nodes.{name}.agent", node["agent"]) for name, node in tree["nodes"].items()
               if node.get("agent")}
+    if not wanted:
+        return []
     have = {a.id for a in Agent.select(Agent.id).where(
         Agent.account == account_id, Agent.id.in_([ref for _, ref in wanted]))}
     return [ivr_tree.Problem(where, "unknown-agent", f"no agent {ref!r} in this account")
@@ -72,20 +97,25 @@ def _compile(account_id, ivr_id, version, tree, entry, config):
     problems = _unknown_assets(account_id, tree) + _unknown_agents(account_id, tree)
     if problems:
         raise InvalidTree(problems)
-    compiled = ivr_tree.compile_tree(tree, entry, audio_resolver(account_id, config),
-                                     _defaults(config))
+    resolve = audio_resolver(account_id, config, _audio_refs(tree))
+    compiled = ivr_tree.compile_tree(tree, entry, resolve, _defaults(config))
     compiled.update(account=account_id, ivr_id=ivr_id, version=version)
     return compiled
+
+
+# IVR writes queue here rather than on SQLite's lock (see db.WriterLock for why).
+_WRITER = db.WriterLock()
 
 
 def save(account_id: str, ivr_id: str, tree: dict, config, redis, *, create: bool):
     """Store a new version (creating the IVR if `create`) and publish it.
     Returns (Ivr, IvrVersion, warnings). Raises InvalidTree; nothing is stored then."""
+    # everything that needs no database happens before the write lock is taken
     checked = ivr_tree.validate(tree)
     if not checked.ok:
         raise InvalidTree(checked.problems)
     definition = {"nodes": tree["nodes"], **({"start": tree["start"]} if "start" in tree else {})}
-    with proxy.atomic():
+    with _WRITER, proxy.atomic():
         if create:
             ivr = Ivr.create(account=account_id, ivr_id=ivr_id, current_version=1)
         else:
@@ -93,6 +123,7 @@ def save(account_id: str, ivr_id: str, tree: dict, config, redis, *, create: boo
             ivr.current_version += 1
             ivr.updated_at = utcnow()
             ivr.save()
+        # inside the transaction: an asset deleted meanwhile cannot slip into the tree
         compiled = _compile(account_id, ivr_id, ivr.current_version, definition,
                             checked.entry, config)
         row = IvrVersion.create(ivr=ivr, version=ivr.current_version, definition=definition,
@@ -102,15 +133,16 @@ def save(account_id: str, ivr_id: str, tree: dict, config, redis, *, create: boo
 
 
 def publish(redis, version: IvrVersion) -> None:
+    """The version, the current pointer and the announcement in one round trip."""
     compiled = version.compiled
     account, ivr_id = compiled["account"], compiled["ivr_id"]
     pipe = redis.pipeline(transaction=True)
     pipe.set(redis_schema.ivr_version_key(account, ivr_id, version.version),
              redis_schema.dumps(compiled))
     pipe.set(redis_schema.ivr_current_key(account, ivr_id), version.version)
-    pipe.execute()
-    redis_schema.announce(redis, kind="ivr", account=account, ivr_id=ivr_id,
+    redis_schema.announce(pipe, kind="ivr", account=account, ivr_id=ivr_id,
                           version=version.version)
+    pipe.execute()
 
 
 def assign(ivr: Ivr, did: Did, redis) -> None:
