@@ -1,11 +1,12 @@
 """The admin API under gunicorn against a bare Flask app (issue 6, part 4).
 
-Both apps run under the same gunicorn settings (WORKERS sync-threaded workers with THREADS
-threads each, so all 50 writers are in flight at once) and are loaded by wrk with the same
-connections. The bare app (bench.bare_api) answers with the JSON trunx's API returned for
-the same IVR, from memory. GET /ivr/:id reads one IVR with its DIDs and warnings; POST /ivr
-creates a new IVR per request (validate, SQLite, publish to Redis). "database is locked" is
-counted in response bodies and in gunicorn's error log.
+Both apps run under the API's shipped gunicorn settings (admin_api/gunicorn_conf.py:
+WORKERS gthread workers with THREADS threads each, so all 50 writers are in flight at once)
+and are loaded by wrk with the same connections. The bare app (bench.bare_api) answers
+with the JSON trunx's API returned for the same IVR, from memory. GET /ivr/:id reads one
+IVR with its DIDs and warnings; POST /ivr creates a new IVR per request (validate, SQLite,
+publish to Redis). "database is locked" is counted in response bodies and in gunicorn's
+error log.
 """
 from __future__ import annotations
 
@@ -22,13 +23,14 @@ from pathlib import Path
 
 import redis
 
+from admin_api import gunicorn_conf
 from bench import profiling
 from bench.common import REPO
 from trunx import accounts, db, ivr_store
 from trunx import config as trunx_config
 from trunx.devstack import RedisServer, free_port
 
-WORKERS, THREADS = 4, 16
+WORKERS, THREADS = gunicorn_conf.workers, gunicorn_conf.threads
 CONNECTIONS, WRK_THREADS = 50, 2
 WRK_DIR = Path(__file__).parent / "wrk"
 TREE = {"nodes": {
@@ -47,9 +49,9 @@ class Gunicorn:
         self.port = free_port()
         self.log_path = log_path
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--threads",
-             str(THREADS), "--worker-class", "gthread", "--bind", f"127.0.0.1:{self.port}",
-             "--log-level", "warning", "--error-logfile", log_path, app],
+            [sys.executable, "-m", "gunicorn", "--config", "python:admin_api.gunicorn_conf",
+             "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning",
+             "--error-logfile", log_path, app],
             cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
 
