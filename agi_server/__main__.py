@@ -9,7 +9,7 @@ import signal
 import redis
 import redis.asyncio as aioredis
 
-from agi_server.engine import Engine
+from agi_server.engine import Engine, loop_factory
 from trunx import config as trunx_config
 from trunx import db
 
@@ -33,8 +33,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(trunx_config.load(args.config)))
+    cfg = trunx_config.load(args.config)
+    with asyncio.Runner(loop_factory=loop_factory(cfg.agi_event_loop)) as runner:
+        runner.run(serve(cfg))
 
-
-if __name__ == "__main__":
-    main()

