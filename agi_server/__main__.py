@@ -37,3 +37,6 @@ def main(argv=None) -> None:
     with asyncio.Runner(loop_factory=loop_factory(cfg.agi_event_loop)) as runner:
         runner.run(serve(cfg))
 
+
+if __name__ == "__main__":
+    main()
