@@ -7,7 +7,10 @@ lost its data).
 """
 from __future__ import annotations
 
+import hashlib
 import re
+
+from redis.exceptions import NoScriptError
 
 from trunx import db, ivr_tree, redis_schema
 from trunx.db import proxy
@@ -132,17 +135,40 @@ def save(account_id: str, ivr_id: str, tree: dict, config, redis, *, create: boo
     return ivr, row, checked.warnings
 
 
-def publish(redis, version: IvrVersion) -> None:
-    """The version, the current pointer and the announcement in one round trip."""
+# Saves publish after their transaction commits and outside the writer lock, so two
+# saves of one IVR can reach Redis in either order. The pointer therefore moves only
+# forward (a late, older version is stored but not made current and not announced);
+# `force` is for resync, which states what SQLite holds even if that is older.
+# One script: the version, the pointer test and the announcement in one round trip.
+_PUBLISH_LUA = """
+redis.call('SET', KEYS[1], ARGV[1])
+local cur = tonumber(redis.call('GET', KEYS[2]))
+if ARGV[3] == '1' or cur == nil or cur < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], ARGV[2])
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
+  return 1
+end
+return 0
+"""
+_PUBLISH_SHA = hashlib.sha1(_PUBLISH_LUA.encode()).hexdigest()
+
+
+def publish(redis, version: IvrVersion, *, force: bool = False) -> bool:
+    """Store the version and make it current unless a newer one is (any, if `force`);
+    announce only if the pointer moved. Returns whether it moved."""
     compiled = version.compiled
     account, ivr_id = compiled["account"], compiled["ivr_id"]
-    pipe = redis.pipeline(transaction=True)
-    pipe.set(redis_schema.ivr_version_key(account, ivr_id, version.version),
-             redis_schema.dumps(compiled))
-    pipe.set(redis_schema.ivr_current_key(account, ivr_id), version.version)
-    redis_schema.announce(pipe, kind="ivr", account=account, ivr_id=ivr_id,
-                          version=version.version)
-    pipe.execute()
+    keys = (redis_schema.ivr_version_key(account, ivr_id, version.version),
+            redis_schema.ivr_current_key(account, ivr_id))
+    message = redis_schema.dumps({"kind": "ivr", "account": account, "ivr_id": ivr_id,
+                                  "version": version.version})
+    args = (redis_schema.dumps(compiled), version.version, "1" if force else "0",
+            redis_schema.PUBLISH_CHANNEL, message)
+    try:
+        moved = redis.evalsha(_PUBLISH_SHA, len(keys), *keys, *args)
+    except NoScriptError:   # a fresh (or flushed) Redis: EVAL loads it for next time
+        moved = redis.eval(_PUBLISH_LUA, len(keys), *keys, *args)
+    return bool(moved)
 
 
 def assign(ivr: Ivr, did: Did, redis) -> None:
@@ -178,9 +204,16 @@ def resync(redis) -> dict:
     from trunx.models import Suppression
 
     counts = {"ivrs": 0, "dids": 0, "suppressions": 0}
-    for ivr in Ivr.select():
-        publish(redis, current_version(ivr))
-        counts["ivrs"] += 1
+    # Forced, so Redis follows SQLite even backwards (a restored database). Each IVR is
+    # read and published under the writer lock: a save cannot commit between the read and
+    # the forced publish, so a resync never undoes a newer save (on SQLite, where the
+    # lock spans processes). The ids are listed first so each read is a fresh snapshot.
+    for pk in [row.id for row in Ivr.select(Ivr.id)]:
+        with _WRITER:
+            ivr = Ivr.get_or_none(Ivr.id == pk)
+            if ivr is not None:
+                publish(redis, current_version(ivr), force=True)
+                counts["ivrs"] += 1
     for did in Did.select().where(Did.ivr.is_null(False)):
         assign(did.ivr, did, redis)
         counts["dids"] += 1

@@ -1,7 +1,9 @@
 """Redis key names and the publish channel: the hand-off between the API and the engine.
 
     trunx:ivr:{account}:{ivr_id}:v{n}   compiled IVR version n (JSON), immutable once written
-    trunx:ivr:{account}:{ivr_id}:cur    the current version number
+    trunx:ivr:{account}:{ivr_id}:cur    the current version number: a save only moves
+                                        it forward (saves may publish out of order);
+                                        a resync sets what SQLite says, even older
     trunx:did:{e164}                    {"account", "ivr_id"} for an assigned DID
     trunx:dnc:{account}                 set of suppressed E.164 numbers
     channel trunx:published             {"kind": "ivr"|"did"|"resync", ...} after each write
