@@ -103,8 +103,10 @@ async def run(once: bool) -> int:
 
         api_port = cfg.api_port if _port_free(cfg.api_port) else free_port()
         env = {**os.environ, **_env_for(cfg)}
-        argv = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{api_port}",
-                "--log-level", "warning", "admin_api.wsgi:app"]
+        # the shipped settings (admin_api/gunicorn_conf.py); only the bind and log level
+        # are this run's own
+        argv = [sys.executable, "-m", "gunicorn", "-c", "python:admin_api.gunicorn_conf",
+                "-b", f"127.0.0.1:{api_port}", "--log-level", "warning", "admin_api.wsgi:app"]
         api = subprocess.Popen(argv, env=env)  # noqa: ASYNC220  (starts it; never waits)
         stack.callback(_stop, api)
         wait_until(lambda: api.poll() is not None or not _port_free(api_port), timeout=20)
