@@ -67,7 +67,7 @@ _COLUMNS = [(f.name, f.default, None if isinstance(f, _AS_IS) else f.db_value)
             for f in Call._meta.sorted_fields]
 
 
-def _column_values(row: dict) -> list:
+def column_values(row: dict) -> list:
     """Every column of a Call row, as the database stores it: the model's Python-side
     defaults filled in and JSON fields encoded, exactly as peewee would write it (a test
     holds the two side by side)."""
@@ -88,9 +88,12 @@ def _column_values(row: dict) -> list:
 _KEPT_ON_UPDATE = {"id", "ai_result"}
 
 
-def save_rows(rows: list[dict]) -> None:
-    """Blocking: many call rows in one transaction (calls that ended together). One
-    prepared INSERT run with executemany: building the SQL per row was most of the
+def save_rows(rows: list) -> None:
+    """Blocking: many call rows in one transaction (calls that ended together). Each row
+    is a Call row dict, or already its column_values: the engine converts on its loop as
+    each call ends, so the database thread holds the GIL only to bind values, not to build
+    them (building them there delayed the next call's commands: p99, docs/benchmarks.md).
+    One prepared INSERT run with executemany: building the SQL per row was most of the
     engine's per-call CPU. A row written early (a call bridged to an AI agent) is updated
     in place, keeping what the bridge stored on it."""
     db = Call._meta.database
@@ -101,4 +104,5 @@ def save_rows(rows: list[dict]) -> None:
     sql = (f'INSERT INTO "{Call._meta.table_name}" ({columns}) VALUES ({marks}) '
            f'ON CONFLICT ("id") DO UPDATE SET {updates}')
     with db.atomic():
-        db.cursor().executemany(sql, [_column_values(row) for row in rows])
+        db.cursor().executemany(sql, [r if isinstance(r, list) else column_values(r)
+                                      for r in rows])

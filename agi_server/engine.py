@@ -17,7 +17,7 @@ from agi_server import ai_bridge
 from agi_server.ami import AmiConnection
 from agi_server.call_actions import LiveCalls
 from agi_server.call_commands import CommandReader
-from agi_server.call_record import CallRecord, save_rows
+from agi_server.call_record import CallRecord, column_values, save_rows
 from agi_server.call_tracker import CallTracker
 from agi_server.dialer import Dialer
 from agi_server.errors import AGIHangup
@@ -54,7 +54,7 @@ class Engine:
                                  is_suppressed=self._is_suppressed,
                                  bridge_agent=self._bridge_agent)
         self.records_saved = 0
-        self._unsaved: list[dict] = []        # rows of ended calls, not written yet
+        self._unsaved: list[list] = []   # ended calls' column values, not written yet
         self._writer: asyncio.Task | None = None
         self.resyncs = 0                         # times Redis was found empty and rebuilt
         self.live: dict[str, CallRecord] = {}    # call id -> record, while the call runs
@@ -149,7 +149,7 @@ class Engine:
 
     def _save(self, record: CallRecord) -> None:
         """Queue the record for the writer; `stop` waits until all are written."""
-        self._unsaved.append(record.row())
+        self._unsaved.append(column_values(record.row()))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_records())
 
@@ -171,7 +171,7 @@ class Engine:
                     await self._db(save_rows, [row])
                     self.records_saved += 1
                 except Exception:
-                    log.exception("call %s: could not save its record", row["id"])
+                    log.exception("call %s: could not save its record", row[0])
 
     # -- services the runner uses -----------------------------------------------------
     async def _suppress(self, record: CallRecord, node: str) -> bool:

@@ -2,7 +2,7 @@
 SQL building: what lands in SQLite must be exactly what Call.create would have written."""
 from __future__ import annotations
 
-from agi_server.call_record import CallRecord, save_rows
+from agi_server.call_record import CallRecord, column_values, save_rows
 from trunx import config as trunx_config
 from trunx import db
 from trunx.models import Account, Call
@@ -28,11 +28,11 @@ def test_a_saved_row_is_what_peewee_would_have_written(tmp_path):
     database = db.connect(trunx_config.load(env={}, data_dir=str(tmp_path)))
     account = Account.create(name="rows").id
     row = _record(account).row()
-    save_rows([row])
+    save_rows([row, column_values({**row, "id": "prepared"})])   # either form of a row
     Call.create(**{**row, "id": "peewee"})
-    fast, slow = _raw(database, row["id"]), _raw(database, "peewee")
-    assert fast is not None and slow is not None
-    assert fast[1:] == slow[1:]          # every column, in the database's own form
+    fast, prepared, slow = (_raw(database, i) for i in (row["id"], "prepared", "peewee"))
+    assert fast is not None and slow is not None and prepared is not None
+    assert fast[1:] == slow[1:] == prepared[1:]   # every column, in the database's own form
     assert Call.get_by_id(row["id"]).provider == "asterisk"    # a model default filled in
     assert Call.get_by_id(row["id"]).path[1]["endpos"] == 8000
 
