@@ -12,15 +12,14 @@ Every request is recorded in `.requests`, so tests can count what reached the pr
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.http_fake import HTTPFake, read_json, send_json
 
 VOICES = [
     {"voice_id": "EXAVITQu4vr4xnSDxMaL", "name": "Sarah", "category": "premade"},
@@ -41,76 +40,15 @@ def speak_mp3(text: str) -> bytes:
             return f.read()
 
 
-class FakeElevenLabs:
+class FakeElevenLabs(HTTPFake):
     def __init__(self, api_key: str = "test-key", voices: list[dict] | None = None):
+        super().__init__()
         self.api_key = api_key
         self.voices = voices if voices is not None else VOICES
-        self.requests: list[dict] = []
-        self.delay = 0.0
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def count(self, method: str, prefix: str) -> int:
-        with self._lock:
-            return sum(1 for r in self.requests
-                       if r["method"] == method and r["path"].startswith(prefix))
-
-    def start(self) -> FakeElevenLabs:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def do_GET(self):
-                fake._serve(self, "GET")
-
-            def do_POST(self):
-                fake._serve(self, "POST")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    # --- request handling ---------------------------------------------------------------
-
-    def _serve(self, h: BaseHTTPRequestHandler, method: str) -> None:
-        try:
-            self._handle(h, method)
-        except (BrokenPipeError, ConnectionResetError):
-            h.close_connection = True   # the client gave up (a timeout test): not our error
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         url = urlsplit(h.path)
-        length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
+        body = read_json(h)
         record = {"method": method, "path": url.path, "query": parse_qs(url.query),
                   "headers": dict(h.headers), "json": body}
         with self._lock:
@@ -118,20 +56,20 @@ class FakeElevenLabs:
         if self.delay:
             time.sleep(self.delay)
         if h.headers.get("xi-api-key") != self.api_key:
-            return _json(h, 401, {"detail": {"status": "invalid_api_key",
-                                             "message": "Invalid API key"}})
+            return send_json(h, 401, {"detail": {"status": "invalid_api_key",
+                                                  "message": "Invalid API key"}})
         if method == "GET" and url.path == "/v1/voices":
-            return _json(h, 200, {"voices": self.voices})
+            return send_json(h, 200, {"voices": self.voices})
         prefix = "/v1/text-to-speech/"
         if method == "POST" and url.path.startswith(prefix):
             voice_id = unquote(url.path[len(prefix):])
             if voice_id not in {v["voice_id"] for v in self.voices}:
-                return _json(h, 404, {"detail": {
+                return send_json(h, 404, {"detail": {
                     "status": "voice_not_found",
                     "message": f"A voice with the voice_id {voice_id} was not found."}})
             if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-                return _json(h, 422, {"detail": [{"loc": ["body", "text"],
-                                                  "msg": "Field required", "type": "missing"}]})
+                return send_json(h, 422, {"detail": [{
+                    "loc": ["body", "text"], "msg": "Field required", "type": "missing"}]})
             audio = speak_mp3(body["text"])
             h.send_response(200)
             h.send_header("Content-Type", "audio/mpeg")
@@ -139,13 +77,4 @@ class FakeElevenLabs:
             h.end_headers()
             h.wfile.write(audio)
             return None
-        return _json(h, 404, {"detail": "Not Found"})
-
-
-def _json(h: BaseHTTPRequestHandler, status: int, payload: dict) -> None:
-    data = json.dumps(payload).encode()
-    h.send_response(status)
-    h.send_header("Content-Type", "application/json")
-    h.send_header("Content-Length", str(len(data)))
-    h.end_headers()
-    h.wfile.write(data)
+        return send_json(h, 404, {"detail": "Not Found"})

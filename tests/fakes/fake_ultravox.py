@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import re
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.http_fake import HTTPFake, read_json, send_json
 
 VOICES = ["Mark", "Jessica", "Emily-English", "Tanya-English", "Mark-Spanish"]
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -54,8 +53,11 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-class FakeUltravox:
+class FakeUltravox(HTTPFake):
+    methods = ("GET", "POST", "PATCH", "DELETE")
+
     def __init__(self, api_key: str = "uv-test-key", voices: list[str] | None = None):
+        super().__init__()
         self.api_key = api_key
         self.voices = list(VOICES if voices is None else voices)
         self.agents: dict[str, dict] = {}
@@ -64,22 +66,7 @@ class FakeUltravox:
         self.polls: dict[str, int] = {}
         self.script = copy.deepcopy(DEFAULT_SCRIPT)
         self.sip_target = "sip:{callId}@sip.ultravox.invalid"   # {callId} is replaced
-        self.requests: list[dict] = []
-        self.delay = 0.0
         self._failures: list[tuple[str, str, int, object]] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def count(self, method: str, prefix: str = "/") -> int:
-        with self._lock:
-            return sum(1 for r in self.requests
-                       if r["method"] == method and r["path"].startswith(prefix))
 
     def last(self, method: str, prefix: str = "/") -> dict:
         with self._lock:
@@ -98,62 +85,11 @@ class FakeUltravox:
                                 "messages": messages if messages is not None
                                 else self.scripts[call_id]["messages"]})
 
-    def start(self) -> FakeUltravox:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                fake._serve(self, "GET")
-
-            def do_POST(self):
-                fake._serve(self, "POST")
-
-            def do_PATCH(self):
-                fake._serve(self, "PATCH")
-
-            def do_DELETE(self):
-                fake._serve(self, "DELETE")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     # --- request handling ---------------------------------------------------------------
-
-    def _serve(self, h: BaseHTTPRequestHandler, method: str) -> None:
-        try:
-            self._handle(h, method)
-        except (BrokenPipeError, ConnectionResetError):
-            h.close_connection = True
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         url = urlsplit(h.path)
-        length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
+        body = read_json(h)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         record = {"method": method, "path": url.path, "query": query,
                   "headers": dict(h.headers), "json": body}
@@ -166,13 +102,13 @@ class FakeUltravox:
         if self.delay:
             time.sleep(self.delay)
         if h.headers.get("X-API-Key") != self.api_key:
-            return _json(h, 401, {"detail": "Invalid API key."})
+            return send_json(h, 401, {"detail": "Invalid API key."})
         if failure:
-            return _json(h, failure[2], failure[3] if failure[3] is not None
-                         else {"detail": "Injected failure."})
+            return send_json(h, failure[2], failure[3] if failure[3] is not None
+                              else {"detail": "Injected failure."})
         with self._lock:
             status, payload = self._route(method, url.path, query, body)
-        return _json(h, status, payload)
+        return send_json(h, status, payload)
 
     def _route(self, method, path, query, body):
         parts = [p for p in path.split("/") if p]
@@ -314,17 +250,3 @@ class FakeUltravox:
         prev = f"{self.base_url}{path}?cursor={max(0, start - size)}&pageSize={size}" \
             if start else None
         return {"results": chunk, "next": nxt, "previous": prev, "total": len(items)}
-
-
-def _json(h: BaseHTTPRequestHandler, status: int, payload) -> None:
-    if status == 204:
-        h.send_response(204)
-        h.send_header("Content-Length", "0")
-        h.end_headers()
-        return
-    data = json.dumps(payload).encode()
-    h.send_response(status)
-    h.send_header("Content-Type", "application/json")
-    h.send_header("Content-Length", str(len(data)))
-    h.end_headers()
-    h.wfile.write(data)
