@@ -136,6 +136,8 @@ class _State(enum.Enum):
 
 
 _ENV_LINE = re.compile(r"(agi_[A-Za-z0-9_]+): (.*)", re.DOTALL)
+# A block of environment lines, none an agi_arg_ key with a malformed number
+_ENV_BLOCK = re.compile(r"(?:agi_(?!arg_)[A-Za-z0-9_]+: [^\n]*\n|agi_arg_[1-9][0-9]*: [^\n]*\n)*")
 _ARG_KEY = re.compile(r"agi_arg_([1-9][0-9]*)")
 _SIMPLE_REPLY = re.compile(r"200 result=(-?[0-9]*)(?: endpos=(-?[0-9]+))?")
 _REPLY_LINE = re.compile(r"([0-9]{3})([ -])(.*)", re.DOTALL)
@@ -220,10 +222,15 @@ class AGIConnection:
         if size > self.max_line_bytes or self._block_bytes + size > self.max_header_bytes:
             return None      # the slow path says which line broke which limit
         text = self._buffer[: end + 1].decode("utf-8", "surrogateescape")
+        if _ENV_BLOCK.fullmatch(text) is None:
+            return None      # a malformed line: the slow path names it
+        lines = text.split("\n")[:-1]
+        block = dict(line.split(": ", 1) for line in lines)
+        if len(block) != len(lines) or not self._env.keys().isdisjoint(block):
+            return None      # a duplicate key: likewise
         del self._buffer[:size]
         self._block_bytes += size
-        for line in text.split("\n")[:-1]:
-            self._on_header_line(line)
+        self._env.update(block)
         return self._finish_environment()
 
     def _line_limit(self) -> int:

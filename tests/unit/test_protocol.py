@@ -450,3 +450,37 @@ def test_errors_are_data_and_print_their_context():
     assert str(AGIHangup("gone")) == "gone"
     assert str(RemoteProtocolError("bad", reply="x")) == "bad; reply='x'"
     assert AGIHangup("gone").command is None
+
+
+@pytest.mark.parametrize("chunks", [
+    [b"agi_type: Local\nagi_type: SIP\n\n"],                  # both in one block
+    [b"agi_type: Local\n", b"agi_channel: x\nagi_type: SIP\n\n"],  # across the two paths
+])
+def test_a_duplicate_key_is_refused_however_the_block_arrives(chunks):
+    conn = AGIConnection()
+    for chunk in chunks[:-1]:
+        conn.receive_data(chunk)
+        assert conn.next_event() is NEED_DATA
+    conn.receive_data(chunks[-1])
+    with pytest.raises(RemoteProtocolError, match="duplicate environment key agi_type"):
+        conn.next_event()
+
+
+def test_a_whole_block_and_a_dribbled_one_give_the_same_environment():
+    block = (b"agi_request: agi://127.0.0.1/ivr\nagi_channel: PJSIP/a-1\n"
+             b"agi_callerid: +1 (202) 555-0100: x\nagi_arg_1: one\nagi_arg_2: \n\n")
+    whole, dribbled = AGIConnection(), AGIConnection()
+    whole.receive_data(block)
+    for byte in block:
+        dribbled.receive_data(bytes([byte]))
+    events = [whole.next_event(), dribbled.next_event()]
+    assert events[0] == events[1]
+    assert events[0].vars["agi_callerid"] == "+1 (202) 555-0100: x"
+    assert events[0].args == ("one", "")
+
+
+def test_a_malformed_line_in_a_whole_block_is_named():
+    conn = AGIConnection()
+    conn.receive_data(b"agi_request: agi://x\nHANGUP\nagi_channel: y\n\n")
+    with pytest.raises(RemoteProtocolError, match="malformed environment line"):
+        conn.next_event()
