@@ -4,9 +4,13 @@ A call looks up its DID once, at the start, and pins the compiled version it get
 whole call; the runner then walks plain dicts, so no node costs a Redis round trip. With a
 warm cache a call costs no Redis round trip at all.
 
-Versions are immutable and cached without expiry (bounded LRU). The DID map and the
-current-version pointers change, so they are cached only while the subscription to the
-publish channel is up; any announcement drops what it names. A generation counter stops a
+Versions are cached without expiry (bounded LRU), but a version number is not forever: an
+IVR deleted and created again starts at v1 anew, and a restored database resyncs older
+trees. So an announcement about an IVR drops its cached versions with its pointer (the
+next call reads one key again; calls in progress keep the tree they pinned), and losing
+the subscription or a resync drops everything. The DID map and the current-version
+pointers are cached only while the subscription to the publish channel is up; any
+announcement drops what it names. A generation counter stops a
 read that raced an announcement from storing the stale value it read.
 """
 from __future__ import annotations
@@ -88,6 +92,7 @@ class TreeCache:
         self._generation += 1
         self._dids.clear()
         self._current.clear()
+        self._versions.clear()
 
     def _apply(self, raw) -> None:
         try:
@@ -100,7 +105,10 @@ class TreeCache:
         if kind == "did":
             self._dids.pop(msg.get("did"), None)
         elif kind == "ivr":
-            self._current.pop((msg.get("account"), msg.get("ivr_id")), None)
+            ident = (msg.get("account"), msg.get("ivr_id"))
+            self._current.pop(ident, None)
+            for key in [k for k in self._versions if k[:2] == ident]:
+                del self._versions[key]
         else:
             self._forget_all()
 

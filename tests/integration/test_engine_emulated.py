@@ -13,7 +13,7 @@ import redis as redis_lib
 from bench.agi_emulator import Scenario, run_session
 from tests.engine_support import SEED_DID, SEED_TREE, make_config, running_engine, seed_account
 from trunx import ivr_store
-from trunx.models import Call, Suppression
+from trunx.models import Call, Did, Suppression
 
 
 @pytest.fixture
@@ -116,6 +116,27 @@ async def test_publish_during_a_call_pins_the_old_version(cfg, redis, seeded):
     assert not any('"welcome2"' in c for c in live_res.commands)
     assert after.commands[1].startswith('STREAM FILE "welcome2" ')
     assert row2.ivr_version == 2
+
+
+async def test_an_ivr_deleted_and_created_again_runs_its_new_tree(cfg, redis, seeded):
+    """Version numbers start again at 1 after a delete: a warm cache must not serve the
+    old v1 for the new one."""
+    account, ivr = seeded
+    new_tree = {"nodes": {**SEED_TREE["nodes"],
+                          "welcome": {**SEED_TREE["nodes"]["welcome"], "audio": "welcome2"}}}
+    async with running_engine(cfg) as engine:
+        before, _ = await call(engine, keys=["1", "2"])
+        did = Did.get(Did.number == SEED_DID)
+        ivr_store.unassign(did, redis)
+        ivr_store.delete(ivr, redis)
+        again, version, _ = ivr_store.save(account.id, "qualify-business", new_tree, cfg,
+                                           redis, create=True)
+        ivr_store.assign(again, did, redis)
+        await asyncio.sleep(0.1)     # let the announcements arrive
+        after, row = await call(engine, keys=["1", "2"])
+    assert before.commands[1].startswith('STREAM FILE "welcome" ')
+    assert after.commands[1].startswith('STREAM FILE "welcome2" '), after.commands
+    assert row.ivr_version == 1
 
 
 async def test_warm_cache_costs_no_redis_round_trip(cfg, seeded):
