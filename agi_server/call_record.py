@@ -6,6 +6,7 @@ the rows of calls that end together (`save_rows`): one transaction for many call
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -88,21 +89,36 @@ def column_values(row: dict) -> list:
 _KEPT_ON_UPDATE = {"id", "ai_result"}
 
 
+_ROWS_PER_STATEMENT = 200   # x 28 columns: far below SQLite's 32,766 parameters
+
+
 def save_rows(rows: list) -> None:
     """Blocking: many call rows in one transaction (calls that ended together). Each row
     is a Call row dict, or already its column_values: the engine converts on its loop as
     each call ends, so the database thread holds the GIL only to bind values, not to build
     them (building them there delayed the next call's commands: p99, docs/benchmarks.md).
-    One prepared INSERT run with executemany: building the SQL per row was most of the
-    engine's per-call CPU. A row written early (a call bridged to an AI agent) is updated
-    in place, keeping what the bridge stored on it."""
+
+    One multi-row INSERT per 200 rows, not executemany: sqlite3 releases the GIL around
+    each statement step, so executemany handed the GIL to and from the event loop's
+    thread twice per row, and under load those contended hand-offs (futex system calls,
+    context switches) cost the engine more CPU than the inserts themselves. A row written
+    early (a call bridged to an AI agent) is updated in place, keeping what the bridge
+    stored on it."""
     db = Call._meta.database
+    values = [r if isinstance(r, list) else column_values(r) for r in rows]
+    with db.atomic():
+        cursor = db.cursor()
+        for start in range(0, len(values), _ROWS_PER_STATEMENT):
+            chunk = values[start:start + _ROWS_PER_STATEMENT]
+            cursor.execute(_insert_sql(db.param, len(chunk)),
+                           [value for row in chunk for value in row])
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(param: str, count: int) -> str:
     names = [f.column_name for f in Call._meta.sorted_fields]
     columns = ", ".join(f'"{n}"' for n in names)
-    marks = ", ".join([db.param] * len(names))
+    row = "(" + ", ".join([param] * len(names)) + ")"
     updates = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in _KEPT_ON_UPDATE)
-    sql = (f'INSERT INTO "{Call._meta.table_name}" ({columns}) VALUES ({marks}) '
-           f'ON CONFLICT ("id") DO UPDATE SET {updates}')
-    with db.atomic():
-        db.cursor().executemany(sql, [r if isinstance(r, list) else column_values(r)
-                                      for r in rows])
+    return (f'INSERT INTO "{Call._meta.table_name}" ({columns}) VALUES '
+            f'{", ".join([row] * count)} ON CONFLICT ("id") DO UPDATE SET {updates}')

@@ -95,7 +95,7 @@ class CallSession:
             key = await self.raw.play(filename, escape_digits, offset=offset)
         finally:
             self._waiting = False
-        return key, await self._settle()
+        return key, self._stop is not None and await self._settle()
 
     async def wait(self, seconds: float) -> tuple[str, bool]:
         """WAIT FOR DIGIT that a submit can stop: (key or '', stopped by us)."""
@@ -104,7 +104,7 @@ class CallSession:
             key = await self.raw.wait_for_digit(seconds)
         finally:
             self._waiting = False
-        sent = await self._settle()
+        sent = self._stop is not None and await self._settle()
         return key, sent and self.raw.stream_stopped
 
     async def _settle(self) -> bool:
@@ -151,7 +151,8 @@ class LiveChannel:
     async def play(self, filename: str, escape_digits: str = "", offset: int | None = None):
         s = self._session
         while True:
-            await s.serve()
+            if s._queue:       # (checked here: most prompts have nothing to serve first)
+                await s.serve()
             key, stopped = await s.stream(filename, escape_digits, offset)
             if key or not stopped:
                 return key
@@ -159,7 +160,8 @@ class LiveChannel:
 
     async def wait_for_digit(self, timeout: float) -> str:
         s = self._session
-        await s.serve()
+        if s._queue:
+            await s.serve()
         deadline = time.monotonic() + timeout
         left = timeout
         while True:

@@ -42,10 +42,11 @@ class Config:
     agi_idle_timeout: float = 1.0     # a peer that goes quiet mid-header for this long is dropped
     agi_event_loop: str = "uvloop"    # uvloop | asyncio: the engine's event loop
     # Batching, off the call's path: a finished call's record waits this long for others
-    # to share its SQLite transaction; a live call's Redis announcement, for others to
-    # share its pipeline. Under load that turns a round trip per call into one per batch.
+    # to share its SQLite transaction; a live call's Redis announcement (what the API's
+    # call actions check), for others to share its one script call, so the API sees a
+    # call that long after its answer. Under load: a round trip per batch, not per call.
     record_batch_delay: float = 0.02
-    live_batch_delay: float = 0.005
+    live_batch_delay: float = 0.05
 
     # AMI (the engine holds the one connection)
     ami_host: str = "127.0.0.1"

@@ -47,3 +47,12 @@ def test_a_row_written_early_keeps_what_the_bridge_stored(tmp_path):
     assert (row.status, row.ai_result, row.outcome) == ("completed", {"status": "ended"},
                                                          "hangup")
     assert row.ended_at is not None and Call.select().count() == 1
+
+
+def test_a_batch_larger_than_one_statement_is_saved_whole(tmp_path):
+    db.connect(trunx_config.load(env={}, data_dir=str(tmp_path)))
+    account = Account.create(name="rows").id
+    rows = [_record(account).row() for _ in range(450)]      # three statements: 200+200+50
+    save_rows(rows)
+    assert Call.select().count() == 450
+    assert {c.id for c in Call.select(Call.id)} == {r["id"] for r in rows}
