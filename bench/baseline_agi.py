@@ -107,11 +107,11 @@ async def serve(port: int, kind: str) -> None:
         server = await asyncio.start_server(handler, "127.0.0.1", port)
     pid = os.getpid()
 
-    async def sample():
+    async def sample():      # as bench.engine_proc.Sampler: RSS read only at a new peak
         while True:
-            rss = rss_bytes(pid)
-            active["max_rss"] = max(active["max_rss"], rss)
             if active["now"] > active["peak"]:
+                rss = rss_bytes(pid)
+                active["max_rss"] = max(active["max_rss"], rss)
                 active["peak"], active["rss_at_peak"] = active["now"], rss
             await asyncio.sleep(0.05)
 
