@@ -28,6 +28,7 @@ from agi_server.protocol import (
     CommandFailed,
     Environment,
     Hangup,
+    Trying,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class AGISession(asyncio.Protocol):
         self.commands = 0
         self.task: asyncio.Task | None = None
         self._waiter: asyncio.Future | None = None
+        self._error: RemoteProtocolError | None = None   # broke the session between commands
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -129,7 +131,8 @@ class AGISession(asyncio.Protocol):
                     waiter, self._waiter = self._waiter, None
                     waiter.set_exception(exc)
                 elif not self.closed:
-                    self.closed = True          # the next command raises
+                    self._error = exc           # the next command raises it
+                    self.closed = True
                     self.transport.close()
                 return
             if event is NEED_DATA:
@@ -148,6 +151,8 @@ class AGISession(asyncio.Protocol):
             if isinstance(event, Hangup):
                 self.hung_up = True       # the reply to the command in flight still follows
                 continue
+            if isinstance(event, Trying):
+                continue                  # 100: started; its 200 reply is still to come
             if isinstance(event, Closed):
                 self.closed = True
             waiter, self._waiter = self._waiter, None
@@ -159,6 +164,8 @@ class AGISession(asyncio.Protocol):
     # -- the transport the Channel facade uses -----------------------------------------
     async def command(self, line):
         """Send one command and return its Response; a dead channel is AGIHangup."""
+        if self._error is not None:
+            raise self._error
         if self.closed:
             raise AGIHangup("connection closed by Asterisk")
         self.commands += 1
@@ -172,7 +179,7 @@ class AGISession(asyncio.Protocol):
             raise event.as_error()
         if isinstance(event, Closed):
             raise AGIHangup("connection closed by Asterisk")
-        return event          # Response (Trying never reaches here: GOSUB isn't used)
+        return event          # a Response
 
 
 class FastAGIServer:
