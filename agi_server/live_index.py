@@ -49,6 +49,9 @@ return #changes
 """
 
 
+_CHUNK = 500
+
+
 class _Change:
     __slots__ = ("account", "announce", "fields", "since", "withdraw")
 
@@ -63,10 +66,10 @@ class _Change:
 class LiveIndex:
     def __init__(self, redis, *, delay: float = 0.0, ttl: int = redis_schema.LIVE_TTL):
         self.redis = redis
-        self.delay = delay        # seconds a change waits for others to share its pipeline
+        self.delay = delay        # seconds a change waits for others to share its script call
         self.ttl = ttl
-        self.batches = 0          # pipelines written
-        self.failed = 0           # pipelines that failed (their changes were dropped)
+        self.batches = 0          # script calls made
+        self.failed = 0           # script calls that failed (their changes were dropped)
         self.live: dict[str, tuple[str, dict, float]] = {}   # id -> (account, hash, since)
         self._queue: dict[str, _Change] = {}
         self._writer: asyncio.Task | None = None
@@ -118,15 +121,18 @@ class LiveIndex:
         while self._queue:
             if self.delay > 0:
                 await asyncio.sleep(self.delay)
-            batch, self._queue = self._queue, {}
-            keys, changes = _encode(batch)
-            try:
-                await self._apply(keys=keys, args=[self.ttl, changes])
-                self.batches += 1
-            except Exception as exc:
-                self.failed += 1
-                log.warning("live calls not written to Redis (%d changes): %s",
-                            len(batch), exc)
+            batch, self._queue = list(self._queue.items()), {}
+            # a script runs atomically, holding Redis up meanwhile: at most _CHUNK calls each
+            for start in range(0, len(batch), _CHUNK):
+                chunk = batch[start:start + _CHUNK]
+                keys, changes = _encode(chunk)
+                try:
+                    await self._apply(keys=keys, args=[self.ttl, changes])
+                    self.batches += 1
+                except Exception as exc:
+                    self.failed += 1
+                    log.warning("live calls not written to Redis (%d changes): %s",
+                                len(chunk), exc)
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (stop, tests)."""
@@ -134,7 +140,7 @@ class LiveIndex:
             await asyncio.shield(self._writer)
 
     async def refresh(self) -> None:
-        """Write every live call again in full, in one pipeline: keeps the TTLs alive and
+        """Write every live call again in full, in a script call per 500: keeps the TTLs alive and
         brings back calls a Redis restart (or a failed batch) lost."""
         for call_id, (account, fields, since) in self.live.items():
             queued = self._queue.get(call_id)
@@ -143,10 +149,10 @@ class LiveIndex:
         await self.flush()
 
 
-def _encode(batch: dict[str, _Change]) -> tuple[list[str], str]:
+def _encode(batch: list[tuple[str, _Change]]) -> tuple[list[str], str]:
     """The batch as APPLY's KEYS and its JSON argument."""
     keys, changes = [], []
-    for call_id, change in batch.items():
+    for call_id, change in batch:
         keys += [redis_schema.live_call_key(call_id), redis_schema.live_calls_key(change.account)]
         out: dict = {"id": call_id}
         if change.announce is not None:

@@ -45,6 +45,15 @@ async def test_calls_announced_together_cost_one_command_and_read_back(redis, ai
     assert 0 < ttl <= redis_schema.LIVE_TTL
 
 
+async def test_a_big_batch_is_split_into_bounded_script_calls(redis, aio):
+    index = LiveIndex(aio)
+    for n in range(1201):
+        index.announce(f"call-{n}", "acc", _fields(n), since=float(n))
+    await index.flush()
+    assert (index.batches, index.failed) == (3, 0)              # 500 + 500 + 201
+    assert redis.zcard(redis_schema.live_calls_key("acc")) == 1201
+
+
 async def test_an_update_and_a_withdrawal_reach_the_api(redis, aio):
     index = LiveIndex(aio)
     index.announce("a", "acc", _fields(1), since=1.0)
