@@ -8,7 +8,9 @@ call records are). A batch is one Redis command, whatever its size: a Lua script
 (`APPLY`) gets every change as one JSON argument and runs the HSET/EXPIRE/ZADD or
 DEL/ZREM itself. As separate commands, redis-py's packing and reply parsing cost more
 engine CPU per call than the rest of the call's bookkeeping. A call that starts and ends
-before its announcement went out costs Redis nothing at all.
+before its announcement went out costs Redis nothing at all. Only announcements wait for
+`delay`: a status change or a withdrawal (a transfer answered, the call over) is written
+at once, since the API must stop taking actions for that call.
 
 Per call the changes are kept in order (announce, update, withdraw), and batches are
 written one after another, so Redis never sees a withdrawn call come back. A batch that
@@ -73,6 +75,8 @@ class LiveIndex:
         self.live: dict[str, tuple[str, dict, float]] = {}   # id -> (account, hash, since)
         self._queue: dict[str, _Change] = {}
         self._writer: asyncio.Task | None = None
+        self._urgent = False                  # a change the API must see now is queued
+        self._nap: asyncio.Future | None = None   # the writer's `delay`, cut short by it
         self._apply = redis.register_script(APPLY)
 
     # -- changes (none of them waits) --------------------------------------------------
@@ -93,7 +97,7 @@ class LiveIndex:
             return                    # withdrawn already: nothing to change
         entry[1].update(fields)
         self._change(call_id, entry[0]).fields.update(fields)
-        self._kick()
+        self._kick(urgent=True)
 
     def withdraw(self, call_id: str) -> None:
         entry = self.live.pop(call_id, None)
@@ -104,7 +108,7 @@ class LiveIndex:
             del self._queue[call_id]       # never told: nothing to take back
             return
         self._change(call_id, entry[0]).withdraw = True
-        self._kick()
+        self._kick(urgent=True)
 
     def _change(self, call_id: str, account: str) -> _Change:
         change = self._queue.get(call_id)
@@ -113,14 +117,26 @@ class LiveIndex:
         return change
 
     # -- writing -----------------------------------------------------------------------
-    def _kick(self) -> None:
+    def _kick(self, urgent: bool = False) -> None:
+        if urgent:
+            self._urgent = True
+            if self._nap is not None and not self._nap.done():
+                self._nap.set_result(None)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write())
 
     async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._queue:
-            if self.delay > 0:
-                await asyncio.sleep(self.delay)
+            if self.delay > 0 and not self._urgent:
+                self._nap = loop.create_future()
+                timer = loop.call_later(self.delay, _wake, self._nap)
+                try:
+                    await self._nap
+                finally:
+                    timer.cancel()
+                    self._nap = None
+            self._urgent = False
             batch, self._queue = list(self._queue.items()), {}
             # a script runs atomically, holding Redis up meanwhile: at most _CHUNK calls each
             for start in range(0, len(batch), _CHUNK):
@@ -147,6 +163,11 @@ class LiveIndex:
             if queued is None or queued.announce is None:   # else it is on its way
                 self._announce(call_id, account, fields, since)
         await self.flush()
+
+
+def _wake(nap: asyncio.Future) -> None:
+    if not nap.done():
+        nap.set_result(None)
 
 
 def _encode(batch: list[tuple[str, _Change]]) -> tuple[list[str], str]:

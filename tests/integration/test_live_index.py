@@ -2,6 +2,8 @@
 (trunx.call_actions), which is what a client of the API sees."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio as aioredis
 
@@ -81,6 +83,22 @@ async def test_a_call_gone_before_its_announcement_costs_nothing(redis, aio):
     assert _evals(redis) == before
     assert not redis.exists(redis_schema.live_call_key("brief"))
     assert not redis.exists(redis_schema.live_calls_key("acc"))
+
+
+async def test_announcements_wait_for_the_delay_but_status_changes_do_not(redis, aio):
+    index = LiveIndex(aio, delay=30.0)
+    index.announce("a", "acc", _fields(1), since=1.0)
+    await asyncio.sleep(0.2)
+    assert not redis.exists(redis_schema.live_call_key("a"))      # still batching
+    index.update("a", status="transferred")       # the API must answer 409 from now on
+    await asyncio.wait_for(index.flush(), 5)
+    assert redis.hget(redis_schema.live_call_key("a"), "status") == "transferred"
+    index.announce("b", "acc", _fields(2), since=2.0)
+    await asyncio.sleep(0.2)
+    index.withdraw("a")                           # over: written now, with b's announcement
+    await asyncio.wait_for(index.flush(), 5)
+    assert not redis.exists(redis_schema.live_call_key("a"))
+    assert redis.exists(redis_schema.live_call_key("b"))
 
 
 async def test_refresh_brings_back_what_redis_lost(redis, aio):
