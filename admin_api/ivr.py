@@ -15,7 +15,6 @@ from admin_api import assets, dids, ivr_reads
 from admin_api import context as ctx
 from admin_api.errors import APIError, invalid
 from trunx import db, ivr_store, ivr_tree
-from trunx.db import proxy
 from trunx.media import pipeline
 from trunx.models import Did, Ivr, IvrVersion, new_id
 
@@ -62,6 +61,10 @@ def _save(ivr_id: str, tree: dict, *, create: bool):
     try:
         return ivr_store.save(ctx.account_id(), ivr_id, tree, ctx.config(), ctx.redis(),
                               create=create)
+    except Ivr.DoesNotExist:
+        # deleted between this request's read and its save (deletes take the writer lock)
+        raise APIError(404, "ivr-not-found", f"no IVR {ivr_id!r} in this account",
+                       {"id": ivr_id}) from None
     except peewee.IntegrityError:
         # two writers raced for the same id or the same next version number
         if create:
@@ -128,13 +131,17 @@ def update(ivr_id: str):
 @bp.delete("/<ivr_id>")
 def delete(ivr_id: str):
     ivr = get_owned(ivr_id)
-    with proxy.atomic():   # the check and the delete see the same DIDs
-        assigned = [d.number for d in Did.select().where(Did.ivr == ivr).order_by(Did.number)]
-        if assigned:
-            raise APIError(409, "ivr-assigned",
-                           "the IVR is assigned to DIDs; assign them another IVR or delete "
-                           "them first", {"dids": assigned})
-        ivr_store.delete(ivr, ctx.redis())
+    # ivr_store checks the DIDs and deletes in one transaction, under the writer lock that
+    # saves hold until they have published (no transaction here: the lock comes first)
+    try:
+        deleted = ivr_store.delete(ivr, ctx.redis())
+    except ivr_store.Assigned as exc:
+        raise APIError(409, "ivr-assigned",
+                       "the IVR is assigned to DIDs; assign them another IVR or delete "
+                       "them first", {"dids": exc.dids}) from None
+    if not deleted:   # a concurrent delete got there first
+        raise APIError(404, "ivr-not-found", f"no IVR {ivr_id!r} in this account",
+                       {"id": ivr_id})
     return {"deleted": True, "id": ivr_id}
 
 

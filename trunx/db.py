@@ -53,17 +53,22 @@ class WriterLock:
 
     def __init__(self):
         self._threads = threading.Lock()   # flock does not exclude threads sharing one fd
-        self._fd: tuple[int, int] | None = None   # (pid, fd): a forked child opens its own
+        # (pid, database path, fd): a forked child opens its own, and so does a process
+        # whose proxy was bound to another file since (the tests bind one per test)
+        self._fd: tuple[int, str, int] | None = None
 
     def _file(self) -> int | None:
         database = proxy.obj
         path = getattr(database, "database", None)
         if not isinstance(database, peewee.SqliteDatabase) or path in (None, ":memory:"):
             return None
-        if self._fd is None or self._fd[0] != os.getpid():
-            self._fd = (os.getpid(), os.open(f"{path}-writers.lock",
-                                             os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
-        return self._fd[1]
+        if self._fd is None or self._fd[:2] != (os.getpid(), path):
+            if self._fd is not None and self._fd[0] == os.getpid():
+                os.close(self._fd[2])   # not locked: we only hold it inside `with`
+            self._fd = (os.getpid(), path, os.open(f"{path}-writers.lock",
+                                                   os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                                                   0o600))
+        return self._fd[2]
 
     def __enter__(self):
         self._threads.acquire()
@@ -79,7 +84,7 @@ class WriterLock:
     def __exit__(self, *exc):
         try:
             if self._fd is not None and self._fd[0] == os.getpid():
-                fcntl.flock(self._fd[1], fcntl.LOCK_UN)
+                fcntl.flock(self._fd[2], fcntl.LOCK_UN)
         finally:
             self._threads.release()
 

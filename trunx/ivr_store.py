@@ -106,8 +106,22 @@ def _compile(account_id, ivr_id, version, tree, entry, config):
     return compiled
 
 
-# IVR writes queue here rather than on SQLite's lock (see db.WriterLock for why).
+# IVR writes queue here rather than on SQLite's lock (see db.WriterLock for why). Each
+# write holds it across its transaction AND its Redis step (publish, or a delete's cleanup),
+# so Redis receives the writes in the order SQLite committed them: a save that committed
+# before a delete cannot publish after it (or after a re-create of the id), which would
+# leave Redis pointing at a version SQLite no longer has. Lock before transaction, always:
+# a transaction (BEGIN IMMEDIATE) holding SQLite's lock while waiting here would deadlock
+# with a holder waiting for SQLite's lock.
 _WRITER = db.WriterLock()
+
+
+class Assigned(Exception):
+    """The IVR is still assigned to DIDs (their numbers in `dids`), so it was not deleted."""
+
+    def __init__(self, dids: list[str]):
+        super().__init__(f"assigned to {', '.join(dids)}")
+        self.dids = dids
 
 
 def save(account_id: str, ivr_id: str, tree: dict, config, redis, *, create: bool):
@@ -118,27 +132,34 @@ def save(account_id: str, ivr_id: str, tree: dict, config, redis, *, create: boo
     if not checked.ok:
         raise InvalidTree(checked.problems)
     definition = {"nodes": tree["nodes"], **({"start": tree["start"]} if "start" in tree else {})}
-    with _WRITER, proxy.atomic():
-        if create:
-            ivr = Ivr.create(account=account_id, ivr_id=ivr_id, current_version=1)
-        else:
-            ivr = Ivr.get(Ivr.account == account_id, Ivr.ivr_id == ivr_id)
-            ivr.current_version += 1
-            ivr.updated_at = utcnow()
-            ivr.save()
-        # inside the transaction: an asset deleted meanwhile cannot slip into the tree
-        compiled = _compile(account_id, ivr_id, ivr.current_version, definition,
-                            checked.entry, config)
-        row = IvrVersion.create(ivr=ivr, version=ivr.current_version, definition=definition,
-                                compiled=compiled)
-    publish(redis, row)
-    return ivr, row, checked.warnings
+    with _WRITER:
+        with proxy.atomic():
+            row = _store(account_id, ivr_id, definition, checked.entry, config, create)
+        # committed; published before the lock is released (see _WRITER)
+        publish(redis, row)
+    return row.ivr, row, checked.warnings
 
 
-# Saves publish after their transaction commits and outside the writer lock, so two
-# saves of one IVR can reach Redis in either order. The pointer therefore moves only
-# forward (a late, older version is stored but not made current and not announced);
-# `force` is for resync, which states what SQLite holds even if that is older.
+def _store(account_id, ivr_id, definition, entry, config, create: bool) -> IvrVersion:
+    """The new version's rows; the caller holds the writer lock and a transaction."""
+    if create:
+        ivr = Ivr.create(account=account_id, ivr_id=ivr_id, current_version=1)
+    else:
+        ivr = Ivr.get(Ivr.account == account_id, Ivr.ivr_id == ivr_id)
+        ivr.current_version += 1
+        ivr.updated_at = utcnow()
+        ivr.save()
+    # inside the transaction: an asset deleted meanwhile cannot slip into the tree
+    compiled = _compile(account_id, ivr_id, ivr.current_version, definition, entry, config)
+    return IvrVersion.create(ivr=ivr, version=ivr.current_version, definition=definition,
+                             compiled=compiled)
+
+
+# Saves publish under the writer lock, so on SQLite (where the lock spans processes) they
+# reach Redis in commit order. Off SQLite the lock spans only one process, and two saves
+# of one IVR can still arrive in either order: so the pointer moves only forward (a late,
+# older version is stored but not made current and not announced). `force` is for
+# resync, which states what SQLite holds even if that is older.
 # One script: the version, the pointer test and the announcement in one round trip.
 _PUBLISH_LUA = """
 redis.call('SET', KEYS[1], ARGV[1])
@@ -185,14 +206,29 @@ def unassign(did: Did, redis) -> None:
     redis_schema.announce(redis, kind="did", did=did.number)
 
 
-def delete(ivr: Ivr, redis) -> None:
-    """Remove an IVR and its versions; the caller has checked no DID is assigned to it."""
+def delete(ivr: Ivr, redis) -> bool:
+    """Remove the IVR with `ivr`'s account and id, its versions and their Redis keys.
+    Raises Assigned (nothing removed) if a DID points at it; False if it is already gone.
+    Read afresh under the writer lock: `ivr` may be stale by the time the lock is ours."""
     account, ivr_id = ivr.account_id, ivr.ivr_id
-    versions = [v.version for v in ivr.versions]
-    ivr.delete_instance(recursive=True)
-    keys = [redis_schema.ivr_version_key(account, ivr_id, n) for n in versions]
-    redis.delete(redis_schema.ivr_current_key(account, ivr_id), *keys)
-    redis_schema.announce(redis, kind="ivr", account=account, ivr_id=ivr_id, version=None)
+    with _WRITER:
+        with proxy.atomic():   # the DID check and the delete see the same rows
+            current = Ivr.get_or_none(Ivr.account == account, Ivr.ivr_id == ivr_id)
+            if current is None:
+                return False
+            assigned = [d.number for d in Did.select(Did.number).where(Did.ivr == current)
+                        .order_by(Did.number)]
+            if assigned:
+                raise Assigned(assigned)
+            versions = [v.version for v in current.versions]
+            current.delete_instance(recursive=True)
+        # committed; cleaned up before the lock is released, so no save of this id can
+        # publish between (see _WRITER)
+        keys = [redis_schema.ivr_version_key(account, ivr_id, n) for n in versions]
+        redis.delete(redis_schema.ivr_current_key(account, ivr_id), *keys)
+        redis_schema.announce(redis, kind="ivr", account=account, ivr_id=ivr_id,
+                              version=None)
+    return True
 
 
 def current_version(ivr: Ivr) -> IvrVersion:

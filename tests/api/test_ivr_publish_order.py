@@ -1,9 +1,10 @@
 """The current-version pointer in Redis against saves that reach Redis out of order, and
 the engine's tree cache reading it. Real SQLite (the app's file), real Redis.
 
-A save commits under the writer lock but publishes after releasing it, so of two updates
-of one IVR the older one can publish last. The late arrival is replayed here by calling
-the publish step directly, in the order the race produces."""
+On SQLite a save publishes under the writer lock, which spans the API's processes, so
+saves reach Redis in commit order (tests/api/test_ivr_delete_race.py); off SQLite the lock
+spans one process only, and of two updates of one IVR the older one can publish last. The
+late arrival is replayed here by calling the publish step directly, in that order."""
 from __future__ import annotations
 
 import copy
