@@ -1,6 +1,6 @@
 """The request examples of the Agents seed page (curl, Python requests, JavaScript fetch under
 node), run unchanged but for the host, key and agent id against trunx under a real gunicorn
-with two workers, whose Ultravox is the local fake."""
+with its shipped settings (admin_api/gunicorn_conf.py), whose Ultravox is the local fake."""
 # ruff: noqa: E501  (the page's lines, verbatim)
 from __future__ import annotations
 
@@ -128,8 +128,8 @@ def server(tmp_path_factory, fake):
     port = free_port()
     with open(root / "gunicorn.log", "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-             "--timeout", "60", "--no-control-socket", "admin_api.wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:admin_api.gunicorn_conf",
+             "--bind", f"127.0.0.1:{port}", "--no-control-socket", "admin_api.wsgi:app"],
             env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

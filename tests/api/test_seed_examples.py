@@ -1,6 +1,6 @@
 """Every request example of the two seed pages (curl, Python requests, and JavaScript fetch
 under node), run unchanged but for the host and key against trunx served by a real gunicorn
-with two workers, a real Redis and a SQLite file."""
+with its shipped settings (admin_api/gunicorn_conf.py), a real Redis and a SQLite file."""
 from __future__ import annotations
 
 import io
@@ -48,8 +48,8 @@ def server(tmp_path_factory):
     port = free_port()
     with open(root / "gunicorn.log", "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-             "--timeout", "60", "--no-control-socket", "admin_api.wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:admin_api.gunicorn_conf",
+             "--bind", f"127.0.0.1:{port}", "--no-control-socket", "admin_api.wsgi:app"],
             env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

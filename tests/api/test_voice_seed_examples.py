@@ -1,7 +1,8 @@
 """The request examples of the Voice seed page (curl, Python requests, JavaScript fetch under
 node), run unchanged but for the host, key and call id, against trunx under a real gunicorn
-with two workers and a real engine process (`python -m agi_server`). No Asterisk here: the
-calls wait in the engine's queue, which is what a DELETE then ends."""
+with its shipped settings (admin_api/gunicorn_conf.py) and a real engine process
+(`python -m agi_server`). No Asterisk here: the calls wait in the engine's queue, which is
+what a DELETE then ends."""
 # ruff: noqa: E501  (the page's lines, verbatim)
 from __future__ import annotations
 
@@ -153,8 +154,8 @@ def server(tmp_path_factory):
     procs = []
     with open(root / "gunicorn.log", "wb") as log, open(root / "engine.log", "wb") as elog:
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-             "--timeout", "60", "--no-control-socket", "admin_api.wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:admin_api.gunicorn_conf",
+             "--bind", f"127.0.0.1:{port}", "--no-control-socket", "admin_api.wsgi:app"],
             env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "agi_server"], env=env, cwd=REPO, stdout=elog,
