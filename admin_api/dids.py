@@ -20,11 +20,14 @@ def as_json(did: Did) -> dict:
             "ivr": did.ivr.ivr_id if did.ivr_id else None, "createdAt": iso(did.created_at)}
 
 
+def not_found(number: str) -> APIError:
+    return APIError(404, "did-not-found", f"no DID {number} in this account", {"did": number})
+
+
 def get_owned(number: str) -> Did:
     did = Did.get_or_none(Did.number == number, Did.account == ctx.account_id())
     if did is None:
-        raise APIError(404, "did-not-found", f"no DID {number} in this account",
-                       {"did": number})
+        raise not_found(number)
     return did
 
 
@@ -62,7 +65,9 @@ def list_dids():
 @bp.delete("/<number>")
 def delete(number: str):
     did = get_owned(number)
-    if did.ivr_id:
-        ivr_store.unassign(did, ctx.redis())   # calls to it stop reaching the IVR first
-    did.delete_instance()
+    # ivr_store deletes it (assignment and all) and drops it from the DID map under the
+    # writer lock that assigns hold until they have published (no transaction here: the
+    # lock comes first)
+    if not ivr_store.delete_did(did, ctx.redis()):   # a concurrent delete got there first
+        raise not_found(number)
     return {"deleted": True, "number": number}

@@ -35,11 +35,15 @@ def as_json(ivr: Ivr, version: IvrVersion, warnings=None, dids=None) -> dict:
                                 ivr.updated_at, dids, warnings)
 
 
+def not_found(ivr_id: str) -> APIError:
+    return APIError(404, "ivr-not-found", f"no IVR {ivr_id!r} in this account",
+                    {"id": ivr_id})
+
+
 def get_owned(ivr_id: str) -> Ivr:
     ivr = Ivr.get_or_none(Ivr.account == ctx.account_id(), Ivr.ivr_id == ivr_id)
     if ivr is None:
-        raise APIError(404, "ivr-not-found", f"no IVR {ivr_id!r} in this account",
-                       {"id": ivr_id})
+        raise not_found(ivr_id)
     return ivr
 
 
@@ -63,8 +67,7 @@ def _save(ivr_id: str, tree: dict, *, create: bool):
                               create=create)
     except Ivr.DoesNotExist:
         # deleted between this request's read and its save (deletes take the writer lock)
-        raise APIError(404, "ivr-not-found", f"no IVR {ivr_id!r} in this account",
-                       {"id": ivr_id}) from None
+        raise not_found(ivr_id) from None
     except peewee.IntegrityError:
         # two writers raced for the same id or the same next version number
         if create:
@@ -140,8 +143,7 @@ def delete(ivr_id: str):
                        "the IVR is assigned to DIDs; assign them another IVR or delete "
                        "them first", {"dids": exc.dids}) from None
     if not deleted:   # a concurrent delete got there first
-        raise APIError(404, "ivr-not-found", f"no IVR {ivr_id!r} in this account",
-                       {"id": ivr_id})
+        raise not_found(ivr_id)
     return {"deleted": True, "id": ivr_id}
 
 
@@ -181,6 +183,10 @@ def assign(ivr_id: str):
     ivr = get_owned(ivr_id)
     data = ctx.json_body({"did"})
     did = dids.get_owned(dids.e164(data, "did"))
-    previous = did.ivr.ivr_id if did.ivr_id else None
-    ivr_store.assign(ivr, did, ctx.redis())
+    # ivr_store re-reads both under the writer lock (either may be deleted by then) and
+    # says what the DID pointed at just before, which is what this assign replaced
+    try:
+        previous = ivr_store.assign(ivr, did, ctx.redis())
+    except ivr_store.Gone as exc:
+        raise (not_found(ivr_id) if exc.what == "ivr" else dids.not_found(did.number)) from None
     return {"ivr": ivr.ivr_id, "did": did.number, "assigned": True, "previous": previous}

@@ -106,13 +106,13 @@ def _compile(account_id, ivr_id, version, tree, entry, config):
     return compiled
 
 
-# IVR writes queue here rather than on SQLite's lock (see db.WriterLock for why). Each
-# write holds it across its transaction AND its Redis step (publish, or a delete's cleanup),
-# so Redis receives the writes in the order SQLite committed them: a save that committed
-# before a delete cannot publish after it (or after a re-create of the id), which would
-# leave Redis pointing at a version SQLite no longer has. Lock before transaction, always:
-# a transaction (BEGIN IMMEDIATE) holding SQLite's lock while waiting here would deadlock
-# with a holder waiting for SQLite's lock.
+# IVR writes (and DID-map changes, below) queue here rather than on SQLite's lock (see
+# db.WriterLock for why). Each write holds it across its transaction AND its Redis step
+# (publish, or a delete's cleanup), so Redis receives the writes in the order SQLite
+# committed them: a save that committed before a delete cannot publish after it (or after
+# a re-create of the id), which would leave Redis pointing at a version SQLite no longer
+# has. Lock before transaction, always: a transaction (BEGIN IMMEDIATE) holding SQLite's
+# lock while waiting here would deadlock with a holder waiting for SQLite's lock.
 _WRITER = db.WriterLock()
 
 
@@ -192,18 +192,79 @@ def publish(redis, version: IvrVersion, *, force: bool = False) -> bool:
     return bool(moved)
 
 
-def assign(ivr: Ivr, did: Did, redis) -> None:
-    """Point a DID at an IVR (replacing any earlier assignment) and publish the map."""
-    Did.update(ivr=ivr).where(Did.number == did.number).execute()
-    redis.set(redis_schema.did_key(did.number),
-              redis_schema.dumps({"account": ivr.account_id, "ivr_id": ivr.ivr_id}))
-    redis_schema.announce(redis, kind="did", did=did.number)
+class Gone(Exception):
+    """A DID change named a row deleted before the change got the writer lock: `what` is
+    "ivr" or "did", `ident` its id or number (the API answers 404, as for any missing one)."""
+
+    def __init__(self, what: str, ident: str):
+        super().__init__(f"no {what} {ident}")
+        self.what, self.ident = what, ident
+
+
+# DID-map changes (assign, unassign, deleting a DID) take the same writer lock as IVR writes
+# and hold it across their transaction AND their Redis step, so the map reaches Redis in
+# the order SQLite committed it: an assign that committed first cannot overwrite a later
+# assign's (or a delete's) entry. They read their rows afresh under the lock: the caller's
+# copies were read before it, and the IVR or the DID may be gone since.
+
+def _did_now(did: Did) -> Did:
+    """`did` as stored now; same account, so a number deleted and registered again by
+    another account is not touched. Caller holds the writer lock and a transaction."""
+    row = Did.get_or_none(Did.number == did.number, Did.account == did.account_id)
+    if row is None:
+        raise Gone("did", did.number)
+    return row
+
+
+def _publish_did(redis, number: str, ivr: Ivr | None) -> None:
+    """Make Redis's DID map say what SQLite committed (`ivr`, or no IVR) and tell the
+    engine. Caller holds the writer lock, past the commit."""
+    if ivr is None:
+        redis.delete(redis_schema.did_key(number))
+    else:
+        redis.set(redis_schema.did_key(number),
+                  redis_schema.dumps({"account": ivr.account_id, "ivr_id": ivr.ivr_id}))
+    redis_schema.announce(redis, kind="did", did=number)
+
+
+def assign(ivr: Ivr, did: Did, redis) -> str | None:
+    """Point a DID at an IVR (replacing any earlier assignment) and publish the map.
+    Returns the id of the IVR it replaced, or None. Raises Gone if the IVR or the DID was
+    deleted meanwhile (nothing changed then)."""
+    with _WRITER:
+        with proxy.atomic():
+            target = Ivr.get_or_none(Ivr.account == ivr.account_id, Ivr.ivr_id == ivr.ivr_id)
+            if target is None:
+                raise Gone("ivr", ivr.ivr_id)
+            row = _did_now(did)
+            previous = row.ivr.ivr_id if row.ivr_id else None
+            Did.update(ivr=target).where(Did.number == row.number).execute()
+        _publish_did(redis, row.number, target)   # committed; published under the lock
+    return previous
 
 
 def unassign(did: Did, redis) -> None:
-    Did.update(ivr=None).where(Did.number == did.number).execute()
-    redis.delete(redis_schema.did_key(did.number))
-    redis_schema.announce(redis, kind="did", did=did.number)
+    """Point a DID at no IVR. Raises Gone if the DID was deleted meanwhile."""
+    with _WRITER:
+        with proxy.atomic():
+            row = _did_now(did)
+            Did.update(ivr=None).where(Did.number == row.number).execute()
+        _publish_did(redis, row.number, None)
+
+
+def delete_did(did: Did, redis) -> bool:
+    """Delete a DID with its assignment, in one transaction, and drop it from the map
+    before the lock is released: done in two steps, an assign could land between the
+    unassign and the delete and leave the map routing a deleted number. False if the DID
+    was already gone."""
+    with _WRITER:
+        with proxy.atomic():
+            try:
+                _did_now(did).delete_instance()
+            except Gone:
+                return False
+        _publish_did(redis, did.number, None)
+    return True
 
 
 def delete(ivr: Ivr, redis) -> bool:
@@ -250,9 +311,14 @@ def resync(redis) -> dict:
             if ivr is not None:
                 publish(redis, current_version(ivr), force=True)
                 counts["ivrs"] += 1
-    for did in Did.select().where(Did.ivr.is_null(False)):
-        assign(did.ivr, did, redis)
-        counts["dids"] += 1
+    # The DID map likewise, each entry read and published under the lock, so an assign or
+    # a delete committed after the read cannot be overwritten by this stale copy.
+    for number in [d.number for d in Did.select(Did.number).where(Did.ivr.is_null(False))]:
+        with _WRITER:
+            did = Did.get_or_none(Did.number == number)
+            if did is not None and did.ivr_id:
+                _publish_did(redis, number, did.ivr)
+                counts["dids"] += 1
     for row in Suppression.select():
         redis.sadd(redis_schema.dnc_key(row.account_id), row.number)
         counts["suppressions"] += 1
