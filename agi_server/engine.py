@@ -149,7 +149,11 @@ class Engine:
 
     def _save(self, record: CallRecord) -> None:
         """Queue the record for the writer; `stop` waits until all are written."""
-        self._unsaved.append(column_values(record.row()))
+        try:
+            self._unsaved.append(column_values(record.row()))
+        except Exception:       # never in place of what ended the call (we're in a finally)
+            log.exception("call %s: its record could not be encoded", record.id)
+            return
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_records())
 
