@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import redis.exceptions
 
@@ -52,3 +53,31 @@ async def ensure_group(client, stream: str, group: str) -> None:
     except redis.exceptions.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+
+
+async def keep_reading(what: str, read: Callable[[Callable[[], None]], Awaitable[None]],
+                       stopping: asyncio.Event, logger: logging.Logger = log) -> None:
+    """Run a stream reader until `stopping`, starting it again after a failure with a
+    backoff (0.2 s doubling to 5 s). `read(healthy)` returns once `stopping` is set and
+    calls `healthy()` whenever Redis has answered, which resets the backoff. A Redis
+    ResponseError is expected too: NOGROUP after Redis lost the stream (restart, flush),
+    which the reader mends by making the group again (ensure_group) on its next start."""
+    backoff = 0.2
+
+    def healthy() -> None:
+        nonlocal backoff
+        backoff = 0.2
+
+    while not stopping.is_set():
+        try:
+            await read(healthy)
+            return
+        except asyncio.CancelledError:
+            raise
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                redis.exceptions.ResponseError) as exc:
+            logger.warning("%s: %s; retrying in %.1fs", what, exc, backoff)
+        except Exception:
+            logger.exception("%s failed; retrying", what)
+        await asyncio.sleep(backoff)
+        backoff = min(5.0, backoff * 2)

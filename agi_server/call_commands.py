@@ -14,9 +14,7 @@ import logging
 import socket
 import time
 
-import redis.exceptions
-
-from agi_server.background import ensure_group, stop_task
+from agi_server.background import ensure_group, keep_reading, stop_task
 from trunx import redis_schema
 from trunx.calls import ts_from_utc
 from trunx.models import Call
@@ -44,35 +42,25 @@ class CommandReader:
         await stop_task(self._task, self._stopping)
 
     async def _run(self) -> None:
-        backoff = 0.2
+        await keep_reading("command stream", self._read, self._stopping, log)
+
+    async def _read(self, healthy) -> None:
+        await ensure_group(self.redis, redis_schema.COMMAND_STREAM, redis_schema.COMMAND_GROUP)
+        start = "0"     # this consumer's unfinished entries first, then new ones
         while not self._stopping.is_set():
-            try:
-                await ensure_group(self.redis, redis_schema.COMMAND_STREAM,
-                                   redis_schema.COMMAND_GROUP)
-                start = "0"     # this consumer's unfinished entries first, then new ones
-                while not self._stopping.is_set():
-                    reply = await self.redis.xreadgroup(
-                        redis_schema.COMMAND_GROUP, self.consumer,
-                        {redis_schema.COMMAND_STREAM: start}, count=16,
-                        block=None if start == "0" else READ_BLOCK_MS)
-                    entries = [e for _, items in reply or [] for e in items]
-                    if start == "0" and not entries:
-                        start = ">"
-                    for entry_id, fields in entries:
-                        await self._handle(fields or {})
-                        await self.redis.xack(redis_schema.COMMAND_STREAM,
-                                              redis_schema.COMMAND_GROUP, entry_id)
-                        await self.redis.xdel(redis_schema.COMMAND_STREAM, entry_id)
-                    backoff = 0.2
-            except asyncio.CancelledError:
-                raise
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                    redis.exceptions.ResponseError) as exc:
-                log.warning("command stream: %s; retrying in %.1fs", exc, backoff)
-            except Exception:
-                log.exception("command stream reader failed; retrying")
-            await asyncio.sleep(backoff)
-            backoff = min(5.0, backoff * 2)
+            reply = await self.redis.xreadgroup(
+                redis_schema.COMMAND_GROUP, self.consumer,
+                {redis_schema.COMMAND_STREAM: start}, count=16,
+                block=None if start == "0" else READ_BLOCK_MS)
+            entries = [e for _, items in reply or [] for e in items]
+            if start == "0" and not entries:
+                start = ">"
+            for entry_id, fields in entries:
+                await self._handle(fields or {})
+                await self.redis.xack(redis_schema.COMMAND_STREAM,
+                                      redis_schema.COMMAND_GROUP, entry_id)
+                await self.redis.xdel(redis_schema.COMMAND_STREAM, entry_id)
+            healthy()
 
     async def _handle(self, fields: dict) -> None:
         call_id, action = fields.get("call", ""), fields.get("action")

@@ -29,10 +29,8 @@ import asyncio
 import logging
 import socket
 
-import redis.exceptions
-
 from agi_server.ami import AmiError, AmiUnavailable
-from agi_server.background import ensure_group, stop_task, wait_or_stop
+from agi_server.background import ensure_group, keep_reading, stop_task, wait_or_stop
 from trunx import dnc, redis_schema
 from trunx.calls import ts_from_utc
 from trunx.models import Call
@@ -66,25 +64,14 @@ class Dialer:
         await stop_task(self._task, self._stopping)
 
     async def _run(self) -> None:
-        backoff = 0.2
+        await keep_reading("dialer", self._dial, self._stopping, log)
+
+    async def _dial(self, healthy) -> None:
+        await self._ensure_group()
+        await self._read(pending=True)
+        healthy()
         while not self._stopping.is_set():
-            try:
-                await self._ensure_group()
-                await self._read(pending=True)
-                backoff = 0.2
-                while not self._stopping.is_set():
-                    await self._read(pending=False)
-                return
-            except asyncio.CancelledError:
-                raise
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                    redis.exceptions.ResponseError) as exc:
-                # ResponseError NOGROUP: Redis lost the stream (restart, flush); made again
-                log.warning("dialer: %s; retrying in %.1fs", exc, backoff)
-            except Exception:
-                log.exception("dialer failed; retrying")
-            await asyncio.sleep(backoff)
-            backoff = min(5.0, backoff * 2)
+            await self._read(pending=False)
 
     async def _ensure_group(self) -> None:
         await ensure_group(self.redis, redis_schema.ORIGINATE_STREAM,

@@ -74,12 +74,7 @@ def _unknown_assets(account_id, tree) -> list:
     """Asset ids a tree names that this account does not have, by the field naming them."""
     wanted = {(f"nodes.{name}.{key}", node[key]) for name, node in tree["nodes"].items()
               for key in ("audio", "invalid_audio") if _ASSET_ID.match(node.get(key) or "")}
-    if not wanted:
-        return []
-    have = {a.id for a in AudioAsset.select(AudioAsset.id).where(
-        AudioAsset.account == account_id, AudioAsset.id.in_([ref for _, ref in wanted]))}
-    return [ivr_tree.Problem(where, "unknown-audio", f"no audio asset {ref!r} in this account")
-            for where, ref in sorted(wanted) if ref not in have]
+    return _not_in_account(AudioAsset, account_id, wanted, "unknown-audio", "audio asset")
 
 
 def _unknown_agents(account_id, tree) -> list:
@@ -88,11 +83,17 @@ def _unknown_agents(account_id, tree) -> list:
 
     wanted = {(f"nodes.{name}.agent", node["agent"]) for name, node in tree["nodes"].items()
               if node.get("agent")}
+    return _not_in_account(Agent, account_id, wanted, "unknown-agent", "agent")
+
+
+def _not_in_account(model, account_id, wanted: set, code: str, noun: str) -> list:
+    """A Problem for each (field, id) in `wanted` whose id is not one of the account's
+    `model` rows: one query for all of them, none when the tree names none."""
     if not wanted:
         return []
-    have = {a.id for a in Agent.select(Agent.id).where(
-        Agent.account == account_id, Agent.id.in_([ref for _, ref in wanted]))}
-    return [ivr_tree.Problem(where, "unknown-agent", f"no agent {ref!r} in this account")
+    have = {row.id for row in model.select(model.id).where(
+        model.account == account_id, model.id.in_([ref for _, ref in wanted]))}
+    return [ivr_tree.Problem(where, code, f"no {noun} {ref!r} in this account")
             for where, ref in sorted(wanted) if ref not in have]
 
 
