@@ -4,17 +4,13 @@ with its shipped settings (admin_api/gunicorn_conf.py), whose Ultravox is the lo
 # ruff: noqa: E501  (the page's lines, verbatim)
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import requests
 
-from tests.api.test_seed_examples import REPO, Server, _wait_up, adapt, run
+from tests.api.test_seed_examples import adapt, api_server, run
 from tests.fakes.fake_ultravox import FakeUltravox
-from trunx.devstack import RedisServer, free_port
 
 KEY = "uv-seed-key"
 EXAMPLE_AGENT_ID = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
@@ -119,26 +115,9 @@ def fake():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, fake):
-    root = tmp_path_factory.mktemp("gunicorn-agents")
-    redis = RedisServer(root / "redis").start()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TRUNX_") and k not in ("ELEVENLABS_API_KEY", "ULTRAVOX_API_KEY")}
-    env.update(TRUNX_DATA_DIR=str(root / "data"), TRUNX_REDIS_URL=redis.url,
-               ULTRAVOX_API_KEY=KEY, TRUNX_ULTRAVOX_BASE_URL=fake.base_url)
-    port = free_port()
-    with open(root / "gunicorn.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:admin_api.gunicorn_conf",
-             "--bind", f"127.0.0.1:{port}", "--no-control-socket", "admin_api.wsgi:app"],
-            env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(proc, base, root / "gunicorn.log")
-        yield Server(base, env, root / "data")
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        redis.stop()
+    with api_server(tmp_path_factory.mktemp("gunicorn-agents"), drop=("ULTRAVOX_API_KEY",),
+                    ULTRAVOX_API_KEY=KEY, TRUNX_ULTRAVOX_BASE_URL=fake.base_url) as served:
+        yield served
 
 
 @pytest.fixture(params=["curl", "python", "fetch"])

@@ -3,6 +3,7 @@ under node), run unchanged but for the host and key against trunx served by a re
 with its shipped settings (admin_api/gunicorn_conf.py), a real Redis and a SQLite file."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -38,27 +39,44 @@ class Server:
         return dict(line.split(" ", 1) for line in out.stdout.splitlines())["key"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gunicorn")
+@contextlib.contextmanager
+def api_server(root: Path, *, drop: tuple = (), engine: bool = False, **extra_env):
+    """A Redis, then trunx's API under gunicorn with its shipped settings (and with
+    `engine`, the engine too, `python -m agi_server`), all stopped on the way out. The
+    environment is ours without TRUNX_* and API keys (`drop` names more), plus
+    `extra_env`."""
     redis = RedisServer(root / "redis").start()
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TRUNX_") and k != "ELEVENLABS_API_KEY"}
-    env.update(TRUNX_DATA_DIR=str(root / "data"), TRUNX_REDIS_URL=redis.url)
+           if not k.startswith("TRUNX_") and k not in ("ELEVENLABS_API_KEY", *drop)}
+    env.update(TRUNX_DATA_DIR=str(root / "data"), TRUNX_REDIS_URL=redis.url, **extra_env)
     port = free_port()
-    with open(root / "gunicorn.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:admin_api.gunicorn_conf",
-             "--bind", f"127.0.0.1:{port}", "--no-control-socket", "admin_api.wsgi:app"],
-            env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    procs = []
     try:
-        _wait_up(proc, base, root / "gunicorn.log")
+        with open(root / "gunicorn.log", "wb") as log:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "python:admin_api.gunicorn_conf",
+                 "--bind", f"127.0.0.1:{port}", "--no-control-socket", "admin_api.wsgi:app"],
+                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL))
+        if engine:
+            with open(root / "engine.log", "wb") as log:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "agi_server"], env=env, cwd=REPO, stdout=log,
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        base = f"http://127.0.0.1:{port}"
+        _wait_up(procs[0], base, root / "gunicorn.log")
         yield Server(base, env, root / "data")
     finally:
-        proc.terminate()
-        proc.wait(20)
+        for proc in procs:
+            proc.terminate()
+            proc.wait(20)
         redis.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with api_server(tmp_path_factory.mktemp("gunicorn")) as served:
+        yield served
 
 
 def _wait_up(proc, base, log_path, timeout=30.0):

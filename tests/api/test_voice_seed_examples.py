@@ -6,16 +6,13 @@ what a DELETE then ends."""
 # ruff: noqa: E501  (the page's lines, verbatim)
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import requests
 
-from tests.api.test_seed_examples import REPO, Server, _wait_up, adapt, run
-from trunx.devstack import RedisServer, free_port
+from tests.api.test_seed_examples import adapt, api_server, run
+from trunx.devstack import free_port
 
 EXAMPLE_ID = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 
@@ -141,39 +138,16 @@ SNIPPETS = {"curl": (PLAIN_CURL, AI_CURL, GET_CURL, DELETE_CURL),
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gunicorn-voice")
-    redis = RedisServer(root / "redis").start()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TRUNX_") and k not in ("ELEVENLABS_API_KEY", "ULTRAVOX_API_KEY")}
     # an Ultravox key makes AI calls acceptable; no Asterisk listens on the AMI port, so
     # the engine keeps every call queued
-    env.update(TRUNX_DATA_DIR=str(root / "data"), TRUNX_REDIS_URL=redis.url,
-               ULTRAVOX_API_KEY="uv-seed-key", TRUNX_AGI_PORT=str(free_port()),
-               TRUNX_AMI_PORT=str(free_port()))
-    port = free_port()
-    procs = []
-    with open(root / "gunicorn.log", "wb") as log, open(root / "engine.log", "wb") as elog:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:admin_api.gunicorn_conf",
-             "--bind", f"127.0.0.1:{port}", "--no-control-socket", "admin_api.wsgi:app"],
-            env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "agi_server"], env=env, cwd=REPO, stdout=elog,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(procs[0], base, root / "gunicorn.log")
-        server = Server(base, env, root / "data")
-        key = server.account("voice-seed")
-        assert requests.post(f"{base}/api/dids", json={"number": "+14155559876"},
+    with api_server(tmp_path_factory.mktemp("gunicorn-voice"), drop=("ULTRAVOX_API_KEY",),
+                    engine=True, ULTRAVOX_API_KEY="uv-seed-key",
+                    TRUNX_AGI_PORT=str(free_port()), TRUNX_AMI_PORT=str(free_port())) as served:
+        key = served.account("voice-seed")
+        assert requests.post(f"{served.base}/api/dids", json={"number": "+14155559876"},
                              headers={"Authorization": f"Bearer {key}"},
                              timeout=10).status_code == 201
-        yield server, key
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(20)
-        redis.stop()
+        yield served, key
 
 
 @pytest.fixture(params=["curl", "python", "fetch"])
