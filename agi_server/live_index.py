@@ -82,12 +82,13 @@ class LiveIndex:
     # -- changes (none of them waits) --------------------------------------------------
     def announce(self, call_id: str, account: str, fields: dict, since: float) -> None:
         """The call is live; `since` (epoch seconds) orders the account's index."""
-        self.live[call_id] = (account, dict(fields), since)
+        fields = dict(fields)         # ours from here on: update() changes it
+        self.live[call_id] = (account, fields, since)
         self._announce(call_id, account, fields, since)
 
     def _announce(self, call_id, account, fields, since) -> None:
         change = self._change(call_id, account)
-        change.announce, change.since = dict(fields), since
+        change.announce, change.since = fields, since     # read when the batch is encoded
         change.fields, change.withdraw = {}, False
         self._kick()
 

@@ -212,9 +212,11 @@ class AGIConnection:
 
     def _whole_environment(self) -> Environment | None:
         """Fast path: the rest of the agi_* block is in the buffer, well inside every
-        limit, so it is decoded once and split, not read line by line. Each line still goes
-        through _on_header_line, in order, so the verdict is the same as the slow path's
-        (the fuzz tests feed both paths the same bytes in different chunks)."""
+        limit, so it is decoded once, checked by one regex (_ENV_BLOCK: the rules
+        _on_header_line applies line by line) and taken as one dict. Anything it does not
+        accept (a malformed line, a duplicate key) is left to the line-by-line path, which
+        raises naming the line, so the verdict is the same either way (the fuzz tests feed
+        both paths the same bytes in different chunks)."""
         end = self._buffer.find(b"\n\n")
         if end < 0 or self._buffer.startswith(b"\n"):
             return None

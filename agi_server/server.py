@@ -44,15 +44,18 @@ class AGISession(asyncio.Protocol):
         self.conn = AGIConnection()
         self.transport: asyncio.Transport | None = None
         self.env: dict | None = None
-        self.hung_up = False          # Asterisk said HANGUP; replies still follow
         self.closed = False           # the socket is gone: no command can run
         self.commands = 0
-        self.task: asyncio.Task | None = None
         self._waiter: asyncio.Future | None = None
         self._error: RemoteProtocolError | None = None   # broke the session between commands
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def hung_up(self) -> bool:
+        """Asterisk said HANGUP (the parser keeps it); replies still follow."""
+        return self.conn.hung_up
 
     # -- asyncio.Protocol ------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -116,7 +119,7 @@ class AGISession(asyncio.Protocol):
         self._cancel_timer()
         self.server.pending.discard(self)
         self.env = env
-        self.task = self.server.start_call(self, env)
+        self.server.start_call(self, env)
 
     # -- events ------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -149,8 +152,7 @@ class AGISession(asyncio.Protocol):
                     f"unexpected {type(event).__name__} before agi_* block"))
                 return
             if isinstance(event, Hangup):
-                self.hung_up = True       # the reply to the command in flight still follows
-                continue
+                continue                  # the reply to the command in flight still follows
             if isinstance(event, Trying):
                 continue                  # 100: started; its 200 reply is still to come
             if isinstance(event, Closed):
