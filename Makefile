@@ -15,7 +15,7 @@ asterisk:        ## build (once) the Asterisk 22 root used by run and the tests
 	bash scripts/build-asterisk-root.sh
 
 run: install asterisk  ## Redis + Asterisk + engine + API on embedded defaults, with a demo call
-	$(PYTHON) -m trunx.devrun
+	$(PYTHON) -m devtools.run
 
 test: install asterisk ## every test, against real Redis, SQLite, sox, espeak-ng, sshd, Asterisk
 	$(PYTHON) -m pytest
@@ -27,7 +27,7 @@ bench: install asterisk ## benchmarks side by side with their baselines -> docs/
 	$(PYTHON) -m bench
 
 lint:
-	$(PYTHON) -m ruff check trunx agi_server admin_api tests bench
+	$(PYTHON) -m ruff check trunx agi_server admin_api devtools tests bench
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .coverage htmlcov

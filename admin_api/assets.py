@@ -17,8 +17,9 @@ import logging
 import os
 import shutil
 
-from trunx import ivr_store, ivr_tree
 from trunx.db import proxy
+from trunx.ivr import store as ivr_store
+from trunx.ivr import tree as ivr_tree
 from trunx.media import (
     MediaError,
     asterisk_path,

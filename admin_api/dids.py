@@ -8,8 +8,9 @@ from flask import Blueprint
 
 from admin_api import context as ctx
 from admin_api.errors import APIError, invalid
-from trunx import ivr_store, phone
+from trunx import phone
 from trunx.db import proxy
+from trunx.ivr import store as ivr_store
 from trunx.models import Did, iso
 
 bp = Blueprint("dids", __name__, url_prefix="/api/dids")

@@ -2,7 +2,7 @@
 
     APIError(status, code, message, details)   raised by route code for anything a client did
     MediaError (trunx.media)                   carries its own code and status
-    InvalidTree (trunx.ivr_store)              -> 422 invalid-ivr, details = the problems
+    InvalidTree (trunx.ivr.store)              -> 422 invalid-ivr, details = the problems
     werkzeug HTTPException                     routing (404/405), body limits (413), ...
     redis ConnectionError/TimeoutError         -> 503 redis-unavailable
     anything else                              -> 500 internal-error, logged with a traceback
@@ -16,7 +16,7 @@ import logging
 import redis.exceptions
 from werkzeug.exceptions import HTTPException
 
-from trunx.ivr_store import InvalidTree
+from trunx.ivr.store import InvalidTree
 from trunx.media.errors import MediaError
 
 log = logging.getLogger("trunx.admin_api")

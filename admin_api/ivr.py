@@ -1,6 +1,6 @@
 """IVR API (seed 001): CRUD on trees, TTS for one node, DID assignment.
 
-Every write goes through trunx.ivr_store, the one path a tree takes to the engine:
+Every write goes through trunx.ivr.store, the one path a tree takes to the engine:
 validate, store a new immutable version in SQLite, publish it to Redis.
 """
 from __future__ import annotations
@@ -14,7 +14,9 @@ from flask import Blueprint, current_app
 from admin_api import assets, dids, ivr_reads
 from admin_api import context as ctx
 from admin_api.errors import APIError, invalid
-from trunx import db, ivr_store, ivr_tree
+from trunx import db
+from trunx.ivr import store as ivr_store
+from trunx.ivr import tree as ivr_tree
 from trunx.media import pipeline
 from trunx.models import Did, Ivr, IvrVersion, new_id
 

@@ -15,7 +15,8 @@ import json
 import peewee
 from flask import current_app
 
-from trunx import db, ivr_tree
+from trunx import db
+from trunx.ivr import tree as ivr_tree
 from trunx.models import Did, Ivr, IvrVersion, iso
 
 # Bounds the memory a worker spends on it; cleared wholesale when full (a miss only costs

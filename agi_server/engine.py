@@ -13,20 +13,21 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from agi_server import ai_bridge
-from agi_server.ami import AmiConnection
-from agi_server.call_actions import LiveCalls
-from agi_server.call_commands import CommandReader
-from agi_server.call_record import CallRecord, column_values, save_rows
-from agi_server.call_tracker import CallTracker
-from agi_server.dialer import Dialer
-from agi_server.errors import AGIHangup
-from agi_server.ivr_runner import IvrRunner, Services
-from agi_server.outbound import OutboundRoute
-from agi_server.server import FastAGIServer
-from agi_server.tree_cache import TreeCache, TreeUnavailable
+from agi_server.agi.errors import AGIHangup
+from agi_server.agi.server import FastAGIServer
+from agi_server.ai import bridge as ai_bridge
+from agi_server.ami.client import AmiConnection
+from agi_server.ami.dialer import Dialer
+from agi_server.ami.tracker import CallTracker
+from agi_server.calls.actions import LiveCalls
+from agi_server.calls.intake import CommandReader
+from agi_server.calls.outbound import OutboundRoute
+from agi_server.calls.record import CallRecord, column_values, save_rows
+from agi_server.ivr.runner import IvrRunner, Services
+from agi_server.ivr.tree_cache import TreeCache, TreeUnavailable
 from agi_server.webhooks import WebhookSender
-from trunx import dnc, ivr_store, redis_schema
+from trunx import dnc, redis_schema
+from trunx.ivr import store as ivr_store
 from trunx.models import Call
 from trunx.phone import InvalidNumber, to_e164
 

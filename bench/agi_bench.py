@@ -22,8 +22,8 @@ from bench import profiling
 from bench.agi_emulator import Scenario, run_session
 from bench.baseline_agi import COMMANDS
 from bench.common import Child, have_uvloop, run_json
+from devtools.stack import RedisServer
 from trunx.config import Config
-from trunx.devstack import RedisServer
 
 HOST = "127.0.0.1"
 KEYS = ["", "1", "", "2"]     # prompt plays out, WAIT FOR DIGIT -> 1; again -> 2

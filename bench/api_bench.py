@@ -26,9 +26,10 @@ import redis
 from admin_api import gunicorn_conf
 from bench import profiling
 from bench.common import REPO
-from trunx import accounts, db, ivr_store
+from devtools.stack import RedisServer, free_port
+from trunx import accounts, db
 from trunx import config as trunx_config
-from trunx.devstack import RedisServer, free_port
+from trunx.ivr import store as ivr_store
 
 WORKERS, THREADS = gunicorn_conf.workers, gunicorn_conf.threads
 CONNECTIONS, WRK_THREADS = 50, 2

@@ -16,10 +16,10 @@ import tempfile
 import time
 
 from bench.common import Child, cpu_seconds
+from devtools.stack import Asterisk, RedisServer, find_root, free_port
+from devtools.stack.ami import AmiClient, originate_local
 from trunx import config as trunx_config
 from trunx import db
-from trunx.devstack import Asterisk, RedisServer, find_root, free_port
-from trunx.devstack.ami import AmiClient, originate_local
 
 DID = "+19495551234"
 STEPS = "w1-d1-w1.5-d2"

@@ -8,13 +8,13 @@ Wired as agi_server/__main__.py wires it (Engine(config, aioredis, redis)), logg
 WARNING; --set overrides any other config field. --seed first creates an account (once
 per data dir) with the IVR seed tree on +19495551234: "tree" as the engine tests do
 (tests/engine_support.seed_account: prompts named, not staged), "demo" as the Asterisk
-tests do (trunx.demo: prompts spoken by espeak-ng and staged into sounds_dir). It prints
+tests do (devtools.demo: prompts spoken by espeak-ng and staged into sounds_dir). It prints
 {"port": ...} when it listens,
 then answers JSON-line requests on stdin (see `_handle`) until stdin closes.
 
 Per-command overhead is also measured inside the engine when asked ("timing"): from the
 moment a read of the reply returned to the moment the next command was written, by a
-subclass of agi_server.server.AGISession that only adds two clock readings.
+subclass of agi_server.agi.server.AGISession that only adds two clock readings.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import time
 import redis
 import redis.asyncio as aioredis
 
-from agi_server import server as server_module
+from agi_server.agi import server as server_module
 from agi_server.engine import Engine
 from bench.common import cpu_seconds, percentile, raise_nofile, rss_bytes, use_loop
 from trunx import config as trunx_config
@@ -106,7 +106,7 @@ def _seed(cfg, how: str) -> None:
             from tests.engine_support import seed_account
             seed_account(cfg, r)
         else:
-            from trunx.demo import publish_demo, stage_prompts
+            from devtools.demo import publish_demo, stage_prompts
             account = Account.create(name="bench")
             stage_prompts(account, cfg)
             publish_demo(account, cfg, r)

@@ -21,7 +21,7 @@ def _out(argv: list[str]) -> str:
 
 def _asterisk_version() -> str:
     try:
-        from trunx.devstack import find_root
+        from devtools.stack import find_root
         root = find_root()
     except Exception as exc:       # no root built: say so in the report
         return f"not available ({exc.__class__.__name__})"

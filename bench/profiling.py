@@ -43,7 +43,7 @@ def summarize_raw(path: str, top: int = 12) -> dict:
 
 
 def _short(frame: str) -> str:
-    """'CallRecord.save (agi_server/call_record.py:49)' -> without the line number, so the
+    """'CallRecord.save (agi_server/calls/record.py:49)' -> without the line number, so the
     lines of one function add up."""
     name, _, where = frame.partition(" (")
     where = where.rstrip(")").rsplit(":", 1)[0]

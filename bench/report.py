@@ -169,14 +169,14 @@ class Report:
                  f"During one c={rd['concurrency']} run (about {rd['seconds']:.0f} s) the engine "
                  f"took {rd['calls']:,} calls. Its tree cache read Redis {rd['cache_reads']} "
                  "times (`engine.cache.redis_reads`): a call's tree comes from memory. Its "
-                 "live-call registry (agi_server/live_index.py: what the API's call actions "
+                 "live-call registry (agi_server/calls/live_index.py: what the API's call actions "
                  f"check) wrote {rd.get('live_batches', 0):,} batches, each one EVALSHA "
                  "whatever its size, off the "
                  "calls' path. Redis counted these commands in all (`INFO commandstats` "
                  "before and after, INFO itself left out; the registry script's own HSET, "
                  f"EXPIRE, ZADD, DEL and ZREM count too): {by}. A round trip per node would "
                  f"be at least {5 * rd['calls']:,}. (`xreadgroup` is the live-call command "
-                 "reader (agi_server/call_commands.py) blocking 1 s at a time, whatever the "
+                 "reader (agi_server/calls/intake.py) blocking 1 s at a time, whatever the "
                  "load.)")
         self.target("Redis round trips on the hot path (warm cache)",
                     f"{rd['cache_reads']} tree reads, {rd.get('live_batches', 0):,} registry "

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import redis as redis_lib
 
-from trunx.devstack import RedisServer
+from devtools.stack import RedisServer
 
 
 def missing(reason: str) -> None:

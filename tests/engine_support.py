@@ -7,9 +7,10 @@ import redis
 import redis.asyncio as aioredis
 
 from agi_server.engine import Engine
+from devtools.demo import DEMO_DID, SEED_TREE  # noqa: F401  (re-exported for tests)
 from trunx import config as trunx_config
-from trunx import db, ivr_store
-from trunx.demo import DEMO_DID, SEED_TREE  # noqa: F401  (re-exported for tests)
+from trunx import db
+from trunx.ivr import store as ivr_store
 from trunx.models import Account, Did
 
 SEED_DID = DEMO_DID

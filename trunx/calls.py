@@ -3,7 +3,7 @@ hangup, and the one JSON form of a call (the API's GET and the webhooks both use
 
 Placing a call writes the Call row (SQLite, the record) and then enqueues its id for the
 engine on a Redis stream; the engine's dialer originates it, paced, and its tracker moves
-the status along from AMI events (agi_server/dialer.py, agi_server/call_tracker.py):
+the status along from AMI events (agi_server/ami/dialer.py, agi_server/ami/tracker.py):
 
     initiated -> ringing -> answered -> completed
              \\-> failed (end_reason: busy, no-answer, congestion, rejected, ...)
@@ -182,9 +182,9 @@ def ai_available(config) -> None:
             "ultravox-not-configured",
             "AI calls need an Ultravox API key: set ULTRAVOX_API_KEY (or ultravox_api_key "
             "in the [trunx] config file)", details={"setting": "ULTRAVOX_API_KEY"})
-    if importlib.util.find_spec("agi_server.ai_bridge") is None:
+    if importlib.util.find_spec("agi_server.ai.bridge") is None:
         raise CallUnavailable("ai-bridge-unavailable",
-                              "this trunx build has no AI bridge (agi_server/ai_bridge.py)")
+                              "this trunx build has no AI bridge (agi_server/ai/bridge.py)")
 
 
 def utc_from_ts(ts: float) -> dt.datetime:
@@ -213,7 +213,7 @@ def place_call(account, from_number, to_number, *, ai=None, agent_id=None, webho
                  voice, tools, firstSpeaker, temperature as in the seed (validated), plus any
                  other key, stored as given. Needs ULTRAVOX_API_KEY and the engine's AI
                  bridge, else CallUnavailable (503). The engine hands the answered call to
-                 agi_server.ai_bridge.run_ai_call(ch, call_row_dict, config).
+                 agi_server.ai.bridge.run_ai_call(ch, call_row_dict, config).
     agent_id     stored on the call (agent calls)
     webhook_url  http(s) URL for status webhooks; else the account's default, if any
     max_duration seconds (number) or "300s"; the engine hangs up that long after answer

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "resync":
         import redis
 
-        from trunx import ivr_store
+        from trunx.ivr import store as ivr_store
 
         client = redis.Redis.from_url(config.redis_url, decode_responses=True)
         try:
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(counts))
         return 0
     if args.command == "ivr":
-        from trunx import ivr_store
-        from trunx.ivr_diagram import to_mermaid
+        from trunx.ivr import store as ivr_store
+        from trunx.ivr.diagram import to_mermaid
         from trunx.models import Ivr
 
         found = Ivr.get_or_none(Ivr.account == args.account_id, Ivr.ivr_id == args.ivr_id)

@@ -19,7 +19,8 @@ Outbound calls (trunx.calls writes, agi_server's dialer and tracker read):
                                         engine runs (hangup, live-call actions), routed
                                         by the engine to the call's session
 
-Live-call actions (trunx.call_actions writes, agi_server.call_actions carries them out):
+Live-call actions (admin_api.call_actions.service writes them,
+agi_server.calls.actions carries them out):
 
     trunx:live:{call}                   hash {account, direction, status, channel, from,
                                         to, since} while an engine session holds the call:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from admin_api import create_app
-from trunx import accounts, db, demo
+from devtools import demo
+from trunx import accounts, db
 from trunx import config as trunx_config
 
 TOOLS = ("redis-server", "espeak-ng", "sox")

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from admin_api.openapi import DOCUMENT
+from devtools.stack import free_port
 from tests.api.test_openapi import conforms
 from tests.fakes.fake_ultravox import FakeUltravox
-from trunx.devstack import free_port
 from trunx.models import Agent
 
 KEY = "uv-test-key"

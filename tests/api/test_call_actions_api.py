@@ -215,7 +215,7 @@ def test_stop_waits_for_the_engine_and_serves_the_file(client, tenant, live, red
                          headers=h).json["recording_uuid"]
     final = recordings.final_file(config, tenant.id, rec_id, "wav")
 
-    def engine():       # what agi_server.call_actions does once StopMixMonitor is done
+    def engine():       # what agi_server.calls.actions does once StopMixMonitor is done
         import os
         import time
         while not any(c["action"] == "record_stop" for c in commands(redis)):

@@ -10,9 +10,9 @@ import pytest
 import redis as redis_lib
 
 from admin_api import create_app
+from devtools.stack import RedisServer
 from tests.api.conftest import SEED_TREE
 from trunx import dnc, redis_schema
-from trunx.devstack import RedisServer
 
 
 def trunx(config, *args, extra_env=None) -> subprocess.CompletedProcess:
@@ -96,7 +96,7 @@ def test_redis_restart_is_healed_by_resync(own_redis, config):
 
 
 def test_resync_reports_unreachable_redis(config):
-    from trunx.devstack import free_port
+    from devtools.stack import free_port
 
     out = trunx(config, "resync",
                 extra_env={"TRUNX_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})

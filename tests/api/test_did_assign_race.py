@@ -18,7 +18,8 @@ import pytest
 from admin_api import create_app
 from tests.api.test_ivr_delete_race import HANG_GUARD, GatedRedis, Worker, writer_lock_free
 from tests.api.test_ivr_publish_order import DID, engine_sees, tree_playing
-from trunx import ivr_store, redis_schema
+from trunx import redis_schema
+from trunx.ivr import store as ivr_store
 from trunx.models import Did, Ivr
 
 FIRST, OTHER = "qualify-business", "after-hours"

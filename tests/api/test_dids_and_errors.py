@@ -105,8 +105,8 @@ def test_redis_down_is_503_and_resync_heals(make_app, config, redis):
     """Redis refused: the API says so in the envelope; SQLite kept the record, and
     `resync` publishes it once Redis is back."""
     from admin_api import create_app
-    from trunx import ivr_store
-    from trunx.devstack import free_port
+    from devtools.stack import free_port
+    from trunx.ivr import store as ivr_store
 
     app = create_app(config.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     app.testing = True

@@ -18,7 +18,8 @@ import threading
 import pytest
 
 from tests.api.test_ivr_publish_order import DID, engine_sees, pointer, tree_playing
-from trunx import db, ivr_store, redis_schema
+from trunx import db, redis_schema
+from trunx.ivr import store as ivr_store
 from trunx.models import Ivr
 
 IVR = "qualify-business"

@@ -11,9 +11,10 @@ import copy
 
 import redis.asyncio as aioredis
 
-from agi_server.tree_cache import TreeCache
+from agi_server.ivr.tree_cache import TreeCache
 from tests.api.conftest import SEED_TREE
-from trunx import ivr_store, redis_schema
+from trunx import redis_schema
+from trunx.ivr import store as ivr_store
 from trunx.models import Ivr, IvrVersion
 
 DID = "+19495551234"

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.stack import RedisServer, free_port
 from tests.api import seed_snippets as seed
 from tests.api.conftest import make_audio
-from trunx.devstack import RedisServer, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 KINDS = ["curl", "python", "fetch"]

@@ -11,8 +11,8 @@ import shutil
 import pytest
 import requests
 
+from devtools.stack import free_port
 from tests.api.test_seed_examples import adapt, api_server, run
-from trunx.devstack import free_port
 
 EXAMPLE_ID = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 

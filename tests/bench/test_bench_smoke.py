@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bench import agi_bench
-from trunx.devstack import RedisServer
+from devtools.stack import RedisServer
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed")

@@ -17,9 +17,9 @@ import socket
 
 import pytest
 
+from devtools.stack import Asterisk, RootMissing, find_root, free_port
+from devtools.stack.ami import AmiClient
 from tests.conftest import missing
-from trunx.devstack import Asterisk, RootMissing, find_root, free_port
-from trunx.devstack.ami import AmiClient
 
 
 @pytest.fixture(scope="session")

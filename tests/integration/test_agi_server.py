@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from agi_server.errors import RemoteProtocolError
-from agi_server.server import FastAGIServer
+from agi_server.agi.errors import RemoteProtocolError
+from agi_server.agi.server import FastAGIServer
 from trunx import config as trunx_config
 
 HEADER = b"agi_network: yes\nagi_network_script: probe\nagi_uniqueid: 1.1\n\n"

@@ -11,14 +11,14 @@ import wave
 
 import pytest
 
-from agi_server import ai_bridge
-from agi_server.server import FastAGIServer
+from agi_server.agi.server import FastAGIServer
+from agi_server.ai import bridge as ai_bridge
+from devtools.stack import wait_until
+from devtools.stack.ami import originate_local
 from tests.engine_support import make_config
 from tests.fakes.fake_ultravox import FakeUltravox
 from tests.integration.test_ai_bridge_emulated import KEY, row_dict
 from trunx import calls, db
-from trunx.devstack import wait_until
-from trunx.devstack.ami import originate_local
 from trunx.models import Account, Call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]

@@ -1,12 +1,12 @@
-"""agi_server.ai_bridge.run_ai_call through a real FastAGI session (bench.agi_emulator plays
+"""agi_server.ai.bridge.run_ai_call through a real FastAGI session (bench.agi_emulator plays
 Asterisk) against the local Ultravox fake, with a real SQLite file. The same bridge on the
 two real Asterisks is in test_ai_bridge_asterisk.py."""
 from __future__ import annotations
 
 import pytest
 
-from agi_server import ai_bridge
-from agi_server.server import FastAGIServer
+from agi_server.agi.server import FastAGIServer
+from agi_server.ai import bridge as ai_bridge
 from bench.agi_emulator import Scenario, run_session
 from tests.engine_support import make_config
 from tests.fakes.fake_ultravox import FakeUltravox
@@ -48,7 +48,7 @@ def ai_call(account, **kw) -> Call:
 
 
 def row_dict(row: Call) -> dict:
-    # what agi_server.call_tracker hands the bridge
+    # what agi_server.ami.tracker hands the bridge
     return {"id": row.id, "call_sid": row.call_sid, "account": row.account_id,
             "from_number": row.from_number, "to_number": row.to_number,
             "status": row.status, "ai": row.ai, "agent_id": row.agent_id,

@@ -9,10 +9,10 @@ import copy
 import pytest
 
 from admin_api import create_app
+from devtools.demo import DEMO_DID, SEED_TREE
+from devtools.stack.ami import originate_local
 from tests.engine_support import make_config, running_engine
 from trunx import accounts, db
-from trunx.demo import DEMO_DID, SEED_TREE
-from trunx.devstack.ami import originate_local
 from trunx.models import Call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]

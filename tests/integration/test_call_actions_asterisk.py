@@ -24,6 +24,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from admin_api import create_app
+from devtools.stack import wait_until
+from devtools.stack.ami import originate_local
 from tests.engine_support import running_engine, seed_account
 from tests.fakes.fake_elevenlabs import FakeElevenLabs
 from tests.integration import call_actions_seed as seed
@@ -35,8 +37,6 @@ from tests.integration.outbound_support import (
     wait_status,
 )
 from trunx import accounts, calls, redis_schema, webhook_sign
-from trunx.devstack import wait_until
-from trunx.devstack.ami import originate_local
 from trunx.models import Account, Call, Did
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]

@@ -12,7 +12,7 @@ import redis as redis_lib
 
 from bench.agi_emulator import Scenario, run_session
 from tests.engine_support import SEED_DID, SEED_TREE, make_config, running_engine, seed_account
-from trunx import ivr_store
+from trunx.ivr import store as ivr_store
 from trunx.models import Call, Did, Suppression
 
 
@@ -219,7 +219,7 @@ async def test_peer_not_on_allow_list_is_refused(tmp_path, redis_server, seeded)
 async def test_a_redis_that_lost_its_data_is_rebuilt_from_sqlite(tmp_path):
     """Redis restarts empty while the engine runs: the engine notices on reconnecting,
     resyncs from SQLite, and calls to the DID work again without anyone stepping in."""
-    from trunx.devstack import RedisServer
+    from devtools.stack import RedisServer
 
     with RedisServer(tmp_path / "own-redis") as own:
         cfg = make_config(tmp_path, own.url)

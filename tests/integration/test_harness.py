@@ -14,8 +14,8 @@ from typing import Self
 import pytest
 import redis
 
-from trunx.devstack import Asterisk, wait_until
-from trunx.devstack.ami import AmiClient, AmiError, event_is, originate_local
+from devtools.stack import Asterisk, wait_until
+from devtools.stack.ami import AmiClient, AmiError, event_is, originate_local
 
 
 class AgiTalk:

@@ -9,7 +9,8 @@ import pytest
 from bench.agi_emulator import Scenario, run_session
 from tests.engine_support import make_config, running_engine, seed_account
 from tests.fakes.fake_ultravox import FakeUltravox
-from trunx import db, ivr_store
+from trunx import db
+from trunx.ivr import store as ivr_store
 from trunx.models import Account, Agent, Call
 
 KEY = "uv-test-key"

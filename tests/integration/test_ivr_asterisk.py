@@ -11,11 +11,12 @@ import sys
 
 import pytest
 
+from devtools.demo import publish_demo, stage_prompts
+from devtools.stack import wait_until
+from devtools.stack.ami import originate_local
 from tests.engine_support import SEED_DID, SEED_TREE, make_config, running_engine
-from trunx import db, ivr_store
-from trunx.demo import publish_demo, stage_prompts
-from trunx.devstack import wait_until
-from trunx.devstack.ami import originate_local
+from trunx import db
+from trunx.ivr import store as ivr_store
 from trunx.models import Account, AudioAsset, Call, Suppression
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]

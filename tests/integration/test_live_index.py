@@ -1,5 +1,5 @@
 """The engine's live-call index against a real Redis, read back by the API's own readers
-(trunx.call_actions), which is what a client of the API sees."""
+(admin_api.call_actions.service), which is what a client of the API sees."""
 from __future__ import annotations
 
 import asyncio
@@ -7,9 +7,10 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from agi_server.live_index import LiveIndex
-from trunx import call_actions, redis_schema
-from trunx.call_actions import Conflict
+from admin_api.call_actions import service as call_actions
+from admin_api.call_actions.service import Conflict
+from agi_server.calls.live_index import LiveIndex
+from trunx import redis_schema
 
 
 def _evals(redis) -> int:

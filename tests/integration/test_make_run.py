@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from trunx.devstack import free_port
+from devtools.stack import free_port
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -17,7 +17,7 @@ def test_make_run_places_the_demo_call_and_prints_its_path(tmp_path):
            "TRUNX_API_PORT": str(free_port())}
     env.pop("TRUNX_REDIS_URL", None)
     for _ in range(2):     # a second run reuses the database and the staged prompts
-        out = subprocess.run([sys.executable, "-m", "trunx.devrun", "--once"], env=env,
+        out = subprocess.run([sys.executable, "-m", "devtools.run", "--once"], env=env,
                              capture_output=True, text=True, timeout=180)
         assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout

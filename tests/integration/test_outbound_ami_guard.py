@@ -1,4 +1,4 @@
-"""agi_server.ami against a small AMI server on loopback that behaves as Asterisk does for a
+"""agi_server.ami.client against a small AMI server on loopback that behaves as Asterisk does for a
 user allowed `system` events: it sends FullyBooted after each login, which is when
 panoramisk re-sends actions that had no reply. (trunx's own AMI user has no `system` read,
 so a real Asterisk never sends it that event; the guard must hold either way.)"""
@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from agi_server.ami import AmiConnection, AmiDisconnected, AmiUnavailable
+from agi_server.ami.client import AmiConnection, AmiDisconnected, AmiUnavailable
 from trunx import config as trunx_config
 
 

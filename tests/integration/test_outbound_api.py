@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from admin_api import create_app
+from devtools.stack.ami import originate_local
 from tests.engine_support import running_engine, seed_account
 from tests.integration.outbound_support import (
     ANSWERS,
@@ -19,7 +20,6 @@ from tests.integration.outbound_support import (
     wait_status,
 )
 from trunx import accounts
-from trunx.devstack.ami import originate_local
 from trunx.models import Call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]

@@ -2,7 +2,7 @@
 SQL building: what lands in SQLite must be exactly what Call.create would have written."""
 from __future__ import annotations
 
-from agi_server.call_record import CallRecord, column_values, save_rows
+from agi_server.calls.record import CallRecord, column_values, save_rows
 from trunx import config as trunx_config
 from trunx import db
 from trunx.models import Account, Call

@@ -1,4 +1,4 @@
-"""Tests for agi_server.commands: exact command lines, validation, and quoting.
+"""Tests for agi_server.agi.commands: exact command lines, validation, and quoting.
 
 The quoting property is checked against a Python port of Asterisk's res_agi.c
 parse_args() (unchanged from 1.4 through 22), which is how Asterisk will read
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agi_server import commands
-from agi_server.commands import quote
-from agi_server.errors import InvalidArgument, UnsafeArgument
+from agi_server.agi import commands
+from agi_server.agi.commands import quote
+from agi_server.agi.errors import InvalidArgument, UnsafeArgument
 
 MAX_ARGS = 128  # res_agi.c
 

@@ -1,4 +1,4 @@
-"""trunx.did_selection: local presence first (area code, then state), then health, on a
+"""admin_api.agents.did_selection: local presence first (area code, then state), then health, on a
 real SQLite file; and the NANP table it reads."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
+from admin_api.agents import did_selection as ds
 from trunx import config as trunx_config
 from trunx import db
-from trunx import did_selection as ds
 from trunx.models import Account, Call, Did, utcnow
 
 

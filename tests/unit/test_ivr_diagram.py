@@ -1,5 +1,5 @@
-from trunx.demo import SEED_TREE
-from trunx.ivr_diagram import to_mermaid
+from devtools.demo import SEED_TREE
+from trunx.ivr.diagram import to_mermaid
 
 
 def test_seed_tree_diagram_has_every_node_and_route():

@@ -1,10 +1,10 @@
-"""Table tests of trunx.ivr_tree: what validate() accepts and refuses (with which field and
+"""Table tests of trunx.ivr.tree: what validate() accepts and refuses (with which field and
 code), and what compile_tree() hands the engine."""
 from __future__ import annotations
 
 import pytest
 
-from trunx.ivr_tree import MAX_NODES, audio_refs, compile_tree, validate
+from trunx.ivr.tree import MAX_NODES, audio_refs, compile_tree, validate
 
 SEED = {"nodes": {
     "welcome": {"audio": "welcome.wav", "gather": {"1": "has_business", "9": "dnc"},

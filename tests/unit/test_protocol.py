@@ -1,4 +1,4 @@
-"""Wire tests for agi_server.protocol: a table of traces, plus API-misuse cases.
+"""Wire tests for agi_server.agi.protocol: a table of traces, plus API-misuse cases.
 
 A trace is a tiny script, used both inline below and in tests/fixtures/agi/*.txt:
 
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from agi_server import errors, protocol
-from agi_server.errors import (
+from agi_server.agi import errors, protocol
+from agi_server.agi.errors import (
     AGICommandError,
     AGIDeadChannel,
     AGIError,
@@ -34,7 +34,7 @@ from agi_server.errors import (
     LocalProtocolError,
     RemoteProtocolError,
 )
-from agi_server.protocol import (
+from agi_server.agi.protocol import (
     MAX_COMMAND_BYTES,
     NEED_DATA,
     AGIConnection,

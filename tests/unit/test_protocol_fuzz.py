@@ -1,4 +1,4 @@
-"""Fuzzing agi_server.protocol with hypothesis (the h11 invariants).
+"""Fuzzing agi_server.agi.protocol with hypothesis (the h11 invariants).
 
 1. Any bytes either parse into events or raise RemoteProtocolError; never anything else.
 2. Feeding the same bytes whole, byte by byte, or in random chunks yields the same events.
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agi_server.errors import RemoteProtocolError
-from agi_server.protocol import (
+from agi_server.agi.errors import RemoteProtocolError
+from agi_server.agi.protocol import (
     NEED_DATA,
     AGIConnection,
     Closed,

@@ -45,7 +45,7 @@ def test_the_engine_upkeep_purges_at_start(tmp_path, redis_server):
 
     import redis.asyncio as aioredis
 
-    from agi_server.call_actions import LiveCalls
+    from agi_server.calls.actions import LiveCalls
 
     cfg = config.load(env={}, data_dir=str(tmp_path), redis_url=redis_server.url)
     db.connect(cfg)

@@ -115,7 +115,7 @@ def test_timeout(fake):
 
 
 def test_unreachable():
-    from trunx.devstack import free_port
+    from devtools.stack import free_port
 
     with Ultravox(KEY, f"http://127.0.0.1:{free_port()}") as c, \
             pytest.raises(UltravoxError) as info:

@@ -1,6 +1,6 @@
 """Live-call actions, the engine's half: the sessions that take them and what each one does.
 
-trunx.call_actions (the API) checks the call, stages media and puts {call, action, id,
+admin_api.call_actions.service (the API) checks the call, stages media and puts {call, action, id,
 params} on the command stream; the CommandReader hands it to the call's CallSession
 (`LiveCalls.get`), whose channel serves it between (or by stopping) prompts and waits; the
 ActionRunner below carries it out on the AGI session that holds the channel and writes
@@ -11,16 +11,16 @@ its progress into the action's Redis hash.
     dtmf      EXEC SendDTMF(digits,200,200): 200 ms tones with 200 ms gaps
     record    EXEC MixMonitor, both directions mixed, stopped by EXEC StopMixMonitor on
               DELETE or at max_length, or by the hangup; sox makes the mp3/wav (see
-              agi_server.recorder)
+              agi_server.calls.recorder)
     transfer  EXEC Dial(PJSIP/<to>@<trunk>): AMI DialEnd ANSWER means the caller is
               bridged there, so the original call ends for us (answer_url gets a signed
               webhook, the call stops taking actions); any other DIALSTATUS returns the
               caller to the call
 
-Sessions exist for answered plain outbound calls (agi_server.outbound) and inbound IVR
+Sessions exist for answered plain outbound calls (agi_server.calls.outbound) and inbound IVR
 calls (engine.ivr_call); each says so in Redis (`trunx:live:{call}`, status in-progress,
 then transferred once a transfer is answered) while it lasts, which is what the API
-checks; agi_server.live_index writes those changes in batches, off the call's path. The
+checks; agi_server.calls.live_index writes those changes in batches, off the call's path. The
 periodic task writes the live calls again (TTLs, and a Redis that lost them) and purges
 expired recordings.
 """
@@ -33,12 +33,13 @@ import logging
 import secrets
 import time
 
-from agi_server import commands, recorder
-from agi_server.call_session import CallSession
-from agi_server.errors import AGIHangup
-from agi_server.ivr_runner import ALL_DTMF
-from agi_server.live_index import LiveIndex
-from agi_server.recorder import Recorder
+from agi_server.agi import commands
+from agi_server.agi.errors import AGIHangup
+from agi_server.calls import recorder
+from agi_server.calls.live_index import LiveIndex
+from agi_server.calls.recorder import Recorder
+from agi_server.calls.session import CallSession
+from agi_server.ivr.runner import ALL_DTMF
 from trunx import recordings, redis_schema
 from trunx.calls import ensure_webhook_secret, utc_from_ts
 from trunx.media import make_stager

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from agi_server.errors import InvalidArgument, UnsafeArgument
+from agi_server.agi.errors import InvalidArgument, UnsafeArgument
 
 _UNSAFE = re.compile(r"[\r\n\x00]")
 _DTMF = re.compile(r"[0-9*#]*")

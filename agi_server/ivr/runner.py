@@ -1,9 +1,9 @@
-"""The IVR runner: walks one compiled tree (see trunx.ivr_tree.compile_tree) on one call.
+"""The IVR runner: walks one compiled tree (see trunx.ivr.tree.compile_tree) on one call.
 
 A small explicit state machine: the state is the current node; each gather node yields the
 next node (a route, a timeout target, a replay or None for a polite hangup) and each action
 node ends the walk. Every transition is appended to the call record. The runner talks to
-the call only through the channel facade (agi_server.channel.Channel), so it can be driven
+the call only through the channel facade (agi_server.agi.channel.Channel), so it can be driven
 by any AGI peer, real or scripted. A caller hanging up surfaces as AGIHangup from the
 facade and ends the walk in the session, not here.
 """
@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from agi_server.call_record import CallRecord
+from agi_server.calls.record import CallRecord
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ import asyncio
 import logging
 import socket
 
-from agi_server.ami import AmiError, AmiUnavailable
+from agi_server.ami.client import AmiError, AmiUnavailable
 from agi_server.background import ensure_group, keep_reading, stop_task, wait_or_stop
 from trunx import dnc, redis_schema
 from trunx.calls import ts_from_utc

@@ -12,8 +12,9 @@ import re
 
 from redis.exceptions import NoScriptError
 
-from trunx import db, ivr_tree, redis_schema
+from trunx import db, redis_schema
 from trunx.db import proxy
+from trunx.ivr import tree as ivr_tree
 from trunx.models import AudioAsset, Did, Ivr, IvrVersion, utcnow
 
 _ASSET_ID = re.compile(r"^aud_[0-9a-f]{16}$")

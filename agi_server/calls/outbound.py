@@ -2,10 +2,10 @@
 
 Asterisk runs AGI(agi://.../outbound) in [trunx-outbound] once the callee answers (see
 dialplan/extensions.conf); the channel's Uniqueid is the call id (Originate ChannelId).
-An AI call (one with an `ai` config) is handed to agi_server.ai_bridge.run_ai_call. A plain
+An AI call (one with an `ai` config) is handed to agi_server.ai.bridge.run_ai_call. A plain
 call is held: the route waits in one-second WAIT FOR DIGIT slices, so a hangup is seen
 within a second and, between slices, it serves the call's command queue (`hangup`, put
-there by the tracker). A plain call is also an action session (agi_server.call_actions):
+there by the tracker). A plain call is also an action session (agi_server.calls.actions):
 its waits serve live-call actions (play, speak, dtmf, record, transfer) as they arrive.
 DELETE and maxDuration normally end a call through AMI (the tracker); the queue is the path
 that still works when AMI is down.
@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import time
 
-from agi_server import ai_bridge
-from agi_server.errors import AGIHangup
+from agi_server.agi.errors import AGIHangup
+from agi_server.ai import bridge as ai_bridge
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class OutboundRoute:
     def __init__(self, config, tracker, live_calls=None):
         self.config = config
         self.tracker = tracker
-        self.live_calls = live_calls     # agi_server.call_actions.LiveCalls, or None
+        self.live_calls = live_calls     # agi_server.calls.actions.LiveCalls, or None
         self.sessions = 0
 
     async def __call__(self, ch) -> None:

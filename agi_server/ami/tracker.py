@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agi_server.ami import AmiError, AmiUnavailable
+from agi_server.ami.client import AmiError, AmiUnavailable
 from trunx import calls, redis_schema
 from trunx.calls import ts_from_utc, utc_from_ts
 from trunx.models import Account, Call, CallEvent, utcnow

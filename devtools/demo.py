@@ -6,7 +6,7 @@ plays them without edits.
 """
 from __future__ import annotations
 
-from trunx import ivr_store
+from trunx.ivr import store as ivr_store
 from trunx.media import LocalStager, render_tts
 from trunx.models import Account, AudioAsset, Did, Ivr
 

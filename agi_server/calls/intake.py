@@ -5,7 +5,7 @@ trunx.calls.request_hangup XADDs {call, action: "hangup"} to `trunx:commands`. O
 routes each to the call: a queued call is cancelled before it is ever placed (the SET NX
 originated mark makes that race-free against the dialer); a ringing or live call is hung
 up. Live-call actions (play, speak, dtmf, record, transfer) arrive the same way and go to
-the session holding the call (agi_server.call_actions.LiveCalls.route).
+the session holding the call (agi_server.calls.actions.LiveCalls.route).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class CommandReader:
         self._db = db
         self.redis = redis
         self.tracker = tracker
-        self.live_calls = live_calls      # agi_server.call_actions.LiveCalls: action sessions
+        self.live_calls = live_calls      # agi_server.calls.actions.LiveCalls: action sessions
         self.consumer = consumer or socket.gethostname()
         self.handled = 0
         self._task: asyncio.Task | None = None

@@ -7,7 +7,7 @@
     GET    /v1/voice/accounts/{auth_id}/recordings/{recording_uuid}.{mp3|wav}     (trunx)
 
 `auth_id` is the account id; another account's id answers 403. The work is
-trunx.call_actions': this module maps HTTP onto it. Actions run asynchronously in the
+admin_api.call_actions.service': this module maps HTTP onto it. Actions run asynchronously in the
 engine; the answer says the action was accepted, GET .../actions/{uuid} says how it went.
 Stopping a recording waits (briefly) for the engine to finish the file, because the answer
 carries its URL and measured duration.
@@ -20,9 +20,9 @@ import time
 from flask import Blueprint, current_app, send_file
 
 from admin_api import context as ctx
+from admin_api.call_actions import service as call_actions
 from admin_api.errors import APIError
 from admin_api.voice import call_error
-from trunx import call_actions
 from trunx.calls import CallError
 from trunx.models import Recording
 

@@ -22,11 +22,11 @@ import redis
 import redis.asyncio as aioredis
 
 from agi_server.engine import Engine, loop_factory
+from devtools.demo import DEMO_DID, demo_account, publish_demo, stage_prompts
+from devtools.stack import Asterisk, RedisServer, find_root, free_port, wait_until
+from devtools.stack.ami import AmiClient, originate_local
 from trunx import accounts, db
 from trunx import config as trunx_config
-from trunx.demo import DEMO_DID, demo_account, publish_demo, stage_prompts
-from trunx.devstack import Asterisk, RedisServer, find_root, free_port, wait_until
-from trunx.devstack.ami import AmiClient, originate_local
 from trunx.models import Call
 
 log = logging.getLogger("trunx.run")
@@ -147,7 +147,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m trunx.devrun", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.run", description=__doc__)
     parser.add_argument("--once", action="store_true", help="stop after the demo call")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

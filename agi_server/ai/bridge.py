@@ -1,6 +1,6 @@
 """The AI bridge: an answered outbound call meets its Ultravox agent over SIP.
 
-agi_server.outbound hands an answered AI call here (`run_ai_call(ch, call, config)`):
+agi_server.calls.outbound hands an answered AI call here (`run_ai_call(ch, call, config)`):
 
     1. create the Ultravox call with the SIP medium `incoming` (from the call's `ai` config,
        or, for an agent call, through the agent: POST /api/agents/{id}/calls); Ultravox
@@ -25,7 +25,7 @@ import logging
 import re
 import time
 
-from agi_server.errors import AGIHangup
+from agi_server.agi.errors import AGIHangup
 from trunx import ultravox
 from trunx.models import Agent, Call
 from trunx.ultravox import Ultravox, UltravoxError

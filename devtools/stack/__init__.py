@@ -1,6 +1,6 @@
 """Process management for development and tests: throwaway Redis and real Asterisk instances.
 
-Used by tests/integration/conftest.py and by `make run` (trunx/devrun.py).
+Used by tests/integration/conftest.py and by `make run` (devtools/run.py).
 """
 from .asterisk import (
                        Asterisk,

@@ -8,8 +8,8 @@ other peer).
 """
 from __future__ import annotations
 
-from agi_server import commands
-from agi_server.errors import AGIHangup
+from agi_server.agi import commands
+from agi_server.agi.errors import AGIHangup
 
 STREAM_STOP = 1000   # AST_CONTROL_STREAM_STOP, as WAIT FOR DIGIT reports a ControlPlayback stop
 

@@ -19,9 +19,9 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from agi_server.channel import Channel
-from agi_server.errors import AGIHangup, RemoteProtocolError
-from agi_server.protocol import (
+from agi_server.agi.channel import Channel
+from agi_server.agi.errors import AGIHangup, RemoteProtocolError
+from agi_server.agi.protocol import (
     NEED_DATA,
     AGIConnection,
     Closed,

@@ -4,7 +4,7 @@ Shaped like h11: this module never touches a socket or an event loop, so every
 byte sequence Asterisk can send is testable in memory. Running one command from
 asyncio (``receive_data(b"")`` means EOF; one command is in flight at a time)::
 
-    async def run(conn, reader, writer, command):  # command from agi_server.commands
+    async def run(conn, reader, writer, command):  # command from agi_server.agi.commands
         writer.write(conn.send(command))
         while True:
             event = conn.next_event()
@@ -42,7 +42,7 @@ import re
 from dataclasses import dataclass, field
 from typing import cast
 
-from agi_server.errors import AGICommandError, LocalProtocolError, RemoteProtocolError
+from agi_server.agi.errors import AGICommandError, LocalProtocolError, RemoteProtocolError
 
 __all__ = ["MAX_COMMAND_BYTES", "NEED_DATA", "AGIConnection", "Closed", "CommandFailed",
            "Environment", "Event", "Hangup", "Response", "Trying"]

@@ -20,8 +20,9 @@ import re
 from flask import Blueprint, request
 
 from admin_api import context as ctx
+from admin_api.agents import did_selection
 from admin_api.errors import APIError, invalid
-from trunx import calls, did_selection, dnc, phone, ultravox
+from trunx import calls, dnc, phone, ultravox
 from trunx.db import proxy
 from trunx.models import Agent, iso, new_uuid, utcnow
 

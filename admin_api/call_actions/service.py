@@ -6,7 +6,7 @@ media, record the action's state and enqueue it for the engine session holding t
 A call takes actions while an engine session holds it and says so in Redis
 (`trunx:live:{call}`, see redis_schema): an answered outbound call on the `outbound` route,
 or an inbound call in an IVR. The action goes onto the engine's command stream as
-{call, action, id, params (JSON)}; the engine's agi_server.call_actions carries it out and
+{call, action, id, params (JSON)}; the engine's agi_server.calls.actions carries it out and
 writes its progress into `trunx:action:{id}`, which GET .../actions/{id} reads.
 
 Play and speak media are fetched or synthesised and staged here, so a bad URL, an audio

@@ -25,7 +25,7 @@ import collections
 import logging
 import time
 
-from agi_server.errors import AGIHangup
+from agi_server.agi.errors import AGIHangup
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,11 @@ class CallSession:
     def __init__(self, call_id: str, account: str, direction: str, ch, *, ami, runner,
                  on_handoff=None, on_hangup=None):
         self.call_id, self.account, self.direction = call_id, account, direction
-        self.raw = ch                                # agi_server.channel.Channel
+        self.raw = ch                                # agi_server.agi.channel.Channel
         self.channel_name = ch.env.get("agi_channel", "")
         self.uniqueid = ch.env.get("agi_uniqueid", "")
         self.ami = ami
-        self.runner = runner                         # agi_server.call_actions.ActionRunner
+        self.runner = runner                         # agi_server.calls.actions.ActionRunner
         self.on_handoff = on_handoff                 # the caller was transferred away
         self.on_hangup = on_hangup                   # hangup asked (reason)
         self.channel = LiveChannel(self)
