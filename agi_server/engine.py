@@ -19,10 +19,11 @@ from agi_server.ai import bridge as ai_bridge
 from agi_server.ami.client import AmiConnection
 from agi_server.ami.dialer import Dialer
 from agi_server.ami.tracker import CallTracker
-from agi_server.calls.actions import LiveCalls
 from agi_server.calls.intake import CommandReader
+from agi_server.calls.live_call import INBOUND, LiveCall
 from agi_server.calls.outbound import OutboundRoute
 from agi_server.calls.record import CallRecord, column_values, save_rows
+from agi_server.calls.registry import Registry
 from agi_server.ivr.runner import IvrRunner, Services
 from agi_server.ivr.tree_cache import TreeCache, TreeUnavailable
 from agi_server.webhooks import WebhookSender
@@ -41,15 +42,17 @@ class Engine:
         self.sync_redis = sync_redis    # blocking client for the database thread
         self.cache = TreeCache(redis, on_connect=self._heal_redis)
         self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="trunx-db")
-        # outbound calls: the one AMI connection, status tracking, webhooks, the dialer
         self.ami = AmiConnection(config)
         self.webhooks = WebhookSender(config, self._db)
-        self.tracker = CallTracker(config, self._db, self.ami, redis, self.webhooks)
+        # every live call, inbound and outbound: one LiveCall each, one registry
+        self.registry = Registry(config, self._db, redis, self.ami, self.webhooks)
+        # outbound calls: status from AMI events, the dialer
+        self.tracker = CallTracker(config, self._db, self.ami, redis, self.webhooks,
+                                   self.registry)
         self.dialer = Dialer(config, self._db, redis, sync_redis, self.ami, self.tracker)
-        # live-call actions: the sessions that take them, fed by the command stream
-        self.live_calls = LiveCalls(config, self._db, redis, self.ami, self.webhooks)
-        self.commands = CommandReader(self._db, redis, self.tracker, live_calls=self.live_calls)
-        self.outbound = OutboundRoute(config, self.tracker, self.live_calls)
+        # commands from the API (actions, hangups) reach the calls through the registry
+        self.commands = CommandReader(self._db, redis, self.tracker, self.registry)
+        self.outbound = OutboundRoute(config, self.tracker, self.registry)
         self.server = FastAGIServer(config, {"ivr": self.ivr_call, "outbound": self.outbound})
         self.services = Services(config=config, suppress=self._suppress,
                                  is_suppressed=self._is_suppressed,
@@ -58,10 +61,10 @@ class Engine:
         self._unsaved: list[list] = []   # ended calls' column values, not written yet
         self._writer: asyncio.Task | None = None
         self.resyncs = 0                         # times Redis was found empty and rebuilt
-        self.live: dict[str, CallRecord] = {}    # call id -> record, while the call runs
 
     def live_records(self) -> list[CallRecord]:
-        return list(self.live.values())
+        """The IVR records of the inbound calls in progress."""
+        return self.registry.records()
 
     async def start(self, *, resync: bool = True) -> None:
         if resync:
@@ -77,14 +80,14 @@ class Engine:
         except Exception:
             log.exception("unfinished outbound calls not adopted")
         await self.ami.start()          # connects in the background, and keeps reconnecting
-        await self.live_calls.start()
+        await self.registry.start()
         await self.commands.start()
         await self.dialer.start()
 
     async def stop(self) -> None:
         await asyncio.gather(self.dialer.stop(), self.commands.stop())
         await self.server.stop()
-        await self.live_calls.stop()     # after the sessions: their recordings finish
+        await self.registry.stop()       # after the sessions: their recordings finish
         while self._writer is not None and not self._writer.done():
             await self._writer      # records of calls that ended during the stop
         await self.cache.stop()
@@ -108,7 +111,9 @@ class Engine:
         env = ch.env
         record = CallRecord(did=_called_number(env), caller=_caller(env),
                             uniqueid=env.get("agi_uniqueid"), channel=env.get("agi_channel"))
-        self.live[record.id] = record
+        call = self.registry.add(LiveCall(
+            id=record.id, account=None, direction=INBOUND, from_number=record.caller,
+            to_number=record.did, status="answered", channel=record.channel, record=record))
         try:
             tree = await self._tree_for(record)
             if tree is None:
@@ -118,11 +123,11 @@ class Engine:
                 return
             record.account, record.ivr_id = tree["account"], tree["ivr_id"]
             record.ivr_version = tree["version"]
+            call.account = record.account
             await ch.answer()
-            async with self.live_calls.session(ch, record.id, record.account, "inbound",
-                                               numbers=(record.caller, record.did),
-                                               on_handoff=lambda at: _transferred(record)
-                                               ) as session:
+            async with self.registry.session(call, ch,
+                                             on_handoff=lambda at: _transferred(record)
+                                             ) as session:
                 await IvrRunner(session.channel, tree, record, self.services).run()
         except AGIHangup:
             record.finish("caller-hangup")
@@ -130,7 +135,8 @@ class Engine:
             record.finish("error")
             raise
         finally:
-            self.live.pop(record.id, None)
+            call.status = "completed"
+            self.registry.release(call)
             self._save(record)      # Asterisk gets its socket closed without waiting for it
 
     async def _tree_for(self, record: CallRecord) -> dict | None:

@@ -119,7 +119,7 @@ def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
     pid = os.getpid()
     if op == "stats":
         return {"redis_reads": engine.cache.redis_reads, "server": dict(engine.server.stats),
-                "live_batches": engine.live_calls.index.batches + engine.live_calls.index.failed,
+                "live_batches": engine.registry.index.batches + engine.registry.index.failed,
                 "records_saved": engine.records_saved, "sessions": engine.server.calls,
                 "rss": rss_bytes(pid), "cpu": cpu_seconds(pid)}
     if op == "peak":

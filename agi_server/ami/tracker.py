@@ -24,9 +24,9 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from agi_server.ami.client import AmiError, AmiUnavailable
+from agi_server.calls.live_call import OUTBOUND, LiveCall
 from trunx import calls, redis_schema
 from trunx.calls import ts_from_utc, utc_from_ts
 from trunx.models import Account, Call, CallEvent, utcnow
@@ -42,32 +42,6 @@ CAUSES = {17: "busy", 18: "no-answer", 19: "no-answer", 21: "rejected", 16: "rej
 # OriginateResponse Reason (Asterisk's AST_CONTROL_*) when no channel ever existed
 REASONS = {1: "rejected", 3: "no-answer", 5: "busy", 8: "congestion"}
 ORPHAN_GRACE = 5.0   # seconds to wait for a Hangup after a failed OriginateResponse
-
-
-@dataclass
-class LiveCall:
-    id: str
-    account: str | None
-    from_number: str
-    to_number: str
-    status: str = "initiated"
-    max_duration: float | None = None
-    ai: dict | None = None
-    row: dict = field(default_factory=dict)       # the Call row as the AI bridge gets it
-    channel: str | None = None
-    originated_login: int | None = None          # AMI login count when the Originate went
-    confirmed: bool = False                      # Asterisk queued the Originate
-    answered_ts: float | None = None             # epoch seconds
-    cause: int | None = None
-    hangup_reason: str | None = None             # why *we* ended it: api, max-duration, ...
-    in_session: bool = False                     # the `outbound` AGI route holds it
-    commands: asyncio.Queue = field(default_factory=asyncio.Queue)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    _timers: list = field(default_factory=list)
-
-    @property
-    def final(self) -> bool:
-        return self.status in calls.FINAL
 
 
 def row_dict(row: Call) -> dict:
@@ -93,13 +67,13 @@ def _cause(event: dict) -> int | None:
 
 
 class CallTracker:
-    def __init__(self, config, db: Callable, ami, redis, webhooks):
+    def __init__(self, config, db: Callable, ami, redis, webhooks, registry):
         self.config = config
         self._db = db                 # engine._db: run a blocking function on the DB thread
         self.ami = ami
         self.redis = redis            # redis.asyncio
         self.webhooks = webhooks
-        self.calls: dict[str, LiveCall] = {}
+        self.registry = registry      # agi_server.calls.registry.Registry: every live call
         self._events: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
         ami.add_listener(self._events.put_nowait)
@@ -112,24 +86,29 @@ class CallTracker:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for call in self.calls.values():
-            for timer in call._timers:
-                timer.cancel()
+        for call in self._outbound():
+            call.cancel_timers()
 
     # -- registry --------------------------------------------------------------------------
     def track(self, row: Call) -> LiveCall:
-        call = self.calls.get(row.id)
+        call = self.get(row.id)
         if call is None:
-            call = LiveCall(id=row.id, account=row.account_id, from_number=row.from_number,
-                            to_number=row.to_number, status=row.status,
-                            max_duration=row.max_duration, ai=row.ai, row=row_dict(row))
+            call = LiveCall(id=row.id, account=row.account_id, direction=OUTBOUND,
+                            from_number=row.from_number, to_number=row.to_number,
+                            status=row.status, max_duration=row.max_duration, ai=row.ai,
+                            row=row_dict(row))
             if row.answered_at is not None:
                 call.answered_ts = ts_from_utc(row.answered_at)
-            self.calls[row.id] = call
+            self.registry.add(call)
         return call
 
     def get(self, call_id: str) -> LiveCall | None:
-        return self.calls.get(call_id)
+        """An outbound call this engine placed or adopted (inbound ones are not ours)."""
+        call = self.registry.get(call_id)
+        return call if call is not None and call.direction == OUTBOUND else None
+
+    def _outbound(self) -> list[LiveCall]:
+        return [c for c in self.registry.calls.values() if c.direction == OUTBOUND]
 
     # -- events ----------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -144,7 +123,7 @@ class CallTracker:
                               event.get("Uniqueid"))
 
     async def _handle(self, event: dict) -> None:
-        call = self.calls.get(event.get("Uniqueid", ""))
+        call = self.get(event.get("Uniqueid", ""))
         if call is None or call.final:
             return
         kind = event.get("Event")
@@ -216,11 +195,10 @@ class CallTracker:
                                      or CAUSES.get(call.cause or 0, "failed"))
         call.status = status
         changes["status"] = status
-        for timer in call._timers:
-            timer.cancel()
+        call.cancel_timers()
         await self._record(call, status, at, changes)
         call.done.set()
-        self.calls.pop(call.id, None)
+        self.registry.release(call)
         try:
             await self.redis.zrem(redis_schema.ORIGINATE_QUEUE, call.id)
         except Exception:    # the queue entry is dropped again by the dialer; not worth a fault
@@ -251,19 +229,19 @@ class CallTracker:
         def fire():
             task = asyncio.ensure_future(fn(*args))
             task.add_done_callback(_log_failure)
-        call._timers.append(asyncio.get_running_loop().call_later(delay, fire))
+        call.later(delay, fire)
 
     # -- requests --------------------------------------------------------------------------
     async def hangup(self, call_id: str, reason: str) -> bool:
         """End a ringing or answered call (AMI Hangup; the AGI session if AMI is down)."""
-        call = self.calls.get(call_id)
+        call = self.get(call_id)
         if call is None or call.final:
             return False
         call.hangup_reason = call.hangup_reason or reason
         if await self._hangup_channel(call):
             return True
-        if call.in_session:
-            call.commands.put_nowait({"action": "hangup", "reason": reason})
+        if call.session is not None:      # AMI is down: the session hangs up itself
+            call.session.submit({"action": "hangup", "reason": reason})
             return True
         return False
 
@@ -279,20 +257,20 @@ class CallTracker:
 
     # -- the AGI side ----------------------------------------------------------------------
     async def session_started(self, call_id: str) -> LiveCall | None:
-        call = self.calls.get(call_id)
+        call = self.get(call_id)
         if call is None:
             row = await self._db(Call.get_or_none, Call.id == call_id)
             if row is None or row.direction != "outbound" or row.status in calls.FINAL:
                 return None
             call = self.track(row)
-        call.in_session = True
+        call.held = True
         await self.answered(call, time.time())
         return call
 
     async def session_ended(self, call: LiveCall) -> None:
         """The AGI session is over: the Hangup event normally ends the call; if AMI is down
         it never comes, so end it here after a grace period, at this moment."""
-        call.in_session = False
+        call.held = False
         if not call.final:
             self._later(call, 3.0, self.finish, call, time.time())
 
@@ -303,7 +281,7 @@ class CallTracker:
         out what became of them. Calls not yet placed stay with the dialer."""
         adopted = 0
         for row in await self._db(_unfinished_outbound):
-            if row.id not in self.calls and await self.redis.get(
+            if self.registry.get(row.id) is None and await self.redis.get(
                     redis_schema.originated_key(row.id)) == "sent":
                 self.track(row).originated_login = 0
                 adopted += 1
@@ -320,7 +298,7 @@ class CallTracker:
             return (not call.final and call.originated_login is not None
                     and call.originated_login < login)
 
-        if not any(stale(c) for c in self.calls.values()):
+        if not any(stale(c) for c in self._outbound()):
             return
         try:
             reply = await self.ami.action("CoreShowChannels", as_list=True)
@@ -329,7 +307,7 @@ class CallTracker:
             return
         live = {e.get("Uniqueid"): e for e in reply if e.get("Event") == "CoreShowChannel"}
         checked = 0
-        for call in list(self.calls.values()):
+        for call in self._outbound():
             if not stale(call):      # checked again: sent after the snapshot, or ended
                 continue
             checked += 1

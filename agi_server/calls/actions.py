@@ -1,10 +1,11 @@
-"""Live-call actions, the engine's half: the sessions that take them and what each one does.
+"""Live-call actions, the engine's half: what each one does on the call's AGI session.
 
-admin_api.call_actions.service (the API) checks the call, stages media and puts {call, action, id,
-params} on the command stream; the CommandReader hands it to the call's CallSession
-(`LiveCalls.get`), whose channel serves it between (or by stopping) prompts and waits; the
-ActionRunner below carries it out on the AGI session that holds the channel and writes
-its progress into the action's Redis hash.
+admin_api.call_actions.service (the API) checks the call, stages media and puts {call,
+action, id, params} on the command stream; the CommandReader hands it to the registry,
+which queues it on the session of the call's LiveCall (agi_server.calls.registry), whose
+channel serves it between (or by stopping) prompts and waits; the ActionRunner below
+carries it out on the AGI session that holds the channel and writes its progress into the
+action's Redis hash.
 
     play      STREAM FILE of the staged file, `loop` times (0: until stopped), stoppable
     speak     the same, once, with every DTMF key as escape: the caller's key cuts it off
@@ -20,9 +21,7 @@ its progress into the action's Redis hash.
 Sessions exist for answered plain outbound calls (agi_server.calls.outbound) and inbound IVR
 calls (engine.ivr_call); each says so in Redis (`trunx:live:{call}`, status in-progress,
 then transferred once a transfer is answered) while it lasts, which is what the API
-checks; agi_server.calls.live_index writes those changes in batches, off the call's path. The
-periodic task writes the live calls again (TTLs, and a Redis that lost them) and purges
-expired recordings.
+checks; agi_server.calls.live_index writes those changes in batches, off the call's path.
 """
 from __future__ import annotations
 
@@ -40,7 +39,7 @@ from agi_server.calls.live_index import LiveIndex
 from agi_server.calls.recorder import Recorder
 from agi_server.calls.session import CallSession
 from agi_server.ivr.runner import ALL_DTMF
-from trunx import recordings, redis_schema
+from trunx import redis_schema
 from trunx.calls import ensure_webhook_secret, utc_from_ts
 from trunx.media import make_stager
 from trunx.models import iso, utcnow
@@ -261,80 +260,6 @@ class ActionRunner:
             pass
         from trunx import dnc
         return await self._db(dnc.is_suppressed, account, number)
-
-
-class LiveCalls:
-    """The engine's registry of action sessions, and its periodic upkeep."""
-
-    def __init__(self, config, db, redis, ami, webhooks, *, refresh: float = 30.0):
-        self.config = config
-        self._db = db
-        self.redis = redis
-        self.ami = ami
-        self.runner = ActionRunner(config, db, redis, ami, webhooks)
-        self.index = self.runner.index       # the sessions, as Redis shows them to the API
-        self.sessions: dict[str, CallSession] = {}
-        self.refresh = refresh
-        self.purged = 0
-        self._task: asyncio.Task | None = None
-
-    def get(self, call_id: str) -> CallSession | None:
-        return self.sessions.get(call_id)
-
-    async def route(self, fields: dict) -> None:
-        """A command from the stream: to its session, or refused."""
-        s = self.sessions.get(fields.get("call", ""))
-        if s is None or s.handed_off:
-            await self.runner.refuse(fields, "call-not-in-progress",
-                                     "the call is not in progress in this engine")
-            return
-        s.submit(dict(fields))
-
-    @contextlib.asynccontextmanager
-    async def session(self, ch, call_id: str, account: str, direction: str, *,
-                      numbers: tuple = (None, None), on_handoff=None, on_hangup=None):
-        """Hold `call_id` as an action session while the body runs; `numbers` is the
-        call's (from, to), shown by the API's list of live calls."""
-        s = CallSession(call_id, account, direction, ch, ami=self.ami, runner=self.runner,
-                        on_handoff=on_handoff, on_hangup=on_hangup)
-        self.sessions[call_id] = s
-        self.index.announce(call_id, account or "", {
-            "account": account or "", "direction": direction, "status": "in-progress",
-            "channel": s.channel_name, "from": numbers[0] or "", "to": numbers[1] or "",
-            "since": _now()}, time.time())
-        try:
-            yield s
-        finally:
-            self.sessions.pop(call_id, None)
-            self.index.withdraw(call_id)
-            await self.runner.session_ended(s)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._upkeep(), name="live-calls")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self.runner.drain()
-        await self.index.flush()
-
-    async def purge(self) -> int:
-        count = await self._db(recordings.purge_expired, self.config)
-        self.purged += count
-        return count
-
-    async def _upkeep(self) -> None:
-        next_purge = 0.0
-        while True:
-            if time.monotonic() >= next_purge:
-                next_purge = time.monotonic() + self.config.recording_purge_interval
-                try:
-                    await self.purge()
-                except Exception:
-                    log.exception("recording purge failed")
-            await self.index.refresh()
-            await asyncio.sleep(min(self.refresh, self.config.recording_purge_interval))
 
 
 # -- helpers ---------------------------------------------------------------------------------

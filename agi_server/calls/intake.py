@@ -4,8 +4,9 @@ trunx.calls.request_hangup XADDs {call, action: "hangup"} to `trunx:commands`. O
 (a consumer group, so a request made while the engine was down is still served at start)
 routes each to the call: a queued call is cancelled before it is ever placed (the SET NX
 originated mark makes that race-free against the dialer); a ringing or live call is hung
-up. Live-call actions (play, speak, dtmf, record, transfer) arrive the same way and go to
-the session holding the call (agi_server.calls.actions.LiveCalls.route).
+up. Live-call actions (play, speak, dtmf, record, transfer) arrive the same way; they, and
+a hangup for a call an AGI session holds without AMI tracking it (an inbound call), go to
+the call's session (agi_server.calls.registry.Registry.route).
 """
 from __future__ import annotations
 
@@ -25,11 +26,11 @@ READ_BLOCK_MS = 500     # a stop waits at most this long for the read in flight
 
 
 class CommandReader:
-    def __init__(self, db, redis, tracker, *, consumer: str | None = None, live_calls=None):
+    def __init__(self, db, redis, tracker, registry, *, consumer: str | None = None):
         self._db = db
         self.redis = redis
         self.tracker = tracker
-        self.live_calls = live_calls      # agi_server.calls.actions.LiveCalls: action sessions
+        self.registry = registry          # agi_server.calls.registry.Registry: every live call
         self.consumer = consumer or socket.gethostname()
         self.handled = 0
         self._task: asyncio.Task | None = None
@@ -65,18 +66,14 @@ class CommandReader:
     async def _handle(self, fields: dict) -> None:
         call_id, action = fields.get("call", ""), fields.get("action")
         self.handled += 1
-        if action != "hangup" and self.live_calls is not None:
-            await self.live_calls.route(dict(fields))
-            return
         if action != "hangup":
-            call = self.tracker.get(call_id)
-            if call is not None and call.in_session:
-                call.commands.put_nowait(dict(fields))
-            else:
-                log.info("command %r for call %s: no live session", action, call_id)
+            await self.registry.route(dict(fields))
             return
         if self.tracker.get(call_id) is not None:
             await self.tracker.hangup(call_id, "api")
+            return
+        if self.registry.get(call_id) is not None:     # an inbound call in its session
+            await self.registry.route(dict(fields))
             return
         # not placed yet: it never will be (the mark makes the dialer skip it)
         mark = redis_schema.originated_key(call_id)

@@ -3,12 +3,11 @@
 Asterisk runs AGI(agi://.../outbound) in [trunx-outbound] once the callee answers (see
 dialplan/extensions.conf); the channel's Uniqueid is the call id (Originate ChannelId).
 An AI call (one with an `ai` config) is handed to agi_server.ai.bridge.run_ai_call. A plain
-call is held: the route waits in one-second WAIT FOR DIGIT slices, so a hangup is seen
-within a second and, between slices, it serves the call's command queue (`hangup`, put
-there by the tracker). A plain call is also an action session (agi_server.calls.actions):
-its waits serve live-call actions (play, speak, dtmf, record, transfer) as they arrive.
-DELETE and maxDuration normally end a call through AMI (the tracker); the queue is the path
-that still works when AMI is down.
+call is held as an action session (agi_server.calls.registry): the route waits in
+one-second WAIT FOR DIGIT slices, so a hangup is seen within a second, and its waits serve
+live-call actions (play, speak, dtmf, record, transfer) and a queued hangup as they arrive.
+DELETE and maxDuration normally end a call through AMI (the tracker); the session's queue is
+the path that still works when AMI is down.
 """
 from __future__ import annotations
 
@@ -24,10 +23,10 @@ SLICE = 1.0   # seconds per WAIT FOR DIGIT while holding a plain call
 
 
 class OutboundRoute:
-    def __init__(self, config, tracker, live_calls=None):
+    def __init__(self, config, tracker, registry):
         self.config = config
         self.tracker = tracker
-        self.live_calls = live_calls     # agi_server.calls.actions.LiveCalls, or None
+        self.registry = registry         # agi_server.calls.registry.Registry
         self.sessions = 0
 
     async def __call__(self, ch) -> None:
@@ -42,12 +41,9 @@ class OutboundRoute:
             if call.ai is not None:
                 await ai_bridge.run_ai_call(ch, dict(call.row), self.config)
                 await ch.hangup()
-            elif self.live_calls is None:
-                await self.hold(ch, call)
             else:
-                async with self.live_calls.session(
-                        ch, call.id, call.account, "outbound",
-                        numbers=(call.from_number, call.to_number),
+                async with self.registry.session(
+                        call, ch,
                         on_handoff=lambda at: self._transferred(call, at),
                         on_hangup=lambda reason: self._asked(call, reason)) as session:
                     await self.hold(session.channel, call)
@@ -67,19 +63,13 @@ class OutboundRoute:
         call.hangup_reason = call.hangup_reason or reason
 
     async def hold(self, ch, call) -> None:
+        """Wait until the call ends: a hangup (the callee's, or one queued on the session,
+        which raises AGIHangup from the wait) or maxDuration."""
         deadline = None
         if call.max_duration:
             start = call.answered_ts or time.time()
             deadline = time.monotonic() + max(0.0, start + call.max_duration - time.time())
         while True:
-            while not call.commands.empty():
-                command = call.commands.get_nowait()
-                if command.get("action") == "hangup":
-                    call.hangup_reason = call.hangup_reason or command.get("reason", "api")
-                    await ch.hangup()
-                    return
-                log.info("call %s: command %r not supported on a plain call", call.id,
-                         command.get("action"))
             budget = SLICE
             if deadline is not None:
                 budget = min(budget, deadline - time.monotonic())

@@ -34,7 +34,7 @@ PREEMPTING = frozenset({"play", "speak", "transfer", "hangup"})
 
 class CallSession:
     def __init__(self, call_id: str, account: str, direction: str, ch, *, ami, runner,
-                 on_handoff=None, on_hangup=None):
+                 on_handoff=None, on_hangup=None, recordings: dict | None = None):
         self.call_id, self.account, self.direction = call_id, account, direction
         self.raw = ch                                # agi_server.agi.channel.Channel
         self.channel_name = ch.env.get("agi_channel", "")
@@ -44,7 +44,8 @@ class CallSession:
         self.on_handoff = on_handoff                 # the caller was transferred away
         self.on_hangup = on_hangup                   # hangup asked (reason)
         self.channel = LiveChannel(self)
-        self.recordings: dict[str, dict] = {}        # recording id -> MixMonitor id, timer
+        # recording id -> MixMonitor id, timer: the LiveCall's own dict (the call has them)
+        self.recordings: dict[str, dict] = {} if recordings is None else recordings
         self.handed_off = False
         self.stops = 0                               # ControlPlayback stops sent
         self._queue: collections.deque[dict] = collections.deque()

@@ -420,7 +420,7 @@ async def test_inbound_ivr_call_takes_every_action(cfg, account, api, redis, car
         assert (listed["direction"], listed["to"], listed["status"]) == (
             "inbound", IVR_DID, "in-progress")
         call_id = listed["call_uuid"]
-        assert list(engine.live_calls.sessions) == [call_id]
+        assert list(engine.registry.sessions) == [call_id]
         started = time.monotonic()
 
         since = len(carrier_ami.events)
@@ -475,9 +475,9 @@ async def test_inbound_ivr_transfer_bridges_the_caller_and_ends_the_walk(
                                             "Value": "w1-d7-w1-h"})
         caller = await originate_local(carrier_ami, IVR_DID, "w30", context="to-pbx")
         async with asyncio.timeout(15):
-            while not engine.live_calls.sessions:
+            while not engine.registry.sessions:
                 await asyncio.sleep(0.05)
-        (call_id,) = engine.live_calls.sessions
+        (call_id,) = engine.registry.sessions
         await wait_live(redis, call_id)
         # another account: 404 for its own auth_id, 403 for this account's
         assert (await other_account.post(call_id, "dtmf", {"digits": "1"}))[0] == 404

@@ -45,7 +45,7 @@ def test_the_engine_upkeep_purges_at_start(tmp_path, redis_server):
 
     import redis.asyncio as aioredis
 
-    from agi_server.calls.actions import LiveCalls
+    from agi_server.calls.registry import Registry
 
     cfg = config.load(env={}, data_dir=str(tmp_path), redis_url=redis_server.url)
     db.connect(cfg)
@@ -59,7 +59,7 @@ def test_the_engine_upkeep_purges_at_start(tmp_path, redis_server):
         async def on_db(fn, *args):
             return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
-        live = LiveCalls(cfg, on_db, aio, None, None)
+        live = Registry(cfg, on_db, aio, None, None)
         await live.start()
         try:
             async with asyncio.timeout(5):
