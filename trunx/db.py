@@ -60,9 +60,16 @@ def make_database(url: str) -> peewee.Database:
 
 def connect(config) -> peewee.Database:
     """Bind the models to the configured database, create missing tables, and add columns
-    that newer models have and an older database lacks."""
-    db = make_database(config.db_url)
-    models.proxy.initialize(db)
+    that newer models have and an older database lacks.
+
+    The models can be bound to one database at a time, so a second connect to the same URL
+    (a second app in one process, an engine beside an app in a test) returns the database
+    they are bound to: a transaction on it and the models' queries share a connection."""
+    db = models.proxy.obj
+    if getattr(db, "trunx_url", None) != config.db_url:
+        db = make_database(config.db_url)
+        db.trunx_url = config.db_url
+        models.proxy.initialize(db)
     db.connect(reuse_if_open=True)
     db.create_tables(models.ALL_MODELS, safe=True)
     add_missing_columns(db, models.ALL_MODELS)
