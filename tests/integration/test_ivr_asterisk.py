@@ -41,7 +41,7 @@ def account(cfg, redis):
     db.connect(cfg)
     acc = Account.create(name="asterisk-test")
     stage_prompts(acc, cfg)
-    publish_demo(acc, cfg, redis)
+    publish_demo(store_on(redis), acc, cfg)
     return acc
 
 
