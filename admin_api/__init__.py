@@ -2,7 +2,9 @@
 
 `create_app(config=None, *, redis=None)` builds one app per process (gunicorn worker or
 test). Its parts come in, or are made here from the config, and hang off the app:
-`app.config["TRUNX"]` is the trunx Config, `app.extensions["trunx.redis"]` the Redis client.
+`app.config["TRUNX"]` is the trunx Config, `app.extensions["trunx.store"]` the Store
+(trunx/store.py: the database, the writer lock and the Redis client) that route code hands
+to the services (admin_api.context.store()).
 One blueprint per seed page (audio, ivr, voice, agents, call actions) plus trunx's own
 additions (dids, suppressions, account).
 """
@@ -11,15 +13,13 @@ from __future__ import annotations
 from flask import Flask
 
 from trunx import config as trunx_config
-from trunx import db as trunx_db
+from trunx.store import Store
 
 # multipart framing around an upload: the file itself is held to upload_max_bytes exactly
 _FORM_OVERHEAD = 64 * 1024
 
 
 def create_app(config=None, *, redis=None) -> Flask:
-    import redis as redis_lib
-
     from admin_api import (
         account,
         agents,
@@ -41,11 +41,8 @@ def create_app(config=None, *, redis=None) -> Flask:
         MAX_CONTENT_LENGTH=config.upload_max_bytes + _FORM_OVERHEAD,
     )
     app.json.sort_keys = False
-    app.extensions["trunx.redis"] = (
-        redis if redis is not None
-        else redis_lib.Redis.from_url(config.redis_url, decode_responses=True))
-
-    database = trunx_db.connect(config)
+    store = app.extensions["trunx.store"] = Store.open(config, redis=redis)
+    database = store.db
     database.close()   # a worker forked after this (gunicorn --preload) must not share it
 
     # One connection per worker thread (peewee keeps them thread-local), opened by the

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint
 
 from admin_api import context as ctx
-from admin_api.voice import call_error
 from trunx import calls
 from trunx.models import Account, iso
 
@@ -30,10 +29,7 @@ def get():
 def update():
     data = ctx.json_body({"webhookUrl"})
     if "webhookUrl" in data:
-        try:
-            url = calls.check_webhook_url(data["webhookUrl"])
-        except calls.CallError as exc:
-            raise call_error(exc) from None
+        url = calls.check_webhook_url(data["webhookUrl"])
         Account.update(webhook_url=url).where(Account.id == ctx.account_id()).execute()
         if url:
             calls.ensure_webhook_secret(ctx.account_id())

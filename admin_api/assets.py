@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 
-from trunx.db import proxy
 from trunx.ivr import store as ivr_store
 from trunx.ivr import tree as ivr_tree
 from trunx.media import (
@@ -59,7 +58,7 @@ def synthesize(text: str, voice: str | None, config) -> tuple[pipeline.Rendered,
     return render_tts(text, voice, None, None, config), warnings
 
 
-def create(account_id: str, name: str, rendered: pipeline.Rendered, config, redis, *,
+def create(store, account_id: str, name: str, rendered: pipeline.Rendered, config, *,
            source: str, text: str | None = None) -> AudioAsset:
     asset_id = new_id("aud")
     master = master_path(config, asset_id)
@@ -68,7 +67,7 @@ def create(account_id: str, name: str, rendered: pipeline.Rendered, config, redi
     try:
         stager.put(master, asset_id)
         try:
-            with proxy.atomic():
+            with store.db.atomic():
                 asset = AudioAsset.create(
                     id=asset_id, account=account_id, name=name, source=source, text=text,
                     voice=rendered.voice, provider=rendered.provider,
@@ -82,16 +81,16 @@ def create(account_id: str, name: str, rendered: pipeline.Rendered, config, redi
         if not rendered.cached:   # rendered for this request only: leave no trace of it
             _quietly(os.unlink, rendered.path)
         raise
-    republish_naming(account_id, name, config, redis)
+    republish_naming(store, account_id, name, config)
     return asset
 
 
-def delete(asset: AudioAsset, config, redis) -> None:
+def delete(store, asset: AudioAsset, config) -> None:
     make_stager(config).delete(asset.id)
-    with proxy.atomic():
+    with store.db.atomic():
         asset.delete_instance()
     _quietly(os.unlink, asset.file_path)
-    republish_naming(asset.account_id, asset.name, config, redis)
+    republish_naming(store, asset.account_id, asset.name, config)
 
 
 def current_versions(account_id: str):
@@ -116,7 +115,7 @@ def users(asset: AudioAsset, config) -> list[str]:
     return out
 
 
-def republish_naming(account_id: str, name: str, config, redis) -> list[str]:
+def republish_naming(store, account_id: str, name: str, config) -> list[str]:
     """Publish a new version of each IVR whose nodes refer to audio `name`, so the name
     resolves again. An IVR that no longer compiles is left on its version and logged."""
     done = []
@@ -124,7 +123,7 @@ def republish_naming(account_id: str, name: str, config, redis) -> list[str]:
         if name not in ivr_tree.audio_refs(version.definition):
             continue
         try:
-            ivr_store.save(account_id, ivr.ivr_id, version.definition, config, redis,
+            ivr_store.save(store, account_id, ivr.ivr_id, version.definition, config,
                            create=False)
             done.append(ivr.ivr_id)
         except ivr_store.InvalidTree as exc:

@@ -8,7 +8,7 @@ from flask import Blueprint, request, send_file
 
 from admin_api import assets
 from admin_api import context as ctx
-from admin_api.errors import APIError, invalid
+from trunx.errors import Conflict, NotFound, TooLarge, Unsupported, invalid
 from trunx.media import pipeline, prepare_upload
 from trunx.models import AudioAsset
 
@@ -20,7 +20,7 @@ def get_owned(audio_id: str) -> AudioAsset:
     asset = AudioAsset.get_or_none(AudioAsset.id == audio_id,
                                    AudioAsset.account == ctx.account_id())
     if asset is None:
-        raise APIError(404, "audio-not-found", f"no audio asset {audio_id!r} in this account",
+        raise NotFound("audio-not-found", f"no audio asset {audio_id!r} in this account",
                        {"id": audio_id})
     return asset
 
@@ -39,7 +39,7 @@ def create_tts():
     text = ctx.required_str(data, "text", max_len=pipeline.MAX_TEXT_CHARS)
     voice = ctx.optional_str(data, "voice")
     rendered, warnings = assets.synthesize(text, voice, ctx.config())
-    asset = assets.create(ctx.account_id(), name, rendered, ctx.config(), ctx.redis(),
+    asset = assets.create(ctx.store(), ctx.account_id(), name, rendered, ctx.config(),
                           source="tts", text=text)
     return created(asset, warnings)
 
@@ -48,22 +48,22 @@ def create_tts():
 def upload():
     # a urlencoded form can't carry a file, but it is a form: answer "file is required"
     if request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        raise APIError(415, "unsupported-media-type",
-                       "send the file as multipart/form-data in a field named 'file'",
-                       {"content_type": request.content_type or ""})
+        raise Unsupported("unsupported-media-type",
+                          "send the file as multipart/form-data in a field named 'file'",
+                          {"content_type": request.content_type or ""})
     file = request.files.get("file")
     if file is None:
         raise invalid("file", "required", "a multipart field named 'file' is required")
     limit = ctx.config().upload_max_bytes
     data = file.read(limit + 1)
     if len(data) > limit:
-        raise APIError(413, "payload-too-large", f"audio uploads are limited to {limit} bytes",
+        raise TooLarge("payload-too-large", f"audio uploads are limited to {limit} bytes",
                        {"max_bytes": limit})
     name = request.form.get("name") or _basename(file.filename) or "upload"
     if len(name) > NAME_MAX:
         raise invalid("name", "too-long", f"name is longer than {NAME_MAX} characters")
     rendered = prepare_upload(data, ctx.config())
-    asset = assets.create(ctx.account_id(), name, rendered, ctx.config(), ctx.redis(),
+    asset = assets.create(ctx.store(), ctx.account_id(), name, rendered, ctx.config(),
                           source="upload")
     return created(asset, [])
 
@@ -80,7 +80,7 @@ def list_audio():
 def file(audio_id: str):
     asset = get_owned(audio_id)
     if not os.path.isfile(asset.file_path):
-        raise APIError(404, "audio-file-missing",
+        raise NotFound("audio-file-missing",
                        "the asset's file is missing on this host; upload it again",
                        {"id": audio_id})
     return send_file(asset.file_path, mimetype="audio/wav",
@@ -94,10 +94,10 @@ def delete(audio_id: str):
     if not force:
         in_use = assets.users(asset, ctx.config())
         if in_use:
-            raise APIError(409, "audio-in-use",
+            raise Conflict("audio-in-use",
                            "IVRs play this audio; update them first, or delete with "
                            "?force=true", {"ivrs": in_use})
-    assets.delete(asset, ctx.config(), ctx.redis())
+    assets.delete(ctx.store(), asset, ctx.config())
     return {"deleted": True}
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flask import g, request
 
-from admin_api.errors import APIError
 from trunx import accounts
+from trunx.errors import Unauthorized
 
 # endpoints anyone may read: the API's own description
 PUBLIC_ENDPOINTS = {"openapi.document"}
@@ -21,7 +21,7 @@ def _bearer() -> str | None:
 
 
 def init_app(app) -> None:
-    keys = accounts.KeyCache()
+    keys = accounts.KeyCache(app.extensions["trunx.store"].db)
     app.extensions["trunx.keys"] = keys
 
     @app.before_request
@@ -31,7 +31,7 @@ def init_app(app) -> None:
         token = _bearer()
         account = keys.authenticate(token) if token else None
         if account is None:
-            raise APIError(401, "unauthorized",
-                           "missing or invalid API key; send Authorization: Bearer <key>"
-                           if token is None else "the API key is not valid")
+            raise Unauthorized("unauthorized",
+                               "missing or invalid API key; send Authorization: Bearer <key>"
+                               if token is None else "the API key is not valid")
         g.account = account

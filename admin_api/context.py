@@ -1,20 +1,26 @@
 """What a request handler needs, taken from the app it runs in (never a module global):
-the config, the Redis client, the authenticated account, the parsed JSON body."""
+the config, the store (database, writer lock, Redis), the authenticated account, the
+parsed JSON body."""
 from __future__ import annotations
 
 import json
 
 from flask import current_app, g, request
 
-from admin_api.errors import APIError, invalid
+from trunx.errors import InvalidInput, Unsupported, invalid, problem
 
 
 def config():
     return current_app.config["TRUNX"]
 
 
+def store():
+    """The app's Store (trunx/store.py), made once by create_app."""
+    return current_app.extensions["trunx.store"]
+
+
 def redis():
-    return current_app.extensions["trunx.redis"]
+    return current_app.extensions["trunx.store"].redis
 
 
 def account_id() -> str:
@@ -30,23 +36,23 @@ def json_body(allowed: set[str]) -> dict:
     """The request's JSON object; 415 if it isn't JSON, 400 if it doesn't parse,
     422 naming any field outside `allowed` (a typo is better caught than ignored)."""
     if not request.is_json:
-        raise APIError(415, "unsupported-media-type",
-                       "send the body as JSON with Content-Type: application/json",
-                       {"content_type": request.content_type or ""})
+        raise Unsupported("unsupported-media-type",
+                          "send the body as JSON with Content-Type: application/json",
+                          {"content_type": request.content_type or ""})
     raw = request.get_data(cache=True)
     try:
         data = json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise APIError(400, "invalid-json", f"the body is not valid JSON: {exc}") from exc
+        raise InvalidInput("invalid-json", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise APIError(400, "invalid-json", "the body must be a JSON object")
+        raise InvalidInput("invalid-json", "the body must be a JSON object")
     unknown = sorted(set(data) - allowed)
     if unknown:
         expected = ", ".join(sorted(allowed))
-        raise APIError(422, "invalid-request", f"unknown field(s): {', '.join(unknown)}",
-                       [{"field": name, "code": "unknown-field",
-                         "message": f"unknown field {name!r}; expected {expected}"}
-                        for name in unknown])
+        raise InvalidInput("invalid-request", f"unknown field(s): {', '.join(unknown)}",
+                           [problem(name, "unknown-field",
+                                    f"unknown field {name!r}; expected {expected}")
+                            for name in unknown])
     return data
 
 

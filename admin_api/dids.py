@@ -7,9 +7,8 @@ import peewee
 from flask import Blueprint
 
 from admin_api import context as ctx
-from admin_api.errors import APIError, invalid
 from trunx import phone
-from trunx.db import proxy
+from trunx.errors import Conflict, NotFound, invalid
 from trunx.ivr import store as ivr_store
 from trunx.models import Did, iso
 
@@ -21,8 +20,8 @@ def as_json(did: Did) -> dict:
             "ivr": did.ivr.ivr_id if did.ivr_id else None, "createdAt": iso(did.created_at)}
 
 
-def not_found(number: str) -> APIError:
-    return APIError(404, "did-not-found", f"no DID {number} in this account", {"did": number})
+def not_found(number: str) -> NotFound:
+    return NotFound("did-not-found", f"no DID {number} in this account", {"did": number})
 
 
 def get_owned(number: str) -> Did:
@@ -46,12 +45,12 @@ def create():
     number = e164(data, "number")
     label = ctx.optional_str(data, "label")
     try:
-        with proxy.atomic():
+        with ctx.store().db.atomic():
             did = Did.create(number=number, account=ctx.account_id(), label=label)
     except peewee.IntegrityError:
         # Whoever owns it, the answer is the same: which account owns a number is not ours
         # to tell.
-        raise APIError(409, "did-exists", f"{number} is already registered",
+        raise Conflict("did-exists", f"{number} is already registered",
                        {"did": number}) from None
     return as_json(did), 201
 
@@ -69,6 +68,6 @@ def delete(number: str):
     # ivr_store deletes it (assignment and all) and drops it from the DID map under the
     # writer lock that assigns hold until they have published (no transaction here: the
     # lock comes first)
-    if not ivr_store.delete_did(did, ctx.redis()):   # a concurrent delete got there first
+    if not ivr_store.delete_did(ctx.store(), did):   # a concurrent delete got there first
         raise not_found(number)
     return {"deleted": True, "number": number}

@@ -1,11 +1,13 @@
 """Errors are data: every 4xx/5xx body is `{"error": {"code", "message", "details"}}`.
 
-    APIError(status, code, message, details)   raised by route code for anything a client did
-    MediaError (trunx.media)                   carries its own code and status
-    InvalidTree (trunx.ivr.store)              -> 422 invalid-ivr, details = the problems
-    werkzeug HTTPException                     routing (404/405), body limits (413), ...
-    redis ConnectionError/TimeoutError         -> 503 redis-unavailable
-    anything else                              -> 500 internal-error, logged with a traceback
+Route and service code raises trunx's errors (trunx/errors.py), which know nothing of
+HTTP; this module is the one place that says which status each answers with:
+
+    TrunxError                  STATUS_BY_KIND (the nearest kind in its classes), unless its
+                                code is in STATUS_BY_CODE
+    werkzeug HTTPException      routing (404/405), body limits (413), ...: its own status
+    redis ConnectionError/TimeoutError   503 redis-unavailable
+    anything else               500 internal-error, logged with a traceback
 
 Codes are stable kebab-case ids; clients branch on them, so they never change meaning.
 """
@@ -16,10 +18,39 @@ import logging
 import redis.exceptions
 from werkzeug.exceptions import HTTPException
 
-from trunx.ivr.store import InvalidTree
-from trunx.media.errors import MediaError
+from trunx import errors as trunx_errors
 
 log = logging.getLogger("trunx.admin_api")
+
+STATUS_BY_KIND: dict[type, int] = {
+    trunx_errors.InvalidInput: 422,
+    trunx_errors.Unsupported: 415,
+    trunx_errors.TooLarge: 413,
+    trunx_errors.Unauthorized: 401,
+    trunx_errors.Forbidden: 403,
+    trunx_errors.NotFound: 404,
+    trunx_errors.Conflict: 409,
+    trunx_errors.NotConfigured: 503,
+    trunx_errors.Unavailable: 503,
+    trunx_errors.UpstreamError: 502,
+    trunx_errors.UpstreamTimeout: 504,
+    trunx_errors.Internal: 500,
+    trunx_errors.TrunxError: 500,    # of no kind: ours to fix, not the client's
+}
+
+# Bad input that clients have always been answered 400 for (the body could not be read, or
+# a media field is malformed), where the kind's 422 would change what they see.
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid-json": 400,
+    "invalid-text": 400,
+    "invalid-voice": 400,
+    "unknown-voice": 400,
+    "invalid-settings": 400,
+    "invalid-provider": 400,
+    "invalid-asset-id": 400,
+    "invalid-url": 400,
+    "url-not-allowed": 400,
+}
 
 # werkzeug's status -> our code, for errors raised by routing and request parsing
 _HTTP_CODES = {
@@ -35,13 +66,15 @@ _HTTP_CODES = {
 }
 
 
-class APIError(Exception):
-    def __init__(self, status: int, code: str, message: str, details=None):
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = {} if details is None else details
+def status_for(exc: trunx_errors.TrunxError) -> int:
+    status = STATUS_BY_CODE.get(exc.code)
+    if status is not None:
+        return status
+    for cls in type(exc).__mro__:   # the nearest kind: UpstreamTimeout before UpstreamError
+        status = STATUS_BY_KIND.get(cls)
+        if status is not None:
+            return status
+    raise TypeError(f"{type(exc).__name__} is not a TrunxError")
 
 
 def body(code: str, message: str, details=None) -> dict:
@@ -49,25 +82,13 @@ def body(code: str, message: str, details=None) -> dict:
                       "details": {} if details is None else details}}
 
 
-def problems(items) -> list[dict]:
-    return [p.as_dict() for p in items]
-
-
-def invalid(field: str, code: str, message: str) -> APIError:
-    """A 422 naming one bad request field, shaped like the tree validator's problems."""
-    return APIError(422, "invalid-request", message,
-                    [{"field": field, "code": code, "message": message}])
-
-
 def init_app(app) -> None:
-    @app.errorhandler(APIError)
-    def _api_error(exc: APIError):
-        return body(exc.code, exc.message, exc.details), exc.status
-
-    @app.errorhandler(InvalidTree)
-    def _invalid_tree(exc: InvalidTree):
-        return body("invalid-ivr", "the IVR definition is not valid",
-                    problems(exc.problems)), 422
+    @app.errorhandler(trunx_errors.TrunxError)
+    def _trunx_error(exc: trunx_errors.TrunxError):
+        status = status_for(exc)
+        if status >= 500:
+            log.error("%s failed: %s %s", type(exc).__name__, exc, exc.details)
+        return body(exc.code, exc.message, exc.details), status
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
@@ -95,9 +116,3 @@ def init_app(app) -> None:
     def _unexpected(exc: Exception):
         log.exception("unhandled error")
         return body("internal-error", "an unexpected error occurred"), 500
-
-    @app.errorhandler(MediaError)
-    def _media(exc: MediaError):
-        if exc.status >= 500:
-            log.error("media failure %s: %s %s", exc.code, exc.message, exc.details)
-        return body(exc.code, exc.message, exc.details), exc.status

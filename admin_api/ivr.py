@@ -13,8 +13,8 @@ from flask import Blueprint, current_app
 
 from admin_api import assets, dids, ivr_reads
 from admin_api import context as ctx
-from admin_api.errors import APIError, invalid
 from trunx import db
+from trunx.errors import Conflict, NotFound, invalid
 from trunx.ivr import store as ivr_store
 from trunx.ivr import tree as ivr_tree
 from trunx.media import pipeline
@@ -37,8 +37,8 @@ def as_json(ivr: Ivr, version: IvrVersion, warnings=None, dids=None) -> dict:
                                 ivr.updated_at, dids, warnings)
 
 
-def not_found(ivr_id: str) -> APIError:
-    return APIError(404, "ivr-not-found", f"no IVR {ivr_id!r} in this account",
+def not_found(ivr_id: str) -> NotFound:
+    return NotFound("ivr-not-found", f"no IVR {ivr_id!r} in this account",
                     {"id": ivr_id})
 
 
@@ -65,7 +65,7 @@ def _tree(data: dict, base: dict | None = None) -> dict:
 
 def _save(ivr_id: str, tree: dict, *, create: bool):
     try:
-        return ivr_store.save(ctx.account_id(), ivr_id, tree, ctx.config(), ctx.redis(),
+        return ivr_store.save(ctx.store(), ctx.account_id(), ivr_id, tree, ctx.config(),
                               create=create)
     except Ivr.DoesNotExist:
         # deleted between this request's read and its save (deletes take the writer lock)
@@ -73,9 +73,9 @@ def _save(ivr_id: str, tree: dict, *, create: bool):
     except peewee.IntegrityError:
         # two writers raced for the same id or the same next version number
         if create:
-            raise APIError(409, "ivr-exists", f"an IVR with id {ivr_id!r} already exists",
+            raise Conflict("ivr-exists", f"an IVR with id {ivr_id!r} already exists",
                            {"id": ivr_id}) from None
-        raise APIError(409, "ivr-conflict", "the IVR changed while this update was being "
+        raise Conflict("ivr-conflict", "the IVR changed while this update was being "
                        "saved; retry", {"id": ivr_id}) from None
 
 
@@ -87,8 +87,8 @@ def create():
         ivr_id = new_id("ivr")
     elif not isinstance(ivr_id, str) or not IVR_ID.match(ivr_id):
         raise invalid("id", "invalid-id", "id is 1-64 of A-Z a-z 0-9 _ . -")
-    if _IVR_EXISTS.rows(ctx.account_id(), ivr_id):
-        raise APIError(409, "ivr-exists", f"an IVR with id {ivr_id!r} already exists",
+    if _IVR_EXISTS.rows(ctx.store().db, ctx.account_id(), ivr_id):
+        raise Conflict("ivr-exists", f"an IVR with id {ivr_id!r} already exists",
                        {"id": ivr_id})
     ivr, version, warnings = _save(ivr_id, _tree(data), create=True)
     return as_json(ivr, version, warnings, dids=[]), 201   # no DID can point at it yet
@@ -116,7 +116,7 @@ def get(ivr_id: str):
 def _memo() -> ivr_reads.Memo:
     memo = current_app.extensions.get("trunx.ivr_memo")
     if memo is None:   # one per app, i.e. per worker process
-        memo = current_app.extensions["trunx.ivr_memo"] = ivr_reads.Memo()
+        memo = current_app.extensions["trunx.ivr_memo"] = ivr_reads.Memo(ctx.store().db)
     return memo
 
 
@@ -138,12 +138,7 @@ def delete(ivr_id: str):
     ivr = get_owned(ivr_id)
     # ivr_store checks the DIDs and deletes in one transaction, under the writer lock that
     # saves hold until they have published (no transaction here: the lock comes first)
-    try:
-        deleted = ivr_store.delete(ivr, ctx.redis())
-    except ivr_store.Assigned as exc:
-        raise APIError(409, "ivr-assigned",
-                       "the IVR is assigned to DIDs; assign them another IVR or delete "
-                       "them first", {"dids": exc.dids}) from None
+    deleted = ivr_store.delete(ctx.store(), ivr)   # Assigned: 409 ivr-assigned
     if not deleted:   # a concurrent delete got there first
         raise not_found(ivr_id)
     return {"deleted": True, "id": ivr_id}
@@ -158,20 +153,20 @@ def node_audio(ivr_id: str):
     voice = ctx.optional_str(data, "voice")
     definition = ivr_store.current_version(ivr).definition
     if node not in definition["nodes"]:
-        raise APIError(404, "node-not-found", f"IVR {ivr_id!r} has no node {node!r}",
+        raise NotFound("node-not-found", f"IVR {ivr_id!r} has no node {node!r}",
                        {"id": ivr_id, "node": node, "nodes": sorted(definition["nodes"])})
-    config, redis = ctx.config(), ctx.redis()
+    config, store = ctx.config(), ctx.store()
     rendered, voice_warnings = assets.synthesize(text, voice, config)
     # ':' is outside the audio-reference alphabet, so no tree can name this asset by
     # accident; trees refer to it by its id.
-    asset = assets.create(ctx.account_id(), f"ivr:{ivr_id}:{node}", rendered, config, redis,
+    asset = assets.create(store, ctx.account_id(), f"ivr:{ivr_id}:{node}", rendered, config,
                           source="tts", text=text)
     tree = copy.deepcopy(definition)
     tree["nodes"][node]["audio"] = asset.id
     try:
         ivr, version, warnings = _save(ivr_id, tree, create=False)
     except BaseException:
-        assets.delete(asset, config, redis)
+        assets.delete(store, asset, config)
         raise
     out = as_json(ivr, version, warnings)
     out["warnings"] = voice_warnings + out["warnings"]
@@ -187,8 +182,5 @@ def assign(ivr_id: str):
     did = dids.get_owned(dids.e164(data, "did"))
     # ivr_store re-reads both under the writer lock (either may be deleted by then) and
     # says what the DID pointed at just before, which is what this assign replaced
-    try:
-        previous = ivr_store.assign(ivr, did, ctx.redis())
-    except ivr_store.Gone as exc:
-        raise (not_found(ivr_id) if exc.what == "ivr" else dids.not_found(did.number)) from None
+    previous = ivr_store.assign(ctx.store(), ivr, did)   # Gone: 404 ivr- or did-not-found
     return {"ivr": ivr.ivr_id, "did": did.number, "assigned": True, "previous": previous}

@@ -55,12 +55,13 @@ def _render(ivr_id: str, rows: list[tuple]) -> bytes:
 
 
 class Memo:
-    def __init__(self):
+    def __init__(self, database):
+        self._database = database   # the app's store's
         self._entries: dict[tuple[str, str], tuple[tuple, bytes]] = {}
 
     def body(self, account_id: str, ivr_id: str) -> bytes | None:
         """The JSON body of GET /ivr/:id, or None when the account has no such IVR."""
-        rows = tuple(_INPUTS.rows(account_id, ivr_id))
+        rows = tuple(_INPUTS.rows(self._database, account_id, ivr_id))
         if not rows:
             return None
         key = (account_id, ivr_id)

@@ -7,8 +7,8 @@ from flask import Blueprint
 
 from admin_api import context as ctx
 from admin_api.dids import e164
-from admin_api.errors import APIError
 from trunx import dnc
+from trunx.errors import NotFound
 from trunx.models import Suppression, iso
 
 bp = Blueprint("suppressions", __name__, url_prefix="/api/suppressions")
@@ -43,6 +43,6 @@ def create():
 @bp.delete("/<number>")
 def delete(number: str):
     if not dnc.remove(ctx.account_id(), number, ctx.redis()):
-        raise APIError(404, "suppression-not-found", f"{number} is not on the list",
+        raise NotFound("suppression-not-found", f"{number} is not on the list",
                        {"number": number})
     return {"deleted": True, "number": number}

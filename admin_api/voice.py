@@ -11,8 +11,8 @@ import time
 from flask import Blueprint, current_app
 
 from admin_api import context as ctx
-from admin_api.errors import APIError, invalid
 from trunx import calls
+from trunx.errors import NotFound, invalid
 from trunx.models import Call
 
 bp = Blueprint("voice", __name__, url_prefix="/api/voice")
@@ -23,17 +23,10 @@ HANGUP_WAIT = 5.0      # seconds DELETE waits for the engine to confirm the call
                        # (app.config["VOICE_HANGUP_WAIT"] overrides it)
 
 
-def call_error(exc: calls.CallError) -> APIError:
-    if isinstance(exc, calls.InvalidCall):
-        return invalid(exc.field, exc.code, exc.message)
-    return APIError(exc.status, exc.code, exc.message,
-                    exc.details or ({"field": exc.field} if exc.field else {}))
-
-
 def get_owned(call_id: str) -> Call:
     call = calls.get_owned(ctx.account_id(), call_id)
     if call is None:
-        raise APIError(404, "call-not-found", f"no call {call_id!r} in this account",
+        raise NotFound("call-not-found", f"no call {call_id!r} in this account",
                        {"id": call_id})
     return call
 
@@ -49,13 +42,10 @@ def create():
         if stray:
             raise invalid(stray[0], "requires-system-prompt",
                           f"{', '.join(stray)} only apply to AI calls: add systemPrompt")
-    try:
-        call = calls.place_call(
-            ctx.account_id(), data.get("from"), data.get("to"), ai=ai,
-            webhook_url=data.get("webhookUrl"), max_duration=data.get("maxDuration"),
-            metadata=data.get("metadata"), redis=ctx.redis(), config=ctx.config())
-    except calls.CallError as exc:
-        raise call_error(exc) from None
+    call = calls.place_call(
+        ctx.store(), ctx.account_id(), data.get("from"), data.get("to"), ai=ai,
+        webhook_url=data.get("webhookUrl"), max_duration=data.get("maxDuration"),
+        metadata=data.get("metadata"), config=ctx.config())
     return {"id": call.id, "callId": call.call_sid, "status": call.status}, 201
 
 

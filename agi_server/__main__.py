@@ -6,18 +6,16 @@ import asyncio
 import logging
 import signal
 
-import redis
 import redis.asyncio as aioredis
 
 from agi_server.engine import Engine, loop_factory
 from trunx import config as trunx_config
-from trunx import db
+from trunx.store import Store
 
 
 async def serve(cfg) -> None:
-    db.connect(cfg)
     engine = Engine(cfg, aioredis.Redis.from_url(cfg.redis_url, decode_responses=True),
-                    redis.Redis.from_url(cfg.redis_url, decode_responses=True))
+                    store=Store.open(cfg))
     await engine.start()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,6 +1,9 @@
 """The engine: wires config, Redis, the database, the tree cache and the FastAGI server.
 
-Dependencies are passed in (`Engine(config, redis, sync_redis)`); `__main__` builds them.
+Dependencies are passed in (`Engine(config, redis, store=store)`: the asyncio Redis client
+and the Store, trunx/store.py, with the database and the sync Redis client the database
+thread uses); `__main__` builds them. Without a store, one is opened for `config` around
+`sync_redis`.
 SQLite writes (call records, suppressions) run on one dedicated thread, so the event loop
 never blocks on the database and SQLite sees a single writer from this process. Call
 records are group-committed: calls that end within `record_batch_delay` of each other, or
@@ -31,15 +34,17 @@ from trunx import dnc, redis_schema
 from trunx.ivr import store as ivr_store
 from trunx.models import Call
 from trunx.phone import InvalidNumber, to_e164
+from trunx.store import Store
 
 log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self, config, redis, sync_redis):
+    def __init__(self, config, redis, sync_redis=None, *, store: Store | None = None):
         self.config = config
         self.redis = redis              # redis.asyncio client: the hot path
-        self.sync_redis = sync_redis    # blocking client for the database thread
+        self.store = store if store is not None else Store.open(config, redis=sync_redis)
+        self.sync_redis = self.store.redis    # blocking client for the database thread
         self.cache = TreeCache(redis, on_connect=self._heal_redis)
         self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="trunx-db")
         self.ami = AmiConnection(config)
@@ -68,7 +73,7 @@ class Engine:
 
     async def start(self, *, resync: bool = True) -> None:
         if resync:
-            counts = await self._db(ivr_store.resync, self.sync_redis)
+            counts = await self._db(ivr_store.resync, self.store)
             log.info("resynced Redis from SQLite: %s", counts)
         await self.cache.start()
         await self.server.start()
@@ -99,7 +104,7 @@ class Engine:
     async def _heal_redis(self) -> None:
         """On each (re)connection: a Redis that lost its data is rebuilt from SQLite."""
         if not await self.redis.exists(redis_schema.SYNCED_KEY):
-            counts = await self._db(ivr_store.resync, self.sync_redis)
+            counts = await self._db(ivr_store.resync, self.store)
             self.resyncs += 1
             log.warning("Redis had lost its data; resynced from SQLite: %s", counts)
 

@@ -30,6 +30,7 @@ from devtools.stack import RedisServer, free_port
 from trunx import accounts, db
 from trunx import config as trunx_config
 from trunx.ivr import store as ivr_store
+from trunx.store import Store
 
 WORKERS, THREADS = gunicorn_conf.workers, gunicorn_conf.threads
 CONNECTIONS, WRK_THREADS = 50, 2
@@ -122,14 +123,14 @@ def run(seconds: float = 5.0, repeat: int = 2, log=print) -> dict:
             RedisServer(tmp) as rs:
         data = os.path.join(tmp, "data")
         cfg = trunx_config.load(env={}, data_dir=data, redis_url=rs.url)
-        db.connect(cfg)
+        database = db.connect(cfg)
         account = accounts.create_account("bench")
         key = accounts.create_key(account, "bench")
         r = redis.Redis.from_url(rs.url, decode_responses=True)
-        ivr_store.save(account.id, "bench-read", TREE, cfg, r, create=True)
+        ivr_store.save(Store(database, r), account.id, "bench-read", TREE, cfg, create=True)
         profile = _profile(cfg, r, key)
         r.close()
-        db.proxy.close()
+        database.close()
         auth = {"Authorization": f"Bearer {key}"}
         real = Gunicorn("admin_api.wsgi:app", {"TRUNX_DATA_DIR": data, "TRUNX_REDIS_URL": rs.url},
                         os.path.join(tmp, "api.log"))
@@ -166,10 +167,10 @@ def run(seconds: float = 5.0, repeat: int = 2, log=print) -> dict:
         finally:
             real.close()
         # every write the API acknowledged is in SQLite
-        db.connect(cfg)
+        database = db.connect(cfg)
         from trunx.models import Ivr
         out["ivrs_stored"] = Ivr.select().where(Ivr.ivr_id.startswith("w")).count()
-        db.proxy.close()
+        database.close()
     for kind in ("get", "post"):
         for name in ("api", "bare"):
             runs = out[kind][name]

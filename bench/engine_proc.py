@@ -4,7 +4,7 @@
                                 [--seed tree|demo] [--set NAME=VALUE ...]
                                 [--loop asyncio|uvloop]
 
-Wired as agi_server/__main__.py wires it (Engine(config, aioredis, redis)), logging at
+Wired as agi_server/__main__.py wires it (Engine(config, aioredis, store=store)), logging at
 WARNING; --set overrides any other config field. --seed first creates an account (once
 per data dir) with the IVR seed tree on +19495551234: "tree" as the engine tests do
 (tests/engine_support.seed_account: prompts named, not staged), "demo" as the Asterisk
@@ -34,6 +34,7 @@ from agi_server.engine import Engine
 from bench.common import cpu_seconds, percentile, raise_nofile, rss_bytes, use_loop
 from trunx import config as trunx_config
 from trunx import db
+from trunx.store import Store
 
 TIMING = {"on": False, "samples": []}
 
@@ -109,7 +110,7 @@ def _seed(cfg, how: str) -> None:
             from devtools.demo import publish_demo, stage_prompts
             account = Account.create(name="bench")
             stage_prompts(account, cfg)
-            publish_demo(account, cfg, r)
+            publish_demo(Store(db.connect(cfg), r), account, cfg)
     finally:
         r.close()
 

@@ -59,13 +59,14 @@ def stage_prompts(account, config, prompts=PROMPTS) -> dict[str, AudioAsset]:
     return assets
 
 
-def publish_demo(account, config, redis, tree=SEED_TREE, did=DEMO_DID, ivr_id=DEMO_IVR):
-    """Publish `tree` as `ivr_id` (a new version if it exists) and assign it to `did`."""
+def publish_demo(store, account, config, tree=SEED_TREE, did=DEMO_DID, ivr_id=DEMO_IVR):
+    """Publish `tree` as `ivr_id` (a new version if it exists) and assign it to `did`,
+    through `store` (trunx/store.py)."""
     exists = Ivr.select().where(Ivr.account == account, Ivr.ivr_id == ivr_id).exists()
-    ivr, version, _ = ivr_store.save(account.id, ivr_id, tree, config, redis,
+    ivr, version, _ = ivr_store.save(store, account.id, ivr_id, tree, config,
                                      create=not exists)
     number = Did.get_or_none(Did.number == did) or Did.create(number=did, account=account)
-    ivr_store.assign(ivr, number, redis)
+    ivr_store.assign(store, ivr, number)
     return ivr, version
 
 

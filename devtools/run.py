@@ -18,16 +18,16 @@ import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import redis
 import redis.asyncio as aioredis
 
 from agi_server.engine import Engine, loop_factory
 from devtools.demo import DEMO_DID, demo_account, publish_demo, stage_prompts
 from devtools.stack import Asterisk, RedisServer, find_root, free_port, wait_until
 from devtools.stack.ami import AmiClient, originate_local
-from trunx import accounts, db
+from trunx import accounts
 from trunx import config as trunx_config
 from trunx.models import Call
+from trunx.store import Store
 
 log = logging.getLogger("trunx.run")
 DEMO_STEPS = "w1-d1-w1.5-d2"     # press 1 (a business owner), then 2 (not qualified)
@@ -85,16 +85,15 @@ async def run(once: bool) -> int:
         print(f"asterisk  up in {pbx.boot_seconds:.1f} s (AMI 127.0.0.1:{pbx.ami_port}, "
               f"SIP 127.0.0.1:{pbx.sip_port})")
 
-        db.connect(cfg)
-        sync = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
-        stack.callback(sync.close)
+        store = Store.open(cfg)
+        stack.callback(store.redis.close)
         account = demo_account()
         key = accounts.create_key(account, name="make run")
         stage_prompts(account, cfg)
-        publish_demo(account, cfg, sync)
+        publish_demo(store, account, cfg)
 
         aio = aioredis.Redis.from_url(cfg.redis_url, decode_responses=True)
-        engine = Engine(cfg, aio, sync)
+        engine = Engine(cfg, aio, store=store)
         await engine.start()
         stack.push_async_callback(aio.aclose)
         stack.push_async_callback(engine.stop)

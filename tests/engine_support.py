@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 
 from agi_server.engine import Engine
 from devtools.demo import DEMO_DID, SEED_TREE  # noqa: F401  (re-exported for tests)
+from tests.store_support import store_on
 from trunx import config as trunx_config
 from trunx import db
 from trunx.ivr import store as ivr_store
@@ -25,8 +26,8 @@ def seed_account(cfg, r, tree=SEED_TREE, did=SEED_DID, ivr_id="qualify-business"
                  account=None):
     db.connect(cfg)
     account = account or Account.create(name="test")
-    ivr, _, _ = ivr_store.save(account.id, ivr_id, tree, cfg, r, create=True)
-    ivr_store.assign(ivr, Did.create(number=did, account=account), r)
+    ivr, _, _ = ivr_store.save(store_on(r), account.id, ivr_id, tree, cfg, create=True)
+    ivr_store.assign(store_on(r), ivr, Did.create(number=did, account=account))
     return account, ivr
 
 

@@ -11,6 +11,7 @@ import hashlib
 import secrets
 
 from trunx import db
+from trunx.errors import InvalidInput, NotFound
 from trunx.models import Account, ApiKey, utcnow
 
 KEY_PREFIX = "tk_live_"
@@ -24,7 +25,7 @@ def hash_key(plaintext: str) -> str:
 def create_account(name: str) -> Account:
     name = (name or "").strip()
     if not name:
-        raise ValueError("an account needs a name")
+        raise InvalidInput("invalid-request", "an account needs a name")
     return Account.create(name=name)
 
 
@@ -32,7 +33,8 @@ def create_key(account: Account | str, name: str | None = None) -> str:
     """Make a new key for `account` and return its plaintext (the only time it exists)."""
     account_id = account.id if isinstance(account, Account) else account
     if Account.get_or_none(Account.id == account_id) is None:
-        raise LookupError(f"no account {account_id!r}")
+        raise NotFound("account-not-found", f"no account {account_id!r}",
+                       {"id": account_id})
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
     ApiKey.create(account=account_id, prefix=plaintext[:_SHOWN_PREFIX],
                   key_hash=hash_key(plaintext), name=name)
@@ -63,9 +65,10 @@ class KeyCache:
     a peewee join. The probe runs on every request, so a key revoked anywhere (the API, the
     CLI, straight in the database, another host) is refused at once; there is no Redis
     round trip and no window of trust. Only the account's id is relied on: handlers read
-    anything else about the account from the database."""
+    anything else about the account from the database (`database`, the store's)."""
 
-    def __init__(self, max_entries: int = 10_000):
+    def __init__(self, database, max_entries: int = 10_000):
+        self._database = database
         self.max_entries = max_entries
         self._entries: dict[str, Account] = {}
 
@@ -73,7 +76,7 @@ class KeyCache:
         if not bearer or not bearer.startswith(KEY_PREFIX) or len(bearer) > 200:
             return None
         digest = hash_key(bearer)
-        rows = _LIVE_KEY.rows(digest)
+        rows = _LIVE_KEY.rows(self._database, digest)
         if not rows:
             self._entries.pop(digest, None)
             return None

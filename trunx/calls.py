@@ -8,12 +8,13 @@ the status along from AMI events (agi_server/ami/dialer.py, agi_server/ami/track
     initiated -> ringing -> answered -> completed
              \\-> failed (end_reason: busy, no-answer, congestion, rejected, ...)
 
-Errors are data, one small tree, each carrying what the API needs to answer:
+Errors are trunx.errors kinds:
 
-    CallError(status, code, message, field)
-    ├── InvalidCall       422: a field is wrong (field names it, code says how)
-    ├── CallRefused       403: number-suppressed (the `to` number is on the DNC list)
-    └── CallUnavailable   503: ultravox-not-configured, ai-bridge-unavailable
+    InvalidInput    invalid-request, a field is wrong (errors.invalid: details name the
+                    field, and its code says how)
+    Forbidden       number-suppressed (the `to` number is on the DNC list)
+    NotConfigured   ultravox-not-configured
+    Unavailable     ai-bridge-unavailable
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import time
 from urllib.parse import urlsplit
 
 from trunx import dnc, phone, redis_schema
-from trunx.db import proxy
+from trunx.errors import Forbidden, NotConfigured, Unavailable, invalid
 from trunx.models import Account, Call, Did, iso, new_uuid, utcnow
 
 FINAL = ("completed", "failed")
@@ -39,30 +40,6 @@ _TOOL_KEYS = {"modelToolName", "description", "dynamicParameters", "http"}
 AI_KEYS = ("systemPrompt", "model", "voice", "tools", "firstSpeaker", "temperature")
 
 
-class CallError(Exception):
-    status = 400
-
-    def __init__(self, code: str, message: str, field: str | None = None, details=None):
-        super().__init__(message)
-        self.code, self.message, self.field = code, message, field
-        self.details = details or {}
-
-
-class InvalidCall(CallError):
-    status = 422
-
-    def __init__(self, field: str, code: str, message: str):
-        super().__init__(code, message, field)
-
-
-class CallRefused(CallError):
-    status = 403
-
-
-class CallUnavailable(CallError):
-    status = 503
-
-
 # -- validation -------------------------------------------------------------------------
 def parse_duration(value, field: str = "maxDuration") -> float | None:
     """"300s" (the seed's form) or a number of seconds -> seconds; None stays None."""
@@ -73,11 +50,11 @@ def parse_duration(value, field: str = "maxDuration") -> float | None:
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         seconds = float(value)
     else:
-        raise InvalidCall(field, "invalid-duration",
-                          f'{field} must be a duration in seconds like "300s"')
+        raise invalid(field, "invalid-duration",
+                      f'{field} must be a duration in seconds like "300s"')
     if not 1 <= seconds <= MAX_DURATION_LIMIT:
-        raise InvalidCall(field, "out-of-range",
-                          f"{field} must be between 1s and {MAX_DURATION_LIMIT}s")
+        raise invalid(field, "out-of-range",
+                      f"{field} must be between 1s and {MAX_DURATION_LIMIT}s")
     return seconds
 
 
@@ -85,16 +62,16 @@ def check_metadata(value) -> dict | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise InvalidCall("metadata", "invalid-type", "metadata must be an object")
+        raise invalid("metadata", "invalid-type", "metadata must be an object")
     if len(value) > 50:
-        raise InvalidCall("metadata", "too-many", "metadata holds at most 50 keys")
+        raise invalid("metadata", "too-many", "metadata holds at most 50 keys")
     for key, item in value.items():
         if not isinstance(item, str):
-            raise InvalidCall(f"metadata.{key}", "invalid-type",
-                              "metadata values must be strings")
+            raise invalid(f"metadata.{key}", "invalid-type",
+                          "metadata values must be strings")
         if len(key) > 64 or len(item) > 500:
-            raise InvalidCall(f"metadata.{key}", "too-long",
-                              "metadata keys are at most 64 characters, values 500")
+            raise invalid(f"metadata.{key}", "too-long",
+                          "metadata keys are at most 64 characters, values 500")
     return dict(value)
 
 
@@ -104,7 +81,7 @@ def check_webhook_url(value, field: str = "webhookUrl") -> str | None:
     parts = urlsplit(value) if isinstance(value, str) else None
     if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
             or len(value) > 2000 or any(c.isspace() for c in value)):
-        raise InvalidCall(field, "invalid-url", f"{field} must be an http or https URL")
+        raise invalid(field, "invalid-url", f"{field} must be an http or https URL")
     return value
 
 
@@ -113,78 +90,79 @@ def _string(ai: dict, key: str, max_len: int, required: bool = False) -> None:
     if value is None and not required:
         return
     if not isinstance(value, str) or not value.strip():
-        raise InvalidCall(key, "required" if value is None else "invalid-type",
-                          f"{key} must be a non-empty string")
+        raise invalid(key, "required" if value is None else "invalid-type",
+                      f"{key} must be a non-empty string")
     if len(value) > max_len:
-        raise InvalidCall(key, "too-long", f"{key} is longer than {max_len} characters")
+        raise invalid(key, "too-long", f"{key} is longer than {max_len} characters")
 
 
 def _check_tool(i: int, tool) -> None:
     where = f"tools[{i}]"
     if not isinstance(tool, dict):
-        raise InvalidCall(where, "invalid-type", f"{where} must be an object")
+        raise invalid(where, "invalid-type", f"{where} must be an object")
     for key in sorted(set(tool) - _TOOL_KEYS):
-        raise InvalidCall(f"{where}.{key}", "unknown-field",
-                          f"unknown tool field {key!r}; expected {', '.join(sorted(_TOOL_KEYS))}")
+        raise invalid(f"{where}.{key}", "unknown-field",
+                      f"unknown tool field {key!r}; expected {', '.join(sorted(_TOOL_KEYS))}")
     name = tool.get("modelToolName")
     if not isinstance(name, str) or not _TOOL_NAME.match(name):
-        raise InvalidCall(f"{where}.modelToolName", "required",
-                          "modelToolName is required: 1-64 of A-Z a-z 0-9 _ -")
+        raise invalid(f"{where}.modelToolName", "required",
+                      "modelToolName is required: 1-64 of A-Z a-z 0-9 _ -")
     if not isinstance(tool.get("description"), str) or not tool["description"].strip():
-        raise InvalidCall(f"{where}.description", "required",
-                          "description is required and must be a non-empty string")
+        raise invalid(f"{where}.description", "required",
+                      "description is required and must be a non-empty string")
     params = tool.get("dynamicParameters")
     if params is not None and (not isinstance(params, list)
                                or not all(isinstance(p, dict) for p in params)):
-        raise InvalidCall(f"{where}.dynamicParameters", "invalid-type",
-                          "dynamicParameters must be an array of objects")
+        raise invalid(f"{where}.dynamicParameters", "invalid-type",
+                      "dynamicParameters must be an array of objects")
     http = tool.get("http")
     if http is not None:
         if not isinstance(http, dict) or set(http) - {"baseUrlPattern", "httpMethod"}:
-            raise InvalidCall(f"{where}.http", "invalid-type",
-                              "http must be an object with baseUrlPattern and httpMethod")
+            raise invalid(f"{where}.http", "invalid-type",
+                          "http must be an object with baseUrlPattern and httpMethod")
         check_webhook_url(http.get("baseUrlPattern"), f"{where}.http.baseUrlPattern")
         method = http.get("httpMethod")
         if method is not None and method not in _HTTP_METHODS:
-            raise InvalidCall(f"{where}.http.httpMethod", "invalid-value",
-                              f"httpMethod must be one of {', '.join(_HTTP_METHODS)}")
+            raise invalid(f"{where}.http.httpMethod", "invalid-value",
+                          f"httpMethod must be one of {', '.join(_HTTP_METHODS)}")
 
 
 def check_ai(ai: dict) -> dict:
     """The AI config of a call, checked. The seed's keys (AI_KEYS) are validated; any other
     key (an agent's firstMessage, language, ultravoxAgentId, ...) is stored as given."""
     if not isinstance(ai, dict):
-        raise InvalidCall("ai", "invalid-type", "ai must be an object")
+        raise invalid("ai", "invalid-type", "ai must be an object")
     _string(ai, "systemPrompt", 20000, required=True)
     _string(ai, "model", 200)
     _string(ai, "voice", 200)
     first = ai.get("firstSpeaker")
     if first is not None and first not in ("agent", "user"):
-        raise InvalidCall("firstSpeaker", "invalid-value",
-                          'firstSpeaker must be "agent" or "user"')
+        raise invalid("firstSpeaker", "invalid-value",
+                      'firstSpeaker must be "agent" or "user"')
     temp = ai.get("temperature")
     if temp is not None and (isinstance(temp, bool) or not isinstance(temp, (int, float))
                              or not 0 <= temp <= 1):
-        raise InvalidCall("temperature", "out-of-range", "temperature must be a number 0 to 1")
+        raise invalid("temperature", "out-of-range", "temperature must be a number 0 to 1")
     tools = ai.get("tools")
     if tools is not None:
         if not isinstance(tools, list) or len(tools) > 50:
-            raise InvalidCall("tools", "invalid-type", "tools must be an array (at most 50)")
+            raise invalid("tools", "invalid-type", "tools must be an array (at most 50)")
         for i, tool in enumerate(tools):
             _check_tool(i, tool)
     return {k: v for k, v in ai.items() if v is not None}
 
 
 def ai_available(config) -> None:
-    """CallUnavailable unless AI calls can run here: a key, and the engine's bridge."""
+    """NotConfigured or Unavailable unless AI calls can run here: a key, and the engine's
+    bridge."""
     if not config.ultravox_api_key:
-        raise CallUnavailable(
+        raise NotConfigured(
             "ultravox-not-configured",
             "AI calls need an Ultravox API key: set ULTRAVOX_API_KEY (or ultravox_api_key "
             "in the [trunx] config file)", details={"setting": "ULTRAVOX_API_KEY"})
     if importlib.util.find_spec("agi_server.ai.bridge") is None:
-        raise CallUnavailable("ai-bridge-unavailable",
-                              "this trunx build has no AI bridge (agi_server/ai/bridge.py)")
+        raise Unavailable("ai-bridge-unavailable",
+                          "this trunx build has no AI bridge (agi_server/ai/bridge.py)")
 
 
 def utc_from_ts(ts: float) -> dt.datetime:
@@ -201,50 +179,51 @@ def new_call_sid() -> str:
     return "CA" + secrets.token_hex(16)
 
 
-def place_call(account, from_number, to_number, *, ai=None, agent_id=None, webhook_url=None,
-               max_duration=None, metadata=None, redis, config) -> Call:
+def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None,
+               webhook_url=None, max_duration=None, metadata=None, config) -> Call:
     """Validate, check the DNC list, store the call and enqueue it for the engine.
 
+    store        the Store: the Call row goes to its database, the engine's queue to its Redis
     account      an Account or its id
     from_number  E.164, one of the account's DIDs (field "from")
-    to_number    E.164 (field "to"); refused with CallRefused("number-suppressed") if it is
+    to_number    E.164 (field "to"); refused with Forbidden("number-suppressed") if it is
                  on the account's DNC list
     ai           None for a plain call, else the AI config: systemPrompt (required), model,
                  voice, tools, firstSpeaker, temperature as in the seed (validated), plus any
                  other key, stored as given. Needs ULTRAVOX_API_KEY and the engine's AI
-                 bridge, else CallUnavailable (503). The engine hands the answered call to
+                 bridge, else NotConfigured / Unavailable. The engine hands the answered call to
                  agi_server.ai.bridge.run_ai_call(ch, call_row_dict, config).
     agent_id     stored on the call (agent calls)
     webhook_url  http(s) URL for status webhooks; else the account's default, if any
     max_duration seconds (number) or "300s"; the engine hangs up that long after answer
     metadata     object of string values
-    redis, config  a sync Redis client and the trunx Config
+    config       the trunx Config
 
     Returns the Call row (status "initiated", direction "outbound", provider "asterisk",
-    or "ultravox" for AI calls; call.call_sid is the seed's callId). Raises InvalidCall
-    (.field, .code), CallRefused, CallUnavailable; redis errors propagate, and then no row
-    is left behind. Nothing is written unless every check passed.
+    or "ultravox" for AI calls; call.call_sid is the seed's callId). Raises InvalidInput
+    (invalid-request naming the field), Forbidden, NotConfigured, Unavailable; Redis errors
+    propagate, and then no row is left behind. Nothing is written unless every check passed.
     """
     account_id = account.id if isinstance(account, Account) else account
     for field, number in (("from", from_number), ("to", to_number)):
         if not phone.is_e164(number):
-            raise InvalidCall(field, "invalid-number",
-                              f"{field} must be an E.164 number like +19495551234")
+            raise invalid(field, "invalid-number",
+                          f"{field} must be an E.164 number like +19495551234")
     if not Did.select().where(Did.number == from_number, Did.account == account_id).exists():
-        raise InvalidCall("from", "unknown-did",
-                          f"{from_number} is not one of this account's numbers (see /api/dids)")
+        raise invalid("from", "unknown-did",
+                      f"{from_number} is not one of this account's numbers (see /api/dids)")
     seconds = parse_duration(max_duration)
     metadata = check_metadata(metadata)
     webhook_url = check_webhook_url(webhook_url)
     if ai is not None:
         ai = check_ai(ai)
         ai_available(config)
+    redis = store.redis
     if dnc.is_suppressed(account_id, to_number, redis):
-        raise CallRefused("number-suppressed",
-                          f"{to_number} is on this account's do-not-call list", "to",
-                          {"field": "to", "number": to_number})
+        raise Forbidden("number-suppressed", f"{to_number} is on this account's do-not-call "
+                        "list", {"field": "to", "number": to_number})
     now = utcnow()
-    with proxy.atomic():
+    with store.db.atomic():
         call = Call.create(
             id=new_uuid(), call_sid=new_call_sid(), account=account_id, direction="outbound",
             from_number=from_number, to_number=to_number, status="initiated",

@@ -50,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from trunx import accounts, db
+    from trunx.errors import InvalidInput, NotFound
 
-    db.connect(config)
+    database = db.connect(config)
     if args.command == "accounts":
         try:
             account = accounts.create_account(args.name)
-        except ValueError as exc:
-            print(f"trunx: {exc}", file=sys.stderr)
+        except InvalidInput as exc:
+            print(f"trunx: {exc.message}", file=sys.stderr)
             return 2
         print(f"account {account.id}")
         print(f"key {accounts.create_key(account)}")
@@ -65,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keys":
         try:
             key = accounts.create_key(args.account_id, name=args.name)
-        except LookupError as exc:
-            print(f"trunx: {exc}", file=sys.stderr)
+        except NotFound as exc:
+            print(f"trunx: {exc.message}", file=sys.stderr)
             return 1
         print(f"key {key}")
         print(_KEY_NOTE, file=sys.stderr)
@@ -75,10 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         import redis
 
         from trunx.ivr import store as ivr_store
+        from trunx.store import Store
 
         client = redis.Redis.from_url(config.redis_url, decode_responses=True)
         try:
-            counts = ivr_store.resync(client)
+            counts = ivr_store.resync(Store(database, client))
         except redis.exceptions.ConnectionError as exc:
             print(f"trunx: redis at {config.redis_url} is unreachable: {exc}", file=sys.stderr)
             return 1

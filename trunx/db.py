@@ -1,18 +1,17 @@
-"""The database handle: one peewee DatabaseProxy, bound at start-up by `connect(config)`.
+"""Opening the database: `connect(config)` makes it, binds the models to it (their
+DatabaseProxy, trunx.models.proxy), creates missing tables and columns, and returns it.
+Callers keep what it returns (a Store holds it, trunx/store.py) and hand it on.
 
 SQLite is the embedded default (WAL, so the engine and API workers read while one writes;
 a busy timeout instead of "database is locked"). A `postgresql://` URL selects PostgreSQL.
 """
 from __future__ import annotations
 
-import fcntl
-import os
-import threading
 from pathlib import Path
 
 import peewee
 
-proxy = peewee.DatabaseProxy()
+from trunx import models
 
 _SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -28,65 +27,17 @@ class Prepared:
 
     For the API's per-request reads: building a peewee query and model instances costs
     ~100 us a query, more than the index probe itself. `build` returns the query with
-    placeholder values; `rows(*params)` passes new values in the same order."""
+    placeholder values; `rows(database, *params)` passes new values in the same order."""
 
     def __init__(self, build):
         self._build = build
         self._compiled: tuple[peewee.Database, str] | None = None
 
-    def rows(self, *params) -> list[tuple]:
-        database = proxy.obj
+    def rows(self, database: peewee.Database, *params) -> list[tuple]:
         compiled = self._compiled
         if compiled is None or compiled[0] is not database:
             compiled = self._compiled = (database, self._build().sql()[0])
         return database.execute_sql(compiled[1], params).fetchall()
-
-
-class WriterLock:
-    """Serialises one kind of write transaction among the threads and processes (API
-    workers) sharing a SQLite file: a waiter blocks in the kernel (flock on
-    `<database>-writers.lock`) and wakes the moment the holder is done, where a waiter on
-    SQLite's own lock sleeps in its busy handler (1, 2, 5, ... up to 100 ms at a time) and
-    oversleeps most commits. Writers that don't take it (the engine) still meet SQLite's
-    lock and busy_timeout, so it changes who waits how, never what is stored. Off SQLite it
-    only serialises this process's threads."""
-
-    def __init__(self):
-        self._threads = threading.Lock()   # flock does not exclude threads sharing one fd
-        # (pid, database path, fd): a forked child opens its own, and so does a process
-        # whose proxy was bound to another file since (the tests bind one per test)
-        self._fd: tuple[int, str, int] | None = None
-
-    def _file(self) -> int | None:
-        database = proxy.obj
-        path = getattr(database, "database", None)
-        if not isinstance(database, peewee.SqliteDatabase) or path in (None, ":memory:"):
-            return None
-        if self._fd is None or self._fd[:2] != (os.getpid(), path):
-            if self._fd is not None and self._fd[0] == os.getpid():
-                os.close(self._fd[2])   # not locked: we only hold it inside `with`
-            self._fd = (os.getpid(), path, os.open(f"{path}-writers.lock",
-                                                   os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                                                   0o600))
-        return self._fd[2]
-
-    def __enter__(self):
-        self._threads.acquire()
-        try:
-            fd = self._file()
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            self._threads.release()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            if self._fd is not None and self._fd[0] == os.getpid():
-                fcntl.flock(self._fd[2], fcntl.LOCK_UN)
-        finally:
-            self._threads.release()
 
 
 def make_database(url: str) -> peewee.Database:
@@ -108,12 +59,17 @@ def make_database(url: str) -> peewee.Database:
 
 
 def connect(config) -> peewee.Database:
-    """Bind the proxy to the configured database, create missing tables, and add columns
-    that newer models have and an older database lacks."""
-    from trunx import models
+    """Bind the models to the configured database, create missing tables, and add columns
+    that newer models have and an older database lacks.
 
-    db = make_database(config.db_url)
-    proxy.initialize(db)
+    The models can be bound to one database at a time, so a second connect to the same URL
+    (a second app in one process, an engine beside an app in a test) returns the database
+    they are bound to: a transaction on it and the models' queries share a connection."""
+    db = models.proxy.obj
+    if getattr(db, "trunx_url", None) != config.db_url:
+        db = make_database(config.db_url)
+        db.trunx_url = config.db_url
+        models.proxy.initialize(db)
     db.connect(reuse_if_open=True)
     db.create_tables(models.ALL_MODELS, safe=True)
     add_missing_columns(db, models.ALL_MODELS)

@@ -13,7 +13,10 @@ import uuid
 
 import peewee
 
-from trunx.db import proxy
+# The models' binding: peewee's own mechanism, bound to a real database by
+# trunx.db.connect. Code that needs the database (transactions, raw SQL) takes it from the
+# Store it was handed (trunx/store.py), never from here.
+proxy = peewee.DatabaseProxy()
 
 
 def utcnow() -> dt.datetime:

@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import re
 
+from trunx.errors import InvalidInput
+
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 # Every +1 number is in the North American Numbering Plan: NXX-NXX-XXXX, as the dialplan's
 # patterns say too, so a number one side accepts the other never refuses.
 _NANP = re.compile(r"^\+1[2-9]\d\d[2-9]\d{6}$")
 
 
-class InvalidNumber(ValueError):
-    pass
+class InvalidNumber(InvalidInput, ValueError):
+    """Not a phone number we can use (also a ValueError: it is one)."""
+
+    def __init__(self, message: str):
+        super().__init__("invalid-number", message)
 
 
 def is_e164(value) -> bool:

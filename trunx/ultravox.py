@@ -18,9 +18,18 @@ The calls used, as Ultravox documents them (https://docs.ultravox.ai/api-referen
 A call with the SIP medium `incoming` is one that we place *into* Ultravox: its `joinUrl` is
 a SIP URI the PBX sends an INVITE to (the engine dials it from the answered channel).
 
-Errors are data: every failure is an UltravoxError(code, status, message) whose `status` is
-the HTTP status the admin API answers with; `remote_status` is what Ultravox said, if it
-said anything. The API key never appears in an error (it is only ever sent as a header).
+Errors are data, one family under trunx's error tree (trunx/errors.py); `remote_status`
+is what Ultravox said, if it said anything (also in details, as remoteStatus):
+
+    UltravoxError
+    ├── UltravoxNotConfigured  NotConfigured    ultravox-not-configured
+    ├── UltravoxUnavailable    Unavailable      ultravox-unreachable, ultravox-rate-limited
+    ├── UltravoxTimeout        UpstreamTimeout  ultravox-timeout
+    ├── UltravoxRejected       InvalidInput     ultravox-rejected (Ultravox refused our input)
+    └── UltravoxFailed         UpstreamError    ultravox-unauthorized, ultravox-not-found,
+                                                ultravox-bad-response, ultravox-error
+
+The API key never appears in an error (it is only ever sent as a header).
 """
 from __future__ import annotations
 
@@ -28,6 +37,15 @@ import re
 from urllib.parse import quote, urlsplit
 
 import requests
+
+from trunx.errors import (
+    InvalidInput,
+    NotConfigured,
+    TrunxError,
+    Unavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
 
 SETTING = "ULTRAVOX_API_KEY"
 # Ultravox agent names: letters, digits, _ and -, at most 64 (a display name is mapped)
@@ -39,31 +57,51 @@ END_REASONS = ("unjoined", "hangup", "agent_hangup", "timeout", "connection_erro
                "system_error")
 
 
-class UltravoxError(Exception):
-    def __init__(self, code: str, status: int, message: str, *,
-                 remote_status: int | None = None, details: dict | None = None):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.status = status
-        self.message = message
+class UltravoxError(TrunxError):
+    def __init__(self, code: str, message: str, *, remote_status: int | None = None,
+                 details: dict | None = None):
+        details = dict(details or {})
+        if remote_status is not None:
+            details["remoteStatus"] = remote_status
+        super().__init__(code, message, details)
         self.remote_status = remote_status
-        self.details = details or {}
 
     @property
     def not_found(self) -> bool:
         return self.remote_status == 404
 
-    def as_dict(self) -> dict:
+    def summary(self) -> dict:
+        """What GET /api/voice/agents/{id} says in `ultravoxError`."""
         out = {"code": self.code, "message": self.message}
         if self.remote_status is not None:
             out["remoteStatus"] = self.remote_status
         return out
 
 
+class UltravoxNotConfigured(UltravoxError, NotConfigured):
+    pass
+
+
+class UltravoxUnavailable(UltravoxError, Unavailable):
+    pass
+
+
+class UltravoxTimeout(UltravoxError, UpstreamTimeout):
+    pass
+
+
+class UltravoxRejected(UltravoxError, InvalidInput):
+    pass
+
+
+class UltravoxFailed(UltravoxError, UpstreamError):
+    pass
+
+
 def not_configured() -> UltravoxError:
-    return UltravoxError("ultravox-not-configured", 503,
-                         f"AI agents need Ultravox: set {SETTING} (the API key from the "
-                         "Ultravox console) and restart", details={"setting": SETTING})
+    return UltravoxNotConfigured("ultravox-not-configured",
+                                 f"AI agents need Ultravox: set {SETTING} (the API key from the "
+                                 "Ultravox console) and restart", details={"setting": SETTING})
 
 
 class Ultravox:
@@ -106,13 +144,13 @@ class Ultravox:
                                                   "Accept": "application/json"},
                                          timeout=self.timeout)
         except requests.Timeout:
-            raise UltravoxError("ultravox-timeout", 504,
-                                f"Ultravox did not answer within {self.timeout[1]:g} s",
-                                details={"timeout": self.timeout[1]}) from None
+            raise UltravoxTimeout("ultravox-timeout",
+                                  f"Ultravox did not answer within {self.timeout[1]:g} s",
+                                  details={"timeout": self.timeout[1]}) from None
         except requests.RequestException as exc:
-            raise UltravoxError("ultravox-unreachable", 503,
-                                f"Ultravox could not be reached ({type(exc).__name__})",
-                                details={"base_url": self.base_url}) from None
+            raise UltravoxUnavailable("ultravox-unreachable",
+                                      f"Ultravox could not be reached ({type(exc).__name__})",
+                                      details={"base_url": self.base_url}) from None
         if resp.status_code == 204 or (200 <= resp.status_code < 300 and not resp.content):
             return None
         if not 200 <= resp.status_code < 300:
@@ -120,31 +158,31 @@ class Ultravox:
         try:
             return resp.json()
         except ValueError:
-            raise UltravoxError("ultravox-bad-response", 502,
-                                "Ultravox sent a response that is not JSON",
-                                remote_status=resp.status_code) from None
+            raise UltravoxFailed("ultravox-bad-response",
+                                 "Ultravox sent a response that is not JSON",
+                                 remote_status=resp.status_code) from None
 
     def _error(self, resp: requests.Response) -> UltravoxError:
         status = resp.status_code
         said = self._redact(_remote_message(resp))
         if status in (401, 403):
-            return UltravoxError("ultravox-unauthorized", 502,
-                                 f"Ultravox refused the API key ({SETTING}): {said}",
-                                 remote_status=status, details={"setting": SETTING})
+            return UltravoxFailed("ultravox-unauthorized",
+                                  f"Ultravox refused the API key ({SETTING}): {said}",
+                                  remote_status=status, details={"setting": SETTING})
         if status == 404:
-            return UltravoxError("ultravox-not-found", 502, f"Ultravox: {said}",
-                                 remote_status=status)
+            return UltravoxFailed("ultravox-not-found", f"Ultravox: {said}",
+                                  remote_status=status)
         if status == 429:
-            return UltravoxError("ultravox-rate-limited", 503,
-                                 f"Ultravox is rate limiting this account: {said}",
-                                 remote_status=status,
-                                 details={"retry_after": resp.headers.get("Retry-After")})
+            return UltravoxUnavailable("ultravox-rate-limited",
+                                       f"Ultravox is rate limiting this account: {said}",
+                                       remote_status=status,
+                                       details={"retry_after": resp.headers.get("Retry-After")})
         if 400 <= status < 500:
-            return UltravoxError("ultravox-rejected", 422,
-                                 f"Ultravox rejected the request: {said}",
-                                 remote_status=status)
-        return UltravoxError("ultravox-error", 502, f"Ultravox failed ({status}): {said}",
-                             remote_status=status)
+            return UltravoxRejected("ultravox-rejected",
+                                    f"Ultravox rejected the request: {said}",
+                                    remote_status=status)
+        return UltravoxFailed("ultravox-error", f"Ultravox failed ({status}): {said}",
+                              remote_status=status)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text

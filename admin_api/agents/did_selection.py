@@ -24,6 +24,7 @@ from importlib import resources
 
 from peewee import Case, fn
 
+from trunx.errors import InvalidInput, problem
 from trunx.models import Call, Did, utcnow
 
 WINDOW = dt.timedelta(days=30)
@@ -37,8 +38,13 @@ RECENT_PENALTY, RECENT_PENALTY_MAX = 2.0, 30.0   # points per call in the last h
 REASONS = ("same-area-code", "same-state", "health-score")
 
 
-class NoDidAvailable(LookupError):
-    """The account has no DID to call from."""
+class NoDidAvailable(InvalidInput):
+    """The account has no DID to call from: a 422 on the request's `from`."""
+
+    def __init__(self):
+        message = ("this account has no DID to call from: register one with POST /api/dids, "
+                   "or send from")
+        super().__init__("invalid-request", message, [problem("from", "no-did", message)])
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,7 @@ def select_did(account_id: str, to_number: str, *, now: dt.datetime | None = Non
     numbers = [d.number for d in Did.select(Did.number)
                .where(Did.account == account_id).order_by(Did.number)]
     if not numbers:
-        raise NoDidAvailable(f"account {account_id} has no DID to call from")
+        raise NoDidAvailable()
     scores = health(account_id, numbers, now=now)
     dest_code, dest_regions = area_code(to_number), regions(to_number)
     tiers = [

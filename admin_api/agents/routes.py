@@ -21,9 +21,8 @@ from flask import Blueprint, request
 
 from admin_api import context as ctx
 from admin_api.agents import did_selection
-from admin_api.errors import APIError, invalid
 from trunx import calls, dnc, phone, ultravox
-from trunx.db import proxy
+from trunx.errors import Forbidden, NotFound, invalid
 from trunx.models import Agent, iso, new_uuid, utcnow
 
 bp = Blueprint("agents", __name__, url_prefix="/api/voice/agents")
@@ -60,7 +59,7 @@ def as_json(agent: Agent) -> dict:
 def get_owned(agent_id: str) -> Agent:
     agent = Agent.get_or_none(Agent.id == agent_id, Agent.account == ctx.account_id())
     if agent is None:
-        raise APIError(404, "agent-not-found", f"no agent {agent_id} in this account",
+        raise NotFound("agent-not-found", f"no agent {agent_id} in this account",
                        {"id": agent_id})
     return agent
 
@@ -134,32 +133,15 @@ def _check(data: dict, *, partial: bool) -> dict:
 # -- Ultravox -------------------------------------------------------------------------------
 
 def _client(*, quick: bool = False) -> ultravox.Ultravox:
-    config = ctx.config()
-    try:
-        client = ultravox.Ultravox.from_config(config)
-    except ultravox.UltravoxError as exc:
-        raise _api_error(exc) from None
+    client = ultravox.Ultravox.from_config(ctx.config())
     if quick:   # a status check must not hold a read hostage to a slow provider
         client.timeout = (min(2.0, client.timeout[0]), min(3.0, client.timeout[1]))
     return client
 
 
-def _api_error(exc: ultravox.UltravoxError) -> APIError:
-    return APIError(exc.status, exc.code, exc.message,
-                    {**exc.details, **({"remoteStatus": exc.remote_status}
-                                       if exc.remote_status is not None else {})})
-
-
 def _remote_name(agent_id: str, name: str) -> str:
     # unique per agent, and traceable from the Ultravox console back to trunx
     return f"{ultravox.agent_name(name)[:55]}-{agent_id[:8]}"
-
-
-def _remote(fn, *args, **kw):
-    try:
-        return fn(*args, **kw)
-    except ultravox.UltravoxError as exc:
-        raise _api_error(exc) from None
 
 
 # -- routes ---------------------------------------------------------------------------------
@@ -169,11 +151,11 @@ def create():
     fields = _check(ctx.json_body(FIELDS), partial=False)
     agent = Agent(id=new_uuid(), account=ctx.account_id(), **fields)
     with _client() as client:
-        remote = _remote(client.create_agent, _remote_name(agent.id, agent.name),
-                         ultravox.call_template(agent))
+        remote = client.create_agent(_remote_name(agent.id, agent.name),
+                                     ultravox.call_template(agent))
         agent.ultravox_id = remote["agentId"]
         try:
-            with proxy.atomic():
+            with ctx.store().db.atomic():
                 agent.save(force_insert=True)
         except Exception:
             try:   # don't leave an Ultravox agent that trunx has no record of
@@ -213,7 +195,7 @@ def get(agent_id: str):
         except ultravox.UltravoxError as exc:
             out["ultravoxStatus"] = "missing" if exc.not_found else "unreachable"
             if not exc.not_found:
-                out["ultravoxError"] = exc.as_dict()
+                out["ultravoxError"] = exc.summary()
     return out
 
 
@@ -229,9 +211,9 @@ def update(agent_id: str):
             client.update_agent(agent.ultravox_id, name=name, call_template=template)
         except ultravox.UltravoxError as exc:
             if not exc.not_found:
-                raise _api_error(exc) from None
+                raise
             # its Ultravox twin is gone: make a new one rather than leave the agent unusable
-            agent.ultravox_id = _remote(client.create_agent, name, template)["agentId"]
+            agent.ultravox_id = client.create_agent(name, template)["agentId"]
     agent.updated_at = utcnow()
     agent.save()
     return {**as_json(agent), "ultravoxStatus": "active"}
@@ -246,7 +228,7 @@ def delete(agent_id: str):
                 client.delete_agent(agent.ultravox_id)
             except ultravox.UltravoxError as exc:
                 if not exc.not_found:   # gone already is what we wanted
-                    raise _api_error(exc) from None
+                    raise
     agent.delete_instance()
     return {"deleted": True, "id": agent_id}
 
@@ -281,29 +263,19 @@ def call(agent_id: str):
     data = ctx.json_body({"to", "from"})
     to = _e164(data, "to", required=True)
     from_number = _e164(data, "from", required=False)
-    config, redis, account = ctx.config(), ctx.redis(), ctx.account_id()
+    config, store, account = ctx.config(), ctx.store(), ctx.account_id()
     if not config.ultravox_api_key:
-        raise _api_error(ultravox.not_configured())
-    if dnc.is_suppressed(account, to, redis):
-        raise APIError(403, "number-suppressed", f"{to} is on this account's do-not-call list",
-                       {"field": "to", "number": to})
+        raise ultravox.not_configured()
+    if dnc.is_suppressed(account, to, store.redis):
+        raise Forbidden("number-suppressed", f"{to} is on this account's do-not-call list",
+                        {"field": "to", "number": to})
     chosen = None
     if from_number is None:
-        try:
-            chosen = did_selection.select_did(account, to)
-        except did_selection.NoDidAvailable:
-            raise invalid("from", "no-did", "this account has no DID to call from: register "
-                          "one with POST /api/dids, or send from") from None
+        chosen = did_selection.select_did(account, to)   # NoDidAvailable: a 422 on "from"
         from_number = chosen.number
-    try:
-        placed = calls.place_call(account, from_number, to, ai=agent_ai(agent),
-                                  agent_id=agent.id, max_duration=agent.max_duration,
-                                  redis=redis, config=config)
-    except calls.InvalidCall as exc:
-        raise invalid(exc.field, exc.code, exc.message) from None
-    except calls.CallError as exc:
-        raise APIError(exc.status, exc.code, exc.message,
-                       exc.details or ({"field": exc.field} if exc.field else {})) from None
+    placed = calls.place_call(store, account, from_number, to, ai=agent_ai(agent),
+                              agent_id=agent.id, max_duration=agent.max_duration,
+                              config=config)
     out = {"id": placed.id, "callId": placed.call_sid, "status": placed.status,
            "agentId": agent.id, "from": from_number, "to": to}
     if chosen is None:

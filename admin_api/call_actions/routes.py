@@ -21,9 +21,7 @@ from flask import Blueprint, current_app, send_file
 
 from admin_api import context as ctx
 from admin_api.call_actions import service as call_actions
-from admin_api.errors import APIError
-from admin_api.voice import call_error
-from trunx.calls import CallError
+from trunx.errors import Forbidden, NotFound, UpstreamError
 from trunx.models import Recording
 
 bp = Blueprint("call_actions", __name__, url_prefix="/v1/voice/accounts/<auth_id>")
@@ -39,21 +37,15 @@ MIMETYPES = {"mp3": "audio/mpeg", "wav": "audio/wav"}
 
 
 def _live(auth_id: str, call_uuid: str) -> dict:
-    try:
-        return call_actions.live_call(ctx.redis(), ctx.account_id(), auth_id, call_uuid)
-    except CallError as exc:
-        raise call_error(exc) from None
+    return call_actions.live_call(ctx.redis(), ctx.account_id(), auth_id, call_uuid)
 
 
 def _action(kind: str):
     def view(auth_id: str, call_uuid: str):
         data = ctx.json_body(FIELDS[kind])
         _live(auth_id, call_uuid)
-        try:
-            return call_actions.ROUTES[kind](ctx.redis(), ctx.config(), ctx.account_id(),
-                                             call_uuid, data)
-        except CallError as exc:
-            raise call_error(exc) from None
+        return call_actions.ROUTES[kind](ctx.redis(), ctx.config(), ctx.account_id(),
+                                         call_uuid, data)
     view.__name__ = kind
     return view
 
@@ -65,10 +57,7 @@ for _kind in FIELDS:
 @bp.delete("/calls/<call_uuid>/record")
 def stop_record(auth_id: str, call_uuid: str):
     _live(auth_id, call_uuid)
-    try:
-        rec = call_actions.stop_recording(ctx.redis(), ctx.account_id(), call_uuid)
-    except CallError as exc:
-        raise call_error(exc) from None
+    rec = call_actions.stop_recording(ctx.redis(), ctx.account_id(), call_uuid)
     wait = current_app.config.get("RECORD_STOP_WAIT", RECORD_STOP_WAIT)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -77,8 +66,8 @@ def stop_record(auth_id: str, call_uuid: str):
         if rec.status == "stopped":
             return call_actions.stopped_json(rec, ctx.base_url())
         if rec.status == "failed":
-            raise APIError(502, "record-failed", "the recording could not be finished",
-                           {"recording_uuid": rec.id, "reason": rec.error})
+            raise UpstreamError("record-failed", "the recording could not be finished",
+                                {"recording_uuid": rec.id, "reason": rec.error})
     # The engine stops it when it gets to it; GET .../actions/{recording_uuid} follows it.
     return {"recording_uuid": rec.id, "status": "stopping"}, 202
 
@@ -95,7 +84,7 @@ def get_action(auth_id: str, call_uuid: str, action_uuid: str):
     _own(auth_id)
     out = call_actions.action_json(ctx.redis(), ctx.account_id(), call_uuid, action_uuid)
     if out is None:
-        raise APIError(404, "action-not-found", f"no action {action_uuid!r} on this call",
+        raise NotFound("action-not-found", f"no action {action_uuid!r} on this call",
                        {"action_uuid": action_uuid})
     return out
 
@@ -107,12 +96,12 @@ def recording_file(auth_id: str, recording_file: str):
     rec = Recording.get_or_none(Recording.id == rec_id, Recording.account == ctx.account_id())
     if rec is None or rec.format != fmt or rec.status != "stopped" or not rec.file_path \
             or not os.path.isfile(rec.file_path):
-        raise APIError(404, "recording-not-found", f"no recording {recording_file!r}",
+        raise NotFound("recording-not-found", f"no recording {recording_file!r}",
                        {"recording": recording_file})
     return send_file(rec.file_path, mimetype=MIMETYPES[fmt], max_age=0)
 
 
 def _own(auth_id: str) -> None:
     if auth_id != ctx.account_id():
-        raise APIError(403, "forbidden", "auth_id must be the account of the API key",
-                       {"auth_id": auth_id})
+        raise Forbidden("forbidden", "auth_id must be the account of the API key",
+                        {"auth_id": auth_id})

@@ -13,12 +13,12 @@ Play and speak media are fetched or synthesised and staged here, so a bad URL, a
 file that is not audio or a TTS engine that is not configured is answered at once; the
 engine only ever plays a staged file.
 
-Errors are trunx.calls' tree, plus:
+Errors are trunx.errors kinds:
 
-    CallError
-    ├── Forbidden       403 forbidden: auth_id is not the calling key's account
-    ├── CallNotFound    404 call-not-found (unknown, or another account's call)
-    └── Conflict        409 call-not-in-progress, recording-in-progress, not-recording
+    InvalidInput    invalid-request naming the field (errors.invalid)
+    Forbidden       forbidden (auth_id is not the calling key's account), number-suppressed
+    NotFound        call-not-found (unknown, or another account's call)
+    Conflict        call-not-in-progress, recording-in-progress, not-recording
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ import re
 import uuid
 
 from trunx import dnc, phone, recordings, redis_schema
-from trunx.calls import CallError, CallRefused, InvalidCall, check_webhook_url
+from trunx.calls import check_webhook_url
+from trunx.errors import Conflict, Forbidden, NotFound, invalid
 from trunx.media import asterisk_path, make_stager, pipeline, prepare_upload, render_tts, tts
 from trunx.media.fetch import check_url, fetch_audio
 from trunx.models import Call, Did, Recording, iso, utcnow
@@ -46,18 +47,6 @@ _CLOUD_VOICE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}-[A-Za-z]+-[A-Za-z0-9]+$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
-class Forbidden(CallError):
-    status = 403
-
-
-class CallNotFound(CallError):
-    status = 404
-
-
-class Conflict(CallError):
-    status = 409
-
-
 def new_action_id() -> str:
     return str(uuid.uuid4())
 
@@ -68,7 +57,7 @@ def live_call(redis, account_id: str, auth_id: str, call_id: str) -> dict:
     auth_id, 404 for a call this account does not have, 409 for one not in progress."""
     if auth_id != account_id:
         raise Forbidden("forbidden", "auth_id must be the account of the API key",
-                        details={"auth_id": auth_id})
+                        {"auth_id": auth_id})
     live = redis.hgetall(redis_schema.live_call_key(call_id))
     if live:
         if live.get("account") != account_id:
@@ -76,20 +65,19 @@ def live_call(redis, account_id: str, auth_id: str, call_id: str) -> dict:
         status = live.get("status", "in-progress")
         if status != "in-progress":
             raise Conflict("call-not-in-progress", f"call {call_id} is not in progress "
-                           f"(status {status})", details={"call_uuid": call_id,
-                                                          "status": status})
+                           f"(status {status})", {"call_uuid": call_id, "status": status})
         return live
     row = Call.get_or_none(Call.id == call_id, Call.account == account_id)
     if row is None:
         raise _not_found(call_id)
     raise Conflict("call-not-in-progress",
                    f"call {call_id} is not in progress (status {row.status})",
-                   details={"call_uuid": call_id, "status": row.status})
+                   {"call_uuid": call_id, "status": row.status})
 
 
-def _not_found(call_id: str) -> CallNotFound:
-    return CallNotFound("call-not-found", f"no call {call_id!r} in progress in this account",
-                        details={"call_uuid": call_id})
+def _not_found(call_id: str) -> NotFound:
+    return NotFound("call-not-found", f"no call {call_id!r} in progress in this account",
+                    {"call_uuid": call_id})
 
 
 def live_calls(redis, account_id: str) -> list[dict]:
@@ -149,19 +137,19 @@ def _load(text):
 def transfer(redis, config, account_id: str, call_id: str, data: dict) -> dict:
     to = data.get("to")
     if not phone.is_e164(to):
-        raise InvalidCall("to", "invalid-number", "to must be an E.164 number like +14155559999")
+        raise invalid("to", "invalid-number", "to must be an E.164 number like +14155559999")
     caller_id = data.get("caller_id")
     if caller_id is not None:
         if not phone.is_e164(caller_id):
-            raise InvalidCall("caller_id", "invalid-number",
-                              "caller_id must be an E.164 number like +14155551234")
+            raise invalid("caller_id", "invalid-number",
+                          "caller_id must be an E.164 number like +14155551234")
         if not Did.select().where(Did.number == caller_id, Did.account == account_id).exists():
-            raise InvalidCall("caller_id", "unknown-did",
-                              f"{caller_id} is not one of this account's numbers (see /api/dids)")
+            raise invalid("caller_id", "unknown-did",
+                          f"{caller_id} is not one of this account's numbers (see /api/dids)")
     answer_url = check_webhook_url(data.get("answer_url"), "answer_url")
     if dnc.is_suppressed(account_id, to, redis):
-        raise CallRefused("number-suppressed", f"{to} is on this account's do-not-call list",
-                          "to", {"field": "to", "number": to})
+        raise Forbidden("number-suppressed", f"{to} is on this account's do-not-call list",
+                        {"field": "to", "number": to})
     action_id = enqueue(redis, call_id, account_id, "transfer",
                         {"to": to, "caller_id": caller_id, "answer_url": answer_url})
     return {"transfer_uuid": action_id, "status": "transferring", "to": to}
@@ -170,20 +158,20 @@ def transfer(redis, config, account_id: str, call_id: str, data: dict) -> dict:
 def record(redis, config, account_id: str, call_id: str, data: dict) -> dict:
     fmt = data.get("format", "mp3")
     if fmt not in ("mp3", "wav"):
-        raise InvalidCall("format", "invalid-value", "format must be mp3 or wav")
+        raise invalid("format", "invalid-value", "format must be mp3 or wav")
     max_length = data.get("max_length", DEFAULT_MAX_LENGTH)
     if (isinstance(max_length, bool) or not isinstance(max_length, int)
             or not 1 <= max_length <= MAX_RECORD_SECONDS):
-        raise InvalidCall("max_length", "out-of-range",
-                          f"max_length must be an integer number of seconds, 1 to "
-                          f"{MAX_RECORD_SECONDS}")
+        raise invalid("max_length", "out-of-range",
+                      f"max_length must be an integer number of seconds, 1 to "
+                      f"{MAX_RECORD_SECONDS}")
     trim = data.get("trim_silence", False)
     if not isinstance(trim, bool):
-        raise InvalidCall("trim_silence", "invalid-type", "trim_silence must be true or false")
+        raise invalid("trim_silence", "invalid-type", "trim_silence must be true or false")
     if recordings.active_for_call(call_id) is not None:
         raise Conflict("recording-in-progress", "this call is already being recorded; stop "
                        "that recording first (DELETE .../record)",
-                       details={"call_uuid": call_id})
+                       {"call_uuid": call_id})
     rec = Recording.create(id=new_action_id(), account=account_id, call_id=call_id,
                            format=fmt, max_length=max_length, trim_silence=trim)
     try:
@@ -202,7 +190,7 @@ def stop_recording(redis, account_id: str, call_id: str) -> Recording:
     rec = recordings.active_for_call(call_id)
     if rec is None or rec.account_id != account_id:
         raise Conflict("not-recording", "this call has no recording in progress",
-                       details={"call_uuid": call_id})
+                       {"call_uuid": call_id})
     enqueue(redis, call_id, account_id, "record_stop", {"recording": rec.id})
     return rec
 
@@ -218,11 +206,11 @@ def stopped_json(rec: Recording, base_url: str) -> dict:
 def play(redis, config, account_id: str, call_id: str, data: dict) -> dict:
     url = data.get("url")
     if not isinstance(url, str) or not url:
-        raise InvalidCall("url", "required", "url is required: an http(s) URL of mp3 or wav audio")
+        raise invalid("url", "required", "url is required: an http(s) URL of mp3 or wav audio")
     loop = data.get("loop", 1)
     if isinstance(loop, bool) or not isinstance(loop, int) or not 0 <= loop <= MAX_LOOP:
-        raise InvalidCall("loop", "out-of-range",
-                          f"loop must be an integer 0 (until stopped) to {MAX_LOOP}")
+        raise invalid("loop", "out-of-range",
+                      f"loop must be an integer 0 (until stopped) to {MAX_LOOP}")
     check_url(url, config.fetch_allow_private)       # refuse early, before any download
     blob, _ = fetch_audio(url, max_bytes=config.fetch_max_bytes, timeout=config.fetch_timeout,
                           allow_private=config.fetch_allow_private)
@@ -237,19 +225,19 @@ def play(redis, config, account_id: str, call_id: str, data: dict) -> dict:
 def speak(redis, config, account_id: str, call_id: str, data: dict) -> dict:
     text = data.get("text")
     if not isinstance(text, str) or not text.strip():
-        raise InvalidCall("text", "required", "text is required and must be a non-empty string")
+        raise invalid("text", "required", "text is required and must be a non-empty string")
     if len(text) > MAX_TEXT:
-        raise InvalidCall("text", "too-long", f"text is longer than {MAX_TEXT} characters")
+        raise invalid("text", "too-long", f"text is longer than {MAX_TEXT} characters")
     voice = data.get("voice", DEFAULT_VOICE)
     language = data.get("language", DEFAULT_LANGUAGE)
     for name, value in (("voice", voice), ("language", language)):
         if not isinstance(value, str) or not 0 < len(value) <= 100:
-            raise InvalidCall(name, "invalid-type", f"{name} must be a string")
+            raise invalid(name, "invalid-type", f"{name} must be a string")
     if not _LANGUAGE.match(language):
-        raise InvalidCall("language", "invalid-value", "language is a code like en-US")
+        raise invalid("language", "invalid-value", "language is a code like en-US")
     engine = data.get("engine")
     if engine is not None and engine not in ("standard", "neural"):
-        raise InvalidCall("engine", "invalid-value", "engine must be standard or neural")
+        raise invalid("engine", "invalid-value", "engine must be standard or neural")
     # The seed's default is neural; with no ElevenLabs key trunx speaks with espeak-ng
     # unless neural was asked for by name (then 503 provider-not-configured).
     provider = pipeline.pick_provider(engine, config)
@@ -279,8 +267,8 @@ def tts_voice(provider: str, voice: str, language: str, config) -> str | None:
 def dtmf(redis, config, account_id: str, call_id: str, data: dict) -> dict:
     digits = data.get("digits")
     if not isinstance(digits, str) or not _DIGITS.match(digits) or len(digits) > MAX_DIGITS:
-        raise InvalidCall("digits", "invalid-digits",
-                          f"digits must be 1 to {MAX_DIGITS} of 0-9, * and #")
+        raise invalid("digits", "invalid-digits",
+                      f"digits must be 1 to {MAX_DIGITS} of 0-9, * and #")
     action_id = enqueue(redis, call_id, account_id, "dtmf", {"digits": digits})
     return {"dtmf_uuid": action_id, "status": "sent", "digits": digits}
 

@@ -27,6 +27,7 @@ import time
 
 from agi_server.agi.errors import AGIHangup
 from trunx import ultravox
+from trunx.errors import TrunxError
 from trunx.models import Agent, Call
 from trunx.ultravox import Ultravox, UltravoxError
 
@@ -40,12 +41,9 @@ _SIP_URI = re.compile(r"^sips?:[A-Za-z0-9+_.!~*'%;=-]+@[A-Za-z0-9.-]+(?::\d{1,5}
 _ENDPOINT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-class BridgeError(Exception):
-    """Why the bridge could not be built; `code` becomes ai_result.endReason."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
+class BridgeError(TrunxError):
+    """Why the bridge could not be built; `code` becomes ai_result.endReason. Never an API
+    answer, so of no kind: the call it happens on simply ends with that reason."""
 
 
 def dial_string(config, join_url: str) -> str:

@@ -32,26 +32,34 @@ from collections.abc import Callable, Iterable, Mapping
 from panoramisk import Manager
 from panoramisk.actions import Action
 
+from trunx.errors import Unavailable, UpstreamError
+
 log = logging.getLogger(__name__)
 
 Listener = Callable[[dict], None]
 
 
-class AmiError(Exception):
+class AmiError(UpstreamError):
     """Asterisk answered `Response: Error`."""
 
     def __init__(self, action: str, response: Mapping):
-        super().__init__(f"{action}: {response.get('Message', 'error')}")
+        super().__init__("ami-error", f"{action}: {response.get('Message', 'error')}",
+                         {"action": action, "response": dict(response)})
         self.action, self.response = action, dict(response)
 
 
-class AmiUnavailable(Exception):
+class AmiUnavailable(Unavailable):
     """Not connected, or the connection was lost before the reply: the action's fate is
     unknown (it may or may not have reached Asterisk)."""
 
+    code = "ami-unavailable"
+
+    def __init__(self, message: str):
+        super().__init__(self.code, message)
+
 
 class AmiDisconnected(AmiUnavailable):
-    pass
+    code = "ami-disconnected"
 
 
 class _GuardedManager(Manager):

@@ -349,9 +349,7 @@ def _persist(call_id: str, status: str, at: float, changes: dict, global_secret:
              base_url: str = ""):
     """Update the row, add a CallEvent with the webhook body; returns what the sender
     needs, or None if there is no webhook URL. `base_url` prefixes recording URLs."""
-    from trunx.db import proxy
-
-    with proxy.atomic():
+    with Call._meta.database.atomic():   # the models' own binding, as calls.record does
         if changes:
             Call.update(**changes).where(Call.id == call_id).execute()
         row = Call.get_by_id(call_id)

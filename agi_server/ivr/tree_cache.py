@@ -21,12 +21,16 @@ import logging
 from collections import OrderedDict
 
 from trunx import redis_schema
+from trunx.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
 
-class TreeUnavailable(Exception):
+class TreeUnavailable(Unavailable):
     """Redis could not be read and the cache could not answer."""
+
+    def __init__(self, message: str):
+        super().__init__("tree-unavailable", message)
 
 
 class TreeCache:

@@ -17,7 +17,7 @@ import pytest
 
 from admin_api import create_app
 from devtools import demo
-from trunx import accounts, db
+from trunx import accounts
 from trunx import config as trunx_config
 
 TOOLS = ("redis-server", "espeak-ng", "sox")
@@ -48,8 +48,8 @@ def make_app(redis):
         return app
 
     yield make
-    if not db.proxy.is_closed():
-        db.proxy.close()
+    for app in apps:
+        app.extensions["trunx.store"].close()
 
 
 @pytest.fixture

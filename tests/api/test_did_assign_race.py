@@ -18,6 +18,7 @@ import pytest
 from admin_api import create_app
 from tests.api.test_ivr_delete_race import HANG_GUARD, GatedRedis, Worker, writer_lock_free
 from tests.api.test_ivr_publish_order import DID, engine_sees, tree_playing
+from tests.store_support import store_on
 from trunx import redis_schema
 from trunx.ivr import store as ivr_store
 from trunx.models import Did, Ivr
@@ -27,10 +28,10 @@ FIRST, OTHER = "qualify-business", "after-hours"
 
 def two_ivrs_and_a_did(tenant, config, redis) -> Ivr:
     """IVRs FIRST (returned) and OTHER, each playing its own sound, and DID, unassigned."""
-    first, _, _ = ivr_store.save(tenant.id, FIRST, tree_playing(FIRST), config, redis,
+    first, _, _ = ivr_store.save(store_on(redis), tenant.id, FIRST, tree_playing(FIRST), config,
                                  create=True)
     tree = {**tree_playing(OTHER), "id": OTHER}
-    ivr_store.save(tenant.id, OTHER, tree, config, redis, create=True)
+    ivr_store.save(store_on(redis), tenant.id, OTHER, tree, config, create=True)
     Did.create(number=DID, account=tenant.id)
     return first
 
@@ -83,7 +84,7 @@ async def test_an_assign_writing_redis_late_leaves_the_map_as_sqlite(
         request, expected = (lambda: client.delete(f"/api/dids/{DID}", headers=h)), None
 
     gated = GatedRedis(redis, "set")   # the assign's DID-map write
-    assigner = Worker(lambda: ivr_store.assign(first, Did.get(Did.number == DID), gated))
+    assigner = Worker(lambda: ivr_store.assign(store_on(gated), first, Did.get(Did.number == DID)))
     assert gated.reached.wait(HANG_GUARD)
     assert sqlite_route() == FIRST   # committed, not yet in Redis
     free, rival = race(assigner, gated, request)
@@ -99,7 +100,7 @@ async def test_a_did_delete_racing_an_assign_leaves_no_route(
     of the number arriving there must not outlive the delete in Redis."""
     h = tenant.headers
     first = two_ivrs_and_a_did(tenant, config, redis)
-    ivr_store.assign(first, Did.get(Did.number == DID), redis)
+    ivr_store.assign(store_on(redis), first, Did.get(Did.number == DID))
     gated = GatedRedis(redis, "publish")   # the announcement, after the Redis delete
     deleting = create_app(config, redis=gated).test_client()   # same database file
     deleter = Worker(lambda: deleting.delete(f"/api/dids/{DID}", headers=h))
@@ -124,11 +125,11 @@ async def test_an_assign_with_a_stale_ivr_reads_it_again(
     if recreate:
         assert client.post("/ivr", json=tree_playing("fresh"),
                            headers=tenant.headers).status_code == 201
-        assert ivr_store.assign(stale, Did.get(Did.number == DID), redis) is None
+        assert ivr_store.assign(store_on(redis), stale, Did.get(Did.number == DID)) is None
         tree = await engine_sees(redis_server)
         assert (tree["ivr_id"], tree["nodes"]["welcome"]["play"]) == (FIRST, "fresh")
         await assert_routes(redis, redis_server, FIRST)
     else:
         with pytest.raises(ivr_store.Gone):
-            ivr_store.assign(stale, Did.get(Did.number == DID), redis)
+            ivr_store.assign(store_on(redis), stale, Did.get(Did.number == DID))
         await assert_routes(redis, redis_server, None)

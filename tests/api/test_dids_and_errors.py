@@ -6,6 +6,7 @@ import json
 import pytest
 
 from tests.api.conftest import SEED_TREE, state
+from tests.store_support import store_on
 from trunx import accounts, redis_schema
 from trunx.models import ApiKey
 
@@ -114,10 +115,10 @@ def test_redis_down_is_503_and_resync_heals(make_app, config, redis):
     key = accounts.create_key(account)
     r = app.test_client().post("/ivr", json=SEED_TREE,
                                headers={"Authorization": f"Bearer {key}"})
-    app.extensions["trunx.redis"].close()
+    app.extensions["trunx.store"].redis.close()
     assert r.status_code == 503 and error(r)["code"] == "redis-unavailable"
     assert redis.keys("*") == []
-    assert ivr_store.resync(redis)["ivrs"] == 1
+    assert ivr_store.resync(store_on(redis))["ivrs"] == 1
     assert redis.get(redis_schema.ivr_current_key(account.id, "qualify-business")) == "1"
 
 

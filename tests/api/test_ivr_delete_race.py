@@ -18,7 +18,8 @@ import threading
 import pytest
 
 from tests.api.test_ivr_publish_order import DID, engine_sees, pointer, tree_playing
-from trunx import db, redis_schema
+from tests.store_support import store_on
+from trunx import models, redis_schema
 from trunx.ivr import store as ivr_store
 from trunx.models import Ivr
 
@@ -59,7 +60,7 @@ class Worker(threading.Thread):
         except BaseException as exc:   # handed to the test thread by finish()
             self.error = exc
         finally:
-            db.proxy.close()   # this thread's own SQLite connection
+            models.proxy.close()   # this thread's own SQLite connection
 
     def finish(self):
         self.join(HANG_GUARD)
@@ -71,8 +72,8 @@ class Worker(threading.Thread):
 
 def writer_lock_free() -> bool:
     """Could another process take the IVR writer lock now? flock on a fresh descriptor of
-    its file (db.WriterLock's `<database>-writers.lock`), as a second API worker would."""
-    fd = os.open(f"{db.proxy.obj.database}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    its file (trunx.store.WriterLock's `<database>-writers.lock`), as a second API worker would."""
+    fd = os.open(f"{models.proxy.obj.database}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -86,7 +87,7 @@ def writer_lock_free() -> bool:
 async def test_a_save_publishing_around_a_delete_leaves_redis_as_sqlite(
         client, tenant, config, redis, redis_server, recreate):
     h = tenant.headers
-    ivr_store.save(tenant.id, IVR, tree_playing("welcome1"), config, redis, create=True)
+    ivr_store.save(store_on(redis), tenant.id, IVR, tree_playing("welcome1"), config, create=True)
     assert client.post("/api/dids", json={"number": DID}, headers=h).status_code == 201
     assert client.post(f"/ivr/{IVR}/assign", json={"did": DID}, headers=h).status_code == 200
 
@@ -101,8 +102,8 @@ async def test_a_save_publishing_around_a_delete_leaves_redis_as_sqlite(
         return codes
 
     gated = GatedRedis(redis, "evalsha")
-    saver = Worker(lambda: ivr_store.save(tenant.id, IVR, tree_playing("stale"), config,
-                                          gated, create=False))
+    saver = Worker(lambda: ivr_store.save(store_on(gated), tenant.id, IVR, tree_playing("stale"),
+                                          config, create=False))
     assert gated.reached.wait(HANG_GUARD)
     # the save has committed v2 and is about to publish it
     assert Ivr.get(Ivr.account == tenant.id, Ivr.ivr_id == IVR).current_version == 2
@@ -131,10 +132,10 @@ async def test_a_save_publishing_around_a_delete_leaves_redis_as_sqlite(
 def test_a_delete_cleans_redis_up_under_the_writer_lock(client, tenant, config, redis):
     """The other half: between a delete's commit and its Redis cleanup no save (nor a
     re-create) can publish, because the lock is still held there."""
-    ivr, _, _ = ivr_store.save(tenant.id, IVR, tree_playing("welcome1"), config, redis,
+    ivr, _, _ = ivr_store.save(store_on(redis), tenant.id, IVR, tree_playing("welcome1"), config,
                                create=True)
     gated = GatedRedis(redis, "delete")
-    deleter = Worker(lambda: ivr_store.delete(ivr, gated))
+    deleter = Worker(lambda: ivr_store.delete(store_on(gated), ivr))
     assert gated.reached.wait(HANG_GUARD)
     # the delete has committed and is about to clean Redis up
     assert Ivr.get_or_none(Ivr.account == tenant.id, Ivr.ivr_id == IVR) is None

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from agi_server.ivr.tree_cache import TreeCache
 from tests.api.conftest import SEED_TREE
+from tests.store_support import store_on
 from trunx import redis_schema
 from trunx.ivr import store as ivr_store
 from trunx.models import Ivr, IvrVersion
@@ -30,8 +31,9 @@ def three_versions(client, tenant, config, redis) -> dict[int, IvrVersion]:
     """v1..v3 of one IVR, each playing its own welcome sound, assigned to DID."""
     rows = {}
     for n in (1, 2, 3):
-        _, row, _ = ivr_store.save(tenant.id, "qualify-business", tree_playing(f"welcome{n}"),
-                                   config, redis, create=n == 1)
+        _, row, _ = ivr_store.save(store_on(redis), tenant.id, "qualify-business",
+                                   tree_playing(f"welcome{n}"),
+                                   config, create=n == 1)
         rows[row.version] = row
     assert sorted(rows) == [1, 2, 3]
     assert client.post("/api/dids", json={"number": DID},
@@ -81,13 +83,14 @@ async def test_resync_sets_an_older_version_when_sqlite_says_so(
     Ivr.update(current_version=2).where(Ivr.account == tenant.id).execute()
     assert pointer(redis, tenant) == 3
 
-    assert ivr_store.resync(redis)["ivrs"] == 1
+    assert ivr_store.resync(store_on(redis))["ivrs"] == 1
     assert pointer(redis, tenant) == 2
     tree = await engine_sees(redis_server)
     assert tree["version"] == 2
     assert tree["nodes"]["welcome"]["play"] == "welcome2"
 
     # and the next save moves on from there
-    _, row, _ = ivr_store.save(tenant.id, "qualify-business", tree_playing("welcome4"),
-                               config, redis, create=False)
+    _, row, _ = ivr_store.save(store_on(redis), tenant.id, "qualify-business",
+                               tree_playing("welcome4"),
+                               config, create=False)
     assert row.version == 3 and pointer(redis, tenant) == 3

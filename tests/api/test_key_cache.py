@@ -24,7 +24,7 @@ def test_a_key_revoked_through_one_worker_is_refused_by_another(make_app, config
 
 
 def test_the_account_is_loaded_once_per_key(app, tenant):
-    keys = accounts.KeyCache()
+    keys = accounts.KeyCache(app.extensions["trunx.store"].db)
     first = keys.authenticate(tenant.key)
     # renamed behind the cache's back: the cached account object is what comes back
     Account.update(name="Renamed").where(Account.id == tenant.id).execute()
@@ -38,7 +38,7 @@ def test_keys_need_no_redis(make_app, config, tenant, redis):
                      json={"id": "r", "nodes": {"a": {"action": "hangup"}}}).status_code == 201
     dead = redis_lib.Redis(port=1, socket_connect_timeout=0.2)
     app = make_app(config)
-    app.extensions["trunx.redis"] = dead
+    app.extensions["trunx.store"].redis = dead
     client = app.test_client()
     # no Redis round trip on a read: the key check and GET /ivr/:id answer with Redis down
     assert client.get("/ivr/r", headers=tenant.headers).status_code == 200
@@ -47,7 +47,7 @@ def test_keys_need_no_redis(make_app, config, tenant, redis):
 
 
 def test_bad_keys_take_no_room(app):
-    keys = accounts.KeyCache()
+    keys = accounts.KeyCache(app.extensions["trunx.store"].db)
     for bearer in ("tk_live_nope", "Bearer x", "", None, "tk_live_" + "a" * 300):
         assert keys.authenticate(bearer) is None
     assert keys._entries == {}

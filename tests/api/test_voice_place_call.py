@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from trunx import calls, dnc, redis_schema
+from tests.store_support import store_on
+from trunx import calls, dnc, errors, redis_schema
 from trunx.models import Call, Did
 
 FROM, TO = "+14155559876", "+14155551234"
@@ -15,7 +16,7 @@ def did(tenant):
 
 
 def test_a_plain_call_is_stored_and_queued(tenant, did, redis, config):
-    call = calls.place_call(tenant.id, FROM, TO, metadata={"crm": "42"}, redis=redis,
+    call = calls.place_call(store_on(redis), tenant.id, FROM, TO, metadata={"crm": "42"},
                             config=config)
     row = Call.get_by_id(call.id)
     assert (row.status, row.direction, row.provider) == ("initiated", "outbound", "asterisk")
@@ -24,7 +25,7 @@ def test_a_plain_call_is_stored_and_queued(tenant, did, redis, config):
     (entry,) = redis.xrange(redis_schema.ORIGINATE_STREAM)
     assert entry[1] == {"call": call.id}
     assert calls.queue_position(redis, call.id) == 1
-    second = calls.place_call(tenant.id, FROM, TO, redis=redis, config=config)
+    second = calls.place_call(store_on(redis), tenant.id, FROM, TO, config=config)
     assert calls.queue_position(redis, second.id) == 2
 
 
@@ -45,25 +46,26 @@ def test_a_plain_call_is_stored_and_queued(tenant, did, redis, config):
 def test_invalid_input_names_the_field_and_writes_nothing(tenant, did, redis, config, kwargs,
                                                            field, code):
     args = {"from_number": FROM, "to_number": TO, **kwargs}
-    with pytest.raises(calls.InvalidCall) as err:
-        calls.place_call(tenant.id, args.pop("from_number"), args.pop("to_number"),
-                         redis=redis, config=config, **args)
-    assert (err.value.field, err.value.code, err.value.status) == (field, code, 422)
+    with pytest.raises(errors.InvalidInput) as err:
+        calls.place_call(store_on(redis), tenant.id, args.pop("from_number"),
+                         args.pop("to_number"), config=config, **args)
+    assert err.value.code == "invalid-request"
+    assert [(p["field"], p["code"]) for p in err.value.details] == [(field, code)]
     assert Call.select().count() == 0 and not redis.exists(redis_schema.ORIGINATE_STREAM)
 
 
 def test_a_suppressed_number_is_refused(tenant, did, redis, config):
     dnc.suppress(tenant.id, TO, source="api", redis=redis)
-    with pytest.raises(calls.CallRefused) as err:
-        calls.place_call(tenant.id, FROM, TO, redis=redis, config=config)
-    assert (err.value.code, err.value.field, err.value.status) == ("number-suppressed", "to",
-                                                                   403)
+    with pytest.raises(errors.Forbidden) as err:
+        calls.place_call(store_on(redis), tenant.id, FROM, TO, config=config)
+    assert (err.value.code, err.value.details) == ("number-suppressed",
+                                                   {"field": "to", "number": TO})
     assert Call.select().count() == 0
 
 
 def test_ai_calls_need_the_ultravox_key(tenant, did, redis, config):
-    with pytest.raises(calls.CallUnavailable) as err:
-        calls.place_call(tenant.id, FROM, TO, ai={"systemPrompt": "hi"}, redis=redis,
+    with pytest.raises(errors.NotConfigured) as err:
+        calls.place_call(store_on(redis), tenant.id, FROM, TO, ai={"systemPrompt": "hi"},
                          config=config)
     assert err.value.code == "ultravox-not-configured"
     assert err.value.details == {"setting": "ULTRAVOX_API_KEY"}
@@ -74,5 +76,5 @@ def test_redis_down_leaves_no_row(tenant, did, config):
 
     dead = redis_lib.Redis(port=1, socket_connect_timeout=0.2)
     with pytest.raises(redis_lib.ConnectionError):
-        calls.place_call(tenant.id, FROM, TO, redis=dead, config=config)
+        calls.place_call(store_on(dead), tenant.id, FROM, TO, config=config)
     assert Call.select().count() == 0

@@ -12,6 +12,7 @@ import redis as redis_lib
 
 from bench.agi_emulator import Scenario, run_session
 from tests.engine_support import SEED_DID, SEED_TREE, make_config, running_engine, seed_account
+from tests.store_support import store_on
 from trunx.ivr import store as ivr_store
 from trunx.models import Call, Did, Suppression
 
@@ -108,7 +109,7 @@ async def test_publish_during_a_call_pins_the_old_version(cfg, redis, seeded):
         live = asyncio.create_task(run_session(
             "127.0.0.1", engine.server.port, Scenario(keys=["1", "2"], reply_delay=0.15)))
         await asyncio.sleep(0.1)      # the live call has started on version 1
-        ivr_store.save(account.id, "qualify-business", new_tree, cfg, redis, create=False)
+        ivr_store.save(store_on(redis), account.id, "qualify-business", new_tree, cfg, create=False)
         await asyncio.sleep(0.05)     # let the announcement arrive
         after, row2 = await call(engine, keys=["1", "2"])
         live_res = await live
@@ -127,11 +128,11 @@ async def test_an_ivr_deleted_and_created_again_runs_its_new_tree(cfg, redis, se
     async with running_engine(cfg) as engine:
         before, _ = await call(engine, keys=["1", "2"])
         did = Did.get(Did.number == SEED_DID)
-        ivr_store.unassign(did, redis)
-        ivr_store.delete(ivr, redis)
-        again, version, _ = ivr_store.save(account.id, "qualify-business", new_tree, cfg,
-                                           redis, create=True)
-        ivr_store.assign(again, did, redis)
+        ivr_store.unassign(store_on(redis), did)
+        ivr_store.delete(store_on(redis), ivr)
+        again, version, _ = ivr_store.save(store_on(redis), account.id, "qualify-business",
+                                           new_tree, cfg, create=True)
+        ivr_store.assign(store_on(redis), again, did)
         await asyncio.sleep(0.1)     # let the announcements arrive
         after, row = await call(engine, keys=["1", "2"])
     assert before.commands[1].startswith('STREAM FILE "welcome" ')

@@ -9,6 +9,7 @@ import pytest
 from bench.agi_emulator import Scenario, run_session
 from tests.engine_support import make_config, running_engine, seed_account
 from tests.fakes.fake_ultravox import FakeUltravox
+from tests.store_support import store_on
 from trunx import db
 from trunx.ivr import store as ivr_store
 from trunx.models import Account, Agent, Call
@@ -83,6 +84,6 @@ def test_a_tree_naming_another_accounts_agent_is_refused(tmp_path, redis, fake):
     mine, theirs = Account.create(name="mine"), Account.create(name="theirs")
     agent = agent_for(theirs, fake)
     with pytest.raises(ivr_store.InvalidTree) as excinfo:
-        ivr_store.save(mine.id, "sales", tree(agent.id), cfg, redis, create=True)
+        ivr_store.save(store_on(redis), mine.id, "sales", tree(agent.id), cfg, create=True)
     assert [(p.field, p.code) for p in excinfo.value.problems] == \
         [("nodes.sales.agent", "unknown-agent")]

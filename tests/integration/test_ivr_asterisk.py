@@ -15,6 +15,7 @@ from devtools.demo import publish_demo, stage_prompts
 from devtools.stack import wait_until
 from devtools.stack.ami import originate_local
 from tests.engine_support import SEED_DID, SEED_TREE, make_config, running_engine
+from tests.store_support import store_on
 from trunx import db
 from trunx.ivr import store as ivr_store
 from trunx.models import Account, AudioAsset, Call, Suppression
@@ -40,7 +41,7 @@ def account(cfg, redis):
     db.connect(cfg)
     acc = Account.create(name="asterisk-test")
     stage_prompts(acc, cfg)
-    publish_demo(acc, cfg, redis)
+    publish_demo(store_on(redis), acc, cfg)
     return acc
 
 
@@ -153,7 +154,7 @@ async def test_publish_during_a_call_leaves_it_on_its_version(cfg, account, pbx_
         # wait until the first call is in has_business, then publish v2
         await asyncio.to_thread(wait_until, lambda: "has_business" in pbx_calls_nodes(engine),
                                 20)
-        ivr_store.save(account.id, "qualify-business", changed, cfg, redis, create=False)
+        ivr_store.save(store_on(redis), account.id, "qualify-business", changed, cfg, create=False)
         second = await place_call(pbx_ami, "w1-d1-w1.5-d2")
         row1, row2 = await record_of(first), await record_of(second)
     assets = {a.name: a.id for a in AudioAsset.select()}

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from admin_api.errors import status_for
 from tests.fakes.sshd import SSHD, Sshd
 from tests.integration.conftest_media import make_tone, require
 from trunx.config import Config
@@ -121,7 +122,7 @@ def test_sftp_connection_cut_midway_leaves_no_final_file(sshd, stager, remote, b
 
     with pytest.raises(MediaError) as e:
         stager.put(big_wav, "aud_cut", progress=cut)
-    assert e.value.code == "staging-failed" and e.value.status == 502
+    assert e.value.code == "staging-failed" and status_for(e.value) == 502
     assert not (remote / "aud_cut.wav").exists()
     assert not stager.exists("aud_cut")           # and sshd still serves new connections
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from admin_api.errors import status_for
 from tests.integration.conftest_media import (
     assert_native,
     make_speech,
@@ -60,7 +61,7 @@ def test_a_failing_transcode_leaves_no_file(tmp_path):
     (out_dir / "keep.wav").write_bytes(b"previous")
     with pytest.raises(MediaError) as e:
         transcode(str(broken), str(out_dir / "keep.wav"))
-    assert e.value.code == "transcode-failed" and e.value.status == 422
+    assert e.value.code == "transcode-failed" and status_for(e.value) == 422
     assert e.value.details["stderr"]                 # sox's own words, for the log
     assert os.listdir(out_dir) == ["keep.wav"]
     assert (out_dir / "keep.wav").read_bytes() == b"previous"   # untouched, not half-written

@@ -22,6 +22,7 @@ from tests.integration.outbound_support import (
     outbound_config,
     wait_status,
 )
+from tests.store_support import store_on
 from trunx import calls
 from trunx.models import CallEvent
 
@@ -39,7 +40,7 @@ def account(cfg, redis):
 
 
 def place(account, to, cfg, redis, **kwargs):
-    return calls.place_call(account.id, FROM, to, redis=redis, config=cfg, **kwargs)
+    return calls.place_call(store_on(redis), account.id, FROM, to, config=cfg, **kwargs)
 
 
 def statuses(call_id) -> list[str]:

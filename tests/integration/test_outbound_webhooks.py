@@ -16,6 +16,7 @@ from tests.integration.outbound_support import (
     outbound_config,
     wait_status,
 )
+from tests.store_support import store_on
 from trunx import calls, webhook_sign
 from trunx.models import Account, CallEvent
 
@@ -42,7 +43,7 @@ async def test_every_status_once_in_order_and_signed(cfg, redis, fail_first):
     with WebhookReceiver(fail_first=fail_first) as receiver:
         account = make_account(cfg)
         async with engine_running(cfg, quick_retries) as engine:
-            call = calls.place_call(account.id, FROM, RINGS_THEN_ANSWERS, redis=redis,
+            call = calls.place_call(store_on(redis), account.id, FROM, RINGS_THEN_ANSWERS,
                                     config=cfg, webhook_url=receiver.url)
             await wait_status(call.id)
             await engine.webhooks.drain()
@@ -68,7 +69,7 @@ async def test_account_default_url_and_the_operator_secret(cfg, redis):
     with WebhookReceiver() as receiver:
         account = make_account(cfg, webhook_url=receiver.url)
         async with engine_running(cfg) as engine:
-            call = calls.place_call(account.id, FROM, BUSY, redis=redis, config=cfg)
+            call = calls.place_call(store_on(redis), account.id, FROM, BUSY, config=cfg)
             await wait_status(call.id)
             await engine.webhooks.drain()
     assert [json.loads(r["body"])["status"] for r in receiver.requests] == ["initiated",
@@ -86,7 +87,7 @@ async def test_a_receiver_that_never_answers_is_given_up_without_delaying_calls(
             engine.webhooks.base_delay, engine.webhooks.max_attempts = 0.1, 3
 
         async with engine_running(cfg, tweak) as engine:
-            call = calls.place_call(account.id, FROM, BUSY, redis=redis, config=cfg,
+            call = calls.place_call(store_on(redis), account.id, FROM, BUSY, config=cfg,
                                     webhook_url=receiver.url)
             row = await wait_status(call.id, timeout=10)
             await engine.webhooks.drain()

@@ -3,7 +3,7 @@ import sqlite3
 
 import pytest
 
-from trunx import config, db
+from trunx import config, db, models
 from trunx.models import Call
 
 
@@ -20,7 +20,7 @@ def test_connect_adds_columns_an_older_database_lacks(tmp_path):
     raw.close()
 
     db.connect(cfg)
-    names = {c.name for c in db.proxy.get_columns("call")}
+    names = {c.name for c in models.proxy.get_columns("call")}
     assert {"metadata", "end_reason"} <= names
     row = Call.get_by_id("c1")
     assert row.direction == "inbound" and row.metadata is None
@@ -33,7 +33,7 @@ def test_a_new_required_column_is_refused(tmp_path):
         name = peewee.CharField()
 
         class Meta:
-            database = db.proxy
+            database = models.proxy
 
     cfg = config.load(env={}, data_dir=str(tmp_path))
     database = db.connect(cfg)

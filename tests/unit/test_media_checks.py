@@ -4,6 +4,7 @@ import json
 import pytest
 import requests
 
+from admin_api.errors import status_for
 from trunx.config import Config
 from trunx.media import (
     MediaError,
@@ -15,7 +16,7 @@ from trunx.media import (
     staging,
     tts,
 )
-from trunx.media.errors import STATUS
+from trunx.media.errors import MediaTooLarge
 
 
 @pytest.fixture
@@ -28,12 +29,10 @@ def code_of(exc_info) -> str:
 
 
 def test_error_is_data():
-    err = MediaError("payload-too-large", "too big", {"size": 5})
-    assert err.status == 413
-    assert err.to_dict() == {"error": {"code": "payload-too-large", "message": "too big",
-                                       "details": {"size": 5}}}
-    json.dumps(err.to_dict())
-    assert all(code == code.lower() and " " not in code for code in STATUS)
+    err = MediaTooLarge("payload-too-large", "too big", {"size": 5})
+    assert isinstance(err, MediaError) and status_for(err) == 413
+    assert (err.code, err.message, err.details) == ("payload-too-large", "too big", {"size": 5})
+    json.dumps(err.details)
 
 
 @pytest.mark.parametrize("text", ["", "   \n", None, 42, "x" * (pipeline.MAX_TEXT_CHARS + 1)])
@@ -55,7 +54,7 @@ def test_provider_choice(config):
     assert pipeline.pick_provider("standard", keyed) == "standard"
     with pytest.raises(MediaError) as e:
         pipeline.pick_provider("neural", config)
-    assert code_of(e) == "provider-not-configured" and e.value.status == 503
+    assert code_of(e) == "provider-not-configured" and status_for(e.value) == 503
     with pytest.raises(MediaError) as e:
         pipeline.pick_provider("polly", config)
     assert code_of(e) == "invalid-provider"
@@ -111,7 +110,7 @@ def test_hash_covers_every_input():
 def test_upload_checks_size_before_anything_else(config):
     with pytest.raises(MediaError) as e:
         prepare_upload(b"RIFF" + b"\x00" * 2000, config)
-    assert code_of(e) == "payload-too-large" and e.value.status == 413
+    assert code_of(e) == "payload-too-large" and status_for(e.value) == 413
     assert e.value.details == {"size": 2004, "max_bytes": 1000}
 
 
@@ -119,7 +118,7 @@ def test_upload_checks_size_before_anything_else(config):
 def test_upload_refuses_what_is_not_audio(config, data):
     with pytest.raises(MediaError) as e:
         prepare_upload(data, config)
-    assert code_of(e) == "unsupported-media-type" and e.value.status == 415
+    assert code_of(e) == "unsupported-media-type" and status_for(e.value) == 415
 
 
 @pytest.mark.parametrize("name", ["../etc/passwd", "a/b", "a.wav", "", "x" * 129, "a b",
@@ -166,7 +165,7 @@ def _response(status, body: bytes) -> requests.Response:
 ])
 def test_provider_errors_carry_status_and_message(status, body, provider_status, message):
     err = elevenlabs._provider_error(_response(status, body))
-    assert err.code == "tts-provider-error" and err.status == 502
+    assert err.code == "tts-provider-error" and status_for(err) == 502
     assert err.details["http_status"] == status
     assert err.details["provider_status"] == provider_status
     assert err.details["provider_message"] == message

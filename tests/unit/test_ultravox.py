@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from admin_api.errors import status_for
 from trunx import ultravox
 
 
@@ -118,7 +119,7 @@ def test_no_key_is_a_clear_503_naming_the_setting():
     with pytest.raises(ultravox.UltravoxError) as info:
         ultravox.Ultravox("")
     assert info.value.code == "ultravox-not-configured"
-    assert info.value.status == 503
+    assert status_for(info.value) == 503
     assert "ULTRAVOX_API_KEY" in info.value.message
 
 

@@ -4,6 +4,13 @@ Used by the admin API, by `make run`'s demo seeding and by tests, so there is ex
 way a tree reaches the engine. SQLite is the record and is written first inside a
 transaction; Redis is a cache of it, rebuilt by `resync` (at engine start, or after Redis
 lost its data).
+
+Every function that writes takes the Store (trunx/store.py) it was handed: its database,
+its writer lock and its Redis. Errors (trunx.errors kinds):
+
+    InvalidTree   InvalidInput  invalid-ivr (details: the validation problems)
+    Assigned      Conflict      ivr-assigned (details: the DIDs still pointing at the IVR)
+    Gone          NotFound      ivr-not-found / did-not-found (deleted meanwhile)
 """
 from __future__ import annotations
 
@@ -12,8 +19,8 @@ import re
 
 from redis.exceptions import NoScriptError
 
-from trunx import db, redis_schema
-from trunx.db import proxy
+from trunx import redis_schema
+from trunx.errors import Conflict, InvalidInput, NotFound
 from trunx.ivr import tree as ivr_tree
 from trunx.models import AudioAsset, Did, Ivr, IvrVersion, utcnow
 
@@ -21,11 +28,12 @@ _ASSET_ID = re.compile(r"^aud_[0-9a-f]{16}$")
 _SOUND_EXT = re.compile(r"\.(wav|mp3|gsm|ulaw|alaw|sln|g722|ogg)$", re.IGNORECASE)
 
 
-class InvalidTree(Exception):
-    """Carries the validation problems as data for a 422."""
+class InvalidTree(InvalidInput):
+    """The tree's validation problems: `problems` as Problems, `details` as data."""
 
     def __init__(self, problems):
-        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+        super().__init__("invalid-ivr", "the IVR definition is not valid",
+                         [p.as_dict() for p in problems])
         self.problems = problems
 
 
@@ -108,25 +116,26 @@ def _compile(account_id, ivr_id, version, tree, entry, config):
     return compiled
 
 
-# IVR writes (and DID-map changes, below) queue here rather than on SQLite's lock (see
-# db.WriterLock for why). Each write holds it across its transaction AND its Redis step
-# (publish, or a delete's cleanup), so Redis receives the writes in the order SQLite
-# committed them: a save that committed before a delete cannot publish after it (or after
-# a re-create of the id), which would leave Redis pointing at a version SQLite no longer
-# has. Lock before transaction, always: a transaction (BEGIN IMMEDIATE) holding SQLite's
-# lock while waiting here would deadlock with a holder waiting for SQLite's lock.
-_WRITER = db.WriterLock()
+# IVR writes (and DID-map changes, below) queue on the store's writer lock rather than on
+# SQLite's lock (see trunx.store.WriterLock for why). Each write holds it across its
+# transaction AND its Redis step (publish, or a delete's cleanup), so Redis receives the
+# writes in the order SQLite committed them: a save that committed before a delete cannot
+# publish after it (or after a re-create of the id), which would leave Redis pointing at a
+# version SQLite no longer has. Lock before transaction, always: a transaction (BEGIN
+# IMMEDIATE) holding SQLite's lock while waiting here would deadlock with a holder waiting
+# for SQLite's lock.
 
 
-class Assigned(Exception):
+class Assigned(Conflict):
     """The IVR is still assigned to DIDs (their numbers in `dids`), so it was not deleted."""
 
     def __init__(self, dids: list[str]):
-        super().__init__(f"assigned to {', '.join(dids)}")
+        super().__init__("ivr-assigned", "the IVR is assigned to DIDs; assign them another "
+                         "IVR or delete them first", {"dids": dids})
         self.dids = dids
 
 
-def save(account_id: str, ivr_id: str, tree: dict, config, redis, *, create: bool):
+def save(store, account_id: str, ivr_id: str, tree: dict, config, *, create: bool):
     """Store a new version (creating the IVR if `create`) and publish it.
     Returns (Ivr, IvrVersion, warnings). Raises InvalidTree; nothing is stored then."""
     # everything that needs no database happens before the write lock is taken
@@ -134,11 +143,11 @@ def save(account_id: str, ivr_id: str, tree: dict, config, redis, *, create: boo
     if not checked.ok:
         raise InvalidTree(checked.problems)
     definition = {"nodes": tree["nodes"], **({"start": tree["start"]} if "start" in tree else {})}
-    with _WRITER:
-        with proxy.atomic():
+    with store.writer:
+        with store.db.atomic():
             row = _store(account_id, ivr_id, definition, checked.entry, config, create)
-        # committed; published before the lock is released (see _WRITER)
-        publish(redis, row)
+        # committed; published before the lock is released (see the writer lock above)
+        publish(store.redis, row)
     return row.ivr, row, checked.warnings
 
 
@@ -194,12 +203,17 @@ def publish(redis, version: IvrVersion, *, force: bool = False) -> bool:
     return bool(moved)
 
 
-class Gone(Exception):
+class Gone(NotFound):
     """A DID change named a row deleted before the change got the writer lock: `what` is
-    "ivr" or "did", `ident` its id or number (the API answers 404, as for any missing one)."""
+    "ivr" or "did", `ident` its id or number (the same 404 as for any missing one)."""
 
     def __init__(self, what: str, ident: str):
-        super().__init__(f"no {what} {ident}")
+        if what == "ivr":
+            super().__init__("ivr-not-found", f"no IVR {ident!r} in this account",
+                             {"id": ident})
+        else:
+            super().__init__("did-not-found", f"no DID {ident} in this account",
+                             {"did": ident})
         self.what, self.ident = what, ident
 
 
@@ -229,53 +243,53 @@ def _publish_did(redis, number: str, ivr: Ivr | None) -> None:
     redis_schema.announce(redis, kind="did", did=number)
 
 
-def assign(ivr: Ivr, did: Did, redis) -> str | None:
+def assign(store, ivr: Ivr, did: Did) -> str | None:
     """Point a DID at an IVR (replacing any earlier assignment) and publish the map.
     Returns the id of the IVR it replaced, or None. Raises Gone if the IVR or the DID was
     deleted meanwhile (nothing changed then)."""
-    with _WRITER:
-        with proxy.atomic():
+    with store.writer:
+        with store.db.atomic():
             target = Ivr.get_or_none(Ivr.account == ivr.account_id, Ivr.ivr_id == ivr.ivr_id)
             if target is None:
                 raise Gone("ivr", ivr.ivr_id)
             row = _did_now(did)
             previous = row.ivr.ivr_id if row.ivr_id else None
             Did.update(ivr=target).where(Did.number == row.number).execute()
-        _publish_did(redis, row.number, target)   # committed; published under the lock
+        _publish_did(store.redis, row.number, target)   # committed; published under the lock
     return previous
 
 
-def unassign(did: Did, redis) -> None:
+def unassign(store, did: Did) -> None:
     """Point a DID at no IVR. Raises Gone if the DID was deleted meanwhile."""
-    with _WRITER:
-        with proxy.atomic():
+    with store.writer:
+        with store.db.atomic():
             row = _did_now(did)
             Did.update(ivr=None).where(Did.number == row.number).execute()
-        _publish_did(redis, row.number, None)
+        _publish_did(store.redis, row.number, None)
 
 
-def delete_did(did: Did, redis) -> bool:
+def delete_did(store, did: Did) -> bool:
     """Delete a DID with its assignment, in one transaction, and drop it from the map
     before the lock is released: done in two steps, an assign could land between the
     unassign and the delete and leave the map routing a deleted number. False if the DID
     was already gone."""
-    with _WRITER:
-        with proxy.atomic():
+    with store.writer:
+        with store.db.atomic():
             try:
                 _did_now(did).delete_instance()
             except Gone:
                 return False
-        _publish_did(redis, did.number, None)
+        _publish_did(store.redis, did.number, None)
     return True
 
 
-def delete(ivr: Ivr, redis) -> bool:
+def delete(store, ivr: Ivr) -> bool:
     """Remove the IVR with `ivr`'s account and id, its versions and their Redis keys.
     Raises Assigned (nothing removed) if a DID points at it; False if it is already gone.
     Read afresh under the writer lock: `ivr` may be stale by the time the lock is ours."""
     account, ivr_id = ivr.account_id, ivr.ivr_id
-    with _WRITER:
-        with proxy.atomic():   # the DID check and the delete see the same rows
+    with store.writer:
+        with store.db.atomic():   # the DID check and the delete see the same rows
             current = Ivr.get_or_none(Ivr.account == account, Ivr.ivr_id == ivr_id)
             if current is None:
                 return False
@@ -286,10 +300,10 @@ def delete(ivr: Ivr, redis) -> bool:
             versions = [v.version for v in current.versions]
             current.delete_instance(recursive=True)
         # committed; cleaned up before the lock is released, so no save of this id can
-        # publish between (see _WRITER)
+        # publish between (see the writer lock above)
         keys = [redis_schema.ivr_version_key(account, ivr_id, n) for n in versions]
-        redis.delete(redis_schema.ivr_current_key(account, ivr_id), *keys)
-        redis_schema.announce(redis, kind="ivr", account=account, ivr_id=ivr_id,
+        store.redis.delete(redis_schema.ivr_current_key(account, ivr_id), *keys)
+        redis_schema.announce(store.redis, kind="ivr", account=account, ivr_id=ivr_id,
                               version=None)
     return True
 
@@ -298,17 +312,18 @@ def current_version(ivr: Ivr) -> IvrVersion:
     return IvrVersion.get(IvrVersion.ivr == ivr, IvrVersion.version == ivr.current_version)
 
 
-def resync(redis) -> dict:
+def resync(store) -> dict:
     """Rebuild Redis from SQLite: current IVR versions, the DID map and the DNC sets."""
     from trunx.models import Suppression
 
+    redis = store.redis
     counts = {"ivrs": 0, "dids": 0, "suppressions": 0}
     # Forced, so Redis follows SQLite even backwards (a restored database). Each IVR is
     # read and published under the writer lock: a save cannot commit between the read and
     # the forced publish, so a resync never undoes a newer save (on SQLite, where the
     # lock spans processes). The ids are listed first so each read is a fresh snapshot.
     for pk in [row.id for row in Ivr.select(Ivr.id)]:
-        with _WRITER:
+        with store.writer:
             ivr = Ivr.get_or_none(Ivr.id == pk)
             if ivr is not None:
                 publish(redis, current_version(ivr), force=True)
@@ -316,7 +331,7 @@ def resync(redis) -> dict:
     # The DID map likewise, each entry read and published under the lock, so an assign or
     # a delete committed after the read cannot be overwritten by this stale copy.
     for number in [d.number for d in Did.select(Did.number).where(Did.ivr.is_null(False))]:
-        with _WRITER:
+        with store.writer:
             did = Did.get_or_none(Did.number == number)
             if did is not None and did.ivr_id:
                 _publish_did(redis, number, did.ivr)

@@ -15,7 +15,14 @@ from urllib.parse import quote
 
 import requests
 
-from .errors import MediaError
+from .errors import (
+    BadMedia,
+    MediaError,
+    MediaNotConfigured,
+    ProviderFailed,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 from .sniff import sniff
 
 DEFAULT_MODEL = "eleven_multilingual_v2"
@@ -37,8 +44,8 @@ def check_settings(settings: dict) -> dict:
         elif name == "voice_settings" and isinstance(value, dict):
             out[name] = {k: _check_voice_setting(k, v) for k, v in value.items()}
         else:
-            raise MediaError("invalid-settings", f"bad neural-engine setting {name!r}",
-                             {"setting": name, "allowed": ["model_id", "voice_settings"]})
+            raise BadMedia("invalid-settings", f"bad neural-engine setting {name!r}",
+                           {"setting": name, "allowed": ["model_id", "voice_settings"]})
     return out
 
 
@@ -49,10 +56,10 @@ def _check_voice_setting(name, value):
     if isinstance(kind, tuple) and isinstance(value, (int, float)) and not isinstance(
             value, bool) and kind[0] <= value <= kind[1]:
         return value
-    raise MediaError("invalid-settings", f"bad voice_settings.{name}",
-                     {"setting": f"voice_settings.{name}", "value": value,
-                      "allowed": {k: "bool" if v is bool else list(v)
-                                  for k, v in VOICE_SETTINGS.items()}})
+    raise BadMedia("invalid-settings", f"bad voice_settings.{name}",
+                   {"setting": f"voice_settings.{name}", "value": value,
+                    "allowed": {k: "bool" if v is bool else list(v)
+                                for k, v in VOICE_SETTINGS.items()}})
 
 
 class ElevenLabs:
@@ -61,8 +68,8 @@ class ElevenLabs:
     def __init__(self, api_key: str, base_url: str = "https://api.elevenlabs.io", *,
                  timeout: tuple[float, float] = (5.0, 60.0), voices_ttl: float = 600.0):
         if not api_key:
-            raise MediaError("provider-not-configured",
-                             "the neural engine needs ELEVENLABS_API_KEY to be set")
+            raise MediaNotConfigured("provider-not-configured",
+                                     "the neural engine needs ELEVENLABS_API_KEY to be set")
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout            # (connect, read) seconds
@@ -75,11 +82,13 @@ class ElevenLabs:
             resp = requests.request(method, url, headers={"xi-api-key": self.api_key},
                                     timeout=self.timeout, **kw)
         except requests.Timeout as exc:
-            raise MediaError("tts-provider-timeout", "ElevenLabs did not answer in time",
-                             {"provider": self.provider, "timeout": list(self.timeout)}) from exc
+            raise ProviderTimeout(
+                "tts-provider-timeout", "ElevenLabs did not answer in time",
+                {"provider": self.provider, "timeout": list(self.timeout)}) from exc
         except requests.RequestException as exc:
-            raise MediaError("tts-provider-unavailable", "ElevenLabs could not be reached",
-                             {"provider": self.provider, "reason": type(exc).__name__}) from exc
+            raise ProviderUnavailable(
+                "tts-provider-unavailable", "ElevenLabs could not be reached",
+                {"provider": self.provider, "reason": type(exc).__name__}) from exc
         if not 200 <= resp.status_code < 300:
             raise _provider_error(resp)
         return resp
@@ -93,8 +102,8 @@ class ElevenLabs:
             listed = self._request("GET", "/v1/voices").json()["voices"]
             mapping = {v["name"].lower(): v["voice_id"] for v in listed}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise MediaError("tts-provider-error", "ElevenLabs sent a voice list we can't read",
-                             {"provider": self.provider}) from exc
+            raise ProviderFailed("tts-provider-error", "ElevenLabs sent a voice list we can't read",
+                                 {"provider": self.provider}) from exc
         self._voices = (now + self.voices_ttl, mapping)  # one assignment: safe across threads
         return mapping
 
@@ -107,8 +116,8 @@ class ElevenLabs:
         if found is None and voice in mapping.values():
             found = voice
         if found is None:
-            raise MediaError("unknown-voice", f"ElevenLabs has no voice named {voice!r}",
-                             {"voice": voice, "known": sorted(mapping)[:50]})
+            raise BadMedia("unknown-voice", f"ElevenLabs has no voice named {voice!r}",
+                           {"voice": voice, "known": sorted(mapping)[:50]})
         return found
 
     def synthesize(self, text: str, voice: str, settings: dict | None = None) -> bytes:
@@ -121,9 +130,9 @@ class ElevenLabs:
         resp = self._request("POST", f"/v1/text-to-speech/{quote(voice_id, safe='')}",
                              params={"output_format": OUTPUT_FORMAT}, json=body)
         if sniff(resp.content[:64]) != "mp3":
-            raise MediaError("tts-provider-error", "ElevenLabs answered without mp3 audio",
-                             {"provider": self.provider,
-                              "content_type": resp.headers.get("Content-Type", "")})
+            raise ProviderFailed("tts-provider-error", "ElevenLabs answered without mp3 audio",
+                                 {"provider": self.provider,
+                                  "content_type": resp.headers.get("Content-Type", "")})
         return resp.content
 
 
@@ -141,6 +150,7 @@ def _provider_error(resp: requests.Response) -> MediaError:
     elif isinstance(detail, list) and detail:
         message = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d)
                             for d in detail)[:500]
-    return MediaError("tts-provider-error", f"ElevenLabs answered {resp.status_code}: {message}",
-                      {"provider": "elevenlabs", "http_status": resp.status_code,
-                       "provider_status": provider_status, "provider_message": message})
+    return ProviderFailed("tts-provider-error",
+                          f"ElevenLabs answered {resp.status_code}: {message}",
+                          {"provider": "elevenlabs", "http_status": resp.status_code,
+                           "provider_status": provider_status, "provider_message": message})

@@ -1,52 +1,74 @@
-"""The one error type of the media pipeline.
+"""The media pipeline's errors: one family under trunx's error tree (trunx/errors.py).
 
-    MediaError(code, message, details, status)
-        every failure a caller can act on: bad input (4xx-worthy) and broken parts
-        (sox, espeak-ng, the TTS provider, the staging host; 5xx-worthy)
+::
 
-Errors are data: `code` is a stable kebab-case id, `status` is the HTTP status the admin API
-should answer with, `details` is JSON-safe. Misuse by our own callers (a wrong type, a bad
-config value) stays a plain TypeError/ValueError, because no user can fix it.
+    MediaError                                 any failure of the pipeline (catch this)
+    ├── BadMedia             InvalidInput      empty-audio, transcode-failed, invalid-text,
+    │                                          invalid-voice, unknown-voice, invalid-settings,
+    │                                          invalid-provider, invalid-asset-id,
+    │                                          invalid-url, url-not-allowed
+    ├── UnsupportedMedia     Unsupported       unsupported-media-type
+    ├── MediaTooLarge        TooLarge          payload-too-large
+    ├── MediaNotConfigured   NotConfigured     provider-not-configured
+    ├── ToolFailed           Internal          tool-missing, tts-failed (sox, espeak-ng)
+    ├── ProviderFailed       UpstreamError     tts-provider-error, staging-failed,
+    │                                          staging-host-key, fetch-failed
+    ├── ProviderTimeout      UpstreamTimeout   tts-provider-timeout, fetch-timeout
+    └── ProviderUnavailable  Unavailable       tts-provider-unavailable
+
+Each is `(code, message, details)`; its second base is the kind that says what went wrong,
+which is all the admin API needs to answer it. Misuse by our own callers (a wrong type, a
+bad config value) stays a plain TypeError/ValueError, because no user can fix it.
 """
 from __future__ import annotations
 
-# code -> HTTP status; the admin API renders `to_dict()` under that status.
-STATUS = {
-    "unsupported-media-type": 415,
-    "payload-too-large": 413,
-    "empty-audio": 422,
-    "transcode-failed": 422,
-    "invalid-text": 400,
-    "invalid-voice": 400,
-    "unknown-voice": 400,
-    "invalid-settings": 400,
-    "invalid-provider": 400,
-    "invalid-asset-id": 400,
-    "provider-not-configured": 503,
-    "tts-failed": 500,
-    "tts-provider-error": 502,
-    "tts-provider-timeout": 504,
-    "tts-provider-unavailable": 503,
-    "staging-failed": 502,
-    "staging-host-key": 502,
-    "tool-missing": 500,
-    "invalid-url": 400,
-    "url-not-allowed": 400,
-    "fetch-failed": 502,
-    "fetch-timeout": 504,
-}
+from trunx.errors import (
+    Internal,
+    InvalidInput,
+    NotConfigured,
+    TooLarge,
+    TrunxError,
+    Unavailable,
+    Unsupported,
+    UpstreamError,
+    UpstreamTimeout,
+)
 
 
-class MediaError(Exception):
-    def __init__(self, code: str, message: str, details: dict | None = None):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.details = details or {}
-        self.status = STATUS.get(code, 500)
+class MediaError(TrunxError):
+    pass
 
-    def to_dict(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+class BadMedia(MediaError, InvalidInput):
+    pass
+
+
+class UnsupportedMedia(MediaError, Unsupported):
+    pass
+
+
+class MediaTooLarge(MediaError, TooLarge):
+    pass
+
+
+class MediaNotConfigured(MediaError, NotConfigured):
+    pass
+
+
+class ToolFailed(MediaError, Internal):
+    pass
+
+
+class ProviderFailed(MediaError, UpstreamError):
+    pass
+
+
+class ProviderTimeout(MediaError, UpstreamTimeout):
+    pass
+
+
+class ProviderUnavailable(MediaError, Unavailable):
+    pass
 
 
 def tail(text: str | bytes, limit: int = 2000) -> str:

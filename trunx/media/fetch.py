@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import urllib3
 
-from .errors import MediaError
+from .errors import BadMedia, MediaTooLarge, ProviderFailed, ProviderTimeout, UnsupportedMedia
 from .sniff import sniff
 
 MAX_REDIRECTS = 3
@@ -30,8 +30,8 @@ def _addresses(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise MediaError("fetch-failed", f"cannot resolve {host!r}",
-                         {"reason": str(exc)}) from exc
+        raise ProviderFailed("fetch-failed", f"cannot resolve {host!r}",
+                             {"reason": str(exc)}) from exc
     return sorted({info[4][0] for info in infos})
 
 
@@ -45,23 +45,23 @@ def _public(address: str) -> bool:
 def check_url(url: str, allow_private: bool) -> tuple[str, str, int, str]:
     """(scheme, host, port, the address to connect to) for an acceptable URL."""
     if not isinstance(url, str) or len(url) > 2048:
-        raise MediaError("invalid-url", "url must be a string of at most 2048 characters")
+        raise BadMedia("invalid-url", "url must be a string of at most 2048 characters")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MediaError("invalid-url", "url must be an http or https URL with a host",
-                         {"url": url})
+        raise BadMedia("invalid-url", "url must be an http or https URL with a host",
+                       {"url": url})
     if parts.username or parts.password:
-        raise MediaError("invalid-url", "credentials in the URL are not accepted")
+        raise BadMedia("invalid-url", "credentials in the URL are not accepted")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise MediaError("invalid-url", "the URL's port is not a number") from None
+        raise BadMedia("invalid-url", "the URL's port is not a number") from None
     addresses = _addresses(parts.hostname, port)
     refused = [a for a in addresses if not _public(a)]
     if refused and not allow_private:
-        raise MediaError("url-not-allowed",
-                         "the URL resolves to a loopback or private address",
-                         {"host": parts.hostname, "addresses": refused})
+        raise BadMedia("url-not-allowed",
+                       "the URL resolves to a loopback or private address",
+                       {"host": parts.hostname, "addresses": refused})
     return parts.scheme, parts.hostname, port, addresses[0]
 
 
@@ -73,7 +73,7 @@ def fetch_audio(url: str, *, max_bytes: int, timeout: float,
         scheme, host, port, address = check_url(url, allow_private)
         left = deadline - time.monotonic()
         if left <= 0:
-            raise MediaError("fetch-timeout", f"fetching took longer than {timeout:g} s")
+            raise ProviderTimeout("fetch-timeout", f"fetching took longer than {timeout:g} s")
         pool_cls = (urllib3.HTTPSConnectionPool if scheme == "https"
                     else urllib3.HTTPConnectionPool)
         extra = {"server_hostname": host, "assert_hostname": host} if scheme == "https" else {}
@@ -85,29 +85,29 @@ def fetch_audio(url: str, *, max_bytes: int, timeout: float,
                                                         "User-Agent": "trunx/0.1"},
                                 preload_content=False, redirect=False)
         except urllib3.exceptions.TimeoutError as exc:
-            raise MediaError("fetch-timeout",
-                             f"fetching took longer than {timeout:g} s") from exc
+            raise ProviderTimeout("fetch-timeout",
+                                  f"fetching took longer than {timeout:g} s") from exc
         except urllib3.exceptions.HTTPError as exc:
-            raise MediaError("fetch-failed", "could not fetch the URL",
-                             {"reason": str(exc)}) from exc
+            raise ProviderFailed("fetch-failed", "could not fetch the URL",
+                                 {"reason": str(exc)}) from exc
         try:
             if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
                 url = urljoin(url, resp.headers["Location"])
                 continue
             if resp.status != 200:
-                raise MediaError("fetch-failed", f"the URL answered HTTP {resp.status}",
-                                 {"http_status": resp.status})
+                raise ProviderFailed("fetch-failed", f"the URL answered HTTP {resp.status}",
+                                     {"http_status": resp.status})
             data = _read_capped(resp, max_bytes, deadline, timeout)
         finally:
             resp.close()     # closes the socket too: a half-read response isn't reusable
             pool.close()
         kind = sniff(data)
         if kind not in PLAYABLE:
-            raise MediaError("unsupported-media-type",
-                             "the URL's content is not mp3 or wav audio",
-                             {"detected": kind})
+            raise UnsupportedMedia("unsupported-media-type",
+                                   "the URL's content is not mp3 or wav audio",
+                                   {"detected": kind})
         return data, kind
-    raise MediaError("fetch-failed", f"more than {MAX_REDIRECTS} redirects")
+    raise ProviderFailed("fetch-failed", f"more than {MAX_REDIRECTS} redirects")
 
 
 def _read_capped(resp, max_bytes: int, deadline: float, timeout: float) -> bytes:
@@ -116,15 +116,15 @@ def _read_capped(resp, max_bytes: int, deadline: float, timeout: float) -> bytes
         for chunk in resp.stream(_CHUNK):
             size += len(chunk)
             if size > max_bytes:
-                raise MediaError("payload-too-large",
-                                 f"the audio is larger than {max_bytes} bytes",
-                                 {"max_bytes": max_bytes})
+                raise MediaTooLarge("payload-too-large",
+                                    f"the audio is larger than {max_bytes} bytes",
+                                    {"max_bytes": max_bytes})
             if time.monotonic() > deadline:
-                raise MediaError("fetch-timeout", f"fetching took longer than {timeout:g} s")
+                raise ProviderTimeout("fetch-timeout", f"fetching took longer than {timeout:g} s")
             chunks.append(chunk)
     except urllib3.exceptions.TimeoutError as exc:
-        raise MediaError("fetch-timeout", f"fetching took longer than {timeout:g} s") from exc
+        raise ProviderTimeout("fetch-timeout", f"fetching took longer than {timeout:g} s") from exc
     except urllib3.exceptions.HTTPError as exc:
-        raise MediaError("fetch-failed", "the download broke off",
-                         {"reason": str(exc)}) from exc
+        raise ProviderFailed("fetch-failed", "the download broke off",
+                             {"reason": str(exc)}) from exc
     return b"".join(chunks)

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 
 from . import elevenlabs, tts
-from .errors import MediaError
+from .errors import BadMedia, MediaNotConfigured, MediaTooLarge, UnsupportedMedia
 from .sniff import sniff
 from .transcode import duration, transcode
 
@@ -46,21 +46,21 @@ def pick_provider(provider: str | None, config) -> str:
         return "neural" if config.elevenlabs_api_key else "standard"
     name = _ALIASES.get(provider.lower()) if isinstance(provider, str) else None
     if name is None:
-        raise MediaError("invalid-provider", "engine must be 'standard' or 'neural'",
-                         {"provider": provider})
+        raise BadMedia("invalid-provider", "engine must be 'standard' or 'neural'",
+                       {"provider": provider})
     if name == "neural" and not config.elevenlabs_api_key:
-        raise MediaError("provider-not-configured",
-                         "the neural engine needs ELEVENLABS_API_KEY to be set",
-                         {"provider": "neural", "setting": "ELEVENLABS_API_KEY"})
+        raise MediaNotConfigured("provider-not-configured",
+                                 "the neural engine needs ELEVENLABS_API_KEY to be set",
+                                 {"provider": "neural", "setting": "ELEVENLABS_API_KEY"})
     return name
 
 
 def check_text(text) -> str:
     if not isinstance(text, str) or not text.strip():
-        raise MediaError("invalid-text", "text must be a non-empty string")
+        raise BadMedia("invalid-text", "text must be a non-empty string")
     if len(text) > MAX_TEXT_CHARS:
-        raise MediaError("invalid-text", f"text is longer than {MAX_TEXT_CHARS} characters",
-                         {"length": len(text), "max": MAX_TEXT_CHARS})
+        raise BadMedia("invalid-text", f"text is longer than {MAX_TEXT_CHARS} characters",
+                       {"length": len(text), "max": MAX_TEXT_CHARS})
     # Control characters carry no speech and some engines stop at NUL; keep line breaks.
     return "".join(c if c.isprintable() or c in "\n\t" else " " for c in text).strip()
 
@@ -69,8 +69,8 @@ def _check_settings(provider: str, settings: dict | None) -> tuple[bool, dict]:
     settings = dict(settings or {})
     trim = settings.pop("trim_silence", False)
     if not isinstance(trim, bool):
-        raise MediaError("invalid-settings", "trim_silence must be true or false",
-                         {"setting": "trim_silence", "value": trim})
+        raise BadMedia("invalid-settings", "trim_silence must be true or false",
+                       {"setting": "trim_silence", "value": trim})
     check = tts.check_settings if provider == "standard" else elevenlabs.check_settings
     return trim, check(settings)
 
@@ -98,8 +98,8 @@ def render_tts(text: str, voice: str | None, provider: str | None, settings: dic
     else:
         voice = voice or config.elevenlabs_default_voice
         if not isinstance(voice, str) or not 0 < len(voice) <= 100:
-            raise MediaError("invalid-voice", "voice must be an ElevenLabs voice id or name",
-                             {"voice": repr(voice)})
+            raise BadMedia("invalid-voice", "voice must be an ElevenLabs voice id or name",
+                           {"voice": repr(voice)})
     digest = tts_hash(text, voice, provider, settings, trim)
     cache_dir = os.path.join(config.data_dir, "cache", "tts")
     path = os.path.join(cache_dir, digest + ".wav")
@@ -122,13 +122,13 @@ def render_tts(text: str, voice: str | None, provider: str | None, settings: dic
 def prepare_upload(data: bytes, config, *, trim_silence: bool = False) -> Rendered:
     """Check, transcode and measure an uploaded wav/mp3/ogg; the same bytes convert once."""
     if len(data) > config.upload_max_bytes:
-        raise MediaError("payload-too-large",
-                         f"audio uploads are limited to {config.upload_max_bytes} bytes",
-                         {"size": len(data), "max_bytes": config.upload_max_bytes})
+        raise MediaTooLarge("payload-too-large",
+                            f"audio uploads are limited to {config.upload_max_bytes} bytes",
+                            {"size": len(data), "max_bytes": config.upload_max_bytes})
     kind = sniff(data)
     if kind is None:
-        raise MediaError("unsupported-media-type", "upload wav, mp3 or ogg audio",
-                         {"accepted": ["wav", "mp3", "ogg"]})
+        raise UnsupportedMedia("unsupported-media-type", "upload wav, mp3 or ogg audio",
+                               {"accepted": ["wav", "mp3", "ogg"]})
     h = hashlib.sha256(f"{FORMAT}\0{trim_silence}\0".encode())
     h.update(data)
     digest = h.hexdigest()

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import paramiko
 
-from .errors import MediaError
+from .errors import BadMedia, ProviderFailed
 
 # Asset ids reach a file name and an AGI argument: letters, digits, _ and - only.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -28,8 +28,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-        raise MediaError("invalid-asset-id", "an asset id is 1-128 of A-Z a-z 0-9 _ -",
-                         {"name": name if isinstance(name, str) else repr(name)})
+        raise BadMedia("invalid-asset-id", "an asset id is 1-128 of A-Z a-z 0-9 _ -",
+                       {"name": name if isinstance(name, str) else repr(name)})
     return name
 
 
@@ -116,14 +116,14 @@ class SftpStager:
                 sftp.get_channel().settimeout(self.timeout * 6)
                 yield sftp
         except (paramiko.BadHostKeyException, _UnknownHostKey) as exc:
-            raise MediaError("staging-host-key", "the SFTP host's key is not a known one",
-                             self._where(known_hosts=self.known_hosts or "~/.ssh/known_hosts",
-                                         offered=_fingerprint(exc.key))) from exc
+            raise ProviderFailed("staging-host-key", "the SFTP host's key is not a known one",
+                                 self._where(known_hosts=self.known_hosts or "~/.ssh/known_hosts",
+                                             offered=_fingerprint(exc.key))) from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
             # EOFError has no text: it is paramiko's word for "the connection went away"
             why = str(exc) or "connection closed"
-            raise MediaError("staging-failed", f"SFTP staging failed: {why}",
-                             self._where(reason=type(exc).__name__)) from exc
+            raise ProviderFailed("staging-failed", f"SFTP staging failed: {why}",
+                                 self._where(reason=type(exc).__name__)) from exc
         finally:
             client.close()
 

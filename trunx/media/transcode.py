@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import wave
 
-from .errors import MediaError, tail
+from .errors import BadMedia, ToolFailed, UnsupportedMedia, tail
 from .sniff import sniff_file
 
 SOX = "sox"
@@ -25,10 +25,10 @@ def _run(cmd: list[str], timeout: float, code: str) -> subprocess.CompletedProce
         return subprocess.run(cmd, capture_output=True, timeout=timeout, check=False,
                               stdin=subprocess.DEVNULL)
     except FileNotFoundError as exc:
-        raise MediaError("tool-missing", f"{cmd[0]} is not installed", {"tool": cmd[0]}) from exc
+        raise ToolFailed("tool-missing", f"{cmd[0]} is not installed", {"tool": cmd[0]}) from exc
     except subprocess.TimeoutExpired as exc:
-        raise MediaError(code, f"{cmd[0]} took longer than {timeout:g} s",
-                         {"stderr": tail(exc.stderr or b"")}) from exc
+        raise BadMedia(code, f"{cmd[0]} took longer than {timeout:g} s",
+                       {"stderr": tail(exc.stderr or b"")}) from exc
 
 
 def transcode(src_path: str, dst_path: str, *, trim_silence: bool = False,
@@ -40,7 +40,7 @@ def transcode(src_path: str, dst_path: str, *, trim_silence: bool = False,
     """
     src_type = src_type or sniff_file(src_path)
     if src_type is None:
-        raise MediaError("unsupported-media-type", "input is not wav, mp3 or ogg audio")
+        raise UnsupportedMedia("unsupported-media-type", "input is not wav, mp3 or ogg audio")
     dst_dir = os.path.dirname(os.path.abspath(dst_path))
     os.makedirs(dst_dir, exist_ok=True)
     # Same folder as the target, so the final os.replace is an atomic rename, not a copy.
@@ -55,11 +55,11 @@ def transcode(src_path: str, dst_path: str, *, trim_silence: bool = False,
     try:
         proc = _run(cmd, timeout, "transcode-failed")
         if proc.returncode != 0:
-            raise MediaError("transcode-failed", f"sox could not convert the {src_type} input",
-                             {"exit_code": proc.returncode, "stderr": tail(proc.stderr)})
+            raise BadMedia("transcode-failed", f"sox could not convert the {src_type} input",
+                           {"exit_code": proc.returncode, "stderr": tail(proc.stderr)})
         if _frames(tmp) == 0:
-            raise MediaError("empty-audio", "the input decodes to no audio",
-                             {"stderr": tail(proc.stderr)})
+            raise BadMedia("empty-audio", "the input decodes to no audio",
+                           {"stderr": tail(proc.stderr)})
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())   # the rename must not outlive the data on a crash
         os.chmod(tmp, 0o644)       # mkstemp makes 0600; Asterisk may run as another user
@@ -81,8 +81,8 @@ def duration(path: str) -> float:
     try:
         return float(proc.stdout.decode().strip())
     except ValueError as exc:
-        raise MediaError("transcode-failed", "soxi could not measure the audio",
-                         {"stderr": tail(proc.stderr)}) from exc
+        raise BadMedia("transcode-failed", "soxi could not measure the audio",
+                       {"stderr": tail(proc.stderr)}) from exc
 
 
 def _frames(path: str) -> int:
@@ -111,8 +111,8 @@ def read_pcm_wav(path: str) -> tuple[bytes, int, int, int]:
     with open(path, "rb") as f:
         blob = f.read()
     if blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
-        raise MediaError("transcode-failed", "the recording is not a WAV file",
-                         {"path": os.path.basename(path)})
+        raise BadMedia("transcode-failed", "the recording is not a WAV file",
+                       {"path": os.path.basename(path)})
     pos, fmt, data = 12, None, None
     while pos + 8 <= len(blob):
         cid, size = blob[pos:pos + 4], int.from_bytes(blob[pos + 4:pos + 8], "little")
@@ -123,8 +123,8 @@ def read_pcm_wav(path: str) -> tuple[bytes, int, int, int]:
             break
         pos += 8 + size + (size & 1)
     if fmt is None or data is None or len(fmt) < 16:
-        raise MediaError("transcode-failed", "the recording has no audio chunk",
-                         {"path": os.path.basename(path)})
+        raise BadMedia("transcode-failed", "the recording has no audio chunk",
+                       {"path": os.path.basename(path)})
     channels = int.from_bytes(fmt[2:4], "little")
     rate = int.from_bytes(fmt[4:8], "little")
     width = int.from_bytes(fmt[14:16], "little") // 8
@@ -156,8 +156,8 @@ def encode_recording(raw_path: str, dst_path: str, fmt: str, *, trim_silence: bo
             proc = _run([SOX, "-G", clean, "-t", "wav", *NATIVE, trimmed, *_TRIM], timeout,
                         "transcode-failed")
             if proc.returncode != 0:
-                raise MediaError("transcode-failed", "sox could not trim the recording",
-                                 {"exit_code": proc.returncode, "stderr": tail(proc.stderr)})
+                raise BadMedia("transcode-failed", "sox could not trim the recording",
+                               {"exit_code": proc.returncode, "stderr": tail(proc.stderr)})
             if _frames(trimmed) > 0:
                 wav = trimmed
         seconds = duration(wav) if pcm else 0.0
@@ -170,8 +170,8 @@ def encode_recording(raw_path: str, dst_path: str, fmt: str, *, trim_silence: bo
             proc = _run([SOX, "-n", "-r", "8000", "-c", "1", "-t", "mp3", out, "trim", "0",
                          "0.001"], timeout, "transcode-failed")
         if proc.returncode != 0:
-            raise MediaError("transcode-failed", f"sox could not write the {fmt} recording",
-                             {"exit_code": proc.returncode, "stderr": tail(proc.stderr)})
+            raise BadMedia("transcode-failed", f"sox could not write the {fmt} recording",
+                           {"exit_code": proc.returncode, "stderr": tail(proc.stderr)})
         os.chmod(out, 0o644)
         os.replace(out, dst_path)
     return seconds

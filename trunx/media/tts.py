@@ -10,7 +10,7 @@ import os
 import re
 import subprocess
 
-from .errors import MediaError, tail
+from .errors import BadMedia, ToolFailed, tail
 
 ESPEAK = "espeak-ng"
 # lang[+variant], e.g. "en-us", "en-gb-x-rp+f3"; checked before any list lookup so nothing
@@ -25,7 +25,7 @@ def _list(arg: str) -> list[list[str]]:
     try:
         out = subprocess.run([ESPEAK, arg], capture_output=True, timeout=30, check=True).stdout
     except FileNotFoundError as exc:
-        raise MediaError("tool-missing", "espeak-ng is not installed", {"tool": ESPEAK}) from exc
+        raise ToolFailed("tool-missing", "espeak-ng is not installed", {"tool": ESPEAK}) from exc
     rows = [line.split() for line in out.decode("utf-8", "replace").splitlines()[1:]]
     return [r for r in rows if len(r) >= 5]
 
@@ -47,15 +47,15 @@ def variants() -> dict[str, str]:
 def check_voice(voice: str) -> str:
     """The canonical spelling of `voice`, or MediaError invalid-voice / unknown-voice."""
     if not isinstance(voice, str) or not _VOICE_RE.fullmatch(voice):
-        raise MediaError("invalid-voice", "a standard voice looks like 'en-us' or 'en-us+f3'",
-                         {"voice": voice if isinstance(voice, str) else repr(voice)})
+        raise BadMedia("invalid-voice", "a standard voice looks like 'en-us' or 'en-us+f3'",
+                       {"voice": voice if isinstance(voice, str) else repr(voice)})
     lang, _, variant = voice.partition("+")
     if lang.lower() not in languages():
-        raise MediaError("unknown-voice", f"espeak-ng has no voice {lang!r}",
-                         {"voice": voice, "see": "espeak-ng --voices"})
+        raise BadMedia("unknown-voice", f"espeak-ng has no voice {lang!r}",
+                       {"voice": voice, "see": "espeak-ng --voices"})
     if variant and variant.lower() not in variants():
-        raise MediaError("unknown-voice", f"espeak-ng has no voice variant {variant!r}",
-                         {"voice": voice, "see": "espeak-ng --voices=variant"})
+        raise BadMedia("unknown-voice", f"espeak-ng has no voice variant {variant!r}",
+                       {"voice": voice, "see": "espeak-ng --voices=variant"})
     return lang.lower() + ("+" + variants()[variant.lower()] if variant else "")
 
 
@@ -63,12 +63,12 @@ def check_settings(settings: dict) -> dict:
     out = {}
     for name, value in settings.items():
         if name not in SETTINGS:
-            raise MediaError("invalid-settings", f"unknown standard-engine setting {name!r}",
-                             {"setting": name, "allowed": sorted(SETTINGS)})
+            raise BadMedia("invalid-settings", f"unknown standard-engine setting {name!r}",
+                           {"setting": name, "allowed": sorted(SETTINGS)})
         lo, hi = SETTINGS[name]
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise MediaError("invalid-settings", f"{name} must be an integer {lo}..{hi}",
-                             {"setting": name, "value": value})
+            raise BadMedia("invalid-settings", f"{name} must be an integer {lo}..{hi}",
+                           {"setting": name, "value": value})
         out[name] = value
     return out
 
@@ -85,11 +85,11 @@ def synthesize(text: str, voice: str, dst_wav: str, settings: dict | None = None
         proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, check=False,
                               timeout=timeout)
     except FileNotFoundError as exc:
-        raise MediaError("tool-missing", "espeak-ng is not installed", {"tool": ESPEAK}) from exc
+        raise ToolFailed("tool-missing", "espeak-ng is not installed", {"tool": ESPEAK}) from exc
     except subprocess.TimeoutExpired as exc:
-        raise MediaError("tts-failed", f"espeak-ng took longer than {timeout:g} s") from exc
+        raise ToolFailed("tts-failed", f"espeak-ng took longer than {timeout:g} s") from exc
     # espeak-ng exits 0 even when it cannot write the file, so look at the file too.
     if proc.returncode != 0 or not os.path.exists(dst_wav) or os.path.getsize(dst_wav) <= 44:
-        raise MediaError("tts-failed", "espeak-ng produced no audio",
+        raise ToolFailed("tts-failed", "espeak-ng produced no audio",
                          {"exit_code": proc.returncode, "stderr": tail(proc.stderr)})
     return dst_wav
