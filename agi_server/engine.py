@@ -53,7 +53,7 @@ class Engine:
         self.registry = Registry(config, self._db, redis, self.ami, self.webhooks)
         # outbound calls: status from AMI events, the dialer
         self.tracker = CallTracker(config, self._db, self.ami, redis, self.webhooks,
-                                   self.registry)
+                                   self.registry, database=self.store.db)
         self.dialer = Dialer(config, self._db, redis, sync_redis, self.ami, self.tracker)
         # commands from the API (actions, hangups) reach the calls through the registry
         self.commands = CommandReader(self._db, redis, self.tracker, self.registry)
@@ -177,14 +177,14 @@ class Engine:
                 await asyncio.sleep(self.config.record_batch_delay)
             batch, self._unsaved = self._unsaved, []
             try:
-                await self._db(save_rows, batch)
+                await self._db(save_rows, self.store.db, batch)
                 self.records_saved += len(batch)
                 continue
             except Exception:
                 pass
             for row in batch:      # one bad row must not cost the others theirs
                 try:
-                    await self._db(save_rows, [row])
+                    await self._db(save_rows, self.store.db, [row])
                     self.records_saved += 1
                 except Exception:
                     log.exception("call %s: could not save its record", row[0])
@@ -211,7 +211,7 @@ class Engine:
                              "trunxIvr": f"{record.ivr_id} v{record.ivr_version}",
                              "trunxPath": ">".join(entered), "trunxDigits": ",".join(digits)}}
         early = {**record.row(), "status": "answered", "ended_at": None, "duration": None}
-        await self._db(save_rows, [early])
+        await self._db(save_rows, self.store.db, [early])
         await ai_bridge.run_ai_call(ch, call, self.config)
         row = await self._db(Call.get_or_none, Call.id == record.id)
         return (row.ai_result if row is not None else None) or {}

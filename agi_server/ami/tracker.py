@@ -67,8 +67,9 @@ def _cause(event: dict) -> int | None:
 
 
 class CallTracker:
-    def __init__(self, config, db: Callable, ami, redis, webhooks, registry):
+    def __init__(self, config, db: Callable, ami, redis, webhooks, registry, *, database):
         self.config = config
+        self.database = database      # the Store's database (written on the DB thread)
         self._db = db                 # engine._db: run a blocking function on the DB thread
         self.ami = ami
         self.redis = redis            # redis.asyncio
@@ -217,7 +218,7 @@ class CallTracker:
 
     async def _record(self, call: LiveCall, status: str, at: float, changes: dict) -> None:
         try:
-            event = await self._db(_persist, call.id, status, at, changes,
+            event = await self._db(_persist, self.database, call.id, status, at, changes,
                                    self.config.webhook_secret, self.config.public_base_url)
         except Exception:
             log.exception("call %s: status %s not stored", call.id, status)
@@ -345,11 +346,11 @@ def _unfinished_outbound() -> list[Call]:
                                     Call.status.in_(("initiated", "ringing", "answered"))))
 
 
-def _persist(call_id: str, status: str, at: float, changes: dict, global_secret: str,
-             base_url: str = ""):
+def _persist(database, call_id: str, status: str, at: float, changes: dict,
+             global_secret: str, base_url: str = ""):
     """Update the row, add a CallEvent with the webhook body; returns what the sender
     needs, or None if there is no webhook URL. `base_url` prefixes recording URLs."""
-    with Call._meta.database.atomic():   # the models' own binding, as calls.record does
+    with database.atomic():
         if changes:
             Call.update(**changes).where(Call.id == call_id).execute()
         row = Call.get_by_id(call_id)

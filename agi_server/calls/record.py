@@ -92,7 +92,7 @@ _KEPT_ON_UPDATE = {"id", "ai_result"}
 _ROWS_PER_STATEMENT = 200   # x 28 columns: far below SQLite's 32,766 parameters
 
 
-def save_rows(rows: list) -> None:
+def save_rows(db, rows: list) -> None:
     """Blocking: many call rows in one transaction (calls that ended together). Each row
     is a Call row dict, or already its column_values: the engine converts on its loop as
     each call ends, so the database thread holds the GIL only to bind values, not to build
@@ -104,7 +104,6 @@ def save_rows(rows: list) -> None:
     context switches) cost the engine more CPU than the inserts themselves. A row written
     early (a call bridged to an AI agent) is updated in place, keeping what the bridge
     stored on it."""
-    db = Call._meta.database
     values = [r if isinstance(r, list) else column_values(r) for r in rows]
     with db.atomic():
         cursor = db.cursor()

@@ -28,7 +28,8 @@ def test_a_saved_row_is_what_peewee_would_have_written(tmp_path):
     database = db.connect(trunx_config.load(env={}, data_dir=str(tmp_path)))
     account = Account.create(name="rows").id
     row = _record(account).row()
-    save_rows([row, column_values({**row, "id": "prepared"})])   # either form of a row
+    # either form of a row
+    save_rows(Call._meta.database, [row, column_values({**row, "id": "prepared"})])
     Call.create(**{**row, "id": "peewee"})
     fast, prepared, slow = (_raw(database, i) for i in (row["id"], "prepared", "peewee"))
     assert fast is not None and slow is not None and prepared is not None
@@ -40,9 +41,9 @@ def test_a_saved_row_is_what_peewee_would_have_written(tmp_path):
 def test_a_row_written_early_keeps_what_the_bridge_stored(tmp_path):
     db.connect(trunx_config.load(env={}, data_dir=str(tmp_path)))
     record = _record(Account.create(name="rows").id)
-    save_rows([{**record.row(), "status": "answered", "ended_at": None}])
+    save_rows(Call._meta.database, [{**record.row(), "status": "answered", "ended_at": None}])
     Call.update(ai_result={"status": "ended"}).where(Call.id == record.id).execute()
-    save_rows([record.row()])
+    save_rows(Call._meta.database, [record.row()])
     row = Call.get_by_id(record.id)
     assert (row.status, row.ai_result, row.outcome) == ("completed", {"status": "ended"},
                                                          "hangup")
@@ -53,6 +54,6 @@ def test_a_batch_larger_than_one_statement_is_saved_whole(tmp_path):
     db.connect(trunx_config.load(env={}, data_dir=str(tmp_path)))
     account = Account.create(name="rows").id
     rows = [_record(account).row() for _ in range(450)]      # three statements: 200+200+50
-    save_rows(rows)
+    save_rows(Call._meta.database, rows)
     assert Call.select().count() == 450
     assert {c.id for c in Call.select(Call.id)} == {r["id"] for r in rows}
