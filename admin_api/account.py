@@ -1,12 +1,16 @@
-"""The calling account itself (trunx's addition): its default webhook URL and the secret
-call webhooks are signed with (see trunx/webhook_sign.py)."""
+"""The calling account itself (trunx's addition): its default webhook URL, the secret
+call webhooks are signed with (see trunx/webhook_sign.py), and its default transfer target
+(where an IVR transfer node naming no `to` or `agent` sends the caller; see
+trunx/ivr/transfer_target.py)."""
 from __future__ import annotations
 
 from flask import Blueprint
 
 from admin_api import context as ctx
+from admin_api.errors import invalid
 from admin_api.voice import call_error
 from trunx import calls
+from trunx.ivr import transfer_target
 from trunx.models import Account, iso
 
 bp = Blueprint("account", __name__, url_prefix="/api/account")
@@ -18,6 +22,7 @@ def as_json(account: Account) -> dict:
             # with an operator-wide secret configured, that one signs (and is not shown)
             "webhookSecret": None if operator else account.webhook_secret,
             "webhookSecretSource": "operator" if operator else "account",
+            "default_transfer": account.default_transfer,
             "createdAt": iso(account.created_at)}
 
 
@@ -28,7 +33,12 @@ def get():
 
 @bp.patch("")
 def update():
-    data = ctx.json_body({"webhookUrl"})
+    data = ctx.json_body({"webhookUrl", "default_transfer"})
+    if "default_transfer" in data:
+        try:
+            target = transfer_target.check(ctx.account_id(), data["default_transfer"])
+        except transfer_target.InvalidTarget as exc:
+            raise invalid("default_transfer", "invalid-transfer-target", str(exc)) from None
     if "webhookUrl" in data:
         try:
             url = calls.check_webhook_url(data["webhookUrl"])
@@ -37,4 +47,8 @@ def update():
         Account.update(webhook_url=url).where(Account.id == ctx.account_id()).execute()
         if url:
             calls.ensure_webhook_secret(ctx.account_id())
+    if "default_transfer" in data:
+        # the row first (the record), then Redis, where the engine reads it at call time
+        Account.update(default_transfer=target).where(Account.id == ctx.account_id()).execute()
+        transfer_target.publish(ctx.redis(), ctx.account_id(), target)
     return as_json(Account.get_by_id(ctx.account_id()))
