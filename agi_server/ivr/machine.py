@@ -31,6 +31,7 @@ loop-limit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from agi_server.calls.control import dial_string
 from trunx.ivr.program import Action, Gather, Program
@@ -57,109 +58,92 @@ class Settings:
 
 
 # -- events: what happened on the call ----------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Started:
+# Events and effects are NamedTuples: immutable like frozen dataclasses, and several times
+# cheaper to make (a call makes a few dozen; the engine's CPU per call is benchmarked).
+class Started(NamedTuple):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class PromptEnded:
+class PromptEnded(NamedTuple):
     key: str = ""             # the escape key that cut it short, or ''
     endpos: int | None = None  # samples played, as Asterisk reports
 
 
-@dataclass(frozen=True, slots=True)
-class PromptMissing:
+class PromptMissing(NamedTuple):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Digit:
+class Digit(NamedTuple):
     key: str                  # '' when the wait timed out
 
 
-@dataclass(frozen=True, slots=True)
-class Suppressed:
+class Suppressed(NamedTuple):
     added: bool
 
 
-@dataclass(frozen=True, slots=True)
-class DefaultTarget:
+class DefaultTarget(NamedTuple):
     to: str | None = None
     agent: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DncChecked:
+class DncChecked(NamedTuple):
     suppressed: bool
 
 
-@dataclass(frozen=True, slots=True)
-class DialEnded:
+class DialEnded(NamedTuple):
     status: str               # DIALSTATUS
 
 
-@dataclass(frozen=True, slots=True)
-class AgentEnded:
+class AgentEnded(NamedTuple):
     status: str | None
     end_reason: str | None = None
 
 
 # -- effects: what to do next ---------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """Append to the call record's path."""
     node: str
     event: str
     data: dict
 
 
-@dataclass(frozen=True, slots=True)
-class Finish:
+class Finish(NamedTuple):
     """Set the call's outcome (the first one set wins)."""
     outcome: str
     reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Play:
+class Play(NamedTuple):
     file: str
     escape: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class WaitDigit:
+class WaitDigit(NamedTuple):
     timeout: float
 
 
-@dataclass(frozen=True, slots=True)
-class Suppress:
+class Suppress(NamedTuple):
     node: str
 
 
-@dataclass(frozen=True, slots=True)
-class FetchDefault:
+class FetchDefault(NamedTuple):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class CheckDnc:
+class CheckDnc(NamedTuple):
     number: str
 
 
-@dataclass(frozen=True, slots=True)
-class Dial:
+class Dial(NamedTuple):
     target: str
     timeout: int
 
 
-@dataclass(frozen=True, slots=True)
-class BridgeAgent:
+class BridgeAgent(NamedTuple):
     agent: str
 
 
-@dataclass(frozen=True, slots=True)
-class Hangup:
+class Hangup(NamedTuple):
     pass
 
 
