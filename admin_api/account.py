@@ -1,11 +1,14 @@
-"""The calling account itself (trunx's addition): its default webhook URL and the secret
-call webhooks are signed with (see trunx/webhook_sign.py)."""
+"""The calling account itself (trunx's addition): its default webhook URL, the secret
+call webhooks are signed with (see trunx/webhook_sign.py), and its default transfer target
+(where an IVR transfer node naming no `to` or `agent` sends the caller; see
+trunx/ivr/transfer_target.py)."""
 from __future__ import annotations
 
 from flask import Blueprint
 
 from admin_api import context as ctx
 from trunx import calls
+from trunx.ivr import transfer_target
 from trunx.models import Account, iso
 
 bp = Blueprint("account", __name__, url_prefix="/api/account")
@@ -17,6 +20,7 @@ def as_json(account: Account) -> dict:
             # with an operator-wide secret configured, that one signs (and is not shown)
             "webhookSecret": None if operator else account.webhook_secret,
             "webhookSecretSource": "operator" if operator else "account",
+            "default_transfer": account.default_transfer,
             "createdAt": iso(account.created_at)}
 
 
@@ -27,10 +31,16 @@ def get():
 
 @bp.patch("")
 def update():
-    data = ctx.json_body({"webhookUrl"})
+    data = ctx.json_body({"webhookUrl", "default_transfer"})
+    if "default_transfer" in data:
+        target = transfer_target.check(ctx.account_id(), data["default_transfer"])
     if "webhookUrl" in data:
         url = calls.check_webhook_url(data["webhookUrl"])
         Account.update(webhook_url=url).where(Account.id == ctx.account_id()).execute()
         if url:
             calls.ensure_webhook_secret(ctx.account_id())
+    if "default_transfer" in data:
+        # the row first (the record), then Redis, where the engine reads it at call time
+        Account.update(default_transfer=target).where(Account.id == ctx.account_id()).execute()
+        transfer_target.publish(ctx.redis(), ctx.account_id(), target)
     return as_json(Account.get_by_id(ctx.account_id()))

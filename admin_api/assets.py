@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 
+from trunx.ivr import program as ivr_program
 from trunx.ivr import store as ivr_store
 from trunx.ivr import tree as ivr_tree
 from trunx.media import (
@@ -108,8 +109,8 @@ def users(asset: AudioAsset, config) -> list[str]:
     out = []
     for ivr, version in current_versions(asset.account_id):
         plays = set()
-        for node in version.compiled["nodes"].values():
-            plays.update(node.get(k) for k in ("play", "invalid_play"))
+        for node in ivr_program.decode(version.compiled).nodes.values():
+            plays.update((node.audio, getattr(node, "invalid_audio", None)))
         if played in plays or asset.id in ivr_tree.audio_refs(version.definition):
             out.append(ivr.ivr_id)
     return out

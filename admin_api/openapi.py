@@ -320,10 +320,15 @@ SCHEMAS.update({
                            suppressions={"type": "array", "items": ref("Suppression")},
                            count=INT),
     "Account": obj(["id", "name", "webhookUrl", "webhookSecret", "webhookSecretSource",
-                    "createdAt"], id=STR, name=STR, webhookUrl=NULL_STR,
+                    "default_transfer", "createdAt"], id=STR, name=STR, webhookUrl=NULL_STR,
                    webhookSecret=NULL_STR, webhookSecretSource={"enum": ["account", "operator"]},
-                   createdAt=TS),
-    "AccountPatch": obj([], webhookUrl={"type": ["string", "null"], "format": "uri"}),
+                   default_transfer=NULL_STR, createdAt=TS),
+    "AccountPatch": obj([], webhookUrl={"type": ["string", "null"], "format": "uri"},
+                        default_transfer={
+                            "type": ["string", "null"],
+                            "description": "where an IVR transfer node naming no to or agent "
+                                           "sends the caller: an agent id of this account or "
+                                           "an E.164 number; null clears it"}),
 })
 CALL_ID = [path_param("call_id", "the call's id (a UUID), as POST /api/voice answered")]
 PATHS.update({
@@ -352,7 +357,8 @@ PATHS.update({
     },
     "/api/account": {
         "get": op("The calling account", {**ok("Account"), **errors()}, tag="account"),
-        "patch": op("Set the default webhook URL", {**ok("Account"), **errors(400, 415, 422)},
+        "patch": op("Set the default webhook URL and transfer target",
+                    {**ok("Account"), **errors(400, 415, 422)},
                     json_body("AccountPatch"), "account"),
     },
 })

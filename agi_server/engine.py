@@ -22,6 +22,7 @@ from agi_server.ai import bridge as ai_bridge
 from agi_server.ami.client import AmiConnection
 from agi_server.ami.dialer import Dialer
 from agi_server.ami.tracker import CallTracker
+from agi_server.calls import control
 from agi_server.calls.intake import CommandReader
 from agi_server.calls.live_call import INBOUND, LiveCall
 from agi_server.calls.outbound import OutboundRoute
@@ -32,6 +33,7 @@ from agi_server.ivr.tree_cache import TreeCache, TreeUnavailable
 from agi_server.webhooks import WebhookSender
 from trunx import dnc, redis_schema
 from trunx.ivr import store as ivr_store
+from trunx.ivr.program import Program
 from trunx.models import Call
 from trunx.phone import InvalidNumber, to_e164
 from trunx.store import Store
@@ -59,9 +61,8 @@ class Engine:
         self.commands = CommandReader(self._db, redis, self.tracker, self.registry)
         self.outbound = OutboundRoute(config, self.tracker, self.registry)
         self.server = FastAGIServer(config, {"ivr": self.ivr_call, "outbound": self.outbound})
-        self.services = Services(config=config, suppress=self._suppress,
-                                 is_suppressed=self._is_suppressed,
-                                 bridge_agent=self._bridge_agent)
+        self.services = Services(config=config, suppress=self._suppress, redis=redis,
+                                 db=self._db, bridge_agent=self._bridge_agent)
         self.records_saved = 0
         self._unsaved: list[list] = []   # ended calls' column values, not written yet
         self._writer: asyncio.Task | None = None
@@ -120,20 +121,21 @@ class Engine:
             id=record.id, account=None, direction=INBOUND, from_number=record.caller,
             to_number=record.did, status="answered", channel=record.channel, record=record))
         try:
-            tree = await self._tree_for(record)
-            if tree is None:
+            program = await self._tree_for(record)
+            if program is None:
                 await ch.answer()
-                await ch.play(self.config.fallback_audio)
+                if (await control.play(ch, self.config.fallback_audio)).missing:
+                    self.services.stats["prompt_missing"] += 1
                 await ch.hangup()
                 return
-            record.account, record.ivr_id = tree["account"], tree["ivr_id"]
-            record.ivr_version = tree["version"]
+            record.account, record.ivr_id = program.account, program.ivr_id
+            record.ivr_version = program.version
             call.account = record.account
             await ch.answer()
             async with self.registry.session(call, ch,
                                              on_handoff=lambda at: _transferred(record)
                                              ) as session:
-                await IvrRunner(session.channel, tree, record, self.services).run()
+                await IvrRunner(session.channel, program, record, self.services).run()
         except AGIHangup:
             record.finish("caller-hangup")
         except BaseException:
@@ -144,7 +146,7 @@ class Engine:
             self.registry.release(call)
             self._save(record)      # Asterisk gets its socket closed without waiting for it
 
-    async def _tree_for(self, record: CallRecord) -> dict | None:
+    async def _tree_for(self, record: CallRecord) -> Program | None:
         if record.did is None:
             record.finish("fallback", "no-called-number")
             return None
@@ -215,9 +217,6 @@ class Engine:
         await ai_bridge.run_ai_call(ch, call, self.config)
         row = await self._db(Call.get_or_none, Call.id == record.id)
         return (row.ai_result if row is not None else None) or {}
-
-    async def _is_suppressed(self, account: str, number: str) -> bool:
-        return await self._db(dnc.is_suppressed, account, number, self.sync_redis)
 
 
 def loop_factory(name: str):

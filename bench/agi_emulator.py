@@ -24,6 +24,7 @@ class Scenario:
     hangup_after: int | None = None     # commands answered before the caller hangs up
     script: str = "ivr"
     dial_status: str = "ANSWER"
+    missing: tuple[str, ...] = ()       # sound files this "Asterisk" does not have
 
 
 @dataclass
@@ -66,11 +67,15 @@ def reply_for(line: str, keys: _Keys, s: Scenario) -> tuple[str, bool]:
         d = keys.next()[:1]
         return f"200 result={ord(d) if d else 0}", False
     if verb.startswith("STREAM FILE"):
+        if line.split('"')[1] in s.missing:   # as res_agi answers a file it cannot open
+            return "200 result=-1 endpos=0", False
         escape = line.split('"')[3] if line.count('"') >= 4 else ""
         d = keys.next()[:1] if escape else ""
         return f"200 result={ord(d) if d else 0} endpos=8000", False
     if verb.startswith("GET VARIABLE"):
         return f"200 result=1 ({s.dial_status})", False
+    if verb.startswith("CHANNEL STATUS"):
+        return "200 result=6", False      # AST_STATE_UP
     if verb.startswith("HANGUP"):
         return "200 result=1", True
     if verb.startswith(("ANSWER", "EXEC", "SET VARIABLE", "VERBOSE", "NOOP")):

@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ivr":
         from trunx.ivr import store as ivr_store
         from trunx.ivr.diagram import to_mermaid
+        from trunx.ivr.program import decode
         from trunx.models import Ivr
 
         found = Ivr.get_or_none(Ivr.account == args.account_id, Ivr.ivr_id == args.ivr_id)
@@ -98,6 +99,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"trunx: no IVR {args.ivr_id!r} in account {args.account_id}",
                   file=sys.stderr)
             return 1
-        print(to_mermaid(ivr_store.current_version(found).definition), end="")
+        print(to_mermaid(decode(ivr_store.current_version(found).compiled)), end="")
         return 0
     return 2   # argparse's required subcommands make this unreachable

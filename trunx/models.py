@@ -59,6 +59,8 @@ class Account(Base):
     webhook_url = peewee.CharField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     webhook_secret = peewee.CharField(null=True)   # signs call webhooks; made on first use
+    # where a bare IVR transfer node goes: an agent id of this account, or an E.164 number
+    default_transfer = peewee.CharField(null=True)
 
 
 class ApiKey(Base):

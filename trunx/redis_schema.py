@@ -6,6 +6,9 @@
                                         a resync sets what SQLite says, even older
     trunx:did:{e164}                    {"account", "ivr_id"} for an assigned DID
     trunx:dnc:{account}                 set of suppressed E.164 numbers
+    trunx:transfer:{account}            {"agent": id} or {"to": e164}: where an IVR transfer
+                                        node naming no target sends the caller (absent:
+                                        the account has no default)
     channel trunx:published             {"kind": "ivr"|"did"|"resync", ...} after each write
 
 Outbound calls (trunx.calls writes, agi_server's dialer and tracker read):
@@ -60,6 +63,10 @@ def did_key(number: str) -> str:
 
 def dnc_key(account: str) -> str:
     return f"trunx:dnc:{account}"
+
+
+def default_transfer_key(account: str) -> str:
+    return f"trunx:transfer:{account}"
 
 
 def dumps(value) -> str:

@@ -1,15 +1,15 @@
 """The call-control facade the runner and live actions use: answer, play, gather, exec.
 
-It turns AGI results into plain values (a pressed digit, collected digits, a variable) and a
-dead channel into AGIHangup. It never formats a command string itself (commands.py does,
-through its one quoting function) and never touches a socket: `transport.command(line)`
-sends one command and returns its Response (server.AGITransport over a stream, or any
-other peer).
+It turns AGI results into plain values (a pressed digit, collected digits, a variable), a
+dead channel into AGIHangup and a sound Asterisk does not have into MissingSound. It never
+formats a command string itself (commands.py does, through its one quoting function) and
+never touches a socket: `transport.command(line)` sends one command and returns its
+Response (server.AGITransport over a stream, or any other peer).
 """
 from __future__ import annotations
 
 from agi_server.agi import commands
-from agi_server.agi.errors import AGIHangup
+from agi_server.agi.errors import AGIHangup, MissingSound
 
 STREAM_STOP = 1000   # AST_CONTROL_STREAM_STOP, as WAIT FOR DIGIT reports a ControlPlayback stop
 
@@ -42,12 +42,30 @@ class Channel:
 
     async def play(self, filename: str, escape_digits: str = "",
                    offset: int | None = None) -> str:
-        """Play a file (from sample `offset`); returns the key that interrupted it, or ''."""
-        r = self._live(await self.run(commands.stream_file(filename, escape_digits, offset)),
-                       "STREAM FILE")
-        self.last_endpos = r.endpos
+        """Play a file (from sample `offset`); returns the key that interrupted it, or ''.
+        Raises MissingSound if Asterisk has no such file, AGIHangup if the channel is gone."""
+        line = commands.stream_file(filename, escape_digits, offset)
+        r = await self.run(line)
         code = self._code(r)
+        if code == -1:
+            await self._stream_failed(line, r)
+        self.last_endpos = r.endpos
         return chr(code) if 0 < code < 256 else ""
+
+    async def _stream_failed(self, line: str, response) -> None:
+        """STREAM FILE says result=-1 both for a file it cannot open and for a channel that
+        hung up while it played (res_agi.c handle_streamfile); the reply looks the same.
+        The channel tells them apart: after a hangup Asterisk sends HANGUP and refuses
+        CHANNEL STATUS on the dead channel (511, AGIHangup from the transport); a live
+        channel answers it. Costs one command, only on this rare path."""
+        if getattr(self.transport, "hung_up", False):
+            raise AGIHangup("STREAM FILE failed: channel hung up", command=line)
+        status = await self.run(commands.channel_status())
+        if self._code(status) < 0:
+            raise AGIHangup("STREAM FILE failed: channel hung up", command=line)
+        self.last_endpos = 0
+        raise MissingSound("no such sound file", command=line,
+                           reply=getattr(response, "line", None))
 
     async def wait_for_digit(self, timeout: float) -> str:
         """The key pressed within `timeout` seconds, or ''. `stream_stopped` tells a wait

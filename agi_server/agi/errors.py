@@ -9,10 +9,11 @@
         ├── LocalProtocolError    our code misused the API (e.g. two commands in flight)
         │   └── InvalidArgument   a command builder got a bad value  (also a ValueError)
         │       └── UnsafeArgument  CR/LF/NUL or a splitting comma: would inject a command
-        └── AGICommandError       Asterisk refused a command (any 5xx reply; .code)
-            ├── AGIInvalidCommand  510 Invalid or unknown command
-            ├── AGIDeadChannel     511 Command Not Permitted on a dead channel ...
-            └── AGIUsageError      520 Invalid command syntax (.usage holds the text)
+        ├── AGICommandError       Asterisk refused a command (any 5xx reply; .code)
+        │   ├── AGIInvalidCommand  510 Invalid or unknown command
+        │   ├── AGIDeadChannel     511 Command Not Permitted on a dead channel ...
+        │   └── AGIUsageError      520 Invalid command syntax (.usage holds the text)
+        └── MissingSound          STREAM FILE found no such file; the channel lives on
 
 A hangup is a sibling of AGIError, not a kind of it, so ``except AGIError`` never
 swallows one. Errors are data: ``command`` is the AGI command line concerned (or
@@ -114,3 +115,9 @@ _BY_CODE: dict[int, type[AGICommandError]] = {
     511: AGIDeadChannel,
     520: AGIUsageError,
 }
+
+
+class MissingSound(AGIError):
+    """STREAM FILE answered result=-1 on a live channel: Asterisk has no playable file of
+    that name (res_agi.c handle_streamfile: ast_openstream failed). Not a hangup: the
+    call goes on (agi_server.calls.control.play)."""

@@ -1,24 +1,31 @@
-"""The IVR runner: walks one compiled tree (see trunx.ivr.tree.compile_tree) on one call.
+"""The IVR runner: the small async driver of the state machine (agi_server.ivr.machine).
 
-A small explicit state machine: the state is the current node; each gather node yields the
-next node (a route, a timeout target, a replay or None for a polite hangup) and each action
-node ends the walk. Every transition is appended to the call record. The runner talks to
-the call only through the channel facade (agi_server.agi.channel.Channel), so it can be driven
-by any AGI peer, real or scripted. A caller hanging up surfaces as AGIHangup from the
-facade and ends the walk in the session, not here.
+It feeds the machine events and carries out the effects it returns on the call: path steps
+and the outcome go to the call record, prompts, waits and dials to the channel facade
+(through agi_server.calls.control, which live actions use too), the do-not-call check, the
+suppression and the AI bridge to the services the engine passed in. The channel is the
+call session's (agi_server.calls.session.LiveChannel), so prompts and waits serve live
+actions. A caller hanging up surfaces as AGIHangup from the channel and ends the walk in
+the engine, not here. A prompt Asterisk does not have is logged, counted
+(`stats["prompt_missing"]`) and reported to the machine, which goes on without it.
 """
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from agi_server.calls import control
 from agi_server.calls.record import CallRecord
+from agi_server.ivr import machine as m
+from trunx import redis_schema
+from trunx.ivr import transfer_target
+from trunx.ivr.program import Program
 
 log = logging.getLogger(__name__)
 
-ALL_DTMF = "0123456789*#"
-MAX_STEPS = 100   # node visits per call: a tree whose timeouts point at each other ends
+ALL_DTMF = m.ALL_DTMF
 
 
 @dataclass
@@ -26,148 +33,87 @@ class Services:
     """What the runner needs from the engine, passed in."""
     config: object
     suppress: Callable[[CallRecord, str], Awaitable[bool]]
-    is_suppressed: Callable[[str, str], Awaitable[bool]]
+    redis: object                                  # redis.asyncio client
+    db: Callable[..., Awaitable]                   # runs a blocking database call
     # (channel, record, agent id) -> the AI result {status, endReason, ...}
     bridge_agent: Callable[..., Awaitable[dict]] | None = None
+    stats: Counter = field(default_factory=Counter)
+    settings: m.Settings = field(init=False)
+
+    def __post_init__(self):
+        agents = self.bridge_agent is not None and bool(self.config.ultravox_api_key)
+        self.settings = m.Settings.from_config(self.config, agents=agents)
 
 
 class IvrRunner:
-    def __init__(self, channel, tree: dict, record: CallRecord, services: Services):
+    def __init__(self, channel, program: Program, record: CallRecord, services: Services):
         self.ch = channel
-        self.tree = tree
-        self.nodes = tree["nodes"]
+        self.program = program
         self.record = record
         self.svc = services
-        self.cfg = services.config
-        self.tries: dict[str, int] = {}
 
     async def run(self) -> None:
-        name, steps = self.tree["entry"], 0
-        while name is not None:
-            steps += 1
-            if steps > MAX_STEPS:
-                self.record.step(name, "loop-limit")
-                await self._polite_hangup("loop-limit")
-                return
-            node = self.nodes[name]
-            self.record.step(name, "enter")
-            log.debug("call %s -> node %s", self.record.id, name)
-            if node["kind"] == "gather":
-                name = await self._gather(name, node)
-            else:
-                await self._action(name, node)
-                name = None
+        machine = m.Machine(self.program, self.svc.settings)
+        record, event = self.record, m.Started()
+        while event is not None:     # None: the machine hung up
+            effects, event = machine.send(event), None
+            for effect in effects:
+                kind = type(effect)
+                if kind is m.Step:
+                    record.step(effect.node, effect.event, **effect.data)
+                elif kind is m.Finish:
+                    record.finish(effect.outcome, effect.reason)
+                else:        # the one effect whose result is the next event
+                    event = await self._do(effect, machine)
 
-    # -- gather -----------------------------------------------------------------------
-    async def _gather(self, name: str, node: dict) -> str | None:
-        digits = await self._collect(name, node)
-        if digits and digits in node["gather"]:
-            self.record.step(name, "digits", digits=digits)
-            return node["gather"][digits]
-        if not digits:
-            self.record.step(name, "timeout")
-            target = node.get("timeout_node")
-            if target and target != name:
-                return target
-        else:
-            self.record.step(name, "invalid", digits=digits)
-        self.tries[name] = self.tries.get(name, 0) + 1
-        if self.tries[name] >= node["max_tries"]:
-            await self._polite_hangup("max-tries")
+    async def _do(self, effect, machine: m.Machine):
+        """Carry out one effect; returns the event it produced (None: the walk is over)."""
+        kind = type(effect)
+        if kind is m.Play:
+            played = await control.play(self.ch, effect.file, effect.escape)
+            if played.missing:
+                self.svc.stats["prompt_missing"] += 1
+                log.warning("call %s: IVR %s v%s node %s: no sound %r; going on without it",
+                            self.record.id, self.program.ivr_id, self.program.version,
+                            machine.name, effect.file)
+                return m.PromptMissing()
+            return m.PromptEnded(played.key, played.endpos)
+        if kind is m.WaitDigit:
+            return m.Digit(await self.ch.wait_for_digit(effect.timeout))
+        if kind is m.Hangup:
+            await self.ch.hangup()
             return None
-        if digits:
-            if node.get("invalid_play"):
-                await self.ch.play(node["invalid_play"])
-            return node.get("invalid_node") or name
-        return name
+        if kind is m.Suppress:
+            return m.Suppressed(await self.svc.suppress(self.record, effect.node))
+        if kind is m.CheckDnc:
+            return m.DncChecked(await control.is_suppressed(
+                self.program.account, effect.number, redis=self.svc.redis, db=self.svc.db))
+        if kind is m.Dial:
+            result = await control.dial(self.ch, effect.target, effect.timeout)
+            return m.DialEnded(result.status)
+        if kind is m.BridgeAgent:
+            result = await self.svc.bridge_agent(self.ch, self.record, effect.agent)
+            return m.AgentEnded(result.get("status"), result.get("endReason"))
+        if kind is m.FetchDefault:
+            target = await self._default_transfer() or {}
+            return m.DefaultTarget(to=target.get("to"), agent=target.get("agent"))
+        raise TypeError(f"unknown effect {effect!r}")
 
-    async def _collect(self, name: str, node: dict) -> str:
-        """Play the prompt with barge-in, then read keys until a key is complete.
-
-        STREAM FILE + WAIT FOR DIGIT rather than GET DATA: Asterisk then reports how much
-        of the prompt was heard (endpos), and '#' is a key like any other (GET DATA
-        treats it as a terminator)."""
-        keys, max_digits, timeout = node["gather"], node["max_digits"], node["timeout"]
-        digits = await self.ch.play(node["play"], ALL_DTMF)
-        self.record.step(name, "prompt", file=node["play"], endpos=self.ch.last_endpos,
-                         barge_in=bool(digits))
-        while len(digits) < max_digits and not _complete(digits, keys):
-            key = await self.ch.wait_for_digit(timeout)
-            if not key:
-                break
-            digits += key
-        return digits
-
-    # -- actions ----------------------------------------------------------------------
-    async def _action(self, name: str, node: dict) -> None:
-        action = node["action"]
-        if node.get("play"):
-            await self.ch.play(node["play"])
-            self.record.step(name, "played", file=node["play"], endpos=self.ch.last_endpos)
-        if action == "hangup":
-            self.record.step(name, "hangup")
-            self.record.finish("hangup")
-        elif action == "suppress":
-            done = await self.svc.suppress(self.record, name)
-            self.record.step(name, "suppress", added=done)
-            self.record.finish("suppressed" if done else "suppress-no-callerid")
-        else:
-            await self._transfer(name, node)
-            return
-        await self.ch.hangup()
-
-    async def _transfer(self, name: str, node: dict) -> None:
-        to = node.get("to")
-        if to:
-            if await self.svc.is_suppressed(self.record.account, to):
-                self.record.step(name, "transfer-refused", to=to, reason="number-suppressed")
-                return await self._fail_transfer("number-suppressed")
-            dial = f"PJSIP/{to}@{self.cfg.trunk_endpoint}"
-        elif node.get("agent"):
-            return await self._transfer_to_agent(name, node["agent"])
-        elif self.cfg.transfer_dial:
-            dial = self.cfg.transfer_dial
-        else:
-            self.record.step(name, "transfer-refused", reason="no-transfer-target")
-            return await self._fail_transfer("no-transfer-target")
-        self.record.step(name, "transfer", dial=dial)
-        timeout = int(node.get("timeout", self.cfg.transfer_timeout))
-        await self.ch.exec("Dial", dial, str(timeout))
-        status = await self.ch.get_variable("DIALSTATUS") or "UNKNOWN"
-        self.record.step(name, "transfer-ended", dial_status=status)
-        if status == "ANSWER":
-            self.record.finish("transferred")
-            await self.ch.hangup()
-        else:
-            await self._fail_transfer(f"dial-{status.lower()}")
-
-    async def _transfer_to_agent(self, name: str, agent: str) -> None:
-        """Bridge the caller to an AI agent; the IVR path so far goes along as context."""
-        if self.svc.bridge_agent is None or not self.cfg.ultravox_api_key:
-            self.record.step(name, "transfer-refused", agent=agent,
-                             reason="ultravox-not-configured")
-            return await self._fail_transfer("ultravox-not-configured")
-        self.record.step(name, "transfer", agent=agent)
-        result = await self.svc.bridge_agent(self.ch, self.record, agent)
-        status, why = result.get("status"), result.get("endReason")
-        self.record.step(name, "transfer-ended", agent=agent, ai_status=status, end_reason=why)
-        if status == "ended":
-            self.record.finish("transferred")
-            await self.ch.hangup()
-        else:
-            await self._fail_transfer(f"agent-{why or 'failed'}")
-
-    async def _fail_transfer(self, reason: str) -> None:
-        self.record.finish("transfer-failed", reason)
-        await self.ch.play(self.cfg.fallback_audio)
-        await self.ch.hangup()
-
-    async def _polite_hangup(self, reason: str) -> None:
-        self.record.finish(reason)
-        await self.ch.play(self.cfg.polite_hangup_audio)
-        await self.ch.hangup()
+    async def _default_transfer(self) -> dict | None:
+        """The account's default transfer target, as published; the database if Redis
+        cannot answer."""
+        account = self.program.account
+        try:
+            return transfer_target.parse(
+                await self.svc.redis.get(redis_schema.default_transfer_key(account)))
+        except Exception as exc:
+            log.warning("call %s: default transfer target not read from Redis (%s)",
+                        self.record.id, exc)
+        return transfer_target.as_target(await self.svc.db(_stored_default, account))
 
 
-def _complete(digits: str, keys) -> bool:
-    """True when `digits` is a key and no longer key starts with it."""
-    return digits in keys and not any(k != digits and k.startswith(digits) for k in keys)
+def _stored_default(account_id: str) -> str | None:
+    from trunx.models import Account
+
+    row = Account.get_or_none(Account.id == account_id)
+    return row.default_transfer if row is not None else None

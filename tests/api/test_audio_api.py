@@ -142,7 +142,7 @@ def test_an_asset_named_in_a_tree_is_played_at_once(client, tenant, redis, confi
     assert redis.get(key) == "2"
     compiled = json.loads(redis.get(redis_schema.ivr_version_key(
         tenant.id, "qualify-business", 2)))
-    assert compiled["nodes"]["welcome"]["play"] == f"{config.asterisk_sounds_path}/{asset_id}"
+    assert compiled["nodes"]["welcome"]["audio"] == f"{config.asterisk_sounds_path}/{asset_id}"
     assert compiled["entry"] == "welcome"
     # in use by name; a forced delete republishes again, back to the sound name
     r = client.delete(f"/audio/{asset_id}", headers=tenant.headers)
@@ -151,7 +151,7 @@ def test_an_asset_named_in_a_tree_is_played_at_once(client, tenant, redis, confi
     assert redis.get(key) == "3"
     compiled = json.loads(redis.get(redis_schema.ivr_version_key(
         tenant.id, "qualify-business", 3)))
-    assert compiled["nodes"]["welcome"]["play"] == "welcome"
+    assert compiled["nodes"]["welcome"]["audio"] == "welcome"
 
 
 def test_other_accounts_audio_is_404(client, tenant, other):

@@ -83,7 +83,8 @@ def test_redis_restart_is_healed_by_resync(own_redis, config):
 
         out = trunx(config, "resync")
         assert out.returncode == 0, out.stderr
-        assert json.loads(out.stdout) == {"ivrs": 1, "dids": 1, "suppressions": 1}
+        assert json.loads(out.stdout) == {"ivrs": 1, "dids": 1, "suppressions": 1,
+                                           "default_transfers": 0}
         assert {k: client_redis.get(k) for k in client_redis.keys("trunx:ivr:*:cur")} == before
         assert json.loads(client_redis.get(redis_schema.did_key("+19495551234"))) == {
             "account": account.id, "ivr_id": "qualify-business"}

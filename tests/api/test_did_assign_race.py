@@ -50,7 +50,7 @@ def redis_route(redis) -> str | None:
 async def engine_route(redis_server) -> str | None:
     """The IVR a freshly started, listening engine cache runs for DID's next call."""
     tree = await engine_sees(redis_server)
-    return tree["ivr_id"] if tree else None
+    return tree.ivr_id if tree else None
 
 
 async def assert_routes(redis, redis_server, expected: str | None):
@@ -127,7 +127,7 @@ async def test_an_assign_with_a_stale_ivr_reads_it_again(
                            headers=tenant.headers).status_code == 201
         assert ivr_store.assign(store_on(redis), stale, Did.get(Did.number == DID)) is None
         tree = await engine_sees(redis_server)
-        assert (tree["ivr_id"], tree["nodes"]["welcome"]["play"]) == (FIRST, "fresh")
+        assert (tree.ivr_id, tree.nodes["welcome"].audio) == (FIRST, "fresh")
         await assert_routes(redis, redis_server, FIRST)
     else:
         with pytest.raises(ivr_store.Gone):

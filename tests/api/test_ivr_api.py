@@ -33,11 +33,18 @@ def test_create_seed_tree(client, tenant, redis, config):
     assert body["id"] == "qualify-business"
     assert body["nodes"] == SEED_TREE["nodes"]
     assert list(body["nodes"]) == list(SEED_TREE["nodes"])   # order is meaning: entry first
-    assert body["version"] == 1 and body["warnings"] == [] and body["dids"] == []
+    assert body["version"] == 1 and body["dids"] == []
+    # what would go wrong at call time: no target for the bare transfer, and prompts that
+    # are neither assets nor staged sounds yet (POST /ivr/:id/audio makes them)
+    assert [(w["field"], w["code"]) for w in body["warnings"]] == [
+        ("nodes.transfer_ai", "no-transfer-target"),
+        ("nodes.welcome.audio", "audio-not-found"),
+        ("nodes.has_business.audio", "audio-not-found"),
+        ("nodes.unqualified.audio", "audio-not-found")]
     assert body["createdAt"].endswith("Z")
     engine = compiled(redis, tenant, "qualify-business")
     assert engine["entry"] == "welcome"
-    assert engine["nodes"]["welcome"]["play"] == "welcome"   # no asset yet: a sound name
+    assert engine["nodes"]["welcome"]["audio"] == "welcome"   # no asset yet: a sound name
 
 
 def test_create_generates_id_and_reports_warnings(client, tenant):
@@ -46,8 +53,10 @@ def test_create_generates_id_and_reports_warnings(client, tenant):
     r = client.post("/ivr", json=tree, headers=tenant.headers)
     assert r.status_code == 201
     assert r.json["id"].startswith("ivr_")
-    assert r.json["warnings"] == [{"field": "nodes.orphan", "code": "unreachable",
-                                   "message": "node 'orphan' cannot be reached from 'menu'"}]
+    assert r.json["warnings"][0] == {"field": "nodes.orphan", "code": "unreachable",
+                                     "message": "node 'orphan' cannot be reached from 'menu'"}
+    assert [(w["field"], w["code"]) for w in r.json["warnings"][1:]] == [
+        ("nodes.menu.audio", "audio-not-found")]
 
 
 def test_duplicate_id_is_409(client, tenant, other):
@@ -202,7 +211,7 @@ def test_node_audio_stages_and_publishes_the_asset(client, tenant, redis, config
     assert r.json["warnings"][0]["code"] == "voice-substituted"
     engine = compiled(redis, tenant, "qualify-business")
     assert engine["entry"] == "welcome"
-    assert engine["nodes"]["welcome"]["play"] == f"{config.asterisk_sounds_path}/{asset['id']}"
+    assert engine["nodes"]["welcome"]["audio"] == f"{config.asterisk_sounds_path}/{asset['id']}"
     assert os.path.isfile(os.path.join(config.staged_sounds_dir, asset["id"] + ".wav"))
     assert asset["durationSeconds"] > 1
 

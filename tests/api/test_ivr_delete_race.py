@@ -119,7 +119,7 @@ async def test_a_save_publishing_around_a_delete_leaves_redis_as_sqlite(
     if recreate:
         assert ivr.current_version == 1
         tree = await engine_sees(redis_server)
-        assert (tree["version"], tree["nodes"]["welcome"]["play"]) == (1, "fresh")
+        assert (tree.version, tree.nodes["welcome"].audio) == (1, "fresh")
         assert pointer(redis, tenant) == 1
         assert redis.get(redis_schema.ivr_version_key(tenant.id, IVR, 2)) is None
     else:

@@ -70,8 +70,8 @@ async def test_an_older_save_published_last_does_not_move_the_pointer_back(
     assert Ivr.get(Ivr.account == tenant.id).current_version == 3
     assert pointer(redis, tenant) == 3
     tree = await engine_sees(redis_server)
-    assert tree["version"] == 3
-    assert tree["nodes"]["welcome"]["play"] == "welcome3"
+    assert tree.version == 3
+    assert tree.nodes["welcome"].audio == "welcome3"
 
 
 async def test_resync_sets_an_older_version_when_sqlite_says_so(
@@ -86,8 +86,8 @@ async def test_resync_sets_an_older_version_when_sqlite_says_so(
     assert ivr_store.resync(store_on(redis))["ivrs"] == 1
     assert pointer(redis, tenant) == 2
     tree = await engine_sees(redis_server)
-    assert tree["version"] == 2
-    assert tree["nodes"]["welcome"]["play"] == "welcome2"
+    assert tree.version == 2
+    assert tree.nodes["welcome"].audio == "welcome2"
 
     # and the next save moves on from there
     _, row, _ = ivr_store.save(store_on(redis), tenant.id, "qualify-business",

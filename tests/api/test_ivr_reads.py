@@ -21,11 +21,22 @@ def _remembered(app, tenant, ivr_id="qualify-business") -> bytes:
     return app.extensions["trunx.ivr_memo"]._entries[(tenant.id, ivr_id)][1]
 
 
+# Answered by a publish only: they depend on the account and the staging target, which
+# change without the IVR changing, so a read does not repeat them.
+PUBLISH_ONLY = {"no-transfer-target", "audio-not-found"}
+
+
+def as_read(response) -> dict:
+    """A write's answer as a read of the same version answers it."""
+    body = response.json
+    return {**body, "warnings": [w for w in body["warnings"] if w["code"] not in PUBLISH_ONLY]}
+
+
 def test_an_update_through_one_worker_is_read_through_the_other(workers, tenant):
     one, two_app, two = workers
     created = one.post("/ivr", json=SEED_TREE, headers=tenant.headers)
     before = two.get("/ivr/qualify-business", headers=tenant.headers)
-    assert before.data == created.data            # the memo's bytes are the API's bytes
+    assert before.json == as_read(created)        # the memo's answer is the API's answer
     assert _remembered(two_app, tenant) == before.data   # and worker two remembers them
 
     nodes = copy.deepcopy(SEED_TREE["nodes"])
@@ -34,7 +45,7 @@ def test_an_update_through_one_worker_is_read_through_the_other(workers, tenant)
                         headers=tenant.headers)
     assert patched.status_code == 200 and patched.json["version"] == 2
     after = two.get("/ivr/qualify-business", headers=tenant.headers)
-    assert after.data == patched.data
+    assert after.json == as_read(patched)
     assert after.json["nodes"]["welcome"]["audio"] == "other_welcome.wav"
 
 

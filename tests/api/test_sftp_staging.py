@@ -42,7 +42,7 @@ def test_tts_is_staged_over_sftp_and_deleted(sftp_client, tenant, remote, redis)
     assert (remote / f"{asset_id}.wav").is_file()
     compiled = json.loads(redis.get(redis_schema.ivr_version_key(
         tenant.id, "qualify-business", 2)))
-    assert compiled["nodes"]["welcome"]["play"] == f"{ASTERISK_SOUNDS}/{asset_id}"
+    assert compiled["nodes"]["welcome"]["audio"] == f"{ASTERISK_SOUNDS}/{asset_id}"
     r = client.delete(f"/audio/{asset_id}?force=true", headers=tenant.headers)
     assert r.status_code == 200
     assert not (remote / f"{asset_id}.wav").exists()

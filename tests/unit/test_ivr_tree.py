@@ -1,10 +1,10 @@
 """Table tests of trunx.ivr.tree: what validate() accepts and refuses (with which field and
-code), and what compile_tree() hands the engine."""
+code). What compilation makes of a valid tree is tests/unit/test_ivr_program.py."""
 from __future__ import annotations
 
 import pytest
 
-from trunx.ivr.tree import MAX_NODES, audio_refs, compile_tree, validate
+from trunx.ivr.tree import MAX_NODES, audio_refs, validate
 
 SEED = {"nodes": {
     "welcome": {"audio": "welcome.wav", "gather": {"1": "has_business", "9": "dnc"},
@@ -142,37 +142,3 @@ def test_audio_refs():
     assert audio_refs(one({"audio": "m", "gather": {"1": "end"},
                            "invalid_audio": "inv"})) == {"m", "inv"}
 
-
-DEFAULTS = {"gather_timeout": 5.0, "gather_max_tries": 3}
-
-
-def test_compile_seed_tree():
-    compiled = compile_tree(SEED, "welcome", lambda ref: "/snd/" + ref.upper(), DEFAULTS)
-    assert compiled["entry"] == "welcome"
-    assert compiled["nodes"]["welcome"] == {
-        "play": "/snd/WELCOME.WAV", "kind": "gather", "gather": {"1": "has_business", "9": "dnc"},
-        "timeout": 5.0, "max_tries": 3, "max_digits": 1, "timeout_node": "welcome",
-        "invalid_node": None, "invalid_play": None}
-    assert compiled["nodes"]["transfer_ai"] == {"play": None, "kind": "action",
-                                                "action": "transfer"}
-    assert compiled["nodes"]["unqualified"]["play"] == "/snd/NOT_QUALIFIED.WAV"
-
-
-COMPILE_CASES = [
-    ("node values win over defaults",
-     {"audio": "m", "gather": {"1": "end"}, "timeout": 2, "max_tries": 1, "max_digits": 4},
-     {"timeout": 2.0, "max_tries": 1, "max_digits": 4}),
-    ("max_digits from the longest key", {"audio": "m", "gather": {"1": "end", "123": "end"}},
-     {"max_digits": 3}),
-    ("invalid audio resolved", {"audio": "m", "gather": {"1": "end"}, "invalid_audio": "bad"},
-     {"invalid_play": "<bad>"}),
-    ("transfer options carried", {"action": "transfer", "to": "+14155550100", "timeout": 9},
-     {"to": "+14155550100", "timeout": 9, "kind": "action"}),
-]
-
-
-@pytest.mark.parametrize("node,expected", [c[1:] for c in COMPILE_CASES],
-                         ids=[c[0] for c in COMPILE_CASES])
-def test_compile_cases(node, expected):
-    compiled = compile_tree(one(node), "n", lambda ref: f"<{ref}>", DEFAULTS)["nodes"]["n"]
-    assert {k: compiled.get(k) for k in expected} == expected

@@ -1,4 +1,4 @@
-"""Draw an IVR tree from the same data the engine runs: a Mermaid flowchart.
+"""Draw an IVR from the same data the engine runs (its Program): a Mermaid flowchart.
 
 Gather nodes are boxes, actions are rounded; an edge per key, plus the timeout and invalid
 routes. Node names are quoted through `_label`, so a name can't break the diagram syntax.
@@ -6,6 +6,8 @@ routes. Node names are quoted through `_label`, so a name can't break the diagra
 from __future__ import annotations
 
 import zlib
+
+from trunx.ivr.program import Gather, Program
 
 
 def _label(text: str) -> str:
@@ -17,21 +19,21 @@ def _id(name: str) -> str:
     return f"n_{safe}_{zlib.crc32(name.encode()):08x}"   # distinct even when `safe` collides
 
 
-def to_mermaid(tree: dict) -> str:
-    """`tree` is a validated definition ({"nodes": ..., "start"?}); returns Mermaid text."""
-    nodes = tree["nodes"]
-    entry = tree.get("start") or next(iter(nodes))
+def to_mermaid(program: Program) -> str:
+    """Mermaid text for `program`; audio is named by its last path part (an asset's id, or
+    the sound's name)."""
+    nodes = program.nodes
     ids = {name: _id(name) for name in nodes}
-    lines = ["flowchart TD", f"  start((call)) --> {ids[entry]}"]
+    lines = ["flowchart TD", f"  start((call)) --> {ids[program.entry]}"]
     for name, node in nodes.items():
-        if "gather" in node:
-            lines.append(f"  {ids[name]}[{_label(name + ': ' + node['audio'])}]")
-            for key, target in node["gather"].items():
+        if isinstance(node, Gather):
+            lines.append(f"  {ids[name]}[{_label(name + ': ' + node.audio.rsplit('/', 1)[-1])}]")
+            for key, target in node.gather.items():
                 lines.append(f"  {ids[name]} -->|{_label(key)}| {ids[target]}")
-            lines.append(f"  {ids[name]} -.->|timeout| {ids[node.get('timeout_node', name)]}")
-            if "invalid_node" in node:
-                lines.append(f"  {ids[name]} -.->|invalid| {ids[node['invalid_node']]}")
+            lines.append(f"  {ids[name]} -.->|timeout| {ids[node.timeout_node or name]}")
+            if node.invalid_node:
+                lines.append(f"  {ids[name]} -.->|invalid| {ids[node.invalid_node]}")
         else:
-            what = node["action"] + (f" {node['to']}" if node.get("to") else "")
+            what = node.action + "".join(f" {v}" for v in (node.to, node.agent) if v)
             lines.append(f"  {ids[name]}({_label(name + ': ' + what)})")
     return "\n".join(lines) + "\n"

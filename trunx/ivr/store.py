@@ -21,6 +21,8 @@ from redis.exceptions import NoScriptError
 
 from trunx import redis_schema
 from trunx.errors import Conflict, InvalidInput, NotFound
+from trunx.ivr import checks, transfer_target
+from trunx.ivr import program as ivr_program
 from trunx.ivr import tree as ivr_tree
 from trunx.models import AudioAsset, Did, Ivr, IvrVersion, utcnow
 
@@ -37,10 +39,11 @@ class InvalidTree(InvalidInput):
         self.problems = problems
 
 
-def audio_resolver(account_id: str, config, names=()):
+def audio_resolver(account_id: str, config, names=(), sounds: set | None = None):
     """ref -> what Asterisk plays: a staged asset (by id or name), else a sound name.
     The asset names in `names` are looked up together in one query (a tree names several);
-    any other name costs a query of its own."""
+    any other name costs a query of its own. Refs that resolved to a sound name are added
+    to `sounds` (publishing checks those against the staging target)."""
     base = config.asterisk_sounds_path.rstrip("/")
     known: dict[str, str | None] = {}
     wanted = sorted({n for n in names if not _ASSET_ID.match(n)})
@@ -65,6 +68,8 @@ def audio_resolver(account_id: str, config, names=()):
             asset_id = asset.id if asset is not None else None
         if asset_id is not None:
             return f"{base}/{asset_id}"
+        if sounds is not None:
+            sounds.add(ref)
         return _SOUND_EXT.sub("", ref)   # Asterisk picks the best format it has
 
     return resolve
@@ -73,10 +78,6 @@ def audio_resolver(account_id: str, config, names=()):
 def _audio_refs(tree) -> set[str]:
     return {node[key] for node in tree["nodes"].values()
             for key in ("audio", "invalid_audio") if node.get(key)}
-
-
-def _defaults(config) -> dict:
-    return {"gather_timeout": config.gather_timeout, "gather_max_tries": config.gather_max_tries}
 
 
 def _unknown_assets(account_id, tree) -> list:
@@ -106,14 +107,16 @@ def _not_in_account(model, account_id, wanted: set, code: str, noun: str) -> lis
             for where, ref in sorted(wanted) if ref not in have]
 
 
-def _compile(account_id, ivr_id, version, tree, entry, config):
+def _compile(account_id, ivr_id, version, checked, config, sounds: set):
+    tree = checked.tree
     problems = _unknown_assets(account_id, tree) + _unknown_agents(account_id, tree)
     if problems:
         raise InvalidTree(problems)
-    resolve = audio_resolver(account_id, config, _audio_refs(tree))
-    compiled = ivr_tree.compile_tree(tree, entry, resolve, _defaults(config))
-    compiled.update(account=account_id, ivr_id=ivr_id, version=version)
-    return compiled
+    resolve = audio_resolver(account_id, config, _audio_refs(tree), sounds)
+    return ivr_program.compile_program(
+        checked, resolve, gather_timeout=config.gather_timeout,
+        gather_max_tries=config.gather_max_tries, account=account_id, ivr_id=ivr_id,
+        version=version)
 
 
 # IVR writes (and DID-map changes, below) queue on the store's writer lock rather than on
@@ -139,20 +142,25 @@ def save(store, account_id: str, ivr_id: str, tree: dict, config, *, create: boo
     """Store a new version (creating the IVR if `create`) and publish it.
     Returns (Ivr, IvrVersion, warnings). Raises InvalidTree; nothing is stored then."""
     # everything that needs no database happens before the write lock is taken
-    checked = ivr_tree.validate(tree)
+    definition = tree if not isinstance(tree, dict) else {
+        "nodes": tree.get("nodes"), **({"start": tree["start"]} if "start" in tree else {})}
+    checked = ivr_tree.validate(definition)
     if not checked.ok:
         raise InvalidTree(checked.problems)
-    definition = {"nodes": tree["nodes"], **({"start": tree["start"]} if "start" in tree else {})}
+    sounds: set[str] = set()
     with store.writer:
         with store.db.atomic():
-            row = _store(account_id, ivr_id, definition, checked.entry, config, create)
+            row, program = _store(account_id, ivr_id, checked, config, create, sounds)
         # committed; published before the lock is released (see the writer lock above)
-        publish(store.redis, row)
-    return row.ivr, row, checked.warnings
+        publish(store.redis, row, program=program)
+    # what may go wrong at call time: checked after the lock (the stager may be remote)
+    warnings = checked.warnings + checks.publish_warnings(program, definition, sounds, config)
+    return row.ivr, row, warnings
 
 
-def _store(account_id, ivr_id, definition, entry, config, create: bool) -> IvrVersion:
-    """The new version's rows; the caller holds the writer lock and a transaction."""
+def _store(account_id, ivr_id, checked, config, create: bool, sounds: set):
+    """The new version's rows and its Program; the caller holds the writer lock and a
+    transaction."""
     if create:
         ivr = Ivr.create(account=account_id, ivr_id=ivr_id, current_version=1)
     else:
@@ -161,9 +169,10 @@ def _store(account_id, ivr_id, definition, entry, config, create: bool) -> IvrVe
         ivr.updated_at = utcnow()
         ivr.save()
     # inside the transaction: an asset deleted meanwhile cannot slip into the tree
-    compiled = _compile(account_id, ivr_id, ivr.current_version, definition, entry, config)
-    return IvrVersion.create(ivr=ivr, version=ivr.current_version, definition=definition,
-                             compiled=compiled)
+    program = _compile(account_id, ivr_id, ivr.current_version, checked, config, sounds)
+    row = IvrVersion.create(ivr=ivr, version=ivr.current_version, definition=checked.tree,
+                            compiled=ivr_program.encode(program))
+    return row, program
 
 
 # Saves publish under the writer lock, so on SQLite (where the lock spans processes) they
@@ -185,16 +194,19 @@ return 0
 _PUBLISH_SHA = hashlib.sha1(_PUBLISH_LUA.encode()).hexdigest()
 
 
-def publish(redis, version: IvrVersion, *, force: bool = False) -> bool:
+def publish(redis, version: IvrVersion, *, force: bool = False, program=None) -> bool:
     """Store the version and make it current unless a newer one is (any, if `force`);
-    announce only if the pointer moved. Returns whether it moved."""
-    compiled = version.compiled
-    account, ivr_id = compiled["account"], compiled["ivr_id"]
+    announce only if the pointer moved. Returns whether it moved. `program` is the
+    version's Program when the caller has it; else it is decoded from the row (which
+    also brings a row stored in an older format up to the current one)."""
+    if program is None:
+        program = ivr_program.decode(version.compiled)
+    account, ivr_id = program.account, program.ivr_id
     keys = (redis_schema.ivr_version_key(account, ivr_id, version.version),
             redis_schema.ivr_current_key(account, ivr_id))
     message = redis_schema.dumps({"kind": "ivr", "account": account, "ivr_id": ivr_id,
                                   "version": version.version})
-    args = (redis_schema.dumps(compiled), version.version, "1" if force else "0",
+    args = (redis_schema.dumps(ivr_program.encode(program)), version.version, "1" if force else "0",
             redis_schema.PUBLISH_CHANNEL, message)
     try:
         moved = redis.evalsha(_PUBLISH_SHA, len(keys), *keys, *args)
@@ -313,11 +325,12 @@ def current_version(ivr: Ivr) -> IvrVersion:
 
 
 def resync(store) -> dict:
-    """Rebuild Redis from SQLite: current IVR versions, the DID map and the DNC sets."""
+    """Rebuild Redis from SQLite: current IVR versions, the DID map, the DNC sets and the
+    accounts' default transfer targets."""
     from trunx.models import Suppression
 
     redis = store.redis
-    counts = {"ivrs": 0, "dids": 0, "suppressions": 0}
+    counts = {"ivrs": 0, "dids": 0, "suppressions": 0, "default_transfers": 0}
     # Forced, so Redis follows SQLite even backwards (a restored database). Each IVR is
     # read and published under the writer lock: a save cannot commit between the read and
     # the forced publish, so a resync never undoes a newer save (on SQLite, where the
@@ -339,6 +352,7 @@ def resync(store) -> dict:
     for row in Suppression.select():
         redis.sadd(redis_schema.dnc_key(row.account_id), row.number)
         counts["suppressions"] += 1
+    counts["default_transfers"] = transfer_target.resync(redis)
     redis.set(redis_schema.SYNCED_KEY, redis_schema.dumps(counts))
     redis_schema.announce(redis, kind="resync")
     return counts

@@ -1,10 +1,9 @@
-"""IVR trees as data: validation before publish, and compilation to what the engine runs.
+"""IVR trees as data: validation before publish.
 
 A tree is `{"nodes": {name: node}, "start"?: name}` as in the IVR seed page. Validation
 collects every problem at once, each with the field path it concerns, so the API can answer
-one 422 naming them all. Compilation resolves each node's audio reference (asset id, asset
-name or Asterisk sound name) through a resolver passed in, and fills in defaults, so the
-engine does no lookups and no defaulting per node at call time.
+one 422 naming them all. What it returns (`Checked`) is what trunx.ivr.program compiles:
+only a tree that validated becomes a Program.
 """
 from __future__ import annotations
 
@@ -37,6 +36,7 @@ class Problem:
 
 @dataclass
 class Checked:
+    tree: dict | None = None       # the tree validated (set even when it has problems)
     entry: str | None = None
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
@@ -47,7 +47,7 @@ class Checked:
 
 
 def validate(tree) -> Checked:
-    out = Checked()
+    out = Checked(tree=tree if isinstance(tree, dict) else None)
     bad = out.problems.append
     if not isinstance(tree, dict):
         bad(Problem("", "invalid-type", "the IVR must be a JSON object"))
@@ -175,29 +175,3 @@ def audio_refs(tree) -> set[str]:
         refs.update(node[k] for k in ("audio", "invalid_audio") if node.get(k))
     return refs
 
-
-def compile_tree(tree, entry, resolve_audio, defaults) -> dict:
-    """The engine's form of a valid tree. `resolve_audio(ref) -> playable name`;
-    `defaults` holds gather_timeout and gather_max_tries."""
-    nodes = {}
-    for name, node in tree["nodes"].items():
-        out = {"play": resolve_audio(node["audio"]) if node.get("audio") else None}
-        if "gather" in node:
-            keys = dict(node["gather"])
-            out.update(
-                kind="gather", gather=keys,
-                timeout=float(node.get("timeout", defaults["gather_timeout"])),
-                max_tries=int(node.get("max_tries", defaults["gather_max_tries"])),
-                max_digits=int(node.get("max_digits", max(len(k) for k in keys))),
-                timeout_node=node.get("timeout_node"),
-                invalid_node=node.get("invalid_node"),
-                invalid_play=(resolve_audio(node["invalid_audio"])
-                              if node.get("invalid_audio") else None),
-            )
-        else:
-            out.update(kind="action", action=node["action"])
-            for k in ("to", "agent", "timeout"):
-                if k in node:
-                    out[k] = node[k]
-        nodes[name] = out
-    return {"entry": entry, "nodes": nodes}
