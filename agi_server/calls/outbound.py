@@ -2,7 +2,8 @@
 
 Asterisk runs AGI(agi://.../outbound) in [trunx-outbound] once the callee answers (see
 dialplan/extensions.conf); the channel's Uniqueid is the call id (Originate ChannelId).
-An AI call (one with an `ai` config) is handed to agi_server.ai.bridge.run_ai_call. A plain
+An AI call (one with an `ai` config) is handed to agi_server.ai.bridge.run_ai_call, as an
+action session whose Dial to the agent takes actions over AMI. A plain
 call is held: the route waits in one-second WAIT FOR DIGIT slices, so a hangup is seen
 within a second and, between slices, it serves the call's command queue (`hangup`, put
 there by the tracker). A plain call is also an action session (agi_server.calls.actions):
@@ -39,9 +40,19 @@ class OutboundRoute:
             return
         self.sessions += 1
         try:
-            if call.ai is not None:
+            if call.ai is not None and self.live_calls is None:
                 await ai_bridge.run_ai_call(ch, dict(call.row), self.config)
                 await ch.hangup()
+            elif call.ai is not None:
+                # an action session too (hook): the bridge's Dial puts it in bridged mode,
+                # so actions reach the call over AMI (agi_server.calls.bridged)
+                async with self.live_calls.session(
+                        ch, call.id, call.account, "outbound",
+                        numbers=(call.from_number, call.to_number),
+                        on_handoff=lambda at: self._transferred(call, at),
+                        on_hangup=lambda reason: self._asked(call, reason)) as session:
+                    await ai_bridge.run_ai_call(session.channel, dict(call.row), self.config)
+                    await ch.hangup()
             elif self.live_calls is None:
                 await self.hold(ch, call)
             else:
