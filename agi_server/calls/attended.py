@@ -52,6 +52,7 @@ async def consult(runner, s, action_id: str, p: dict) -> tuple[str, dict]:
     await runner.state(action_id, status="consulting", consult="ringing")
     await s.raw.run(commands.set_music(True))
     leg_gone = ex.expect("Hangup", helper)
+    named = ex.expect("Newchannel", helper)       # its name, to hang it up while ringing
     dialing = asyncio.ensure_future(ex.dial_target(fields, helper, timeout))
     target, music = None, True
     try:
@@ -87,12 +88,17 @@ async def consult(runner, s, action_id: str, p: dict) -> tuple[str, dict]:
                 log.info("call %s: complete before %s answered: ignored", s.call_id, to)
             await s.wait(SLICE)
     finally:
+        gone = leg_gone.done()
         ex.forget("Hangup", helper)
+        ex.forget("Newchannel", helper)
+        leg = target or (named.result().get("Channel") if named.done() else None)
+        if not s.handed_off and not gone:
+            if leg:          # answered and not bridged, or still ringing: send it away
+                await ex.hangup(leg)
+            else:
+                await ex.hangup_id(helper)
         if not dialing.done():
             dialing.cancel()
-            await ex.hangup_id(helper)             # still ringing: stop it
-        elif not s.handed_off and not leg_gone.done():
-            await ex.hangup_id(helper)             # answered, not bridged: send it away
         if music and not getattr(s.raw.transport, "hung_up", False):
             with contextlib.suppress(AGIHangup):
                 await s.raw.run(commands.set_music(False))
