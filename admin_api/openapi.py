@@ -370,9 +370,16 @@ SCHEMAS.update({
     "TransferRequest": obj(["to"], to=E164, caller_id={
         **E164, "description": "one of the account's DIDs; else the call's caller ID"},
         answer_url={**STR, "format": "uri",
-                    "description": "gets a signed webhook when the new leg answers"}),
+                    "description": "gets a signed webhook when the new leg answers"},
+        mode={"enum": ["blind", "attended"], "default": "blind",
+              "description": "attended: the caller hears music on hold while the target is "
+                             "called; then POST .../transfer/{transfer_uuid}/complete or "
+                             "/cancel. 409 call-bridged while the call is in a bridge"}),
     "TransferResponse": obj(["transfer_uuid", "status", "to"], transfer_uuid=UUID,
-                            status={"const": "transferring"}, to=E164),
+                            status={"enum": ["transferring", "consulting"]}, to=E164,
+                            mode={"const": "attended"}),
+    "TransferFinish": obj(["transfer_uuid", "status"], transfer_uuid=UUID,
+                          status={"enum": ["completing", "canceling"]}),
     "RecordRequest": obj([], format={"enum": ["mp3", "wav"], "default": "mp3"},
                          max_length={**INT, "minimum": 1, "maximum": 86400, "default": 14400},
                          trim_silence={**BOOL, "default": False}),
@@ -384,11 +391,15 @@ SCHEMAS.update({
                          duration_ms={**INT, "description": "measured length (trunx)"}),
     "RecordStopping": obj(["recording_uuid", "status"], recording_uuid=UUID,
                           status={"const": "stopping"}),
-    "PlayRequest": obj(["url"], url={**STR, "format": "uri", "description": "mp3 or wav"},
+    "PlayRequest": obj([], url={**STR, "format": "uri",
+                                "description": "mp3 or wav; this API's own GET /audio url "
+                                               "of an asset plays that asset (no fetch)"},
+                       audio_id={**STR, "description": "one of the account's audio assets "
+                                                       "(trunx); exactly one of url, audio_id"},
                        loop={**INT, "minimum": 0, "maximum": 1000, "default": 1,
                              "description": "0: until another action or the hangup"}),
-    "PlayResponse": obj(["play_uuid", "status", "url"], play_uuid=UUID,
-                        status={"const": "playing"}, url=STR),
+    "PlayResponse": obj(["play_uuid", "status"], play_uuid=UUID,
+                        status={"const": "playing"}, url=STR, audio_id=STR),
     "SpeakRequest": obj(["text"], text={**STR, "maxLength": 3000},
                         voice={**STR, "default": "en-US-Standard-A"},
                         language={**STR, "default": "en-US"},
@@ -407,10 +418,14 @@ SCHEMAS.update({
         call_uuid=STR,
         status={"enum": ["queued", "transferring", "answered", "starting", "recording",
                          "stopping", "stopped", "playing", "speaking", "sending",
-                         "completed", "interrupted", "failed"]},
+                         "completed", "interrupted", "failed", "consulting", "canceled"]},
         params={"type": ["object", "null"]}, result={"type": ["object", "null"]},
         error={"type": ["object", "null"]}, created_at=NULL_STR, started_at=NULL_STR,
-        ended_at=NULL_STR),
+        ended_at=NULL_STR, mode={"const": "attended"},
+        consult={"enum": ["ringing", "answered", None],
+                 "description": "attended transfers: the consult leg"},
+        via={"const": "bridge", "description": "carried out over AMI: the call was in a "
+                                               "bridge (a transfer, an agent)"}),
 })
 SCHEMAS["LiveCalls"] = obj(["calls", "count"], count=INT, calls={"type": "array", "items": obj(
     ["call_uuid", "direction", "status", "from", "to", "since"], call_uuid=STR,
@@ -429,6 +444,12 @@ PATHS.update({
     f"{CALL_PATH}/transfer": {
         "post": op("Transfer the call", {**ok("TransferResponse"), **errors(*ACTION_ERRORS)},
                    json_body("TransferRequest"), "call actions", ACTION_PARAMS)},
+    **{f"{CALL_PATH}/transfer/{{transfer_uuid}}/{how}": {
+        "post": op(summary, {**ok("TransferFinish"), **errors(403, 404, 409)},
+                   tag="call actions", params=ACTION_PARAMS + [
+                       path_param("transfer_uuid", "an attended transfer's transfer_uuid")])}
+       for how, summary in (("complete", "Complete an attended transfer (trunx)"),
+                            ("cancel", "Cancel an attended transfer (trunx)"))},
     f"{CALL_PATH}/record": {
         "post": op("Start recording (both sides)",
                    {**ok("RecordResponse"), **errors(*ACTION_ERRORS)},
@@ -438,7 +459,7 @@ PATHS.update({
                                         **errors(403, 404, 409, 502)},
                      tag="call actions", params=ACTION_PARAMS)},
     f"{CALL_PATH}/play": {
-        "post": op("Play audio from a URL",
+        "post": op("Play audio from a URL or one of the account's audio assets",
                    {**ok("PlayResponse"), **errors(*ACTION_ERRORS, 413, 502, 504)},
                    json_body("PlayRequest"), "call actions", ACTION_PARAMS)},
     f"{CALL_PATH}/speak": {

@@ -1,6 +1,8 @@
 """Call Actions (seed 004): transfer, record (and stop), play, speak and DTMF on a live call.
 
     POST   /v1/voice/accounts/{auth_id}/calls/{call_uuid}/transfer|record|play|speak|dtmf
+    POST   /v1/voice/accounts/{auth_id}/calls/{call_uuid}/transfer/{transfer_uuid}/complete|cancel
+                                                    (attended transfers, trunx)
     DELETE /v1/voice/accounts/{auth_id}/calls/{call_uuid}/record
     GET    /v1/voice/accounts/{auth_id}/calls                   the live calls     (trunx)
     GET    /v1/voice/accounts/{auth_id}/calls/{call_uuid}/actions/{action_uuid}   (trunx)
@@ -26,9 +28,9 @@ from trunx.models import Recording
 
 bp = Blueprint("call_actions", __name__, url_prefix="/v1/voice/accounts/<auth_id>")
 
-FIELDS = {"transfer": {"to", "caller_id", "answer_url"},
+FIELDS = {"transfer": {"to", "caller_id", "answer_url", "mode"},
           "record": {"format", "max_length", "trim_silence"},
-          "play": {"url", "loop"},
+          "play": {"url", "audio_id", "loop"},
           "speak": {"text", "voice", "language", "engine"},
           "dtmf": {"digits"}}
 RECORD_STOP_WAIT = 15.0    # seconds DELETE .../record waits for the finished file
@@ -43,15 +45,30 @@ def _live(auth_id: str, call_uuid: str) -> dict:
 def _action(kind: str):
     def view(auth_id: str, call_uuid: str):
         data = ctx.json_body(FIELDS[kind])
-        _live(auth_id, call_uuid)
+        live = _live(auth_id, call_uuid)
+        extra = {"transfer": {"live": live}, "play": {"base_url": ctx.base_url()}}
         return call_actions.ROUTES[kind](ctx.redis(), ctx.config(), ctx.account_id(),
-                                         call_uuid, data)
+                                         call_uuid, data, **extra.get(kind, {}))
     view.__name__ = kind
     return view
 
 
 for _kind in FIELDS:
     bp.add_url_rule(f"/calls/<call_uuid>/{_kind}", view_func=_action(_kind), methods=["POST"])
+
+
+def _finish_transfer(how: str):
+    def view(auth_id: str, call_uuid: str, transfer_uuid: str):
+        _live(auth_id, call_uuid)
+        return call_actions.finish_transfer(ctx.redis(), ctx.account_id(), call_uuid,
+                                            transfer_uuid, how)
+    view.__name__ = f"transfer_{how}"
+    return view
+
+
+for _how in ("complete", "cancel"):
+    bp.add_url_rule(f"/calls/<call_uuid>/transfer/<transfer_uuid>/{_how}",
+                    view_func=_finish_transfer(_how), methods=["POST"])
 
 
 @bp.delete("/calls/<call_uuid>/record")

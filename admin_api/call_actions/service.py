@@ -17,8 +17,11 @@ Errors are trunx.errors kinds:
 
     InvalidInput    invalid-request naming the field (errors.invalid)
     Forbidden       forbidden (auth_id is not the calling key's account), number-suppressed
-    NotFound        call-not-found (unknown, or another account's call)
-    Conflict        call-not-in-progress, recording-in-progress, not-recording
+    NotFound        call-not-found (unknown, or another account's call), transfer-not-found
+                    (complete/cancel of an unknown transfer)
+    Conflict        call-not-in-progress, recording-in-progress, not-recording,
+                    call-bridged (attended on a bridged call), not-attended,
+                    transfer-not-consulting, consult-not-answered
 """
 from __future__ import annotations
 
@@ -31,9 +34,10 @@ from trunx.calls import check_webhook_url
 from trunx.errors import Conflict, Forbidden, NotFound, invalid
 from trunx.media import asterisk_path, make_stager, pipeline, prepare_upload, render_tts, tts
 from trunx.media.fetch import check_url, fetch_audio
-from trunx.models import Call, Did, Recording, iso, utcnow
+from trunx.models import AudioAsset, Call, Did, Recording, iso, utcnow
 
 KINDS = ("transfer", "record", "record_stop", "play", "speak", "dtmf")
+TRANSFER_MODES = ("blind", "attended")
 MAX_TEXT = 3000
 MAX_DIGITS = 100
 MAX_LOOP = 1000
@@ -44,6 +48,7 @@ DEFAULT_LANGUAGE = "en-US"
 _DIGITS = re.compile(r"^[0-9*#]+$")
 # the seed's voice names (Google/Azure style): not ElevenLabs voices, not espeak-ng ones
 _CLOUD_VOICE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}-[A-Za-z]+-[A-Za-z0-9]+$")
+_ASSET_URL = re.compile(r"^/audio/([A-Za-z0-9_-]{1,64})/file$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
@@ -126,6 +131,12 @@ def action_json(redis, account_id: str, call_id: str, action_id: str) -> dict | 
            "result": _load(state.get("result")), "error": _load(state.get("error")),
            "created_at": state.get("created_at"), "started_at": state.get("started_at"),
            "ended_at": state.get("ended_at")}
+    for extra in ("mode", "via"):        # attended transfers; actions run over AMI (bridged)
+        if extra == "mode" and (out["params"] or {}).get("mode"):
+            out["mode"] = out["params"]["mode"]
+            out["consult"] = state.get("consult")
+        elif extra == "via" and state.get("via"):
+            out["via"] = state["via"]
     return out
 
 
@@ -134,7 +145,9 @@ def _load(text):
 
 
 # -- the actions -----------------------------------------------------------------------------
-def transfer(redis, config, account_id: str, call_id: str, data: dict) -> dict:
+def transfer(redis, config, account_id: str, call_id: str, data: dict,
+             live: dict | None = None) -> dict:
+    live = live or {}
     to = data.get("to")
     if not phone.is_e164(to):
         raise invalid("to", "invalid-number", "to must be an E.164 number like +14155559999")
@@ -147,12 +160,52 @@ def transfer(redis, config, account_id: str, call_id: str, data: dict) -> dict:
             raise invalid("caller_id", "unknown-did",
                           f"{caller_id} is not one of this account's numbers (see /api/dids)")
     answer_url = check_webhook_url(data.get("answer_url"), "answer_url")
+    mode = data.get("mode", "blind")
+    if mode not in TRANSFER_MODES:
+        raise invalid("mode", "invalid-value", "mode must be blind or attended")
     if dnc.is_suppressed(account_id, to, redis):
         raise Forbidden("number-suppressed", f"{to} is on this account's do-not-call list",
                         {"field": "to", "number": to})
-    action_id = enqueue(redis, call_id, account_id, "transfer",
-                        {"to": to, "caller_id": caller_id, "answer_url": answer_url})
+    if mode == "attended" and live.get("bridged"):
+        raise Conflict("call-bridged", "the call is bridged (in a transfer or an agent "
+                       "bridge): an attended transfer needs it out of the bridge; a blind "
+                       "transfer works", details={"call_uuid": call_id, "mode": mode})
+    params = {"to": to, "caller_id": caller_id, "answer_url": answer_url}
+    if mode == "attended":
+        params["mode"] = mode
+    action_id = enqueue(redis, call_id, account_id, "transfer", params)
+    if mode == "attended":
+        return {"transfer_uuid": action_id, "status": "consulting", "to": to,
+                "mode": mode}
     return {"transfer_uuid": action_id, "status": "transferring", "to": to}
+
+
+def finish_transfer(redis, account_id: str, call_id: str, transfer_id: str,
+                    how: str) -> dict:
+    """POST .../transfer/{transfer_uuid}/complete|cancel for an attended transfer in its
+    consult: the engine's consult loop takes it (agi_server.calls.attended)."""
+    state = redis.hgetall(redis_schema.action_key(transfer_id))
+    if not state or state.get("account") != account_id or state.get("call") != call_id \
+            or state.get("type") != "transfer":
+        raise NotFound("transfer-not-found", f"no transfer {transfer_id!r} on this call",
+                           details={"transfer_uuid": transfer_id})
+    if (_load(state.get("params")) or {}).get("mode") != "attended":
+        raise Conflict("not-attended", "only an attended transfer is completed or canceled; "
+                       "a blind one goes through by itself",
+                       details={"transfer_uuid": transfer_id})
+    status = state.get("status")
+    if status not in ("queued", "transferring", "consulting"):
+        raise Conflict("transfer-not-consulting", f"the transfer is {status}, not consulting",
+                       details={"transfer_uuid": transfer_id, "status": status})
+    if how == "complete" and state.get("consult") != "answered":
+        raise Conflict("consult-not-answered", "the target has not answered the consult "
+                       "call yet; cancel it, or complete once it answers",
+                       details={"transfer_uuid": transfer_id,
+                                "consult": state.get("consult") or "ringing"})
+    redis.xadd(redis_schema.COMMAND_STREAM, {"call": call_id, "action": f"transfer_{how}",
+                                             "id": transfer_id, "params": "{}"})
+    return {"transfer_uuid": transfer_id,
+            "status": "completing" if how == "complete" else "canceling"}
 
 
 def record(redis, config, account_id: str, call_id: str, data: dict) -> dict:
@@ -203,14 +256,58 @@ def stopped_json(rec: Recording, base_url: str) -> dict:
             "duration": round(seconds), "duration_ms": round(seconds * 1000)}
 
 
-def play(redis, config, account_id: str, call_id: str, data: dict) -> dict:
-    url = data.get("url")
-    if not isinstance(url, str) or not url:
-        raise invalid("url", "required", "url is required: an http(s) URL of mp3 or wav audio")
+def play(redis, config, account_id: str, call_id: str, data: dict,
+         base_url: str = "") -> dict:
+    """`url` (fetched, staged for this action) or one of the account's audio assets:
+    `audio_id`, or the asset's own `url` as GET /audio gives it. An asset is played from
+    the file staged when it was made: no fetch, and the engine never removes it."""
+    url, audio_id = data.get("url"), data.get("audio_id")
+    if (url is None) == (audio_id is None):
+        field = "url" if url is None else "audio_id"
+        raise invalid(field, "required" if url is None else "conflict",
+                          "give exactly one of url (an http(s) URL of mp3 or wav audio) and "
+                          "audio_id (one of this account's audio assets)")
     loop = data.get("loop", 1)
     if isinstance(loop, bool) or not isinstance(loop, int) or not 0 <= loop <= MAX_LOOP:
         raise invalid("loop", "out-of-range",
-                      f"loop must be an integer 0 (until stopped) to {MAX_LOOP}")
+                          f"loop must be an integer 0 (until stopped) to {MAX_LOOP}")
+    if url is not None:
+        if not isinstance(url, str) or not url:
+            raise invalid("url", "required",
+                              "url is required: an http(s) URL of mp3 or wav audio")
+        own = _own_asset_id(url, base_url)
+        if own is None:
+            return _play_url(redis, config, account_id, call_id, url, loop)
+        asset = _asset(account_id, own, "url")
+    else:
+        if not isinstance(audio_id, str) or not audio_id:
+            raise invalid("audio_id", "invalid-type", "audio_id must be an audio asset id")
+        asset = _asset(account_id, audio_id, "audio_id")
+    action_id = enqueue(redis, call_id, account_id, "play", {
+        "file": asterisk_path(asset.id, config), "audio_id": asset.id, "loop": loop,
+        "duration": round(asset.duration_seconds, 3)})
+    out = {"play_uuid": action_id, "status": "playing"}
+    return {**out, "url": url} if url is not None else {**out, "audio_id": asset.id}
+
+
+def _own_asset_id(url: str, base_url: str) -> str | None:
+    """The asset id if `url` is this API's GET /audio/{id}/file URL."""
+    if not base_url or not url.startswith(base_url.rstrip("/") + "/audio/"):
+        return None
+    match = _ASSET_URL.match(url[len(base_url.rstrip("/")):].split("?", 1)[0])
+    return match.group(1) if match else None
+
+
+def _asset(account_id: str, audio_id: str, field: str) -> AudioAsset:
+    asset = AudioAsset.get_or_none(AudioAsset.id == audio_id, AudioAsset.account == account_id)
+    if asset is None:         # as the IVR trees and caller_id say it: 422, naming the field
+        raise invalid(field, "unknown-audio",
+                          f"{audio_id!r} is not one of this account's audio assets "
+                          "(see GET /audio)")
+    return asset
+
+
+def _play_url(redis, config, account_id, call_id, url, loop) -> dict:
     check_url(url, config.fetch_allow_private)       # refuse early, before any download
     blob, _ = fetch_audio(url, max_bytes=config.fetch_max_bytes, timeout=config.fetch_timeout,
                           allow_private=config.fetch_allow_private)

@@ -12,6 +12,10 @@ agi_server.calls.outbound hands an answered AI call here (`run_ai_call(ch, call,
        messages and store on the Call row `ai_result` = {status, transcript ("Agent: ...\\n
        User: ..."), duration, endReason, ultravoxCallId}; GET /api/voice/{id} shows it as `ai`
 
+Given a live call's channel facade (agi_server.calls.session.LiveChannel: outbound AI calls
+and IVR transfers to an agent are action sessions), the Dial in step 2 puts the session in
+bridged mode, so live-call actions reach the bridged call over AMI meanwhile.
+
 `ai_result.status` moves starting -> active -> ended, or -> failed with endReason saying
 why (an Ultravox error code, `dial-<DIALSTATUS>` when the SIP leg never answered). Ultravox
 is called over blocking HTTP in a worker thread; the event loop never waits on it. The route

@@ -34,7 +34,7 @@ import time
 
 from agi_server.agi import commands
 from agi_server.agi.errors import AGIHangup
-from agi_server.calls import recorder
+from agi_server.calls import attended, bridged, recorder
 from agi_server.calls.live_index import LiveIndex
 from agi_server.calls.recorder import Recorder
 from agi_server.calls.session import CallSession
@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 RUNNING = {"play": "playing", "speak": "speaking", "dtmf": "sending", "record": "starting",
            "record_stop": "stopping", "transfer": "transferring"}
+# an attended transfer's complete/cancel: taken by the consult loop (agi_server.calls.attended)
+# while it runs; after it, the transfer's own state already says how it ended
+CONSULT_CONTROL = frozenset({attended.COMPLETE, attended.CANCEL})
 
 
 def _now() -> str:
@@ -66,6 +69,8 @@ class ActionRunner:
         self.stats: dict[str, int] = {}
         self._transfers: dict[str, tuple] = {}     # uniqueid -> (session, action id, params)
         self._tasks: set[asyncio.Task] = set()
+        # hook: calls whose AGI session is in a Dial are acted on over AMI
+        self.bridged_actions = bridged.BridgedActions(ami) if ami is not None else None
         if ami is not None:
             ami.add_listener(self._on_ami_event)
 
@@ -82,6 +87,8 @@ class ActionRunner:
 
     async def refuse(self, command: dict, code: str, message: str) -> None:
         """An action that no session will run (the call ended before it got there)."""
+        if command.get("action") in CONSULT_CONTROL:
+            return          # the transfer's state is its own (failed or ended already)
         await self.state(command.get("id", ""), status="failed", ended_at=_now(),
                          error={"code": code, "message": message})
         if command.get("action") == "record":
@@ -99,6 +106,10 @@ class ActionRunner:
             params = json.loads(command.get("params") or "{}")
         except ValueError:
             params = {}
+        if kind in CONSULT_CONTROL:
+            log.info("call %s: %s for transfer %s: no consult running", s.call_id, kind,
+                     action_id)
+            return
         handler = getattr(self, f"_{kind}", None) if kind in RUNNING else None
         if handler is None:
             await self.refuse(command, "unknown-action", f"no action {kind!r}")
@@ -148,10 +159,14 @@ class ActionRunner:
         return await self.recorder.start(s, action_id, p)
 
     async def _record_stop(self, s, action_id, p):
+        if "helper" in s.recordings.get(p.get("recording", ""), {}):   # started bridged
+            return await bridged.act(self, s, "record_stop", action_id, p)
         return await self.recorder.stop(s, p.get("recording", ""), p.get("reason", "api"))
 
     async def _transfer(self, s, action_id, p):
         to = p["to"]
+        if p.get("mode") == "attended":          # hook: agi_server.calls.attended
+            return await attended.consult(self, s, action_id, p)
         if await self._suppressed(s.account, to):
             return "failed", {"code": "number-suppressed",
                               "message": f"{to} is on this account's do-not-call list"}
@@ -161,8 +176,8 @@ class ActionRunner:
             await s.raw.run(commands.set_variable("CALLERID(num)", p["caller_id"]))
         self._transfers[s.uniqueid] = (s, action_id, p)
         try:
-            _check(await s.raw.exec("Dial", f"PJSIP/{to}@{self.config.trunk_endpoint}",
-                                    str(int(self.config.transfer_timeout))), "Dial")
+            _check(await s.dial(f"PJSIP/{to}@{self.config.trunk_endpoint}",
+                                str(int(self.config.transfer_timeout))), "Dial")
             status = await s.raw.get_variable("DIALSTATUS") or "UNKNOWN"
         except AGIHangup:
             if s.handed_off:           # the caller hung up on the far end: it was theirs
@@ -182,6 +197,69 @@ class ActionRunner:
         return "failed", {"code": "transfer-failed", "dial_status": status,
                           "message": f"the transfer to {to} ended with {status}; the caller "
                                      "is back on the call"}
+
+    # -- hooks: a call in a Dial, acted on over AMI (agi_server.calls.bridged) ---------------
+    def bridged_changed(self, s: CallSession) -> None:
+        """The API reads `bridged` to refuse what cannot run on a bridged call."""
+        self.index.update(s.call_id, bridged="1" if s.bridged else "")
+
+    def run_bridged(self, s: CallSession, command: dict) -> None:
+        task = asyncio.ensure_future(self._run_bridged(s, command))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    async def _run_bridged(self, s: CallSession, command: dict) -> None:
+        kind, action_id = command.get("action"), command.get("id", "")
+        if kind == "hangup":
+            if s.on_hangup:
+                s.on_hangup(command.get("reason", "api"))
+            if self.bridged_actions is not None:
+                await self.bridged_actions.hangup(s.channel_name)
+            return
+        if kind in CONSULT_CONTROL:
+            return
+        try:
+            params = json.loads(command.get("params") or "{}")
+        except ValueError:
+            params = {}
+        if kind not in RUNNING:
+            await self.refuse(command, "unknown-action", f"no action {kind!r}")
+            return
+        self.stats[kind] = self.stats.get(kind, 0) + 1
+        await self.state(action_id, status=RUNNING[kind], started_at=_now(), via="bridge")
+        log.info("call %s: %s %s over AMI (bridged)", s.call_id, kind, action_id)
+        try:
+            status, result = await bridged.act(self, s, kind, action_id, params)
+        except bridged.BridgedError as exc:
+            status, result = "failed", {"code": exc.code, "message": exc.message}
+        except Exception as exc:
+            log.exception("call %s: %s %s failed over AMI", s.call_id, kind, action_id)
+            status, result = "failed", {"code": "action-failed", "message": str(exc)[:300]}
+        finally:
+            if kind in ("play", "speak"):
+                await self._unstage(params.get("name"))
+        if status == "failed" and kind == "record":
+            await self._db(recorder.failed, action_id, result.get("code"))
+        ended = None if status in ("recording", "answered") else _now()
+        if status == "failed":
+            await self.state(action_id, status=status, ended_at=ended, error=result)
+        else:
+            await self.state(action_id, status=status, ended_at=ended, result=result)
+
+    def run_soon(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    async def recording_started(self, rec_id: str) -> None:
+        await self._db(recorder._started, rec_id)
+
+    async def suppressed(self, account: str, number: str) -> bool:
+        return await self._suppressed(account, number)
+
+    async def answered(self, s: CallSession, action_id: str, p: dict) -> None:
+        """A transfer made outside the AGI session was answered: the call is handed off."""
+        await self._answered(s, action_id, p, time.time())
 
     # -- transfers: the answer, from AMI -----------------------------------------------------
     def _on_ami_event(self, event: dict) -> None:

@@ -2,8 +2,9 @@
 
 Asterisk runs AGI(agi://.../outbound) in [trunx-outbound] once the callee answers (see
 dialplan/extensions.conf); the channel's Uniqueid is the call id (Originate ChannelId).
-An AI call (one with an `ai` config) is handed to agi_server.ai.bridge.run_ai_call. A plain
-call is held as an action session (agi_server.calls.registry): the route waits in
+An AI call (one with an `ai` config) is handed to agi_server.ai.bridge.run_ai_call, as an
+action session whose Dial to the agent takes actions over AMI (agi_server.calls.bridged). A
+plain call is held as an action session too (agi_server.calls.registry): the route waits in
 one-second WAIT FOR DIGIT slices, so a hangup is seen within a second, and its waits serve
 live-call actions (play, speak, dtmf, record, transfer) and a queued hangup as they arrive.
 DELETE and maxDuration normally end a call through AMI (the tracker); the session's queue is
@@ -38,14 +39,16 @@ class OutboundRoute:
             return
         self.sessions += 1
         try:
-            if call.ai is not None:
-                await ai_bridge.run_ai_call(ch, dict(call.row), self.config)
-                await ch.hangup()
-            else:
-                async with self.registry.session(
-                        call, ch,
-                        on_handoff=lambda at: self._transferred(call, at),
-                        on_hangup=lambda reason: self._asked(call, reason)) as session:
+            async with self.registry.session(
+                    call, ch,
+                    on_handoff=lambda at: self._transferred(call, at),
+                    on_hangup=lambda reason: self._asked(call, reason)) as session:
+                if call.ai is not None:
+                    # the bridge's Dial puts the session in bridged mode: actions reach
+                    # the call over AMI (agi_server.calls.bridged)
+                    await ai_bridge.run_ai_call(session.channel, dict(call.row), self.config)
+                    await ch.hangup()
+                else:
                     await self.hold(session.channel, call)
         except AGIHangup:
             pass

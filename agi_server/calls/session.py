@@ -47,6 +47,8 @@ class CallSession:
         # recording id -> MixMonitor id, timer: the LiveCall's own dict (the call has them)
         self.recordings: dict[str, dict] = {} if recordings is None else recordings
         self.handed_off = False
+        self.bridged = False                         # in a Dial: actions go over AMI
+        self.bridge_play = None                      # (helper channel, its task) over AMI
         self.stops = 0                               # ControlPlayback stops sent
         self._queue: collections.deque[dict] = collections.deque()
         self._waiting = False
@@ -54,13 +56,39 @@ class CallSession:
 
     # -- the queue ---------------------------------------------------------------------------
     def submit(self, command: dict) -> None:
-        """Queue a command {action, id, params}; stop the prompt or wait in progress."""
+        """Queue a command {action, id, params}; stop the prompt or wait in progress.
+        In a Dial the AGI session is blocked: the command runs over AMI at once
+        (hook: agi_server.calls.bridged)."""
+        if self.bridged:
+            self.runner.run_bridged(self, command)
+            return
         self._queue.append(command)
         if self._waiting and self._stop is None and self.ami is not None and self.channel_name:
             self.stops += 1
             self._stop = asyncio.ensure_future(self.ami.action(
                 "ControlPlayback", {"Channel": self.channel_name, "Control": "stop"}))
             self._stop.add_done_callback(_quiet)
+
+    def take(self, wanted) -> dict | None:
+        """Remove and return the first queued command `wanted(command)` accepts."""
+        for command in self._queue:
+            if wanted(command):
+                self._queue.remove(command)
+                return command
+        return None
+
+    async def dial(self, *args: str):
+        """EXEC Dial, with the session in bridged mode while it runs: actions submitted
+        meanwhile (and any still queued) go over AMI (hook: agi_server.calls.bridged)."""
+        self.bridged = True
+        self.runner.bridged_changed(self)
+        for command in self.drain():
+            self.runner.run_bridged(self, command)
+        try:
+            return await self.raw.exec("Dial", *args)
+        finally:
+            self.bridged = False
+            self.runner.bridged_changed(self)
 
     def pending(self) -> list[dict]:
         return list(self._queue)
@@ -148,6 +176,11 @@ class LiveChannel:
 
     def __getattr__(self, name):
         return getattr(self._ch, name)
+
+    async def exec(self, app: str, *args: str):
+        if app == "Dial":                  # the IVR's transfers, the AI bridge
+            return await self._session.dial(*args)
+        return await self._ch.exec(app, *args)
 
     async def play(self, filename: str, escape_digits: str = "", offset: int | None = None):
         s = self._session

@@ -296,3 +296,105 @@ def test_unknown_body_fields_are_named(client, tenant, live):
     r = client.post(path(tenant, "dtmf"), json={"digits": "1", "tone": 1},
                     headers=tenant.headers)
     assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == "tone"
+
+
+# -- play an asset (audio_id, or the asset's own url) ------------------------------------------
+def test_play_takes_an_asset_by_id_or_by_its_own_url(client, tenant, other, live, redis,
+                                                      config):
+    h = tenant.headers
+    made = client.post("/audio", json={"name": "hold", "text": "Please hold."}, headers=h)
+    assert made.status_code in (200, 201), made.json
+    asset_id, own_url = made.json["id"], made.json["url"]
+    theirs = client.post("/audio", json={"name": "x", "text": "Theirs."},
+                         headers=other.headers).json["id"]
+
+    r = client.post(path(tenant, "play"), json={"audio_id": asset_id, "loop": 2}, headers=h)
+    assert r.status_code == 200, r.json
+    assert r.json == {"play_uuid": r.json["play_uuid"], "status": "playing",
+                      "audio_id": asset_id}
+    r = client.post(path(tenant, "play"), json={"url": own_url}, headers=h)   # no fetch
+    assert r.status_code == 200, r.json
+    assert r.json == {"play_uuid": r.json["play_uuid"], "status": "playing", "url": own_url}
+    by_id, by_url = [json.loads(c["params"]) for c in commands(redis)]
+    # the file staged when the asset was made; no per-action copy for the engine to remove
+    for params in (by_id, by_url):
+        assert params["file"] == f"{config.staged_sounds_dir}/{asset_id}"
+        assert params["audio_id"] == asset_id and "name" not in params
+    assert (by_id["loop"], by_url["loop"]) == (2, 1)
+
+    bad = [({"audio_id": "aud_nope"}, "audio_id", "unknown-audio"),
+           ({"audio_id": theirs}, "audio_id", "unknown-audio"),
+           ({"url": own_url.replace(asset_id, theirs)}, "url", "unknown-audio"),
+           ({"url": own_url, "audio_id": asset_id}, "audio_id", "conflict"),
+           ({}, "url", "required"),
+           ({"audio_id": 7}, "audio_id", "invalid-type")]
+    for body, field, code in bad:
+        r = client.post(path(tenant, "play"), json=body, headers=h)
+        assert r.status_code == 422, body
+        (problem,) = r.json["error"]["details"]
+        assert (problem["field"], problem["code"]) == (field, code), body
+    assert len(commands(redis)) == 2
+
+
+# -- attended transfer --------------------------------------------------------------------------
+def consult_state(redis, transfer_id: str, **fields) -> None:
+    """What the engine's consult loop writes into the transfer's state."""
+    redis.hset(redis_schema.action_key(transfer_id), mapping=fields)
+
+
+def test_attended_transfer_answers_consulting_and_takes_complete_or_cancel(
+        client, tenant, other, live, redis):
+    h = tenant.headers
+    r = client.post(path(tenant, "transfer"), json={"to": "+14155559999", "mode": "attended"},
+                    headers=h)
+    assert r.status_code == 200, r.json
+    xfer = r.json["transfer_uuid"]
+    assert r.json == {"transfer_uuid": xfer, "status": "consulting", "to": "+14155559999",
+                      "mode": "attended"}
+    (command,) = commands(redis)
+    assert json.loads(command["params"])["mode"] == "attended"
+    done = f"{path(tenant, 'transfer')}/{xfer}"
+
+    # the target has not answered yet: complete is refused, cancel is not
+    consult_state(redis, xfer, status="consulting", consult="ringing")
+    r = client.post(f"{done}/complete", headers=h)
+    assert (r.status_code, r.json["error"]["code"]) == (409, "consult-not-answered")
+    consult_state(redis, xfer, consult="answered")
+    r = client.post(f"{done}/complete", headers=h)
+    assert (r.status_code, r.json) == (200, {"transfer_uuid": xfer, "status": "completing"})
+    r = client.post(f"{done}/cancel", headers=h)
+    assert (r.status_code, r.json) == (200, {"transfer_uuid": xfer, "status": "canceling"})
+    sent = [(c["action"], c["id"]) for c in commands(redis)[1:]]
+    assert sent == [("transfer_complete", xfer), ("transfer_cancel", xfer)]
+    state = client.get(f"/v1/voice/accounts/{tenant.id}/calls/{CALL}/actions/{xfer}",
+                       headers=h).json
+    assert (state["mode"], state["consult"]) == ("attended", "answered")
+
+    consult_state(redis, xfer, status="canceled")
+    r = client.post(f"{done}/complete", headers=h)
+    assert (r.status_code, r.json["error"]["code"]) == (409, "transfer-not-consulting")
+    r = client.post(f"{path(tenant, 'transfer')}/nope/cancel", headers=h)
+    assert (r.status_code, r.json["error"]["code"]) == (404, "transfer-not-found")
+    r = client.post(f"{path(other, 'transfer', CALL)}/{xfer}/cancel", headers=other.headers)
+    assert r.status_code == 404                 # not their call
+    blind = client.post(path(tenant, "transfer"), json={"to": "+14155559999"}, headers=h)
+    assert list(blind.json) == ["transfer_uuid", "status", "to"]
+    r = client.post(f"{path(tenant, 'transfer')}/{blind.json['transfer_uuid']}/complete",
+                    headers=h)
+    assert (r.status_code, r.json["error"]["code"]) == (409, "not-attended")
+
+
+def test_attended_transfer_mode_is_checked_and_refused_on_a_bridged_call(
+        client, tenant, live, redis):
+    h = tenant.headers
+    r = client.post(path(tenant, "transfer"), json={"to": "+14155559999", "mode": "warm"},
+                    headers=h)
+    assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == "mode"
+    redis.hset(redis_schema.live_call_key(CALL), "bridged", "1")    # the engine is in a Dial
+    r = client.post(path(tenant, "transfer"), json={"to": "+14155559999", "mode": "attended"},
+                    headers=h)
+    assert (r.status_code, r.json["error"]["code"]) == (409, "call-bridged")
+    assert "blind" in r.json["error"]["message"]
+    r = client.post(path(tenant, "transfer"), json={"to": "+14155559999"}, headers=h)
+    assert r.status_code == 200          # a blind transfer of a bridged call goes over AMI
+    assert [c["action"] for c in commands(redis)] == ["transfer"]

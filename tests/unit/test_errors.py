@@ -36,6 +36,9 @@ CONTRACT = {
     "agent-not-found": 404, "call-not-found": 404, "suppression-not-found": 404,
     "action-not-found": 404, "recording-not-found": 404, "record-failed": 502,
     "call-not-in-progress": 409, "recording-in-progress": 409, "not-recording": 409,
+    # attended transfers (complete/cancel) and bridged calls
+    "transfer-not-found": 404, "call-bridged": 409, "not-attended": 409,
+    "transfer-not-consulting": 409, "consult-not-answered": 409,
     "number-suppressed": 403, "ai-bridge-unavailable": 503,
     # Ultravox
     "ultravox-not-configured": 503, "ultravox-timeout": 504, "ultravox-unreachable": 503,
