@@ -28,6 +28,7 @@ from tests.integration.test_call_actions_asterisk import (
     tone_seconds,
     wait_live,
 )
+from tests.store_support import store_on
 from trunx import calls, redis_schema
 from trunx.media import prepare_upload
 from trunx.models import Call
@@ -51,7 +52,7 @@ def tone_asset(cfg, account, redis, tmp_path):
     subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(wav), "synth",
                     str(TONE_SECONDS), "sine", "440", "vol", "0.5"], check=True)
     rendered = prepare_upload(wav.read_bytes(), cfg)
-    return assets.create(account.id, "tone", rendered, cfg, redis, source="upload")
+    return assets.create(store_on(redis), account.id, "tone", rendered, cfg, source="upload")
 
 
 async def live_call(engine, redis, timeout: float = 15.0) -> str:
@@ -167,8 +168,8 @@ async def test_speak_and_dtmf_on_an_ai_bridged_call_reach_the_agent_side(
                       ultravox_end_wait=3.0)
     api = Api(cfg, redis, account)
     async with running_engine(cfg) as engine:
-        call = calls.place_call(account.id, FROM, callee, ai={"systemPrompt": "Help."},
-                                redis=redis, config=cfg)
+        call = calls.place_call(store_on(redis), account.id, FROM, callee,
+                                ai={"systemPrompt": "Help."}, config=cfg)
         await wait_status(call.id, {"answered"})
         await wait_live(redis, call.id)
         await bridged(redis, call.id)
