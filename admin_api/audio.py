@@ -34,11 +34,13 @@ def created(asset: AudioAsset, warnings: list):
 
 @bp.post("")
 def create_tts():
-    data = ctx.json_body({"name", "text", "voice"})
+    data = ctx.json_body({"name", "text", "voice", "engine"})
     name = ctx.required_str(data, "name", max_len=NAME_MAX)
     text = ctx.required_str(data, "text", max_len=pipeline.MAX_TEXT_CHARS)
     voice = ctx.optional_str(data, "voice")
-    rendered, warnings = assets.synthesize(text, voice, ctx.config())
+    # not in the seed: "standard" | "neural" (default: neural when a neural voice is here)
+    engine = ctx.optional_str(data, "engine")
+    rendered, warnings = assets.synthesize(text, voice, ctx.config(), engine=engine)
     asset = assets.create(ctx.store(), ctx.account_id(), name, rendered, ctx.config(),
                           source="tts", text=text)
     return created(asset, warnings)

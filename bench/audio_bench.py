@@ -4,6 +4,11 @@ trunx: `render_tts(text, None, "standard", None, config)` then `LocalStager(dir)
 on a cold cache (a new data dir each round) and on a warm one (the cache hit). Baseline:
 what a script would do by hand, `espeak-ng -w` then `sox` to 8 kHz mono 16-bit, then a
 copy into the sounds folder, each a subprocess. Median of `rounds` rounds.
+
+Next to it, the neural voice with no key (Piper in its worker process) against espeak-ng:
+the time to render the whole 10 s prompt, and the time to first audio of a sentence-by-
+sentence render (`stream_tts`, what a live speak plays from), both on a cold cache with the
+worker already running; and the worker's own start (loading the voice), once.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import tempfile
 import time
 
 from trunx import config as trunx_config
-from trunx.media import LocalStager, render_tts
+from trunx.media import LocalStager, piper, render_tts, stream_tts
 from trunx.media.transcode import duration
 
 # about ten seconds at espeak-ng's default 175 words a minute
@@ -71,7 +76,56 @@ def run(rounds: int = 7, hits: int = 200, log=print) -> dict:
            "baseline_ms": med(base) * 1000, "hit_ms": med(hit) * 1000,
            "hit_p99_ms": sorted(hit)[int(len(hit) * 0.99) - 1] * 1000,
            "hit_staged_ms": med(hit_staged) * 1000}
+    out["neural"] = neural(rounds, log=log)
     log(f"  audio {seconds:.1f} s prompt: cold {out['cold_ms']:.0f} ms (baseline "
         f"{out['baseline_ms']:.0f} ms), hit {out['hit_ms']:.2f} ms, hit+stage "
         f"{out['hit_staged_ms']:.2f} ms")
+    return out
+
+
+def _first_audio(text: str, engine: str, cfg) -> tuple[float, float]:
+    """(seconds to the first sentence's playable file, seconds to all of them)."""
+    t0 = time.perf_counter()
+    pieces = stream_tts(text, None, engine, None, cfg)
+    next(pieces)
+    first = time.perf_counter() - t0
+    for _ in pieces:
+        pass
+    return first, time.perf_counter() - t0
+
+
+def neural(rounds: int = 7, log=print) -> dict:
+    """The local neural voice next to espeak-ng: whole-prompt render and first audio."""
+    if not piper.available():
+        log("  neural: skipped (the `neural` extra is not installed)")
+        return {"skipped": "the neural extra is not installed"}
+    med = statistics.median
+    rows: dict = {}
+    with tempfile.TemporaryDirectory(prefix="trunx-bench-neural-") as tmp:
+        client = piper.Piper()
+        t0 = time.perf_counter()
+        client.warm()
+        worker_start = time.perf_counter() - t0
+        client.close()
+        base = trunx_config.load(env={}, data_dir=tmp)
+        piper.shared(base.neural_voice, base.piper_timeout).warm()
+        for engine in ("neural", "standard"):
+            render, first, total, seconds = [], [], [], 0.0
+            for i in range(rounds):
+                cfg = base.replace(data_dir=os.path.join(tmp, f"{engine}{i}"))
+                t0 = time.perf_counter()
+                seconds = render_tts(PROMPT, None, engine, None, cfg).duration_seconds
+                render.append(time.perf_counter() - t0)
+                cfg = base.replace(data_dir=os.path.join(tmp, f"{engine}{i}-stream"))
+                f, t = _first_audio(PROMPT, engine, cfg)
+                first.append(f)
+                total.append(t)
+            rows[engine] = {"prompt_seconds": seconds, "render_ms": med(render) * 1000,
+                            "first_audio_ms": med(first) * 1000,
+                            "stream_total_ms": med(total) * 1000}
+    out = {"rounds": rounds, "worker_start_ms": worker_start * 1000, **rows}
+    log(f"  neural {rows['neural']['prompt_seconds']:.1f} s prompt: render "
+        f"{rows['neural']['render_ms']:.0f} ms, first audio "
+        f"{rows['neural']['first_audio_ms']:.0f} ms (espeak-ng "
+        f"{rows['standard']['render_ms']:.0f} / {rows['standard']['first_audio_ms']:.0f} ms)")
     return out

@@ -295,6 +295,24 @@ class Report:
         self.target("TTS cache hit", f"{s['hit_ms']:.2f} ms", "", "", "<= 10 ms",
                     s["hit_ms"] <= 10)
         self.add("")
+        n = s.get("neural") or {}
+        if "neural" in n:
+            p, e = n["neural"], n["standard"]
+            self.add("### The neural voice without a key (Piper) next to espeak-ng", "",
+                     "Cold cache, the Piper worker already running (its start, loading the "
+                     f"voice, took {n['worker_start_ms']:.0f} ms once). First audio: "
+                     "`stream_tts`, sentence by sentence, until the first sentence's 8 kHz "
+                     f"file is ready. Medians of {n['rounds']} rounds.", "",
+                     "| | neural (Piper) | standard (espeak-ng) |", "|---|---|---|",
+                     f"| speech length of the prompt | {p['prompt_seconds']:.1f} s | "
+                     f"{e['prompt_seconds']:.1f} s |",
+                     f"| render the whole prompt | {p['render_ms']:.0f} ms | "
+                     f"{e['render_ms']:.0f} ms |",
+                     f"| first audio (live speak) | {p['first_audio_ms']:.0f} ms | "
+                     f"{e['first_audio_ms']:.0f} ms |", "")
+            self.target("neural voice: first audio", f"{p['first_audio_ms']:.0f} ms", "", "",
+                        "< 1000 ms", p["first_audio_ms"] < 1000)
+            self.add("")
 
     # -- the page ---------------------------------------------------------------------
     def render(self) -> str:

@@ -91,6 +91,9 @@ class Config:
     elevenlabs_api_key: str = ""
     elevenlabs_base_url: str = "https://api.elevenlabs.io"
     elevenlabs_default_voice: str = "EXAVITQu4vr4xnSDxMaL"
+    # `engine: neural` with no ElevenLabs key: Piper in its own process (the `neural` extra)
+    neural_voice: str = "en_US-joe-medium"
+    piper_timeout: float = 30.0      # seconds for the worker to start, or to render a sentence
 
     # AI agents
     ultravox_api_key: str = ""

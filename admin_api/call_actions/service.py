@@ -335,9 +335,10 @@ def speak(redis, config, account_id: str, call_id: str, data: dict) -> dict:
     engine = data.get("engine")
     if engine is not None and engine not in ("standard", "neural"):
         raise invalid("engine", "invalid-value", "engine must be standard or neural")
-    # The seed's default is neural; with no ElevenLabs key trunx speaks with espeak-ng
-    # unless neural was asked for by name (then 503 provider-not-configured).
-    provider = pipeline.pick_provider(engine, config)
+    # The seed's default is neural: ElevenLabs with its key, else the local neural voice
+    # (English only) if its extra is installed, else espeak-ng; neural asked for by name
+    # with neither is 503 provider-not-configured.
+    provider = pipeline.pick_provider(engine, config, language)
     rendered = render_tts(text, tts_voice(provider, voice, language, config), provider, None,
                           config)
     action_id = new_action_id()
@@ -352,6 +353,8 @@ def tts_voice(provider: str, voice: str, language: str, config) -> str | None:
     speaks a language: the voice if it is an espeak-ng voice, else the language, else the
     default. ElevenLabs gets the voice unless it is such a cloud name (then its default)."""
     if provider == "neural":
+        if not config.elevenlabs_api_key:
+            return None      # the local neural engine speaks with its one voice
         return None if _CLOUD_VOICE.match(voice) else voice
     for candidate in (voice, language.lower(), language.split("-")[0].lower()):
         try:

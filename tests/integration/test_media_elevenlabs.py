@@ -1,4 +1,6 @@
 """The neural engine against a local server speaking ElevenLabs' documented API."""
+import sys
+
 import pytest
 
 from admin_api.errors import status_for
@@ -112,8 +114,12 @@ def test_unreachable_provider(media_config):
     assert (e.value.code, status_for(e.value)) == ("tts-provider-unavailable", 503)
 
 
-def test_neural_without_a_key_says_which_setting(media_config):
+def test_neural_without_a_key_or_the_local_voice_says_which_setting(media_config,
+                                                                    monkeypatch):
+    # no key and no `neural` extra (piper hidden from imports); with the extra, Piper speaks
+    monkeypatch.setitem(sys.modules, "piper", None)
     with pytest.raises(MediaError) as e:
         render_tts("Hello.", SARAH, "neural", None, media_config)
     assert e.value.code == "provider-not-configured"
     assert e.value.details["setting"] == "ELEVENLABS_API_KEY"
+    assert e.value.details["extra"] == "neural"

@@ -1,5 +1,6 @@
 """The checks that run before any tool or network call: pure, fast, no subprocess."""
 import json
+import sys
 
 import pytest
 import requests
@@ -12,11 +13,13 @@ from trunx.media import (
     elevenlabs,
     make_stager,
     pipeline,
+    piper,
     prepare_upload,
     staging,
     tts,
 )
 from trunx.media.errors import MediaTooLarge
+from trunx.media.sentences import MAX_PIECE, split_sentences
 
 
 @pytest.fixture
@@ -46,18 +49,27 @@ def test_control_characters_become_spaces():
     assert pipeline.check_text("a\x00b\x1bc\nd\te") == "a b c\nd\te"
 
 
-def test_provider_choice(config):
-    assert pipeline.pick_provider(None, config) == "standard"
+def test_provider_choice(config, monkeypatch):
+    # with the `neural` extra installed (make install), neural is the default, keyed or not
+    assert pipeline.pick_provider(None, config) == "neural"
+    assert pipeline.backend("neural", config) == "piper"
+    assert pipeline.pick_provider(None, config, "fr-FR") == "standard"   # Piper's voice: en
     assert pipeline.pick_provider("ESPEAK-NG", config) == "standard"
     keyed = config.replace(elevenlabs_api_key="k")
     assert pipeline.pick_provider(None, keyed) == "neural"
+    assert pipeline.backend("neural", keyed) == "elevenlabs"
     assert pipeline.pick_provider("standard", keyed) == "standard"
-    with pytest.raises(MediaError) as e:
-        pipeline.pick_provider("neural", config)
-    assert code_of(e) == "provider-not-configured" and status_for(e.value) == 503
     with pytest.raises(MediaError) as e:
         pipeline.pick_provider("polly", config)
     assert code_of(e) == "invalid-provider"
+    # without the extra (piper hidden from imports): standard by default, neural is 503
+    monkeypatch.setitem(sys.modules, "piper", None)
+    assert pipeline.pick_provider(None, config) == "standard"
+    with pytest.raises(MediaError) as e:
+        pipeline.pick_provider("neural", config)
+    assert code_of(e) == "provider-not-configured" and status_for(e.value) == 503
+    assert e.value.details["extra"] == "neural" and "trunx[neural]" in e.value.message
+    assert pipeline.pick_provider("neural", keyed) == "neural"
 
 
 @pytest.mark.parametrize("voice", ["-w/etc/passwd", "en us", "en-us;ls", "../en", "", "en+",
@@ -169,3 +181,33 @@ def test_provider_errors_carry_status_and_message(status, body, provider_status,
     assert err.details["http_status"] == status
     assert err.details["provider_status"] == provider_status
     assert err.details["provider_message"] == message
+
+
+def test_sentences_come_in_order_and_long_ones_are_cut_at_clauses():
+    assert split_sentences("Hello there.  How are you?\nFine!  ") == [
+        "Hello there.", "How are you?", "Fine!"]
+    assert split_sentences('He said "stop." Then he left (quietly.) Done') == [
+        'He said "stop."', "Then he left (quietly.)", "Done"]
+    assert split_sentences("3.5 percent, e.g. this") == ["3.5 percent, e.g.", "this"]
+    long = ", ".join(["one two three four five six"] * 20) + "."
+    pieces = split_sentences(long)
+    assert len(pieces) > 1 and all(len(p) <= MAX_PIECE for p in pieces)
+    assert " ".join(pieces) == long
+    assert split_sentences("   ") == []
+
+
+@pytest.mark.parametrize("voice", ["rachel", "en-us", "", None, "../en_US-joe-medium"])
+def test_local_neural_voice_is_checked(voice):
+    with pytest.raises(MediaError) as e:
+        piper.check_voice(voice)
+    assert code_of(e) == "unknown-voice"
+    assert piper.check_voice("joe") == piper.check_voice("en_US-joe-medium") == "en_US-joe-medium"
+
+
+@pytest.mark.parametrize("settings", [{"speed": 1}, {"length_scale": 3}, {"volume": True},
+                                      {"noise_scale": "x"}])
+def test_local_neural_settings(settings):
+    with pytest.raises(MediaError) as e:
+        piper.check_settings(settings)
+    assert code_of(e) == "invalid-settings"
+    assert piper.check_settings({"length_scale": 1}) == {"length_scale": 1.0}

@@ -1,10 +1,13 @@
 """From text or an uploaded blob to a playable, measured 8 kHz WAV in the content cache.
 
     render_tts(text, voice, provider, settings, config) -> Rendered   (<data_dir>/cache/tts/)
+    stream_tts(text, voice, provider, settings, config) -> Iterator[Rendered], one a sentence
     prepare_upload(data, config) -> Rendered                          (<data_dir>/cache/uploads/)
 
-Both name the result by a hash of everything that shapes the audio, so the same prompt is
-synthesised once per machine, and a hit touches neither espeak-ng, sox nor ElevenLabs.
+The engines behind `provider`: "standard" is espeak-ng; "neural" is ElevenLabs when its key
+is set, else Piper in its own process (the `neural` extra). All name the result by a hash of
+everything that shapes the audio, so the same prompt is synthesised once per machine, and a
+hit touches neither espeak-ng, Piper, sox nor ElevenLabs.
 Concurrent workers may both render a miss; each renames a finished file into place, so a
 reader never sees half of one.
 """
@@ -15,10 +18,12 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from . import elevenlabs, tts
-from .errors import BadMedia, MediaNotConfigured, MediaTooLarge, UnsupportedMedia
+from . import elevenlabs, piper, tts
+from .errors import BadMedia, MediaTooLarge, UnsupportedMedia
+from .sentences import split_sentences
 from .sniff import sniff
 from .transcode import duration, transcode
 
@@ -28,6 +33,9 @@ MAX_TEXT_CHARS = 5000            # ElevenLabs' per-request limit for multilingua
 _ALIASES = {"standard": "standard", "espeak": "standard", "espeak-ng": "standard",
             "neural": "neural", "elevenlabs": "neural"}
 _COMMON_SETTINGS = {"trim_silence"}
+# backend -> the engine name in the cache key ("neural" stays ElevenLabs' so its entries,
+# paid for, still hit)
+_HASH_ENGINE = {"standard": "standard", "elevenlabs": "neural", "piper": "neural-piper"}
 
 
 @dataclass(frozen=True)
@@ -40,19 +48,43 @@ class Rendered:
     cached: bool = False       # True when served from the cache without rendering
 
 
-def pick_provider(provider: str | None, config) -> str:
-    """'standard' | 'neural'. None means neural when an ElevenLabs key is set."""
+def pick_provider(provider: str | None, config, language: str | None = None) -> str:
+    """'standard' | 'neural'. None means neural when an ElevenLabs key is set, or when the
+    local neural voice is installed and `language` (if given) is English, the one language
+    it speaks; else standard. Neural by name with neither is 503 provider-not-configured."""
     if provider is None:
-        return "neural" if config.elevenlabs_api_key else "standard"
+        if config.elevenlabs_api_key:
+            return "neural"
+        english = language is None or language.lower().startswith("en")
+        return "neural" if english and piper.available() else "standard"
     name = _ALIASES.get(provider.lower()) if isinstance(provider, str) else None
     if name is None:
         raise BadMedia("invalid-provider", "engine must be 'standard' or 'neural'",
                        {"provider": provider})
-    if name == "neural" and not config.elevenlabs_api_key:
-        raise MediaNotConfigured("provider-not-configured",
-                                 "the neural engine needs ELEVENLABS_API_KEY to be set",
-                                 {"provider": "neural", "setting": "ELEVENLABS_API_KEY"})
+    if name == "neural" and not config.elevenlabs_api_key and not piper.available():
+        raise piper.not_installed()
     return name
+
+
+def backend(provider: str, config) -> str:
+    """The engine that speaks for `provider`: 'standard' | 'elevenlabs' | 'piper'."""
+    if provider == "standard":
+        return "standard"
+    return "elevenlabs" if config.elevenlabs_api_key else "piper"
+
+
+def check_voice(engine: str, voice, config) -> str:
+    """The voice as `engine` ('standard' | 'elevenlabs' | 'piper') names it; None means the
+    configured default. MediaError invalid-voice / unknown-voice otherwise."""
+    if engine == "standard":
+        return tts.check_voice(voice or config.default_voice)
+    if engine == "piper":
+        return piper.check_voice(voice or config.neural_voice)
+    voice = voice or config.elevenlabs_default_voice
+    if not isinstance(voice, str) or not 0 < len(voice) <= 100:
+        raise BadMedia("invalid-voice", "voice must be an ElevenLabs voice id or name",
+                       {"voice": repr(voice)})
+    return voice
 
 
 def check_text(text) -> str:
@@ -65,13 +97,14 @@ def check_text(text) -> str:
     return "".join(c if c.isprintable() or c in "\n\t" else " " for c in text).strip()
 
 
-def _check_settings(provider: str, settings: dict | None) -> tuple[bool, dict]:
+def _check_settings(engine: str, settings: dict | None) -> tuple[bool, dict]:
     settings = dict(settings or {})
     trim = settings.pop("trim_silence", False)
     if not isinstance(trim, bool):
         raise BadMedia("invalid-settings", "trim_silence must be true or false",
                        {"setting": "trim_silence", "value": trim})
-    check = tts.check_settings if provider == "standard" else elevenlabs.check_settings
+    check = {"standard": tts.check_settings, "elevenlabs": elevenlabs.check_settings,
+             "piper": piper.check_settings}[engine]
     return trim, check(settings)
 
 
@@ -92,23 +125,22 @@ def render_tts(text: str, voice: str | None, provider: str | None, settings: dic
     """Speak `text` once; later calls with the same inputs return the cached file."""
     text = check_text(text)
     provider = pick_provider(provider, config)
-    trim, settings = _check_settings(provider, settings)
-    if provider == "standard":
-        voice = tts.check_voice(voice or config.default_voice)
-    else:
-        voice = voice or config.elevenlabs_default_voice
-        if not isinstance(voice, str) or not 0 < len(voice) <= 100:
-            raise BadMedia("invalid-voice", "voice must be an ElevenLabs voice id or name",
-                           {"voice": repr(voice)})
-    digest = tts_hash(text, voice, provider, settings, trim)
+    engine = backend(provider, config)
+    trim, settings = _check_settings(engine, settings)
+    voice = check_voice(engine, voice, config)
+    digest = tts_hash(text, voice, _HASH_ENGINE[engine], settings, trim)
     cache_dir = os.path.join(config.data_dir, "cache", "tts")
     path = os.path.join(cache_dir, digest + ".wav")
     if os.path.exists(path):
         return Rendered(path, duration(path), digest, provider, voice, cached=True)
     os.makedirs(cache_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".render-", dir=cache_dir) as work:
-        if provider == "standard":
+        if engine == "standard":
             src = tts.synthesize(text, voice, os.path.join(work, "espeak.wav"), settings)
+            src_type = "wav"
+        elif engine == "piper":
+            client_ = piper.shared(voice, config.piper_timeout)
+            src = client_.synthesize(text, os.path.join(work, "piper.wav"), settings)
             src_type = "wav"
         else:
             client = client or _elevenlabs(config.elevenlabs_api_key, config.elevenlabs_base_url)
@@ -117,6 +149,21 @@ def render_tts(text: str, voice: str | None, provider: str | None, settings: dic
                 f.write(client.synthesize(text, voice, settings))
         transcode(src, path, trim_silence=trim, src_type=src_type)
     return Rendered(path, duration(path), digest, provider, voice)
+
+
+def stream_tts(text: str, voice: str | None, provider: str | None, settings: dict | None,
+               config) -> Iterator[Rendered]:
+    """Speak `text` sentence by sentence, the first one first: each piece is rendered,
+    transcoded and cached on its own, so playback can start after the first while the rest
+    is still being spoken. The same checks and errors as render_tts, raised here, before
+    any audio is made."""
+    text = check_text(text)
+    provider = pick_provider(provider, config)
+    engine = backend(provider, config)
+    _check_settings(engine, settings)
+    voice = check_voice(engine, voice, config)
+    return (render_tts(piece, voice, provider, settings, config)
+            for piece in split_sentences(text))
 
 
 def prepare_upload(data: bytes, config, *, trim_silence: bool = False) -> Rendered:

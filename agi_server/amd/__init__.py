@@ -1,0 +1,1 @@
+"""Answering-machine detection: the detector core (pure, no I/O)."""
