@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 
 from agi_server.agi.errors import AGIHangup
+from agi_server.calls import control
 from trunx import ultravox
 from trunx.errors import TrunxError
 from trunx.models import Agent, Call
@@ -38,11 +38,6 @@ from trunx.ultravox import Ultravox, UltravoxError
 log = logging.getLogger(__name__)
 
 POLL = 0.5     # seconds between "has Ultravox ended the call yet?" questions
-# What may follow PJSIP/<endpoint>/ in a Dial argument: a plain sip(s) URI. No comma (a
-# second Dial argument), no & (a second destination), no quotes, spaces, ${...} or brackets.
-_SIP_URI = re.compile(r"^sips?:[A-Za-z0-9+_.!~*'%;=-]+@[A-Za-z0-9.-]+(?::\d{1,5})?"
-                      r"(?:;[A-Za-z0-9_.=-]+)*$")
-_ENDPOINT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class BridgeError(TrunxError):
@@ -51,12 +46,17 @@ class BridgeError(TrunxError):
 
 
 def dial_string(config, join_url: str) -> str:
-    endpoint = config.ultravox_sip_endpoint or config.trunk_endpoint
-    if not _ENDPOINT.match(endpoint or ""):
-        raise BridgeError("bad-sip-endpoint", f"not a PJSIP endpoint name: {endpoint!r}")
-    if not isinstance(join_url, str) or not _SIP_URI.match(join_url):
-        raise BridgeError("bad-join-url", "Ultravox's joinUrl is not a plain SIP URI")
-    return f"PJSIP/{endpoint}/{join_url}"
+    """The SIP leg to the agent (formatted and checked by agi_server.calls.control)."""
+    sip_endpoint = config.ultravox_sip_endpoint or config.trunk_endpoint
+    try:
+        control.endpoint(sip_endpoint)
+    except ValueError:
+        raise BridgeError("bad-sip-endpoint",
+                          f"not a PJSIP endpoint name: {sip_endpoint!r}") from None
+    try:
+        return control.uri_dial_string(sip_endpoint, join_url)
+    except ValueError:
+        raise BridgeError("bad-join-url", "Ultravox's joinUrl is not a plain SIP URI") from None
 
 
 def _metadata(call: dict) -> dict:

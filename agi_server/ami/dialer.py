@@ -31,6 +31,7 @@ import socket
 
 from agi_server.ami.client import AmiError, AmiUnavailable
 from agi_server.background import ensure_group, keep_reading, stop_task, wait_or_stop
+from agi_server.calls import control
 from trunx import dnc, redis_schema
 from trunx.calls import ts_from_utc
 from trunx.models import Call
@@ -134,9 +135,15 @@ class Dialer:
         if suppressed:
             await self.tracker.fail(call, "number-suppressed")
             return
+        try:
+            fields = self.originate_fields(row)
+        except ValueError as exc:      # a number or endpoint Asterisk must never see
+            log.error("call %s: not originated: %s", call_id, exc)
+            await self.tracker.fail(call, "invalid-number")
+            return
         call.originated_login = self.ami.stats["logins"]
         try:
-            await self.ami.action("Originate", self.originate_fields(row))
+            await self.ami.action("Originate", fields)
             self.originated += 1
         except AmiError as exc:
             log.error("call %s: Originate refused: %s", call_id, exc)
@@ -150,7 +157,7 @@ class Dialer:
 
     def originate_fields(self, row: Call) -> list[tuple[str, object]]:
         return [
-            ("Channel", f"PJSIP/{row.to_number}@{self.config.trunk_endpoint}"),
+            ("Channel", control.dial_string(row.to_number, self.config.trunk_endpoint)),
             ("Context", ANSWERED_CONTEXT), ("Exten", "s"), ("Priority", "1"),
             ("CallerID", f"<{row.from_number}>"),
             ("Timeout", self.ring_timeout * 1000),

@@ -13,10 +13,12 @@ action's Redis hash.
     record    EXEC MixMonitor, both directions mixed, stopped by EXEC StopMixMonitor on
               DELETE or at max_length, or by the hangup; sox makes the mp3/wav (see
               agi_server.calls.recorder)
-    transfer  EXEC Dial(PJSIP/<to>@<trunk>): AMI DialEnd ANSWER means the caller is
-              bridged there, so the original call ends for us (answer_url gets a signed
-              webhook, the call stops taking actions); any other DIALSTATUS returns the
-              caller to the call
+    transfer  blind: agi_server.calls.transfer (a Dial in the session; the hand-off when
+              the target answers); attended: agi_server.calls.attended (music on hold, a
+              consult leg, then complete or cancel)
+
+While the session is in a Dial (an IVR transfer, an agent bridge, a transfer's bridge) the
+AGI channel cannot take commands: actions then run over AMI (agi_server.calls.bridged).
 
 Sessions exist for answered plain outbound calls (agi_server.calls.outbound) and inbound IVR
 calls (engine.ivr_call); each says so in Redis (`trunx:live:{call}`, status in-progress,
@@ -26,21 +28,17 @@ checks; agi_server.calls.live_index writes those changes in batches, off the cal
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import secrets
 import time
 
-from agi_server.agi import commands
 from agi_server.agi.errors import AGIHangup
-from agi_server.calls import attended, bridged, recorder
+from agi_server.calls import attended, bridged, control, recorder, transfer
 from agi_server.calls.live_index import LiveIndex
 from agi_server.calls.recorder import Recorder
 from agi_server.calls.session import CallSession
 from agi_server.ivr.runner import ALL_DTMF
 from trunx import redis_schema
-from trunx.calls import ensure_webhook_secret, utc_from_ts
 from trunx.media import make_stager
 from trunx.models import iso, utcnow
 
@@ -67,12 +65,13 @@ class ActionRunner:
         self.recorder = Recorder(config, db, self.state, _check)
         self.index = LiveIndex(redis, delay=config.live_batch_delay)
         self.stats: dict[str, int] = {}
-        self._transfers: dict[str, tuple] = {}     # uniqueid -> (session, action id, params)
+        # the session on an AGI channel (by its uniqueid): set by the registry
+        self.session_for_channel = lambda uniqueid: None
         self._tasks: set[asyncio.Task] = set()
         # hook: calls whose AGI session is in a Dial are acted on over AMI
         self.bridged_actions = bridged.BridgedActions(ami) if ami is not None else None
         if ami is not None:
-            ami.add_listener(self._on_ami_event)
+            ami.add_listener(lambda event: transfer.on_dial_end(self, event))
 
     # -- state -------------------------------------------------------------------------------
     async def state(self, action_id: str, **fields) -> None:
@@ -164,39 +163,9 @@ class ActionRunner:
         return await self.recorder.stop(s, p.get("recording", ""), p.get("reason", "api"))
 
     async def _transfer(self, s, action_id, p):
-        to = p["to"]
-        if p.get("mode") == "attended":          # hook: agi_server.calls.attended
+        if p.get("mode") == "attended":          # agi_server.calls.attended
             return await attended.consult(self, s, action_id, p)
-        if await self._suppressed(s.account, to):
-            return "failed", {"code": "number-suppressed",
-                              "message": f"{to} is on this account's do-not-call list"}
-        original = None
-        if p.get("caller_id"):
-            original = await s.raw.get_variable("CALLERID(num)")
-            await s.raw.run(commands.set_variable("CALLERID(num)", p["caller_id"]))
-        self._transfers[s.uniqueid] = (s, action_id, p)
-        try:
-            _check(await s.dial(f"PJSIP/{to}@{self.config.trunk_endpoint}",
-                                str(int(self.config.transfer_timeout))), "Dial")
-            status = await s.raw.get_variable("DIALSTATUS") or "UNKNOWN"
-        except AGIHangup:
-            if s.handed_off:           # the caller hung up on the far end: it was theirs
-                return "completed", {"to": to, "dial_status": "ANSWER"}
-            raise
-        finally:
-            self._transfers.pop(s.uniqueid, None)
-        if status == "ANSWER":
-            if not s.handed_off:       # AMI missed DialEnd: say it now, late
-                await self._answered(s, action_id, p, time.time())
-            with contextlib.suppress(AGIHangup):
-                await s.raw.hangup()   # the bridge is over: so is the call
-            return "completed", {"to": to, "dial_status": status}
-        if original is not None:
-            await s.raw.run(commands.set_variable("CALLERID(num)", original))
-        log.info("call %s: transfer to %s failed (%s); back to the call", s.call_id, to, status)
-        return "failed", {"code": "transfer-failed", "dial_status": status,
-                          "message": f"the transfer to {to} ended with {status}; the caller "
-                                     "is back on the call"}
+        return await transfer.blind(self, s, action_id, p)
 
     # -- hooks: a call in a Dial, acted on over AMI (agi_server.calls.bridged) ---------------
     def bridged_changed(self, s: CallSession) -> None:
@@ -252,55 +221,14 @@ class ActionRunner:
         task.add_done_callback(self._done)
 
     async def recording_started(self, rec_id: str) -> None:
-        await self._db(recorder._started, rec_id)
+        await self._db(recorder.started, rec_id)
 
     async def suppressed(self, account: str, number: str) -> bool:
-        return await self._suppressed(account, number)
+        return await control.is_suppressed(account, number, redis=self.redis, db=self._db)
 
     async def answered(self, s: CallSession, action_id: str, p: dict) -> None:
         """A transfer made outside the AGI session was answered: the call is handed off."""
-        await self._answered(s, action_id, p, time.time())
-
-    # -- transfers: the answer, from AMI -----------------------------------------------------
-    def _on_ami_event(self, event: dict) -> None:
-        if event.get("Event") != "DialEnd" or event.get("DialStatus") != "ANSWER":
-            return
-        pending = self._transfers.get(event.get("Uniqueid", ""))
-        if pending is not None and not pending[0].handed_off:
-            s, action_id, p = pending
-            task = asyncio.ensure_future(self._answered(s, action_id, p, _ts(event)))
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
-
-    async def _answered(self, s, action_id: str, p: dict, at: float) -> None:
-        if s.handed_off:
-            return
-        s.handed_off = True
-        log.info("call %s: transferred to %s", s.call_id, p["to"])
-        await self.state(action_id, status="answered", answered_at=iso(utc_from_ts(at)))
-        self.index.update(s.call_id, status="transferred")   # the API now answers 409
-        if s.on_handoff is not None:
-            try:
-                await s.on_handoff(at)
-            except Exception:
-                log.exception("call %s: transfer hand-off not recorded", s.call_id)
-        if p.get("answer_url"):
-            await self._answer_webhook(s, action_id, p, at)
-
-    async def _answer_webhook(self, s, action_id, p, at) -> None:
-        body = json.dumps({"type": "call.transfer", "status": "answered",
-                           "transfer_uuid": action_id, "call_uuid": s.call_id, "to": p["to"],
-                           "caller_id": p.get("caller_id"), "at": iso(utc_from_ts(at))},
-                          separators=(",", ":"))
-        try:
-            secret = self.config.webhook_secret or await self._db(ensure_webhook_secret,
-                                                                   s.account)
-        except Exception:
-            log.exception("call %s: no webhook secret; answer_url not called", s.call_id)
-            return
-        # Not a CallEvent row (an inbound call has none yet): retried in memory only.
-        self.webhooks.submit({"event": "evt_" + secrets.token_hex(8), "call": s.call_id,
-                              "url": p["answer_url"], "body": body, "secret": secret})
+        await transfer.hand_off(self, s, action_id, p, time.time())
 
     def _done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
@@ -330,16 +258,6 @@ class ActionRunner:
         except Exception as exc:
             log.warning("staged %s not removed: %s", name, exc)
 
-    async def _suppressed(self, account: str, number: str) -> bool:
-        try:
-            if await self.redis.sismember(redis_schema.dnc_key(account), number):
-                return True
-        except Exception:
-            pass
-        from trunx import dnc
-        return await self._db(dnc.is_suppressed, account, number)
-
-
 # -- helpers ---------------------------------------------------------------------------------
 def _check(response, what: str):
     try:
@@ -349,10 +267,3 @@ def _check(response, what: str):
     if code == -1:
         raise AGIHangup(f"{what}: channel hung up")
     return response
-
-
-def _ts(event: dict) -> float:
-    try:
-        return float(event.get("Timestamp") or 0) or time.time()
-    except ValueError:
-        return time.time()

@@ -31,6 +31,9 @@ import logging
 import re
 import secrets
 
+from agi_server.calls import control
+from trunx.phone import is_e164
+
 log = logging.getLogger(__name__)
 
 DTMF_ON_MS = 200
@@ -42,8 +45,6 @@ DIAL_STATUS = {1: "CHANUNAVAIL", 3: "NOANSWER", 5: "BUSY", 8: "CONGESTION"}
 _CHANNEL = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z0-9+@._;:/-]{1,200}$")
 _UNIQUEID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _FILE = re.compile(r"^/?[A-Za-z0-9_][A-Za-z0-9_./-]{0,250}$")
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_ENDPOINT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _DIGIT = re.compile(r"^[0-9*#]$")
 
 
@@ -116,16 +117,13 @@ def record_helper(call_uniqueid: str, helper: str, file: str, max_seconds: int) 
 def target_leg(to: str, trunk: str, helper: str, timeout: int,
                caller_id: str | None = None) -> list:
     """Originate the transfer target over the trunk into [trunx-consult]."""
-    # TODO(control.py): the one dial-string formatter lands with agi_server.calls.control
-    if not isinstance(to, str) or not _E164.match(to):
-        raise ValueError(f"not an E.164 number: {to!r}")
-    fields = [("Channel", f"PJSIP/{to}@{_checked(_ENDPOINT, trunk, 'endpoint')}"),
+    fields = [("Channel", control.dial_string(to, trunk)),
               ("Context", "trunx-consult"), ("Exten", "s"), ("Priority", "1"),
               ("Async", "true"), ("Timeout", str(int(timeout) * 1000)),
               ("ChannelId", uniqueid(helper)),
               ("Variable", f"TRUNX_CONSULT_MAX={CONSULT_MAX}")]
     if caller_id is not None:
-        if not _E164.match(caller_id):
+        if not is_e164(caller_id):
             raise ValueError(f"not an E.164 number: {caller_id!r}")
         fields.append(("CallerID", caller_id))
     return fields

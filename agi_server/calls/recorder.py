@@ -51,7 +51,7 @@ class Recorder:
             {"action": "record_stop", "id": "",
              "params": json.dumps({"recording": rec_id, "reason": "max-length"})})
         s.recordings[rec_id] = {"mixmon": mixmon, "timer": timer}
-        await self._db(_started, rec_id)
+        await self._db(started, rec_id)
         return "recording", {"format": p.get("format")}
 
     async def stop(self, s, rec_id: str, reason: str) -> tuple[str, dict]:
@@ -141,7 +141,7 @@ def _encode(raw: str, dst: str, fmt: str, trim: bool) -> tuple[float, int]:
 
 
 # -- database-thread functions ---------------------------------------------------------------
-def _started(rec_id: str) -> None:
+def started(rec_id: str) -> None:
     Recording.update(status="recording", started_at=utcnow()).where(
         Recording.id == rec_id).execute()
 

@@ -36,6 +36,10 @@ class Registry:
         self.runner = ActionRunner(config, db, redis, ami, webhooks)
         self.index = self.runner.index       # the sessions, as Redis shows them to the API
         self.calls: dict[str, LiveCall] = {}
+        # the same calls by their AGI channel's uniqueid, while a session holds them: AMI
+        # events name channels, and an inbound call's id is not its channel's uniqueid
+        self._by_channel: dict[str, LiveCall] = {}
+        self.runner.session_for_channel = self.session_for_channel
         self.refresh = refresh
         self.purged = 0
         self._task: asyncio.Task | None = None
@@ -52,6 +56,10 @@ class Registry:
         if call.final and call.session is None and self.calls.get(call.id) is call:
             del self.calls[call.id]
             call.cancel_timers()
+
+    def session_for_channel(self, uniqueid: str):
+        call = self._by_channel.get(uniqueid)
+        return call.session if call is not None else None
 
     @property
     def sessions(self) -> dict[str, CallSession]:
@@ -85,6 +93,8 @@ class Registry:
                         recordings=call.recordings)
         self.add(call)
         call.session = s
+        if s.uniqueid:
+            self._by_channel[s.uniqueid] = call
         self.index.announce(call.id, call.account or "", {
             "account": call.account or "", "direction": call.direction,
             "status": "in-progress", "channel": s.channel_name,
@@ -94,6 +104,8 @@ class Registry:
             yield s
         finally:
             call.session = None
+            if self._by_channel.get(s.uniqueid) is call:
+                del self._by_channel[s.uniqueid]
             self.index.withdraw(call.id)
             await self.runner.session_ended(s)
             self.release(call)

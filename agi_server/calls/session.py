@@ -47,6 +47,7 @@ class CallSession:
         # recording id -> MixMonitor id, timer: the LiveCall's own dict (the call has them)
         self.recordings: dict[str, dict] = {} if recordings is None else recordings
         self.handed_off = False
+        self.transfer: tuple | None = None           # (action id, params): a blind one in flight
         self.bridged = False                         # in a Dial: actions go over AMI
         self.bridge_play = None                      # (helper channel, its task) over AMI
         self.stops = 0                               # ControlPlayback stops sent
