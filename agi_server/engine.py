@@ -56,7 +56,7 @@ class Engine:
         # outbound calls: status from AMI events, the dialer
         self.tracker = CallTracker(config, self._db, self.ami, redis, self.webhooks,
                                    self.registry, database=self.store.db)
-        self.dialer = Dialer(config, self._db, redis, sync_redis, self.ami, self.tracker)
+        self.dialer = Dialer(config, self._db, redis, self.ami, self.tracker)
         # commands from the API (actions, hangups) reach the calls through the registry
         self.commands = CommandReader(self._db, redis, self.tracker, self.registry)
         self.outbound = OutboundRoute(config, self.tracker, self.registry)

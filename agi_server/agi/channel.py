@@ -4,7 +4,8 @@ It turns AGI results into plain values (a pressed digit, collected digits, a var
 dead channel into AGIHangup and a sound Asterisk does not have into MissingSound. It never
 formats a command string itself (commands.py does, through its one quoting function) and
 never touches a socket: `transport.command(line)` sends one command and returns its
-Response (server.AGITransport over a stream, or any other peer).
+Response (agi_server.agi.server.AGISession, the asyncio Protocol on the FastAGI socket,
+or any other peer: the emulator, a test's scripted transport).
 """
 from __future__ import annotations
 

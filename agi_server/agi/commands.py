@@ -17,6 +17,8 @@ from agi_server.agi.errors import InvalidArgument, UnsafeArgument
 
 _UNSAFE = re.compile(r"[\r\n\x00]")
 _DTMF = re.compile(r"[0-9*#]*")
+# every DTMF key, as escape digits: any key the caller presses cuts a prompt short
+ALL_DTMF = "0123456789*#"
 _APP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _FORMAT = re.compile(r"[A-Za-z0-9]+")
 

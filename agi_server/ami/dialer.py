@@ -32,7 +32,7 @@ import socket
 from agi_server.ami.client import AmiError, AmiUnavailable
 from agi_server.background import ensure_group, keep_reading, stop_task, wait_or_stop
 from agi_server.calls import control
-from trunx import dnc, redis_schema
+from trunx import redis_schema
 from trunx.calls import ts_from_utc
 from trunx.models import Call
 
@@ -44,11 +44,11 @@ READ_BLOCK_MS = 500     # a stop waits at most this long for the read in flight
 
 
 class Dialer:
-    def __init__(self, config, db, redis, sync_redis, ami, tracker, *,
+    def __init__(self, config, db, redis, ami, tracker, *,
                  consumer: str | None = None):
         self.config = config
         self._db = db
-        self.redis, self.sync_redis = redis, sync_redis
+        self.redis = redis
         self.ami, self.tracker = ami, tracker
         self.consumer = consumer or f"{socket.gethostname()}"
         self.cps = float(config.originate_cps)
@@ -117,8 +117,8 @@ class Dialer:
         if row is None or row.status != "initiated" or self.tracker.get(call_id):
             await self.redis.zrem(redis_schema.ORIGINATE_QUEUE, call_id)
             return
-        suppressed = await self._db(dnc.is_suppressed, row.account_id, row.to_number,
-                                    self.sync_redis)
+        suppressed = await control.is_suppressed(row.account_id, row.to_number,
+                                                 redis=self.redis, db=self._db)
         mark = redis_schema.originated_key(call_id)
         if not await self.redis.set(mark, "refused" if suppressed else "sent", nx=True,
                                     ex=MARK_TTL):

@@ -32,12 +32,12 @@ import json
 import logging
 import time
 
+from agi_server.agi.commands import ALL_DTMF
 from agi_server.agi.errors import AGIHangup
 from agi_server.calls import attended, bridged, control, recorder, transfer
 from agi_server.calls.live_index import LiveIndex
 from agi_server.calls.recorder import Recorder
 from agi_server.calls.session import CallSession
-from agi_server.ivr.runner import ALL_DTMF
 from trunx import redis_schema
 from trunx.media import make_stager
 from trunx.models import iso, utcnow

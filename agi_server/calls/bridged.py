@@ -32,6 +32,7 @@ import re
 import secrets
 
 from agi_server.calls import control
+from trunx.errors import TrunxError
 from trunx.phone import is_e164
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,9 @@ _FILE = re.compile(r"^/?[A-Za-z0-9_][A-Za-z0-9_./-]{0,250}$")
 _DIGIT = re.compile(r"^[0-9*#]$")
 
 
-class BridgedError(Exception):
-    """An action that cannot run on the bridged call; `code` goes into its state."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
+class BridgedError(TrunxError):
+    """An action that cannot run on the bridged call; `code` goes into the action's state.
+    Never an API answer (the action was accepted already), so of no kind."""
 
 
 # -- checks ----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ loop-limit.
 """
 from __future__ import annotations
 
+from agi_server.agi.commands import ALL_DTMF
 from agi_server.calls.control import dial_string
 from agi_server.ivr.events import (  # noqa: F401  (the machine's vocabulary, re-exported)
     AgentEnded,
@@ -56,7 +57,6 @@ from agi_server.ivr.events import (  # noqa: F401  (the machine's vocabulary, re
 )
 from trunx.ivr.program import Action, Gather, Program
 
-ALL_DTMF = "0123456789*#"
 MAX_STEPS = 100   # node visits per call: a tree whose timeouts point at each other ends
 
 

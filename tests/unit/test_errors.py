@@ -56,7 +56,7 @@ CONTRACT = {
     "ami-unavailable": 503, "ami-disconnected": 503, "tree-unavailable": 503,
 }
 # of no kind on purpose: ends a call (ai_result.endReason), never an API answer
-NO_KIND = {"BridgeError"}
+NO_KIND = {"BridgeError", "BridgedError"}
 # a family's root, to catch the family by; only its kinded subclasses are raised
 FAMILY_ROOTS = {"MediaError", "UltravoxError"}
 
