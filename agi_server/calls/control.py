@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from agi_server.agi.errors import MissingSound
 from trunx import dnc, redis_schema
@@ -26,11 +27,13 @@ _SIP_URI = re.compile(r"^sips?:[A-Za-z0-9+_.!~*'%;=-]+@[A-Za-z0-9.-]+(?::\d{1,5}
                       r"(?:;[A-Za-z0-9_.=-]+)*$")
 
 
-@dataclass(frozen=True, slots=True)
-class Played:
+class Played(NamedTuple):      # a NamedTuple: made on every prompt, cheap to build
     key: str = ""               # the escape key that cut the prompt short, or ''
     endpos: int | None = None   # samples played, as Asterisk reports
     missing: bool = False       # Asterisk has no such file: nothing was heard
+
+
+_MISSING = Played(missing=True)
 
 
 async def play(channel, filename: str, escape_digits: str = "") -> Played:
@@ -39,7 +42,7 @@ async def play(channel, filename: str, escape_digits: str = "") -> Played:
     try:
         key = await channel.play(filename, escape_digits)
     except MissingSound:
-        return Played(missing=True)
+        return _MISSING
     return Played(key, channel.last_endpos)
 
 

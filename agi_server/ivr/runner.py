@@ -53,33 +53,41 @@ class IvrRunner:
         self.svc = services
 
     async def run(self) -> None:
+        # Every call walks this loop once per event: names are bound once, and the two
+        # effects nearly every event asks for (a prompt, a wait) are carried out inline.
         machine = m.Machine(self.program, self.svc.settings)
-        record, event = self.record, m.Started()
+        send, step, ch = machine.send, self.record.step, self.ch
+        Step, Finish, Play, WaitDigit = m.Step, m.Finish, m.Play, m.WaitDigit
+        PromptEnded, Digit, play = m.PromptEnded, m.Digit, control.play
+        event = m.Started()
         while event is not None:     # None: the machine hung up
-            effects, event = machine.send(event), None
+            effects, event = send(event), None
             for effect in effects:
                 kind = type(effect)
-                if kind is m.Step:
-                    record.step(effect.node, effect.event, **effect.data)
-                elif kind is m.Finish:
-                    record.finish(effect.outcome, effect.reason)
+                if kind is Step:
+                    step(effect.node, effect.event, **effect.data)
+                elif kind is Play:
+                    played = await play(ch, effect.file, effect.escape)
+                    event = (self._missing(effect, machine) if played.missing
+                             else PromptEnded(played.key, played.endpos))
+                elif kind is WaitDigit:
+                    event = Digit(await ch.wait_for_digit(effect.timeout))
+                elif kind is Finish:
+                    self.record.finish(effect.outcome, effect.reason)
                 else:        # the one effect whose result is the next event
-                    event = await self._do(effect, machine)
+                    event = await self._do(effect)
 
-    async def _do(self, effect, machine: m.Machine):
-        """Carry out one effect; returns the event it produced (None: the walk is over)."""
+    def _missing(self, effect, machine: m.Machine):
+        self.svc.stats["prompt_missing"] += 1
+        log.warning("call %s: IVR %s v%s node %s: no sound %r; going on without it",
+                    self.record.id, self.program.ivr_id, self.program.version,
+                    machine.name, effect.file)
+        return m.PromptMissing()
+
+    async def _do(self, effect):
+        """Carry out a rarer effect; returns the event it produced (None: the walk is
+        over)."""
         kind = type(effect)
-        if kind is m.Play:
-            played = await control.play(self.ch, effect.file, effect.escape)
-            if played.missing:
-                self.svc.stats["prompt_missing"] += 1
-                log.warning("call %s: IVR %s v%s node %s: no sound %r; going on without it",
-                            self.record.id, self.program.ivr_id, self.program.version,
-                            machine.name, effect.file)
-                return m.PromptMissing()
-            return m.PromptEnded(played.key, played.endpos)
-        if kind is m.WaitDigit:
-            return m.Digit(await self.ch.wait_for_digit(effect.timeout))
         if kind is m.Hangup:
             await self.ch.hangup()
             return None
