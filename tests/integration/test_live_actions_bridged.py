@@ -198,6 +198,51 @@ async def test_speak_and_dtmf_on_an_ai_bridged_call_reach_the_agent_side(
     print(f"AI bridge: speech of {full:.1f} s, {at_agent:.2f} s loud at the agent side")
 
 
+async def test_blind_transfer_of_an_ai_bridged_call_moves_the_callee_to_the_target(
+        cfg, account, redis, carrier, carrier_ami, ultravox):
+    """The callee talks to the agent (a Dial inside the AGI session): a blind transfer goes
+    over AMI. The target is called first; once it answers the callee is bridged to it and
+    the agent's leg is hung up. The target's key then reaches the callee."""
+    agent_line, callee, target = "+13125550105", "+13125550106", "+13125550107"
+    ultravox.sip_target = f"sip:{agent_line}@127.0.0.1:{carrier.sip_port}"
+    cfg = cfg.replace(ultravox_api_key=KEY, ultravox_base_url=ultravox.base_url,
+                      ultravox_end_wait=3.0)
+    # the target answers, waits, presses 7 (which must reach the callee) and hangs up
+    await carrier_ami.action("Setvar", {"Variable": "STEPS_13125550107",
+                                        "Value": "w2-d7-w1-h"})
+    api = Api(cfg, redis, account)
+    async with running_engine(cfg) as engine:
+        call = calls.place_call(store_on(redis), account.id, FROM, callee,
+                                ai={"systemPrompt": "Help."}, config=cfg)
+        await wait_status(call.id, {"answered"})
+        await wait_live(redis, call.id)
+        await bridged(redis, call.id)
+        agent_leg = await carrier_ami.wait_event(
+            lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == agent_line, 10)
+        x = await carrier_ami.wait_event(
+            lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == callee, 5)
+        status, moved = await api.post(call.id, "transfer", {"to": target})
+        assert (status, moved["status"]) == (200, "transferring")
+        state = await api.wait_state(call.id, moved["transfer_uuid"],
+                                     {"answered", "completed", "failed"}, 20)
+        assert state["status"] in ("answered", "completed"), state
+        assert state["via"] == "bridge"
+        # the agent's leg is let go, the target's is up, and the callee hears the target
+        await carrier_ami.wait_event(
+            lambda e: e.get("Event") == "Hangup" and e.get("Uniqueid") == agent_leg["Uniqueid"],
+            10)
+        await carrier_ami.wait_event(
+            lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == target, 5)
+        await carrier_ami.wait_event(
+            lambda e: e.get("Event") == "DTMFEnd" and e.get("Digit") == "7"
+            and e.get("Direction") == "Received" and e.get("Uniqueid") == x["Uniqueid"], 15)
+        row = await wait_status(call.id, timeout=15)
+        assert (row.status, row.end_reason) == ("completed", "transferred")
+        status, body = await api.post(call.id, "dtmf", {"digits": "1"})
+        assert (status, body["error"]["code"]) == (409, "call-not-in-progress")
+        assert engine.server.stats["errors"] == 0
+
+
 # -- attended transfer ---------------------------------------------------------------------------
 def caller_leg(carrier_ami) -> str:
     """The carrier's channel toward our PBX for the test caller (where its keys go out)."""
