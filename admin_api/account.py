@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from admin_api import context as ctx
+from admin_api.voice import service as voice_service
 from trunx import calls
 from trunx.ivr import transfer_target
 from trunx.models import Account, iso
@@ -35,7 +36,7 @@ def update():
     if "default_transfer" in data:
         target = transfer_target.check(ctx.account_id(), data["default_transfer"])
     if "webhookUrl" in data:
-        url = calls.check_webhook_url(data["webhookUrl"])
+        url = voice_service.check_webhook_url(data["webhookUrl"])
         Account.update(webhook_url=url).where(Account.id == ctx.account_id()).execute()
         if url:
             calls.ensure_webhook_secret(ctx.account_id())

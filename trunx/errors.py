@@ -20,8 +20,8 @@ Each area keeps its own family under the root, so a caller can catch "anything t
 pipeline raised" (trunx.media.errors.MediaError) or "any Ultravox failure"
 (trunx.ultravox.UltravoxError); where a family's failures differ in kind, each is also a
 subclass of the kind (e.g. ``MediaTimeout(MediaError, UpstreamTimeout)``). The families:
-trunx.calls (none of its own: kinds only), trunx.ivr.store (InvalidTree, Assigned, Gone),
-trunx.phone.InvalidNumber, trunx.media.errors, trunx.ultravox, and in the engine
+admin_api.voice.service (none of its own: kinds only), trunx.ivr.store (InvalidTree,
+Assigned, Gone), trunx.phone.InvalidNumber, trunx.media.errors, trunx.ultravox, and in the engine
 agi_server.ami.client (AmiError, AmiUnavailable), agi_server.ai.bridge.BridgeError and
 agi_server.ivr.tree_cache.TreeUnavailable. The AGI protocol's tree
 (agi_server.agi.errors) stands beside this one: a hangup is not an error.

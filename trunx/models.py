@@ -156,7 +156,8 @@ class Call(Base):
     ended_at = peewee.DateTimeField(null=True)
     duration = peewee.FloatField(null=True)
     metadata = JSONField(null=True)
-    # outbound calls (trunx.calls places them, agi_server's dialer and tracker run them)
+    # outbound calls (admin_api.voice.service places them, the engine's dialer and tracker
+    # run them)
     call_sid = peewee.CharField(null=True, unique=True)   # "CA" + 32 hex, the seed's callId
     agent_id = peewee.CharField(null=True)
     ai = JSONField(null=True)            # AI config (systemPrompt, voice, ...); None: plain

@@ -11,7 +11,7 @@
                                         the account has no default)
     channel trunx:published             {"kind": "ivr"|"did"|"resync", ...} after each write
 
-Outbound calls (trunx.calls writes, agi_server's dialer and tracker read):
+Outbound calls (admin_api.voice.service writes, agi_server's dialer and tracker read):
 
     trunx:originate                     stream {call}: calls for the engine to place, in order
     trunx:originate:queue               sorted set call id -> queued time (ms): the visible

@@ -21,7 +21,8 @@ from flask import Blueprint, request
 
 from admin_api import context as ctx
 from admin_api.agents import did_selection
-from trunx import calls, dnc, phone, ultravox
+from admin_api.voice import service as voice_service
+from trunx import dnc, phone, ultravox
 from trunx.errors import Forbidden, NotFound, invalid
 from trunx.models import Agent, iso, new_uuid, utcnow
 
@@ -236,7 +237,8 @@ def delete(agent_id: str):
 # -- calls through an agent -----------------------------------------------------------------
 
 def agent_ai(agent: Agent) -> dict:
-    """The call's AI config, as trunx.calls stores it (and the engine's AI bridge reads)."""
+    """The call's AI config, as admin_api.voice.service stores it (and the engine's AI
+    bridge reads)."""
     ai = {"systemPrompt": agent.prompt, "firstSpeaker": "agent",
           "ultravoxAgentId": agent.ultravox_id, "agentId": agent.id,
           "language": agent.language}
@@ -273,7 +275,7 @@ def call(agent_id: str):
     if from_number is None:
         chosen = did_selection.select_did(account, to)   # NoDidAvailable: a 422 on "from"
         from_number = chosen.number
-    placed = calls.place_call(store, account, from_number, to, ai=agent_ai(agent),
+    placed = voice_service.place_call(store, account, from_number, to, ai=agent_ai(agent),
                               agent_id=agent.id, max_duration=agent.max_duration,
                               config=config)
     out = {"id": placed.id, "callId": placed.call_sid, "status": placed.status,

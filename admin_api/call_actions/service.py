@@ -29,8 +29,8 @@ import json
 import re
 import uuid
 
+from admin_api.voice.service import check_webhook_url
 from trunx import dnc, phone, recordings, redis_schema
-from trunx.calls import check_webhook_url
 from trunx.errors import Conflict, Forbidden, NotFound, invalid
 from trunx.media import asterisk_path, make_stager, pipeline, prepare_upload, render_tts, tts
 from trunx.media.fetch import check_url, fetch_audio

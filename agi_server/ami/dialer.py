@@ -1,6 +1,6 @@
 """The dialer: takes queued calls off the Redis stream in order and originates them, paced.
 
-trunx.calls.place_call puts a call's id on `trunx:originate` (and in the visible queue,
+admin_api.voice.service.place_call puts a call's id on `trunx:originate` (and in the visible queue,
 a sorted set the API reads the position from). The dialer reads one entry at a time with
 a consumer group, so an entry read but not finished before a crash is read again at
 start, and:

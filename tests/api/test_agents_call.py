@@ -1,9 +1,10 @@
 """POST /api/voice/agents/{id}/call (seed 003): validation, DNC, the DID chosen when `from`
-is left out (and why), and the call placed through trunx.calls for the engine."""
+is left out (and why), and the call placed through admin_api.voice.service for the engine."""
 from __future__ import annotations
 
 import pytest
 
+from admin_api.voice import service as voice_service
 from tests.api.test_agents import SEED_AGENT, create, problem
 from tests.api.test_openapi import conforms
 from tests.fakes.fake_ultravox import FakeUltravox
@@ -58,7 +59,7 @@ def test_the_seed_example_picks_a_local_did_and_says_why(client, tenant, agent, 
     assert row.ai["systemPrompt"] == SEED_AGENT["prompt"]
     assert row.ai["ultravoxAgentId"] == agent["ultravoxId"]
     assert row.max_duration == 300
-    assert calls.queue_position(redis, row.id) == 1
+    assert voice_service.queue_position(redis, row.id) == 1
     # GET /api/voice/{id}'s form of it has the seed's ai object
     assert calls.call_json(row)["ai"]["status"] == "pending"
 

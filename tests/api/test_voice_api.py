@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from admin_api.voice import service as voice_service
 from tests.api.conftest import state
 from tests.api.test_openapi import conforms
-from trunx import calls, dnc, redis_schema
+from trunx import dnc, redis_schema
 from trunx.models import Call
 
 FROM, TO = "+14155559876", "+14155551234"
@@ -154,7 +155,7 @@ def test_delete_queues_a_hangup_for_the_engine(app, client, tenant, did, redis):
     conforms(r, "/api/voice/{call_id}", "delete")
     (entry,) = redis.xrange(redis_schema.COMMAND_STREAM)
     assert entry[1] == {"call": call_id, "action": "hangup"}
-    assert calls.get_owned(tenant.id, call_id).status == "initiated"
+    assert voice_service.get_owned(tenant.id, call_id).status == "initiated"
 
 
 def test_suppressed_number_is_403_on_the_ai_path_too(make_app, config, tenant, did, redis):

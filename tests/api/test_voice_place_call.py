@@ -1,10 +1,11 @@
-"""trunx.calls.place_call, the one way a call is placed (the API and agent calls use it)."""
+"""trunx.voice_service.place_call, the one way a call is placed (the API and agent calls use it)."""
 from __future__ import annotations
 
 import pytest
 
+from admin_api.voice import service as voice_service
 from tests.store_support import store_on
-from trunx import calls, dnc, errors, redis_schema
+from trunx import dnc, errors, redis_schema
 from trunx.models import Call, Did
 
 FROM, TO = "+14155559876", "+14155551234"
@@ -16,7 +17,7 @@ def did(tenant):
 
 
 def test_a_plain_call_is_stored_and_queued(tenant, did, redis, config):
-    call = calls.place_call(store_on(redis), tenant.id, FROM, TO, metadata={"crm": "42"},
+    call = voice_service.place_call(store_on(redis), tenant.id, FROM, TO, metadata={"crm": "42"},
                             config=config)
     row = Call.get_by_id(call.id)
     assert (row.status, row.direction, row.provider) == ("initiated", "outbound", "asterisk")
@@ -24,9 +25,9 @@ def test_a_plain_call_is_stored_and_queued(tenant, did, redis, config):
     assert row.metadata == {"crm": "42"} and row.ai is None
     (entry,) = redis.xrange(redis_schema.ORIGINATE_STREAM)
     assert entry[1] == {"call": call.id}
-    assert calls.queue_position(redis, call.id) == 1
-    second = calls.place_call(store_on(redis), tenant.id, FROM, TO, config=config)
-    assert calls.queue_position(redis, second.id) == 2
+    assert voice_service.queue_position(redis, call.id) == 1
+    second = voice_service.place_call(store_on(redis), tenant.id, FROM, TO, config=config)
+    assert voice_service.queue_position(redis, second.id) == 2
 
 
 @pytest.mark.parametrize("kwargs, field, code", [
@@ -47,7 +48,7 @@ def test_invalid_input_names_the_field_and_writes_nothing(tenant, did, redis, co
                                                            field, code):
     args = {"from_number": FROM, "to_number": TO, **kwargs}
     with pytest.raises(errors.InvalidInput) as err:
-        calls.place_call(store_on(redis), tenant.id, args.pop("from_number"),
+        voice_service.place_call(store_on(redis), tenant.id, args.pop("from_number"),
                          args.pop("to_number"), config=config, **args)
     assert err.value.code == "invalid-request"
     assert [(p["field"], p["code"]) for p in err.value.details] == [(field, code)]
@@ -57,7 +58,7 @@ def test_invalid_input_names_the_field_and_writes_nothing(tenant, did, redis, co
 def test_a_suppressed_number_is_refused(tenant, did, redis, config):
     dnc.suppress(tenant.id, TO, source="api", redis=redis)
     with pytest.raises(errors.Forbidden) as err:
-        calls.place_call(store_on(redis), tenant.id, FROM, TO, config=config)
+        voice_service.place_call(store_on(redis), tenant.id, FROM, TO, config=config)
     assert (err.value.code, err.value.details) == ("number-suppressed",
                                                    {"field": "to", "number": TO})
     assert Call.select().count() == 0
@@ -65,7 +66,7 @@ def test_a_suppressed_number_is_refused(tenant, did, redis, config):
 
 def test_ai_calls_need_the_ultravox_key(tenant, did, redis, config):
     with pytest.raises(errors.NotConfigured) as err:
-        calls.place_call(store_on(redis), tenant.id, FROM, TO, ai={"systemPrompt": "hi"},
+        voice_service.place_call(store_on(redis), tenant.id, FROM, TO, ai={"systemPrompt": "hi"},
                          config=config)
     assert err.value.code == "ultravox-not-configured"
     assert err.value.details == {"setting": "ULTRAVOX_API_KEY"}
@@ -76,5 +77,5 @@ def test_redis_down_leaves_no_row(tenant, did, config):
 
     dead = redis_lib.Redis(port=1, socket_connect_timeout=0.2)
     with pytest.raises(redis_lib.ConnectionError):
-        calls.place_call(store_on(dead), tenant.id, FROM, TO, config=config)
+        voice_service.place_call(store_on(dead), tenant.id, FROM, TO, config=config)
     assert Call.select().count() == 0

@@ -24,6 +24,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from admin_api import create_app
+from admin_api.voice import service as voice_service
 from devtools.stack import wait_until
 from devtools.stack.ami import originate_local
 from tests.engine_support import running_engine, seed_account
@@ -37,7 +38,7 @@ from tests.integration.outbound_support import (
     wait_status,
 )
 from tests.store_support import store_on
-from trunx import accounts, calls, redis_schema, webhook_sign
+from trunx import accounts, redis_schema, webhook_sign
 from trunx.models import Account, Call, Did
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
@@ -232,7 +233,7 @@ async def test_outbound_dtmf_record_play_then_409(cfg, account, api, redis, carr
     number = "+12025550101"
     with WebhookReceiver() as hooks:
         async with running_engine(cfg) as engine:
-            call = calls.place_call(store_on(redis), account.id, FROM, number, config=cfg,
+            call = voice_service.place_call(store_on(redis), account.id, FROM, number, config=cfg,
                                     webhook_url=hooks.url)
             row = await outbound_dtmf_record_play(engine, call, api, carrier_ami, tone)
             await engine.webhooks.drain(10)
@@ -318,7 +319,7 @@ async def test_outbound_speak_is_heard_cut_by_a_key_and_play_gives_way(
     # the far end presses 5 nine seconds into the call
     await carrier_ami.action("Setvar", {"Variable": "STEPS_12025550102", "Value": "w9-d5"})
     async with running_engine(cfg) as engine:
-        call = calls.place_call(store_on(redis), account.id, FROM, number, config=cfg)
+        call = voice_service.place_call(store_on(redis), account.id, FROM, number, config=cfg)
         await wait_status(call.id, {"answered"})
         await wait_live(redis, call.id)
         # a recording capped at 2 s: stopped by the engine while the tone plays on
@@ -358,7 +359,7 @@ async def test_outbound_transfer_bridges_the_far_end_and_ends_the_call(
                                         "Value": "w1-d7-w1-h"})
     with WebhookReceiver() as hooks:
         async with running_engine(cfg) as engine:
-            call = calls.place_call(store_on(redis), account.id, FROM, number, config=cfg)
+            call = voice_service.place_call(store_on(redis), account.id, FROM, number, config=cfg)
             await wait_status(call.id, {"answered"})
             await wait_live(redis, call.id)
             # a transfer to a busy number fails and the caller is back on the call
@@ -536,7 +537,7 @@ async def test_the_pages_curl_examples_on_a_live_call(cfg, account, redis, eleve
     try:
         with WebhookReceiver() as hooks:
             async with running_engine(cfg) as engine:
-                call = calls.place_call(store_on(redis), account.id, FROM, "+12025550106",
+                call = voice_service.place_call(store_on(redis), account.id, FROM, "+12025550106",
                                         config=cfg)
                 await wait_status(call.id, {"answered"})
                 await wait_live(redis, call.id)

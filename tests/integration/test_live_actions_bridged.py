@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from admin_api import assets
+from admin_api.voice import service as voice_service
 from devtools.stack import wait_until
 from devtools.stack.ami import originate_local
 from tests.engine_support import running_engine, seed_account
@@ -29,7 +30,7 @@ from tests.integration.test_call_actions_asterisk import (
     wait_live,
 )
 from tests.store_support import store_on
-from trunx import calls, redis_schema
+from trunx import redis_schema
 from trunx.media import prepare_upload
 from trunx.models import Call
 
@@ -168,7 +169,7 @@ async def test_speak_and_dtmf_on_an_ai_bridged_call_reach_the_agent_side(
                       ultravox_end_wait=3.0)
     api = Api(cfg, redis, account)
     async with running_engine(cfg) as engine:
-        call = calls.place_call(store_on(redis), account.id, FROM, callee,
+        call = voice_service.place_call(store_on(redis), account.id, FROM, callee,
                                 ai={"systemPrompt": "Help."}, config=cfg)
         await wait_status(call.id, {"answered"})
         await wait_live(redis, call.id)
@@ -212,7 +213,7 @@ async def test_blind_transfer_of_an_ai_bridged_call_moves_the_callee_to_the_targ
                                         "Value": "w2-d7-w1-h"})
     api = Api(cfg, redis, account)
     async with running_engine(cfg) as engine:
-        call = calls.place_call(store_on(redis), account.id, FROM, callee,
+        call = voice_service.place_call(store_on(redis), account.id, FROM, callee,
                                 ai={"systemPrompt": "Help."}, config=cfg)
         await wait_status(call.id, {"answered"})
         await wait_live(redis, call.id)

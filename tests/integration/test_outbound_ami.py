@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from admin_api.voice import service as voice_service
 from tests.integration.outbound_support import (
     ANSWERS_2S,
     BUSY,
@@ -21,7 +22,6 @@ from tests.integration.outbound_support import (
     wait_status,
 )
 from tests.store_support import store_on
-from trunx import calls
 from trunx.models import CallEvent
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
@@ -48,7 +48,8 @@ async def test_link_cut_after_originate_places_one_call(cfg, redis, proxy, carri
     async with engine_running(cfg) as engine:
         await asyncio.wait_for(engine.ami.connected.wait(), 10)
         proxy.cut_after(b"Action: Originate")
-        call = calls.place_call(store_on(redis), account.id, FROM, RINGS_THEN_ANSWERS, config=cfg)
+        call = voice_service.place_call(store_on(redis), account.id, FROM, RINGS_THEN_ANSWERS,
+                                        config=cfg)
         row = await wait_status(call.id, timeout=30)
         await asyncio.sleep(2)          # a re-sent Originate would have reached the carrier
         assert proxy.cuts == 1 and proxy.connections >= 2
@@ -69,7 +70,7 @@ async def test_link_cut_after_originate_of_a_short_call_places_one_call(cfg, red
     async with engine_running(cfg) as engine:
         await asyncio.wait_for(engine.ami.connected.wait(), 10)
         proxy.cut_after(b"Action: Originate")
-        call = calls.place_call(store_on(redis), account.id, FROM, BUSY, config=cfg)
+        call = voice_service.place_call(store_on(redis), account.id, FROM, BUSY, config=cfg)
         row = await wait_status(call.id, timeout=30)
         async with asyncio.timeout(10):
             while engine.ami.stats["logins"] < 2:
@@ -89,7 +90,7 @@ async def test_silent_link_is_noticed_by_the_ping_and_replaced(cfg, redis, proxy
             while engine.ami.stats["logins"] < 2:
                 await asyncio.sleep(0.1)
         assert engine.ami.stats["ping_failures"] >= 1
-        call = calls.place_call(store_on(redis), account.id, FROM, ANSWERS_2S, config=cfg)
+        call = voice_service.place_call(store_on(redis), account.id, FROM, ANSWERS_2S, config=cfg)
         row = await wait_status(call.id, timeout=30)
     assert row.status == "completed"
     assert len(carrier_channels(carrier_ami, ANSWERS_2S)) == 1
@@ -100,7 +101,8 @@ async def test_an_engine_restarted_while_a_call_rings_follows_it_without_rediall
     cfg = outbound_config(tmp_path, redis_server.url, pbx)      # straight to the PBX's AMI
     account = make_account(cfg)
     async with engine_running(cfg):
-        call = calls.place_call(store_on(redis), account.id, FROM, RINGS_THEN_ANSWERS, config=cfg)
+        call = voice_service.place_call(store_on(redis), account.id, FROM, RINGS_THEN_ANSWERS,
+                                        config=cfg)
         await wait_status(call.id, {"ringing"})
     # the first engine is gone; the carrier is still ringing (it answers after 1 s)
     async with engine_running(cfg) as engine:

@@ -8,6 +8,7 @@ import itertools
 
 import pytest
 
+from admin_api.voice import service as voice_service
 from tests.engine_support import running_engine
 from tests.integration.outbound_support import (
     ANSWERS,
@@ -23,7 +24,6 @@ from tests.integration.outbound_support import (
     wait_status,
 )
 from tests.store_support import store_on
-from trunx import calls
 from trunx.models import CallEvent
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
@@ -40,7 +40,7 @@ def account(cfg, redis):
 
 
 def place(account, to, cfg, redis, **kwargs):
-    return calls.place_call(store_on(redis), account.id, FROM, to, config=cfg, **kwargs)
+    return voice_service.place_call(store_on(redis), account.id, FROM, to, config=cfg, **kwargs)
 
 
 def statuses(call_id) -> list[str]:
@@ -93,7 +93,7 @@ async def test_delete_hangs_up_a_live_call(cfg, account, redis, carrier_ami):
         call = place(account, ANSWERS, cfg, redis)
         await wait_status(call.id, {"answered"})
         await asyncio.sleep(1.0)
-        calls.request_hangup(redis, call.id)
+        voice_service.request_hangup(redis, call.id)
         row = await wait_status(call.id, timeout=10)
     assert (row.status, row.end_reason) == ("completed", "api")
     assert row.duration == pytest.approx(1.0, abs=1.0)
@@ -106,7 +106,7 @@ async def test_delete_cancels_a_ringing_call(cfg, account, redis, carrier_ami):
     async with running_engine(cfg):
         call = place(account, NO_ANSWER, cfg, redis)
         await wait_status(call.id, {"ringing"})
-        calls.request_hangup(redis, call.id)
+        voice_service.request_hangup(redis, call.id)
         row = await wait_status(call.id, timeout=10)
     assert (row.status, row.end_reason) == ("failed", "api")
     assert (row.ended_at - row.ringing_at).total_seconds() < 2.0   # before the 3 s timeout
@@ -135,12 +135,12 @@ async def test_a_number_suppressed_while_queued_is_never_dialled(cfg, account, r
 async def test_calls_are_placed_in_order_at_the_paced_rate(cfg, account, redis, carrier_ami):
     cfg = cfg.replace(originate_cps=2.0)
     placed = [place(account, BUSY, cfg, redis) for _ in range(4)]
-    assert [calls.queue_position(redis, c.id) for c in placed] == [1, 2, 3, 4]
+    assert [voice_service.queue_position(redis, c.id) for c in placed] == [1, 2, 3, 4]
     async with running_engine(cfg):
         rows = [await wait_status(c.id, timeout=20) for c in placed]
     # every call, with what it got, so an intermittent miss says which one and why
     assert [(r.status, r.end_reason, r.cause) for r in rows] == [("failed", "busy", 17)] * 4
-    assert all(calls.queue_position(redis, c.id) is None for c in placed)
+    assert all(voice_service.queue_position(redis, c.id) is None for c in placed)
     arrived = [float(e["Timestamp"]) for e in carrier_channels(carrier_ami, BUSY)]
     assert len(arrived) == 4
     gaps = [b - a for a, b in itertools.pairwise(arrived)]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from admin_api.voice import service as voice_service
 from tests.integration.outbound_support import (
     BUSY,
     FROM,
@@ -17,7 +18,7 @@ from tests.integration.outbound_support import (
     wait_status,
 )
 from tests.store_support import store_on
-from trunx import calls, webhook_sign
+from trunx import webhook_sign
 from trunx.models import Account, CallEvent
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
@@ -43,7 +44,7 @@ async def test_every_status_once_in_order_and_signed(cfg, redis, fail_first):
     with WebhookReceiver(fail_first=fail_first) as receiver:
         account = make_account(cfg)
         async with engine_running(cfg, quick_retries) as engine:
-            call = calls.place_call(store_on(redis), account.id, FROM, RINGS_THEN_ANSWERS,
+            call = voice_service.place_call(store_on(redis), account.id, FROM, RINGS_THEN_ANSWERS,
                                     config=cfg, webhook_url=receiver.url)
             await wait_status(call.id)
             await engine.webhooks.drain()
@@ -58,7 +59,7 @@ async def test_every_status_once_in_order_and_signed(cfg, redis, fail_first):
     last = delivered[-1]
     assert last["type"] == "call.status" and last["callId"] == call.call_sid
     assert last["call"]["id"] == call.id and last["call"]["status"] == "completed"
-    assert last["call"]["duration"] == round(calls.get_owned(account.id, call.id).duration)
+    assert last["call"]["duration"] == round(voice_service.get_owned(account.id, call.id).duration)
     assert delivered[2]["call"]["status"] == "answered"     # each a snapshot of its moment
     events = list(CallEvent.select().where(CallEvent.call == call.id))
     assert all(e.delivered_at is not None and e.attempts == 1 + fail_first for e in events)
@@ -69,7 +70,7 @@ async def test_account_default_url_and_the_operator_secret(cfg, redis):
     with WebhookReceiver() as receiver:
         account = make_account(cfg, webhook_url=receiver.url)
         async with engine_running(cfg) as engine:
-            call = calls.place_call(store_on(redis), account.id, FROM, BUSY, config=cfg)
+            call = voice_service.place_call(store_on(redis), account.id, FROM, BUSY, config=cfg)
             await wait_status(call.id)
             await engine.webhooks.drain()
     assert [json.loads(r["body"])["status"] for r in receiver.requests] == ["initiated",
@@ -87,7 +88,7 @@ async def test_a_receiver_that_never_answers_is_given_up_without_delaying_calls(
             engine.webhooks.base_delay, engine.webhooks.max_attempts = 0.1, 3
 
         async with engine_running(cfg, tweak) as engine:
-            call = calls.place_call(store_on(redis), account.id, FROM, BUSY, config=cfg,
+            call = voice_service.place_call(store_on(redis), account.id, FROM, BUSY, config=cfg,
                                     webhook_url=receiver.url)
             row = await wait_status(call.id, timeout=10)
             await engine.webhooks.drain()

@@ -1,7 +1,7 @@
 """Voice API (seed 002): place an outbound call, plain or AI; read it; hang it up.
 
 The API never talks to a live channel: POST stores the call and queues it for the engine
-(trunx.calls.place_call), GET reads the record the engine keeps up to date, DELETE asks
+(trunx.voice_service.place_call), GET reads the record the engine keeps up to date, DELETE asks
 the engine (on its command stream) to end the call and waits briefly for it to say so.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import time
 from flask import Blueprint, current_app
 
 from admin_api import context as ctx
+from admin_api.voice import service as voice_service
 from trunx import calls
 from trunx.errors import NotFound, invalid
 from trunx.models import Call
@@ -24,7 +25,7 @@ HANGUP_WAIT = 5.0      # seconds DELETE waits for the engine to confirm the call
 
 
 def get_owned(call_id: str) -> Call:
-    call = calls.get_owned(ctx.account_id(), call_id)
+    call = voice_service.get_owned(ctx.account_id(), call_id)
     if call is None:
         raise NotFound("call-not-found", f"no call {call_id!r} in this account",
                        {"id": call_id})
@@ -36,13 +37,13 @@ def create():
     data = ctx.json_body(FIELDS)
     ai = None
     if "systemPrompt" in data:
-        ai = {key: data[key] for key in calls.AI_KEYS if key in data}
+        ai = {key: data[key] for key in voice_service.AI_KEYS if key in data}
     else:
-        stray = sorted(k for k in calls.AI_KEYS if k in data)
+        stray = sorted(k for k in voice_service.AI_KEYS if k in data)
         if stray:
             raise invalid(stray[0], "requires-system-prompt",
                           f"{', '.join(stray)} only apply to AI calls: add systemPrompt")
-    call = calls.place_call(
+    call = voice_service.place_call(
         ctx.store(), ctx.account_id(), data.get("from"), data.get("to"), ai=ai,
         webhook_url=data.get("webhookUrl"), max_duration=data.get("maxDuration"),
         metadata=data.get("metadata"), config=ctx.config())
@@ -54,7 +55,7 @@ def get(call_id: str):
     call = get_owned(call_id)
     position = None
     if call.status == "initiated":
-        position = calls.queue_position(ctx.redis(), call.id)
+        position = voice_service.queue_position(ctx.redis(), call.id)
     return calls.call_json(call, queue_position=position, base_url=ctx.base_url())
 
 
@@ -63,7 +64,7 @@ def end(call_id: str):
     call = get_owned(call_id)
     if call.status in calls.FINAL:
         return {"ended": True}
-    calls.request_hangup(ctx.redis(), call.id)
+    voice_service.request_hangup(ctx.redis(), call.id)
     deadline = time.monotonic() + current_app.config.get("VOICE_HANGUP_WAIT", HANGUP_WAIT)
     while time.monotonic() < deadline:
         time.sleep(0.05)
