@@ -98,6 +98,15 @@ class ActionRunner:
             except ValueError:
                 pass
 
+    async def _ended(self, action_id: str, status: str, result: dict) -> None:
+        """What an action came to, over AGI or AMI: a recording or an answered transfer
+        goes on (no end yet); a failure carries its error, anything else its result."""
+        ended = None if status in ("recording", "answered") else _now()
+        if status == "failed":
+            await self.state(action_id, status=status, ended_at=ended, error=result)
+        else:
+            await self.state(action_id, status=status, ended_at=ended, result=result)
+
     # -- running one -------------------------------------------------------------------------
     async def run(self, s: CallSession, command: dict) -> None:
         kind, action_id = command.get("action"), command.get("id", "")
@@ -128,11 +137,7 @@ class ActionRunner:
             await self.state(action_id, status="failed", ended_at=_now(),
                              error={"code": "action-failed", "message": str(exc)[:300]})
             return
-        ended = None if status in ("recording", "answered") else _now()
-        if status == "failed":
-            await self.state(action_id, status=status, ended_at=ended, error=result)
-        else:
-            await self.state(action_id, status=status, ended_at=ended, result=result)
+        await self._ended(action_id, status, result)
         if s.handed_off:
             raise AGIHangup("transferred")
 
@@ -209,11 +214,7 @@ class ActionRunner:
                 await self._unstage(params.get("name"))
         if status == "failed" and kind == "record":
             await self._db(recorder.failed, action_id, result.get("code"))
-        ended = None if status in ("recording", "answered") else _now()
-        if status == "failed":
-            await self.state(action_id, status=status, ended_at=ended, error=result)
-        else:
-            await self.state(action_id, status=status, ended_at=ended, result=result)
+        await self._ended(action_id, status, result)
 
     def run_soon(self, coro) -> None:
         task = asyncio.ensure_future(coro)

