@@ -198,7 +198,6 @@ class CallTracker:
         changes["status"] = status
         call.cancel_timers()
         await self._record(call, status, at, changes)
-        call.done.set()
         self.registry.release(call)
         try:
             await self.redis.zrem(redis_schema.ORIGINATE_QUEUE, call.id)

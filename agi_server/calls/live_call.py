@@ -59,7 +59,6 @@ class LiveCall:
     session: object | None = None                # agi_server.calls.session.CallSession
     record: object | None = None                 # agi_server.calls.record.CallRecord (inbound)
     recordings: dict[str, dict] = field(default_factory=dict)   # id -> MixMonitor id, timer
-    done: asyncio.Event = field(default_factory=asyncio.Event)
     timers: list = field(default_factory=list)
 
     @property
