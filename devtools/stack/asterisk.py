@@ -152,6 +152,17 @@ def sweep_stale_instances(root: Path) -> list[Path]:
     return removed
 
 
+def wav_closed(path: Path) -> bool:
+    """True once a WAVE file's header accounts for every byte after it."""
+    try:
+        size = path.stat().st_size
+        with wave.open(str(path)) as wav:
+            frames = wav.getnframes() * wav.getsampwidth() * wav.getnchannels()
+    except (OSError, EOFError, wave.Error):
+        return False
+    return 0 < size - frames <= 64  # 44 bytes of header, a padding byte at most, and more
+
+
 class Asterisk:
     """One Asterisk process from ROOT with trunx's config (role "pbx") or the test carrier's
     (role "carrier"). Ports left as None are chosen free at construction, so a PBX and a
@@ -212,6 +223,15 @@ class Asterisk:
 
     def root_path(self, host_path: str | Path) -> str:
         return "/" + str(Path(host_path).resolve().relative_to(self.root.resolve()))
+
+    def finished_recordings(self, pattern: str) -> list[Path]:
+        """Recordings matching `pattern` that MixMonitor has closed, oldest first.
+
+        MixMonitor creates the file at once and fills in the RIFF sizes only when it closes
+        it, a moment after the channel's Hangup event: a file seen before then is no WAVE yet.
+        """
+        return sorted((p for p in self.recordings_dir_host.glob(pattern) if wav_closed(p)),
+                      key=lambda p: p.stat().st_mtime)
 
     def values(self) -> dict[str, object]:
         return {

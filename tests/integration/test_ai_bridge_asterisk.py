@@ -80,7 +80,7 @@ async def test_an_ai_call_is_bridged_to_ultravox_over_sip(cfg, fake, pbx, carrie
     assert server.stats["errors"] == 0
 
     recordings = wait_until(
-        lambda: list(carrier.recordings_dir_host.glob(f"{AGENT_LINE[1:]}-*.wav")),
+        lambda: carrier.finished_recordings(f"{AGENT_LINE[1:]}-*.wav"),
         timeout=5, message="the carrier's recording of the bridged call")
     with wave.open(str(recordings[-1])) as wav:
         samples = array.array("h", wav.readframes(wav.getnframes()))

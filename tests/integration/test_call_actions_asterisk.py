@@ -222,9 +222,9 @@ def check_dtmf_order(events: list[dict], digits: str) -> list[float]:
 
 
 async def carrier_recording(carrier, pattern: str, timeout: float = 10.0):
-    found = await asyncio.to_thread(wait_until, lambda: list(
-        carrier.recordings_dir_host.glob(pattern)), timeout, message=pattern)
-    return found[0]
+    found = await asyncio.to_thread(wait_until, lambda: carrier.finished_recordings(pattern),
+                                    timeout, message=pattern)
+    return found[-1]  # the newest: the carrier lives for the session, lines are reused
 
 
 # -- outbound ------------------------------------------------------------------------------------

@@ -251,7 +251,7 @@ async def test_carrier_records_what_it_hears_and_sends_dtmf(pbx, carrier, pbx_am
         lambda e: e.get("Event") == "Hangup" and e.get("Channel", "").startswith("PJSIP/pbx-"),
         timeout=15)
     await pbx_ami.wait_event(call.is_hangup_of("caller"), timeout=5)
-    recordings = wait_until(lambda: list(carrier.recordings_dir_host.glob("12025550101-*.wav")),
+    recordings = wait_until(lambda: carrier.finished_recordings("12025550101-*.wav"),
                             timeout=5, message="the carrier's recording")
     with wave.open(str(recordings[0])) as wav:
         samples = array.array("h", wav.readframes(wav.getnframes()))

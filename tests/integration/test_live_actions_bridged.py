@@ -75,7 +75,7 @@ async def bridged(redis, call_id: str, timeout: float = 20.0) -> None:
 async def newest_recording(carrier, pattern: str):
     """The carrier's newest recording for a line (the instance lives for the session)."""
     await carrier_recording(carrier, pattern)
-    return max(carrier.recordings_dir_host.glob(pattern), key=lambda p: p.stat().st_mtime)
+    return carrier.finished_recordings(pattern)[-1]
 
 
 async def record_of(call_id: str) -> Call:
