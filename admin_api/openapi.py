@@ -187,6 +187,26 @@ PATHS = {
     },
 }
 
+# -- answering-machine detection (admin_api/voice/amd.py) --------------------------------------
+DROP = {"oneOf": [
+    {**STR, "maxLength": 64, "description": "one of the account's audio asset ids"},
+    obj(["text"], text={**STR, "minLength": 1, "maxLength": 5000},
+        voice={**STR, "maxLength": 100}, engine={**STR, "maxLength": 100})],
+    "description": "played from its first sample when a voicemail greeting ends"}
+ANSWERED_BY = {"enum": ["human", "machine_start", "machine_end_beep", "machine_end_silence",
+                        "machine_end_other", "fax", "unknown"]}
+AMD_FIELDS = dict(
+    machineDetection={"enum": ["Enable", "DetectMessageEnd"],
+                      "description": "Twilio's: decide early, or wait for the greeting's end"},
+    asyncAmd={"type": "boolean", "default": True,
+              "description": "the call goes on while detection runs; call.amd carries it"},
+    machineDetectionTimeout={**INT, "minimum": 2, "maximum": 60, "default": 30},
+    machineDetectionSpeechThreshold={**INT, "minimum": 1000, "maximum": 6000, "default": 2400},
+    machineDetectionSpeechEndThreshold={**INT, "minimum": 500, "maximum": 5000,
+                                        "default": 1200},
+    machineDetectionSilenceTimeout={**INT, "minimum": 2000, "maximum": 10000, "default": 5000},
+    voicemailDrop=DROP)
+
 # -- Agents (seed 003) ----------------------------------------------------------------------
 ID_LIST = {"type": "array", "maxItems": 50, "items": {"type": "string",
                                                      "pattern": r"^[A-Za-z0-9_.:\-]{1,128}$"}}
@@ -196,7 +216,8 @@ AGENT_FIELDS = dict(
     first_message={"type": ["string", "null"], "maxLength": 2000},
     language={**STR, "maxLength": 16, "default": "en"},
     tool_ids=ID_LIST, knowledge_ids=ID_LIST,
-    max_duration={**NUM, "minimum": 1, "maximum": 86400, "default": 300})
+    max_duration={**NUM, "minimum": 1, "maximum": 86400, "default": 300},
+    voicemail_drop={"oneOf": [{"type": "null"}, *DROP["oneOf"]]})
 SCHEMAS.update({
     "AgentRequest": obj(["name", "prompt"], **AGENT_FIELDS),
     "AgentPatch": obj([], **AGENT_FIELDS),
@@ -212,10 +233,11 @@ SCHEMAS.update({
         voice={"type": ["string", "null"]}, first_message={"type": ["string", "null"]},
         language=STR, max_duration=NUM, tool_ids={"type": "array", "items": STR},
         knowledge_ids={"type": "array", "items": STR}, createdAt=TS, updatedAt=TS,
+        voicemail_drop={"oneOf": [{"type": "null"}, *DROP["oneOf"]]},
         ultravoxStatus={"enum": ["active", "missing", "unreachable", "not-configured"],
                         "description": "what Ultravox says of the agent's twin, asked live"},
         ultravoxError={"type": "object", "description": "why Ultravox could not be asked"}),
-    "AgentCallRequest": obj(["to"], to=E164, **{"from": {
+    "AgentCallRequest": obj(["to"], to=E164, **AMD_FIELDS, **{"from": {
         **E164, "description": "one of the account's DIDs; chosen by local presence and "
                                "health when left out"}}),
     "AgentCallResponse": obj(
@@ -226,8 +248,8 @@ SCHEMAS.update({
             "fromReason": {"enum": ["requested", "same-area-code", "same-state",
                                     "health-score"]},
             "fromHealth": {"type": "object", "description": "the chosen DID's health: score "
-                           "0-100, calls, answerRate, shortCallRate, failureRate, "
-                           "callsLastHour"}}),
+                           "0-100, calls, answerRate (people), machineAnswers, "
+                           "machineRate, shortCallRate, failureRate, callsLastHour"}}),
 })
 AGENT_ID = [path_param("agent_id", "the agent's id (a UUID)")]
 LIMIT = {"name": "limit", "in": "query", "required": False,
@@ -284,6 +306,7 @@ SCHEMAS.update({
         metadata={"type": "object", "maxProperties": 50, "additionalProperties": STR},
         webhookUrl={**STR, "format": "uri", "description": "status webhooks for this call "
                                                            "(else the account's default)"},
+        **AMD_FIELDS,
         **{"from": {**E164, "description": "one of the account's DIDs"}}),
     "VoiceCreated": obj(["id", "callId", "status"], id=STR,
                         callId={**STR, "examples": ["CA0123456789abcdef0123456789abcdef"]},
@@ -301,6 +324,8 @@ SCHEMAS.update({
         answeredAt={"type": ["string", "null"], "format": "date-time"},
         endedAt={"type": ["string", "null"], "format": "date-time"},
         endReason=NULL_STR, metadata={"type": "object", "additionalProperties": STR},
+        answeredBy={"oneOf": [{"type": "null"}, ANSWERED_BY],
+                    "description": "with machineDetection: who answered (null until known)"},
         queuedAt=TS, queuePosition={**INT, "minimum": 1},
         recordings={"type": "array", "description": "Call Actions recordings, when any",
                     "items": obj(["recording_uuid", "status", "format", "url", "duration"],

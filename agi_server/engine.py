@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from agi_server.agi.errors import AGIHangup
 from agi_server.agi.server import FastAGIServer
 from agi_server.ai import bridge as ai_bridge
+from agi_server.amd.audiosocket import AudioSocketServer
 from agi_server.ami.client import AmiConnection
 from agi_server.ami.dialer import Dialer
 from agi_server.ami.tracker import CallTracker
@@ -59,7 +60,9 @@ class Engine:
         self.dialer = Dialer(config, self._db, redis, self.ami, self.tracker)
         # commands from the API (actions, hangups) reach the calls through the registry
         self.commands = CommandReader(self._db, redis, self.tracker, self.registry)
-        self.outbound = OutboundRoute(config, self.tracker, self.registry)
+        self.sockets = AudioSocketServer(config.audiosocket_host, config.audiosocket_port,
+                                         config.audiosocket_address)
+        self.outbound = OutboundRoute(config, self.tracker, self.registry, self.sockets)
         self.server = FastAGIServer(config, {"ivr": self.ivr_call, "outbound": self.outbound})
         self.services = Services(config=config, suppress=self._suppress, redis=redis,
                                  db=self._db, bridge_agent=self._bridge_agent)
@@ -79,6 +82,7 @@ class Engine:
         await self.cache.start()
         await self.server.start()
         log.info("FastAGI listening on %s:%s", self.config.agi_host, self.server.port)
+        await self.sockets.start()
         await self.webhooks.start()
         await self.tracker.start()
         try:
@@ -93,6 +97,7 @@ class Engine:
     async def stop(self) -> None:
         await asyncio.gather(self.dialer.stop(), self.commands.stop())
         await self.server.stop()
+        await self.sockets.stop()
         await self.registry.stop()       # after the sessions: their recordings finish
         while self._writer is not None and not self._writer.done():
             await self._writer      # records of calls that ended during the stop

@@ -18,7 +18,8 @@ SEED_DID = DEMO_DID
 
 
 def make_config(tmp_path, redis_url, **overrides):
-    values = {"data_dir": str(tmp_path / "data"), "redis_url": redis_url, "agi_port": 0}
+    values = {"data_dir": str(tmp_path / "data"), "redis_url": redis_url, "agi_port": 0,
+              "audiosocket_port": 0}
     return trunx_config.load(env={}, **{**values, **overrides})
 
 

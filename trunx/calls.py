@@ -86,6 +86,8 @@ def call_json(call: Call, *, queue_position: int | None = None,
     out["answeredAt"] = iso(call.answered_at)
     out["endedAt"] = iso(call.ended_at)
     out["endReason"] = call.end_reason
+    if call.amd is not None:      # asked for: null until detection decides
+        out["answeredBy"] = call.answered_by
     if call.metadata:
         out["metadata"] = call.metadata
     if call.status == "initiated" and call.queued_at is not None:

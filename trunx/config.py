@@ -41,6 +41,12 @@ class Config:
     agi_header_timeout: float = 5.0   # a peer slower than this to send its agi_* block is dropped
     agi_idle_timeout: float = 1.0     # a peer that goes quiet mid-header for this long is dropped
     agi_event_loop: str = "uvloop"    # uvloop | asyncio: the engine's event loop
+    # answering-machine detection: Asterisk streams an answered call's audio here
+    # (AudioSocket); `audiosocket_address` is host:port as Asterisk reaches it (empty:
+    # audiosocket_host:the port listened on)
+    audiosocket_host: str = "127.0.0.1"
+    audiosocket_port: int = 4574
+    audiosocket_address: str = ""
     # Batching, off the call's path: a finished call's record waits this long for others
     # to share its SQLite transaction; a live call's Redis announcement (what the API's
     # call actions check), for others to share its one script call, so the API sees a

@@ -167,6 +167,10 @@ class Call(Base):
     queued_at = peewee.DateTimeField(null=True)
     ringing_at = peewee.DateTimeField(null=True)
     cause = peewee.IntegerField(null=True)          # Q.850 hangup cause Asterisk reported
+    # answering-machine detection: {mode, async, tuning..., drop: {file, duration, ...},
+    # result: {answeredBy, detectionMs, beepEndMs, ...}}; None: not asked for
+    amd = JSONField(null=True)
+    answered_by = peewee.CharField(null=True)       # Twilio's AnsweredBy, once detected
 
 
 class CallEvent(Base):
@@ -195,6 +199,7 @@ class Agent(Base):
     max_duration = peewee.FloatField(default=300)     # seconds
     tool_ids = JSONField(default=list)
     knowledge_ids = JSONField(default=list)
+    voicemail_drop = JSONField(null=True)   # an asset id or {text, voice}: left on machines
     ultravox_id = peewee.CharField(null=True, index=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)

@@ -13,6 +13,10 @@ A DID's health comes from the outbound calls placed from it in the last `WINDOW`
 sign of a number people have learned to distrust), failures, and how hard it was used in the
 last hour (spreading calls keeps a number from being flagged). Rates are smoothed towards a
 neutral prior so a fresh DID is neither best nor worst on no evidence.
+
+An answer that answering-machine detection gave to a machine (or a fax) is no answer by a
+person: it counts in `machines`, apart from `answered`, so a number whose calls reach
+voicemail does not look healthy for it (fromHealth shows both).
 """
 from __future__ import annotations
 
@@ -51,7 +55,8 @@ class NoDidAvailable(InvalidInput):
 class Health:
     number: str
     calls: int = 0            # finished outbound calls in the window
-    answered: int = 0
+    answered: int = 0         # by a person (or by whoever, without detection)
+    machines: int = 0         # answered by a machine or a fax (Call.answered_by)
     short: int = 0
     failed: int = 0
     recent: int = 0           # calls placed in the last hour (finished or not)
@@ -84,7 +89,8 @@ class Health:
 
     def as_dict(self) -> dict:
         return {"score": self.score, "calls": self.calls,
-                "answerRate": round(self.answer_rate, 3),
+                "answerRate": round(self.answer_rate, 3), "machineAnswers": self.machines,
+                "machineRate": round(self.machines / self.calls, 3) if self.calls else 0.0,
                 "shortCallRate": round(self.short_rate, 3),
                 "failureRate": round(self.failure_rate, 3), "callsLastHour": self.recent}
 
@@ -131,12 +137,16 @@ def health(account_id: str, numbers: list[str], *, now: dt.datetime | None = Non
     now = now or utcnow()
     since, recent_since = now - WINDOW, now - RECENT
     finished = Call.status.in_(("completed", "failed"))
-    answered = finished & Call.answered_at.is_null(False)
+    machine = (Call.answered_by.is_null(False) & ((Call.answered_by == "fax")
+                                                   | Call.answered_by.startswith("machine")))
+    picked_up = finished & Call.answered_at.is_null(False)
+    answered = picked_up & ~machine
     talk = Call.duration
     rows = (Call
             .select(Call.from_number,
                     fn.SUM(Case(None, [(finished, 1)], 0)).alias("calls"),
                     fn.SUM(Case(None, [(answered, 1)], 0)).alias("answered"),
+                    fn.SUM(Case(None, [(picked_up & machine, 1)], 0)).alias("machines"),
                     fn.SUM(Case(None, [(answered & (talk < SHORT_CALL), 1)], 0)).alias("short"),
                     fn.SUM(Case(None, [(Call.status == "failed", 1)], 0)).alias("failed"),
                     fn.SUM(Case(None, [(Call.created_at >= recent_since, 1)], 0))
@@ -153,8 +163,8 @@ def health(account_id: str, numbers: list[str], *, now: dt.datetime | None = Non
             last = dt.datetime.fromisoformat(last)
         out[r["from_number"]] = Health(
             r["from_number"], calls=int(r["calls"] or 0), answered=int(r["answered"] or 0),
-            short=int(r["short"] or 0), failed=int(r["failed"] or 0),
-            recent=int(r["recent"] or 0), last_used=last)
+            machines=int(r["machines"] or 0), short=int(r["short"] or 0),
+            failed=int(r["failed"] or 0), recent=int(r["recent"] or 0), last_used=last)
     return out
 
 

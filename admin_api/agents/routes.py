@@ -21,6 +21,7 @@ from flask import Blueprint, request
 
 from admin_api import context as ctx
 from admin_api.agents import did_selection
+from admin_api.voice import amd as voice_amd
 from admin_api.voice import service as voice_service
 from trunx import dnc, phone, ultravox
 from trunx.errors import Forbidden, NotFound, invalid
@@ -29,7 +30,7 @@ from trunx.models import Agent, iso, new_uuid, utcnow
 bp = Blueprint("agents", __name__, url_prefix="/api/voice/agents")
 
 FIELDS = {"name", "prompt", "voice", "first_message", "language", "tool_ids", "knowledge_ids",
-          "max_duration"}
+          "max_duration", "voicemail_drop"}
 DEFAULTS = {"language": "en", "max_duration": 300}
 MAX_DURATION = 24 * 3600
 LIST_DEFAULT, LIST_MAX = 50, 500
@@ -54,6 +55,7 @@ def as_json(agent: Agent) -> dict:
             "language": agent.language, "max_duration": _number(agent.max_duration),
             "tool_ids": list(agent.tool_ids or []),
             "knowledge_ids": list(agent.knowledge_ids or []),
+            "voicemail_drop": agent.voicemail_drop,
             "createdAt": iso(agent.created_at), "updatedAt": iso(agent.updated_at)}
 
 
@@ -125,8 +127,13 @@ def _check(data: dict, *, partial: bool) -> dict:
     for name in ("tool_ids", "knowledge_ids"):
         if name in data:
             out[name] = _ids(data, name)
+    if data.get("voicemail_drop") is not None:
+        out["voicemail_drop"] = voice_amd.check_drop(data["voicemail_drop"], "voicemail_drop")
+    elif "voicemail_drop" in data:
+        out["voicemail_drop"] = None
     if not partial:
         out = {"voice": None, "first_message": None, "tool_ids": [], "knowledge_ids": [],
+               "voicemail_drop": None,
                **DEFAULTS, **out}
     return out
 
@@ -262,7 +269,7 @@ def _e164(data: dict, field: str, *, required: bool) -> str | None:
 @bp.post("/<agent_id>/call")
 def call(agent_id: str):
     agent = get_owned(agent_id)
-    data = ctx.json_body({"to", "from"})
+    data = ctx.json_body({"to", "from", *voice_amd.FIELDS})
     to = _e164(data, "to", required=True)
     from_number = _e164(data, "from", required=False)
     config, store, account = ctx.config(), ctx.store(), ctx.account_id()
@@ -277,7 +284,8 @@ def call(agent_id: str):
         from_number = chosen.number
     placed = voice_service.place_call(store, account, from_number, to, ai=agent_ai(agent),
                               agent_id=agent.id, max_duration=agent.max_duration,
-                              config=config)
+                              detection={k: data[k] for k in voice_amd.FIELDS if k in data},
+                              agent_drop=agent.voicemail_drop, config=config)
     out = {"id": placed.id, "callId": placed.call_sid, "status": placed.status,
            "agentId": agent.id, "from": from_number, "to": to}
     if chosen is None:

@@ -11,6 +11,7 @@ import time
 from flask import Blueprint, current_app
 
 from admin_api import context as ctx
+from admin_api.voice import amd as voice_amd
 from admin_api.voice import service as voice_service
 from trunx import calls
 from trunx.errors import NotFound, invalid
@@ -19,7 +20,7 @@ from trunx.models import Call
 bp = Blueprint("voice", __name__, url_prefix="/api/voice")
 
 FIELDS = {"from", "to", "systemPrompt", "model", "voice", "tools", "firstSpeaker",
-          "temperature", "maxDuration", "metadata", "webhookUrl"}
+          "temperature", "maxDuration", "metadata", "webhookUrl", *voice_amd.FIELDS}
 HANGUP_WAIT = 5.0      # seconds DELETE waits for the engine to confirm the call ended
                        # (app.config["VOICE_HANGUP_WAIT"] overrides it)
 
@@ -46,7 +47,8 @@ def create():
     call = voice_service.place_call(
         ctx.store(), ctx.account_id(), data.get("from"), data.get("to"), ai=ai,
         webhook_url=data.get("webhookUrl"), max_duration=data.get("maxDuration"),
-        metadata=data.get("metadata"), config=ctx.config())
+        metadata=data.get("metadata"), config=ctx.config(),
+        detection={k: data[k] for k in voice_amd.FIELDS if k in data})
     return {"id": call.id, "callId": call.call_sid, "status": call.status}, 201
 
 

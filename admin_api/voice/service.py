@@ -23,6 +23,7 @@ import secrets
 import time
 from urllib.parse import urlsplit
 
+from admin_api.voice.amd import amd_settings
 from trunx import dnc, phone, redis_schema
 from trunx.calls import ensure_webhook_secret, parse_duration
 from trunx.errors import Forbidden, NotConfigured, Unavailable, invalid
@@ -148,7 +149,8 @@ def new_call_sid() -> str:
 
 
 def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None,
-               webhook_url=None, max_duration=None, metadata=None, config) -> Call:
+               webhook_url=None, max_duration=None, metadata=None, detection=None,
+               agent_drop=None, config) -> Call:
     """Validate, check the DNC list, store the call and enqueue it for the engine.
 
     store        the Store: the Call row goes to its database, the engine's queue to its Redis
@@ -165,6 +167,8 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
     webhook_url  http(s) URL for status webhooks; else the account's default, if any
     max_duration seconds (number) or "300s"; the engine hangs up that long after answer
     metadata     object of string values
+    detection    the request's machineDetection fields (admin_api.voice.amd), if any
+    agent_drop   an agent's own voicemail_drop (used when the request names none)
     config       the trunx Config
 
     Returns the Call row (status "initiated", direction "outbound", provider "asterisk",
@@ -186,6 +190,8 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
     if ai is not None:
         ai = check_ai(ai)
         ai_available(config)
+    # last of the checks: a {text} drop is rendered and staged (named by its content)
+    amd = amd_settings(detection or {}, account_id, config, agent_drop=agent_drop)
     redis = store.redis
     if dnc.is_suppressed(account_id, to_number, redis):
         raise Forbidden("number-suppressed", f"{to_number} is on this account's do-not-call "
@@ -196,7 +202,7 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
             id=new_uuid(), call_sid=new_call_sid(), account=account_id, direction="outbound",
             from_number=from_number, to_number=to_number, status="initiated",
             provider="ultravox" if ai is not None else "asterisk", ai=ai, agent_id=agent_id,
-            webhook_url=webhook_url, max_duration=seconds, metadata=metadata,
+            webhook_url=webhook_url, max_duration=seconds, metadata=metadata, amd=amd,
             created_at=now, queued_at=now)
         if webhook_url:
             ensure_webhook_secret(account_id)

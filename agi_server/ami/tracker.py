@@ -49,7 +49,7 @@ def row_dict(row: Call) -> dict:
             "from_number": row.from_number, "to_number": row.to_number,
             "status": row.status, "ai": row.ai, "agent_id": row.agent_id,
             "max_duration": row.max_duration, "metadata": row.metadata,
-            "webhook_url": row.webhook_url, "created_at": row.created_at}
+            "webhook_url": row.webhook_url, "created_at": row.created_at, "amd": row.amd}
 
 
 def _ts(event: dict) -> float:
@@ -215,10 +215,20 @@ class CallTracker:
         call.hangup_reason = call.hangup_reason or reason
         await self.finish(call, time.time())
 
-    async def _record(self, call: LiveCall, status: str, at: float, changes: dict) -> None:
+    async def detected(self, call: LiveCall, answered_by: str, at: float, amd: dict,
+                       extra: dict) -> None:
+        """Answering-machine detection decided: store it on the row (answered_by, the
+        `amd` JSON) and send the signed `call.amd` webhook (agi_server.calls.outbound)."""
+        call.row["amd"] = amd
+        await self._record(call, answered_by, at, {"answered_by": answered_by, "amd": amd},
+                           event_type="call.amd", extra={"answeredBy": answered_by, **extra})
+
+    async def _record(self, call: LiveCall, status: str, at: float, changes: dict, *,
+                      event_type: str = "call.status", extra: dict | None = None) -> None:
         try:
             event = await self._db(_persist, self.database, call.id, status, at, changes,
-                                   self.config.webhook_secret, self.config.public_base_url)
+                                   self.config.webhook_secret, self.config.public_base_url,
+                                   event_type, extra)
         except Exception:
             log.exception("call %s: status %s not stored", call.id, status)
             return
@@ -346,7 +356,8 @@ def _unfinished_outbound() -> list[Call]:
 
 
 def _persist(database, call_id: str, status: str, at: float, changes: dict,
-             global_secret: str, base_url: str = ""):
+             global_secret: str, base_url: str = "", event_type: str = "call.status",
+             extra: dict | None = None):
     """Update the row, add a CallEvent with the webhook body; returns what the sender
     needs, or None if there is no webhook URL. `base_url` prefixes recording URLs."""
     with database.atomic():
@@ -355,10 +366,10 @@ def _persist(database, call_id: str, status: str, at: float, changes: dict,
         row = Call.get_by_id(call_id)
         account = Account.get_or_none(Account.id == row.account_id)
         url = row.webhook_url or (account.webhook_url if account else None)
-        event = CallEvent.create(call=call_id, type="call.status", status=status,
+        event = CallEvent.create(call=call_id, type=event_type, status=status,
                                  at=utc_from_ts(at), webhook_url=url)
-        body = json.dumps({"id": event.id, "type": "call.status", "callId": row.call_sid,
-                           "status": status, "at": calls.iso(event.at),
+        body = json.dumps({"id": event.id, "type": event_type, "callId": row.call_sid,
+                           "status": status, "at": calls.iso(event.at), **(extra or {}),
                            "call": calls.call_json(row, base_url=base_url)},
                           separators=(",", ":"))
         event.payload = body

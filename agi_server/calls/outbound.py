@@ -9,6 +9,15 @@ one-second WAIT FOR DIGIT slices, so a hangup is seen within a second, and its w
 live-call actions (play, speak, dtmf, record, transfer) and a queued hangup as they arrive.
 DELETE and maxDuration normally end a call through AMI (the tracker); the session's queue is
 the path that still works when AMI is down.
+
+A call placed with machineDetection first listens (agi_server.amd.listen) and reports who
+answered (the tracker stores it and sends `call.amd`). Then:
+
+    machine_end_* and a voicemailDrop   the drop plays from its first sample, the call
+                                        hangs up: endReason voicemail-dropped
+    a machine or a fax on an AI call    hung up (machine-detected / fax-detected): the
+                                        agent never starts talking to a machine
+    anything else                       the call goes on as it would have
 """
 from __future__ import annotations
 
@@ -17,6 +26,7 @@ import time
 
 from agi_server.agi.errors import AGIHangup
 from agi_server.ai import bridge as ai_bridge
+from agi_server.amd.listen import Outcome, listen
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +34,13 @@ SLICE = 1.0   # seconds per WAIT FOR DIGIT while holding a plain call
 
 
 class OutboundRoute:
-    def __init__(self, config, tracker, registry):
+    def __init__(self, config, tracker, registry, sockets=None):
         self.config = config
         self.tracker = tracker
         self.registry = registry         # agi_server.calls.registry.Registry
+        self.sockets = sockets           # agi_server.amd.audiosocket.AudioSocketServer
         self.sessions = 0
+        self.drops = 0
 
     async def __call__(self, ch) -> None:
         call_id = ch.env.get("agi_uniqueid", "")
@@ -43,6 +55,10 @@ class OutboundRoute:
                     call, ch,
                     on_handoff=lambda at: self._transferred(call, at),
                     on_hangup=lambda reason: self._asked(call, reason)) as session:
+                amd = call.row.get("amd")
+                if amd and self.sockets is not None:
+                    if await self._detect(session, call, amd):
+                        return
                 if call.ai is not None:
                     # the bridge's Dial puts the session in bridged mode: actions reach
                     # the call over AMI (agi_server.calls.bridged)
@@ -54,6 +70,31 @@ class OutboundRoute:
             pass
         finally:
             await self.tracker.session_ended(call)
+
+    async def _detect(self, session, call, amd: dict) -> bool:
+        """Listen, report, and act on who answered; True: the call is over."""
+        outcome = await listen(session, self.sockets, amd)
+        answered_by = outcome.answered_by
+        await self.tracker.detected(call, answered_by, time.time(),
+                                    {**amd, "result": _result(outcome)},
+                                    {"machineDetectionDuration": outcome.detection_ms})
+        log.info("call %s answered by %s after %d ms of audio", call.id, answered_by,
+                 outcome.detection_ms)
+        if outcome.hung_up:
+            raise AGIHangup("the callee hung up during detection")
+        drop = amd.get("drop")
+        ch = session.raw
+        if drop and answered_by.startswith("machine_end"):
+            call.hangup_reason = "voicemail-dropped"
+            self.drops += 1
+            await ch.play(drop["file"])      # the plain channel: no action interrupts it
+            await ch.hangup()
+            return True
+        if call.ai is not None and (answered_by.startswith("machine") or answered_by == "fax"):
+            call.hangup_reason = "fax-detected" if answered_by == "fax" else "machine-detected"
+            await ch.hangup()
+            return True
+        return False
 
     async def _transferred(self, call, at: float) -> None:
         """A transfer was answered: for us the call ends here (the tracker ignores the
@@ -81,3 +122,10 @@ class OutboundRoute:
                     await ch.hangup()
                     return
             await ch.wait_for_digit(budget)
+
+
+def _result(outcome: Outcome) -> dict:
+    return {"answeredBy": outcome.answered_by, "detectionMs": outcome.detection_ms,
+            "beepEndMs": outcome.beep_end_ms, "frames": outcome.frames,
+            "beeps": [{"endMs": b.end_ms, "hz": round(b.freq_hz), "ms": b.duration_ms}
+                      for b in outcome.beeps]}

@@ -81,12 +81,17 @@ class CallSession:
     async def dial(self, *args: str):
         """EXEC Dial, with the session in bridged mode while it runs: actions submitted
         meanwhile (and any still queued) go over AMI (hook: agi_server.calls.bridged)."""
+        return await self.blocking("Dial", *args)
+
+    async def blocking(self, app: str, *args: str):
+        """EXEC an application that holds the channel for a while (Dial, AudioSocket) in
+        bridged mode: the call's actions go over AMI until it returns."""
         self.bridged = True
         self.runner.bridged_changed(self)
         for command in self.drain():
             self.runner.run_bridged(self, command)
         try:
-            return await self.raw.exec("Dial", *args)
+            return await self.raw.exec(app, *args)
         finally:
             self.bridged = False
             self.runner.bridged_changed(self)

@@ -24,11 +24,13 @@ def dids(account, *numbers):
         Did.create(number=n, account=account)
 
 
-def calls(account, did, *, answered=0, short=0, failed=0, unanswered=0, ago=dt.timedelta(
-        days=2), now=None):
+def calls(account, did, *, answered=0, short=0, failed=0, unanswered=0, machines=0,
+          ago=dt.timedelta(days=2), now=None):
     now = now or utcnow()
     at = now - ago
     rows = ([dict(status="completed", answered_at=at, duration=60.0)] * answered
+            + [dict(status="completed", answered_at=at, duration=25.0,
+                    answered_by="machine_end_beep")] * machines
             + [dict(status="completed", answered_at=at, duration=3.0)] * short
             + [dict(status="failed")] * failed
             + [dict(status="completed")] * unanswered)
@@ -173,4 +175,19 @@ def test_health_as_dict(account):
     calls(account, "+14155550101", answered=3, short=1, failed=1)
     d = ds.health(account.id, ["+14155550101"])["+14155550101"].as_dict()
     assert d["calls"] == 5 and set(d) == {"score", "calls", "answerRate", "shortCallRate",
-                                          "failureRate", "callsLastHour"}
+                                          "failureRate", "callsLastHour", "machineAnswers",
+                                          "machineRate"}
+
+
+def test_machine_answers_are_not_human_answers(account):
+    """Calls that reach voicemail (answering-machine detection said so) are counted apart:
+    a number whose calls go to machines is not healthier for it."""
+    dids(account, "+14155550101", "+14155550102")
+    calls(account, "+14155550101", answered=2, unanswered=2)
+    calls(account, "+14155550102", answered=2, machines=2)
+    h = ds.health(account.id, ["+14155550101", "+14155550102"])
+    human, machine = h["+14155550101"], h["+14155550102"]
+    assert (machine.answered, machine.machines, machine.calls) == (2, 2, 4)
+    assert machine.answer_rate == human.answer_rate
+    assert machine.as_dict()["machineAnswers"] == 2
+    assert machine.as_dict()["machineRate"] == 0.5

@@ -1,0 +1,178 @@
+"""An AudioSocket server: Asterisk streams a call's audio to the engine over TCP.
+
+The AGI session runs `AudioSocket(<uuid>,<host:port>)` (app_audiosocket); Asterisk connects
+here, names the stream by sending the uuid, then sends what the call's party says as 20 ms
+frames of 8 kHz signed-linear audio, until either side ends it. Each packet is a three-byte
+header (kind, big-endian payload length) and the payload (Asterisk's AudioSocket page):
+
+    0x00  terminate          0x01  the uuid (16 bytes)     0x03  a DTMF digit (1 byte)
+    0x10  slin 8 kHz audio   0xff  an error (Asterisk's code)
+
+The engine sends 0x00 when it has heard enough: app_audiosocket then returns 0 and the AGI
+session carries on (a closed socket does the same, Asterisk 21 and later).
+
+`Parser` is the pure part (bytes in, packets out). `AudioSocketServer.expect()` hands out a
+`Stream` for a uuid before the AGI command is sent; audio for that uuid goes to the
+stream's `on_audio` callback, synchronously, in the connection's task: a detector fed there
+costs no queue hop per frame. A connection naming no expected uuid is dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid as uuidlib
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+KIND_TERMINATE, KIND_UUID, KIND_DTMF, KIND_AUDIO, KIND_ERROR = 0x00, 0x01, 0x03, 0x10, 0xFF
+TERMINATE = bytes((KIND_TERMINATE, 0, 0))
+MAX_PAYLOAD = 4096          # Asterisk sends 320-byte frames; anything far larger is not it
+UUID_WAIT = 5.0             # seconds a connection may take to name its stream
+
+
+class ProtocolError(Exception):
+    pass
+
+
+class Parser:
+    """Bytes from the socket in any chunking -> (kind, payload) packets."""
+
+    def __init__(self):
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self._buf += data
+        out, pos, buf = [], 0, self._buf
+        while len(buf) - pos >= 3:
+            length = (buf[pos + 1] << 8) | buf[pos + 2]
+            if length > MAX_PAYLOAD:
+                raise ProtocolError(f"a {length}-byte payload")
+            if len(buf) - pos - 3 < length:
+                break
+            out.append((buf[pos], bytes(buf[pos + 3:pos + 3 + length])))
+            pos += 3 + length
+        del buf[:pos]
+        return out
+
+
+class Stream:
+    """One expected audio stream. Set `on_audio(pcm)` (and `on_dtmf(digit)`) before the
+    AGI command runs; `ended` is set when the connection closes, for any reason."""
+
+    def __init__(self, server: AudioSocketServer, uuid: str):
+        self.uuid = uuid
+        self.address = server.address
+        self.on_audio: Callable[[bytes], None] = lambda pcm: None
+        self.on_dtmf: Callable[[str], None] = lambda digit: None
+        self.connected = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.frames = 0
+        self.error: int | None = None         # Asterisk's 0xff code, if it sent one
+        self._server = server
+        self._writer: asyncio.StreamWriter | None = None
+        self._closing = False
+
+    def close(self) -> None:
+        """Tell Asterisk to stop streaming (app_audiosocket returns); idempotent."""
+        self._closing = True
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            try:
+                writer.write(TERMINATE)
+                writer.close()
+            except (ConnectionError, RuntimeError):
+                pass
+        self._server.forget(self.uuid)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+
+class AudioSocketServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, advertise: str = ""):
+        self.host, self.port = host, port
+        self._advertise = advertise
+        self._streams: dict[str, Stream] = {}
+        self._server: asyncio.base_events.Server | None = None
+        self.connections = 0
+        self.refused = 0
+
+    @property
+    def address(self) -> str:
+        """host:port as Asterisk dials it (the AudioSocket application's second argument)."""
+        return self._advertise or f"{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for stream in list(self._streams.values()):
+            stream.close()
+
+    def expect(self) -> Stream:
+        stream = Stream(self, str(uuidlib.uuid4()))
+        self._streams[stream.uuid] = stream
+        return stream
+
+    def forget(self, uuid: str) -> None:
+        self._streams.pop(uuid, None)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        parser, stream = Parser(), None
+        try:
+            async with asyncio.timeout(UUID_WAIT):
+                while stream is None:
+                    data = await reader.read(4096)
+                    if not data:
+                        return
+                    packets = parser.feed(data)
+                    if not packets:
+                        continue
+                    kind, payload = packets[0]
+                    stream = self._streams.get(str(uuidlib.UUID(bytes=payload))) \
+                        if kind == KIND_UUID and len(payload) == 16 else None
+                    if stream is None or stream._writer is not None:
+                        self.refused += 1
+                        log.warning("audiosocket: a connection for no expected stream")
+                        return
+                    stream._writer = writer
+                    stream.connected.set()
+                    self._deliver(stream, packets[1:])
+            if stream.closing:              # closed before Asterisk got here
+                stream.close()
+                return
+            while not stream.closing:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                self._deliver(stream, parser.feed(data))
+        except (TimeoutError, ProtocolError, ConnectionError, ValueError) as exc:
+            log.info("audiosocket: connection dropped: %s", exc)
+        finally:
+            if stream is not None:
+                stream.ended.set()
+                self.forget(stream.uuid)
+            if not writer.is_closing():
+                writer.close()
+
+    @staticmethod
+    def _deliver(stream: Stream, packets) -> None:
+        for kind, payload in packets:
+            if stream.closing:
+                return
+            if kind == KIND_AUDIO:
+                stream.frames += 1
+                stream.on_audio(payload)
+            elif kind == KIND_DTMF and payload:
+                stream.on_dtmf(chr(payload[0]))
+            elif kind == KIND_ERROR:
+                stream.error = payload[0] if payload else 0
+            elif kind == KIND_TERMINATE:
+                return
