@@ -178,3 +178,20 @@ def build(folder: str, piper_client=None) -> list[Answer]:
     answers.append(Answer("dead-air-noise", "silence", "unknown",
                           mix(dead, line_noise(len(dead), True))))
     return answers
+
+
+def build_with_available_voices(folder: str) -> list[Answer]:
+    """build() with Piper's voice too when the `neural` extra is installed."""
+    import shutil
+
+    from trunx.media import piper
+
+    missing = [t for t in ("sox", "espeak-ng") if shutil.which(t) is None]
+    if missing:
+        raise RuntimeError(f"the AMD corpus needs: {', '.join(missing)}")
+    client = piper.Piper() if piper.available() else None
+    try:
+        return build(folder, client)
+    finally:
+        if client is not None:
+            client.close()

@@ -3,7 +3,6 @@ espeak-ng and Piper voices, sox tones and noise), frame by frame as a call would
 from __future__ import annotations
 
 import collections
-import shutil
 import time
 
 import pytest
@@ -15,15 +14,7 @@ from trunx.media import piper
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    missing = [t for t in ("sox", "espeak-ng") if shutil.which(t) is None]
-    if missing:
-        pytest.fail(f"the AMD corpus needs: {', '.join(missing)}")
-    client = piper.Piper() if piper.available() else None
-    try:
-        return amd_corpus.build(str(tmp_path_factory.mktemp("amd-corpus")), client)
-    finally:
-        if client is not None:
-            client.close()
+    return amd_corpus.build_with_available_voices(str(tmp_path_factory.mktemp("amd-corpus")))
 
 
 def run(answer, **kwargs) -> tuple[object, list, float]:

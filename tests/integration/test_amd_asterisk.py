@@ -1,0 +1,203 @@
+"""Answering-machine detection and voicemail drops on real calls: the engine originates to the
+carrier Asterisk over SIP, the carrier answers each call by playing one answer of the
+labelled corpus (tests/amd_corpus.py: people, voicemail greetings ending in beeps or in
+silence, faxes, dead air), the engine listens over AudioSocket, decides, and leaves the
+drop. The carrier records what it plays and hears, so the drop is measured at the far end.
+
+The confusion matrix this prints is the one in docs/amd.md.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import time
+import wave
+
+import numpy as np
+import pytest
+
+from admin_api.voice import service as voice_service
+from tests import amd_corpus
+from tests.engine_support import running_engine
+from tests.integration.outbound_support import (
+    FROM,
+    WebhookReceiver,
+    make_account,
+    outbound_config,
+)
+from tests.store_support import store_on
+from trunx import webhook_sign
+from trunx.calls import FINAL
+from trunx.models import Call
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+DROP_TEXT = ("Hi, this is Downtown Dental with a reminder of your appointment tomorrow at "
+             "ten. Please call us back to confirm.")
+FRAME = 160                 # 20 ms at 8 kHz
+LOUD = 10 ** (-32 / 20) * 32768     # RMS of a 20 ms frame that is sound, not line noise
+
+
+def line(i: int) -> str:
+    """The carrier's answering lines: +1NXX555019X plays ANSWER_<digits> (carrier.conf)."""
+    return f"+1{201 + i // 10}555019{i % 10}"
+
+
+def pcm_of(path) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (8000, 2, 1)
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
+
+
+def loud_frames(pcm: np.ndarray) -> np.ndarray:
+    n = len(pcm) // FRAME
+    rms = np.sqrt((pcm[:n * FRAME].reshape(n, FRAME) ** 2).mean(axis=1))
+    return np.flatnonzero(rms > LOUD)
+
+
+def offset_ms(recording: np.ndarray, played: np.ndarray) -> float:
+    """Where the answer starts in the carrier's recording (Playback starts a moment after
+    MixMonitor): the lag, 0-1 s, that best lines up its first seconds."""
+    a = played[:3 * 8000]
+    best = max(range(0, 8000, 8), key=lambda lag: float(np.dot(recording[lag:lag + len(a)], a))
+               if lag + len(a) <= len(recording) else -1.0)
+    return best / 8.0
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return amd_corpus.build_with_available_voices(str(tmp_path_factory.mktemp("amd-corpus")))
+
+
+@pytest.fixture
+def cfg(tmp_path, redis_server, pbx, carrier):
+    return outbound_config(tmp_path, redis_server.url, pbx, originate_cps=0,
+                           sounds_dir=str(pbx.sounds_dir_host),
+                           asterisk_sounds_dir=pbx.sounds_dir_in_root, webhook_secret="amd-secret")
+
+
+async def answering_lines(carrier, carrier_ami, corpus) -> dict[str, amd_corpus.Answer]:
+    folder = carrier.sounds_dir_host / "amd"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = {}
+    for i, answer in enumerate(corpus):
+        path = folder / f"answer{i:02d}.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(answer.pcm.astype("<i2").tobytes())
+        number = line(i)
+        await carrier_ami.action("Setvar", {"Variable": f"ANSWER_{number[1:]}",
+                                            "Value": carrier.root_path(path)[:-len(".wav")]})
+        lines[number] = answer
+    return lines
+
+
+async def settle(calls: dict[str, Call], redis, timeout: float = 120.0) -> dict[str, Call]:
+    """Wait for every call to end, hanging up those the engine keeps (people, faxes, dead
+    air: detection told the client, who would now talk or give up); machines end by
+    themselves once the drop has played."""
+    asked: set[str] = set()
+    async with asyncio.timeout(timeout):
+        while True:
+            rows = {n: Call.get_by_id(c.id) for n, c in calls.items()}
+            for row in rows.values():
+                if (row.answered_by is not None and row.status not in FINAL
+                        and not row.answered_by.startswith("machine_end")
+                        and row.id not in asked):
+                    voice_service.request_hangup(redis, row.id)
+                    asked.add(row.id)
+            if all(r.status in FINAL for r in rows.values()):
+                return rows
+            await asyncio.sleep(0.2)
+
+
+async def test_corpus_on_real_calls(cfg, redis, carrier, carrier_ami, corpus):
+    lines = await answering_lines(carrier, carrier_ami, corpus)
+    with WebhookReceiver() as hooks:
+        account = make_account(cfg, webhook_url=hooks.url)
+        async with running_engine(cfg) as engine:
+            placed = {}
+            for i, number in enumerate(lines):
+                detection = {"machineDetection": "DetectMessageEnd",
+                             "voicemailDrop": {"text": DROP_TEXT, "engine": "standard"}}
+                if i % 4 == 0:
+                    detection["asyncAmd"] = False
+                placed[number] = voice_service.place_call(
+                    store_on(redis), account.id, FROM, number, config=cfg, detection=detection)
+            started = time.monotonic()
+            rows = await settle(placed, redis)
+            took = time.monotonic() - started
+            await engine.webhooks.drain(10)
+            assert engine.server.stats["errors"] == 0
+    # the drop as staged: its own span of sound is what the far end must hear whole
+    drop_file = next(iter(rows.values())).amd["drop"]["file"]
+    drop_pcm = pcm_of(os.path.join(cfg.sounds_dir, os.path.basename(drop_file) + ".wav"))
+    drop_loud = loud_frames(drop_pcm)
+    drop_span = (drop_loud[-1] - drop_loud[0] + 1) * 0.02
+
+    matrix = collections.Counter()
+    right = total = beeped = beeps_found = 0
+    lags, span_errors, problems = [], [], []
+    for number, answer in lines.items():
+        row = rows[number]
+        matrix[answer.expected, row.answered_by] += 1
+        if answer.kind in ("human", "machine"):
+            total += 1
+            right += (row.answered_by or "").startswith("machine") == (answer.kind == "machine")
+        dropped = row.end_reason == "voicemail-dropped"
+        if (row.answered_by or "").startswith("machine_end") != dropped:
+            problems.append((answer.name, row.answered_by, row.end_reason))
+        if answer.beep_end_ms is None:
+            continue
+        beeped += 1
+        if row.answered_by != "machine_end_beep":
+            continue
+        beeps_found += 1
+        (recording_path, *_) = carrier.finished_recordings(f"{number[1:]}-*.wav")
+        heard = pcm_of(recording_path)
+        beep_end = answer.beep_end_ms + offset_ms(heard, answer.pcm.astype(np.float64))
+        after = loud_frames(heard[int(beep_end * 8) + 8 * 20:])   # past the beep's last frame
+        assert len(after), f"{answer.name}: no drop heard after the beep"
+        # ms from the beep's end to the drop's first sample (its first sound, less the
+        # quiet the message itself starts with)
+        lags.append(20 + (after[0] - drop_loud[0]) * 20)
+        span_errors.append(round((after[-1] - after[0] + 1) * 0.02 - drop_span, 3))
+
+    rows_ = [e for e in ("human", "machine_end_beep", "machine_end_silence", "fax", "unknown")
+             if any(k[0] == e for k in matrix)]
+    cols = sorted({k[1] or "none" for k in matrix})
+    print(f"\n{len(lines)} real calls in {took:.1f} s; expected \\ detected:")
+    print(" " * 20 + " ".join(f"{c[:19]:>19}" for c in cols))
+    for r in rows_:
+        print(f"{r:<20}" + " ".join(f"{matrix[r, c if c != 'none' else None]:>19}"
+                                    for c in cols))
+    print(f"human vs machine {right}/{total}; beeps found {beeps_found}/{beeped}; "
+          f"drop after the beep's end: p50 {np.median(lags):.0f} ms, max {max(lags)} ms "
+          f"(the drop's own lead-in {drop_loud[0] * 20} ms); drop length at the far end "
+          f"minus the drop's: {min(span_errors):+.2f} to {max(span_errors):+.2f} s")
+    assert right >= 0.95 * total
+    assert beeps_found >= 0.95 * beeped
+    assert not problems, problems
+    assert max(lags) <= 300, lags
+    assert all(abs(e) <= 0.2 for e in span_errors), span_errors
+
+    # every call sent a signed call.amd webhook carrying what the row says
+    secret = "amd-secret"
+    amd_hooks = {}
+    for request in hooks.requests:
+        body = json.loads(request["body"])
+        if body["type"] == "call.amd":
+            h = request["headers"]
+            assert webhook_sign.verify(secret, h[webhook_sign.TIMESTAMP_HEADER],
+                                       request["body"], h[webhook_sign.SIGNATURE_HEADER])
+            amd_hooks[body["call"]["id"]] = body
+    assert set(amd_hooks) == {r.id for r in rows.values()}
+    for row in rows.values():
+        body = amd_hooks[row.id]
+        assert body["answeredBy"] == row.answered_by == body["status"]
+        assert body["machineDetectionDuration"] == row.amd["result"]["detectionMs"]
+        assert Call.get_by_id(row.id).answered_by == row.answered_by
