@@ -21,6 +21,7 @@ import pytest
 from admin_api.voice import service as voice_service
 from tests import amd_corpus
 from tests.engine_support import running_engine
+from tests.fakes.fake_ultravox import FakeUltravox
 from tests.integration.outbound_support import (
     FROM,
     WebhookReceiver,
@@ -38,6 +39,7 @@ DROP_TEXT = ("Hi, this is Downtown Dental with a reminder of your appointment to
              "ten. Please call us back to confirm.")
 FRAME = 160                 # 20 ms at 8 kHz
 LOUD = 10 ** (-32 / 20) * 32768     # RMS of a 20 ms frame that is sound, not line noise
+UV_KEY = "uv-test-key"
 
 
 def line(i: int) -> str:
@@ -201,3 +203,36 @@ async def test_corpus_on_real_calls(cfg, redis, carrier, carrier_ami, corpus):
         assert body["answeredBy"] == row.answered_by == body["status"]
         assert body["machineDetectionDuration"] == row.amd["result"]["detectionMs"]
         assert Call.get_by_id(row.id).answered_by == row.answered_by
+
+
+async def test_an_ai_call_starts_its_agent_only_for_a_person(tmp_path, redis_server, redis,
+                                                             pbx, carrier, carrier_ami, corpus):
+    """machineDetection on an AI call: a voicemail greeting is hung up on before any Ultravox
+    call exists (the agent never talks to a machine); a person gets the agent."""
+    person = next(i for i, a in enumerate(corpus) if a.kind == "human")
+    machine = next(i for i, a in enumerate(corpus) if a.kind == "machine")
+    lines = await answering_lines(carrier, carrier_ami, corpus)
+    agent_line = "+12025550103"        # carrier: answers, runs STEPS_12025550103
+    await carrier_ami.action("Setvar", {"Variable": f"STEPS_{agent_line[1:]}", "Value": "w2-h"})
+    with FakeUltravox(api_key=UV_KEY) as fake:
+        fake.sip_target = f"sip:{agent_line}@127.0.0.1:{carrier.sip_port}"
+        cfg = outbound_config(tmp_path, redis_server.url, pbx, originate_cps=0,
+                              ultravox_api_key=UV_KEY, ultravox_base_url=fake.base_url,
+                              ultravox_end_wait=5.0)
+        account = make_account(cfg)
+        async with running_engine(cfg):
+            placed = {n: voice_service.place_call(
+                store_on(redis), account.id, FROM, n, config=cfg,
+                ai={"systemPrompt": "Confirm the appointment."},
+                detection={"machineDetection": "Enable"})
+                for n in (line(person), line(machine))}
+            rows = await settle(placed, redis, timeout=60)
+        to_machine, to_person = rows[line(machine)], rows[line(person)]
+        assert (to_machine.answered_by, to_machine.end_reason) == ("machine_start",
+                                                                   "machine-detected")
+        assert to_person.answered_by == "human"
+        # one Ultravox call, the person's; none was ever created for the machine
+        (created,) = fake.calls.values()
+        assert to_person.ai_result["ultravoxCallId"] in fake.calls
+        assert created is fake.calls[to_person.ai_result["ultravoxCallId"]]
+        assert lines[line(machine)].kind == "machine"
