@@ -102,3 +102,17 @@ def live_calls_key(account: str) -> str:
 
 def action_key(action_id: str) -> str:
     return f"trunx:action:{action_id}"
+
+
+# a speak action's sentences after the first, as the API renders them (admin_api.call_actions.
+# speech pushes {file, name, duration} or {error}; the engine pops them in order)
+SPEECH_TTL = 600
+
+
+def speech_parts_key(action_id: str) -> str:
+    return f"trunx:speech:{action_id}:parts"
+
+
+def speech_stop_key(action_id: str) -> str:
+    """Set by the engine when the speak ended early: render and stage no more parts."""
+    return f"trunx:speech:{action_id}:stop"

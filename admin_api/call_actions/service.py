@@ -29,10 +29,11 @@ import json
 import re
 import uuid
 
+from admin_api.call_actions import speech
 from admin_api.voice.service import check_webhook_url
 from trunx import dnc, phone, recordings, redis_schema
 from trunx.errors import Conflict, Forbidden, NotFound, invalid
-from trunx.media import asterisk_path, make_stager, pipeline, prepare_upload, render_tts, tts
+from trunx.media import asterisk_path, make_stager, pipeline, prepare_upload, tts
 from trunx.media.fetch import check_url, fetch_audio
 from trunx.models import AudioAsset, Call, Did, Recording, iso, utcnow
 
@@ -126,8 +127,11 @@ def action_json(redis, account_id: str, call_id: str, action_id: str) -> dict | 
     state = redis.hgetall(redis_schema.action_key(action_id))
     if not state or state.get("account") != account_id or state.get("call") != call_id:
         return None
+    params = _load(state.get("params"))
+    if state.get("speech") and isinstance(params, dict):     # every sentence rendered
+        params["duration"] = _load(state["speech"])["duration"]
     out = {"action_uuid": action_id, "type": state["type"], "call_uuid": call_id,
-           "status": state.get("status"), "params": _load(state.get("params")),
+           "status": state.get("status"), "params": params,
            "result": _load(state.get("result")), "error": _load(state.get("error")),
            "created_at": state.get("created_at"), "started_at": state.get("started_at"),
            "ended_at": state.get("ended_at")}
@@ -339,12 +343,13 @@ def speak(redis, config, account_id: str, call_id: str, data: dict) -> dict:
     # (English only) if its extra is installed, else espeak-ng; neural asked for by name
     # with neither is 503 provider-not-configured.
     provider = pipeline.pick_provider(engine, config, language)
-    rendered = render_tts(text, tts_voice(provider, voice, language, config), provider, None,
-                          config)
+    # sentence by sentence: the call hears the first while the rest render (speech.py)
     action_id = new_action_id()
-    params = _stage(rendered, action_id, config)
+    params, used, go = speech.start(redis, config, action_id, text,
+                                    tts_voice(provider, voice, language, config), provider)
     enqueue(redis, call_id, account_id, "speak",
-            {**params, "engine": provider, "voice": rendered.voice}, action_id=action_id)
+            {**params, "engine": provider, "voice": used}, action_id=action_id)
+    go()
     return {"speak_uuid": action_id, "status": "speaking", "text": text}
 
 

@@ -34,7 +34,7 @@ import time
 
 from agi_server.agi.commands import ALL_DTMF
 from agi_server.agi.errors import AGIHangup
-from agi_server.calls import attended, bridged, control, recorder, transfer
+from agi_server.calls import attended, bridged, control, recorder, speech, transfer
 from agi_server.calls.live_index import LiveIndex
 from agi_server.calls.recorder import Recorder
 from agi_server.calls.session import CallSession
@@ -149,10 +149,30 @@ class ActionRunner:
             await self._unstage(p.get("name"))
 
     async def _speak(self, s, action_id, p):
+        """Part after part (agi_server.calls.speech); a key or an action ends them all."""
+        return await self._speak_parts(
+            action_id, p, lambda part: s.play_media(part["file"], 1, ALL_DTMF))
+
+    async def _speak_parts(self, action_id, p, play):
+        parts = speech.Parts(self.redis, action_id, p)
+        part = p
         try:
-            return await s.play_media(p["file"], 1, ALL_DTMF)
+            while True:
+                try:
+                    status, result = await play(part)
+                finally:
+                    await self._unstage(part.get("name"))
+                if status != "completed":
+                    return status, result
+                try:
+                    part = await parts.next()
+                except speech.SpeechFailed as exc:
+                    return "failed", {"code": exc.code, "message": exc.message}
+                if part is None:
+                    return status, result
         finally:
-            await self._unstage(p.get("name"))
+            for name in await parts.close():
+                await self._unstage(name)
 
     async def _dtmf(self, s, action_id, p):
         # SendDTMF(digits, timeout_ms = the gap between tones, duration_ms = each tone)
@@ -203,14 +223,19 @@ class ActionRunner:
         await self.state(action_id, status=RUNNING[kind], started_at=_now(), via="bridge")
         log.info("call %s: %s %s over AMI (bridged)", s.call_id, kind, action_id)
         try:
-            status, result = await bridged.act(self, s, kind, action_id, params)
+            if kind == "speak":          # part after part, each over its own helper
+                status, result = await self._speak_parts(
+                    action_id, params, lambda part: bridged.act(self, s, kind, action_id,
+                                                                part))
+            else:
+                status, result = await bridged.act(self, s, kind, action_id, params)
         except bridged.BridgedError as exc:
             status, result = "failed", {"code": exc.code, "message": exc.message}
         except Exception as exc:
             log.exception("call %s: %s %s failed over AMI", s.call_id, kind, action_id)
             status, result = "failed", {"code": "action-failed", "message": str(exc)[:300]}
         finally:
-            if kind in ("play", "speak"):
+            if kind == "play":
                 await self._unstage(params.get("name"))
         if status == "failed" and kind == "record":
             await self._db(recorder.failed, action_id, result.get("code"))

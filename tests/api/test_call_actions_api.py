@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from devtools.stack import wait_until
 from tests.api.test_openapi import conforms
 from trunx import dnc, recordings, redis_schema
 from trunx.models import Call, Did, Recording, utcnow
@@ -298,7 +299,17 @@ def test_speak_renders_with_the_local_neural_voice_or_espeak(client, tenant, liv
     assert (standard["engine"], standard["voice"]) == ("standard", "en-gb")
     # the local voice speaks English only; a default engine in French is espeak-ng's
     assert (french["engine"], french["voice"]) == ("standard", "fr-fr")
-    assert neural["duration"] > 2 and standard["duration"] > 2
+    # two sentences: the first is staged before the answer, the second while it plays
+    assert neural["parts"] == standard["parts"] == 2 and french.get("parts") is None
+    for params in (neural, standard):
+        action_id = params["stream"].split(":")[2]
+        speech = wait_until(lambda: redis.hget(redis_schema.action_key(action_id), "speech"),
+                            timeout=20, message="the second sentence")
+        (second,) = [json.loads(p) for p in redis.lrange(params["stream"], 0, -1)]
+        assert second["name"] == params["name"] + "_1" and second["duration"] > 0.5
+        assert json.loads(speech) == {"parts": 2, "duration": pytest.approx(
+            params["duration"] + second["duration"], abs=0.01)}
+        assert json.loads(speech)["duration"] > 2
     # without the `neural` extra (piper hidden from imports), neural by name is a 503
     monkeypatch.setitem(sys.modules, "piper", None)
     r = client.post(path(tenant, "speak"), json={"text": "hi", "engine": "neural"}, headers=h)

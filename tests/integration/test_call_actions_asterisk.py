@@ -588,6 +588,9 @@ async def test_the_pages_curl_examples_on_a_live_call(cfg, account, redis, eleve
                 assert engine.server.stats["errors"] == 0
     finally:
         http.shutdown()
-    # the speech went to ElevenLabs (its default voice: the page's is a cloud voice name)
-    (tts,) = [q for q in elevenlabs.requests if q["method"] == "POST"]
-    assert tts["path"] == f"/v1/text-to-speech/{cfg.elevenlabs_default_voice}"
+    # the speech went to ElevenLabs (its default voice: the page's is a cloud voice name),
+    # a sentence a request: the call hears the first while the second renders
+    tts = [q for q in elevenlabs.requests if q["method"] == "POST"]
+    assert [q["json"]["text"] for q in tts] == ["Thank you for calling.",
+                                                "Please hold while we connect you."]
+    assert {q["path"] for q in tts} == {f"/v1/text-to-speech/{cfg.elevenlabs_default_voice}"}
