@@ -302,9 +302,9 @@ def test_speak_renders_with_the_local_neural_voice_or_espeak(client, tenant, liv
     # two sentences: the first is staged before the answer, the second while it plays
     assert neural["parts"] == standard["parts"] == 2 and french.get("parts") is None
     for params in (neural, standard):
-        action_id = params["stream"].split(":")[2]
-        speech = wait_until(lambda: redis.hget(redis_schema.action_key(action_id), "speech"),
-                            timeout=20, message="the second sentence")
+        key = redis_schema.action_key(params["stream"].split(":")[2])
+        speech = wait_until(lambda key=key: redis.hget(key, "speech"), timeout=20,
+                            message="the second sentence")
         (second,) = [json.loads(p) for p in redis.lrange(params["stream"], 0, -1)]
         assert second["name"] == params["name"] + "_1" and second["duration"] > 0.5
         assert json.loads(speech) == {"parts": 2, "duration": pytest.approx(

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 import wave
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -39,6 +40,7 @@ from tests.integration.outbound_support import (
 )
 from tests.store_support import store_on
 from trunx import accounts, redis_schema, webhook_sign
+from trunx.media import piper
 from trunx.models import Account, Call, Did
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
@@ -306,6 +308,60 @@ async def outbound_dtmf_record_play(engine, call, api, carrier_ami, tone):
     assert engine.server.stats["errors"] == 0
     row.recording, row.stopped, row.asked = rec["recording_uuid"], stopped, asked
     return row
+
+
+NEURAL_TEXT = ("Thanks for holding. Your appointment with Doctor Patel is confirmed for "
+               "Tuesday at ten in the morning. Please arrive fifteen minutes early and bring "
+               "your insurance card with you.")
+
+
+def first_loud_ms(samples, threshold: int = 800) -> int | None:
+    """Where the first loud 20 ms frame of 8 kHz samples starts."""
+    for i in range(0, len(samples) - 160, 160):
+        frame = samples[i:i + 160]
+        if (sum(x * x for x in frame) / 160) ** 0.5 > threshold:
+            return i // 8
+    return None
+
+
+async def test_the_seed_speak_on_a_keyless_install_is_neural_speech_at_the_far_end(
+        cfg, account, api, redis, carrier):
+    """No ElevenLabs key: the Call Actions page's speak example (engine neural, the
+    default) speaks with the local neural voice instead of answering 503, and a
+    200-character text is heard sentence by sentence."""
+    assert not cfg.elevenlabs_api_key and piper.available(), "make install adds [neural]"
+    await asyncio.to_thread(piper.shared(cfg.neural_voice, cfg.piper_timeout).warm)
+    number = "+12025550104"
+    async with running_engine(cfg) as engine:
+        call = voice_service.place_call(store_on(redis), account.id, FROM, number, config=cfg)
+        await wait_status(call.id, {"answered"})
+        await wait_live(redis, call.id)
+        body = json.loads(seed.SPEAK.split("-d '", 1)[1].rsplit("'", 1)[0])   # verbatim
+        status, speak = await api.post(call.id, "speak", body)
+        assert status == 200, speak
+        done = await api.wait_state(call.id, speak["speak_uuid"], {"completed"})
+        assert (done["params"]["engine"], done["params"]["voice"]) == ("neural",
+                                                                       "en_US-joe-medium")
+        sent = time.time()
+        status, long_speak = await api.post(call.id, "speak", {"text": NEURAL_TEXT})
+        long_done = await api.wait_state(call.id, long_speak["speak_uuid"], {"completed"},
+                                         timeout=30)
+        await asyncio.to_thread(api.client.delete, f"/api/voice/{call.id}", headers=api.headers)
+        await wait_status(call.id)
+        assert engine.server.stats["errors"] == 0
+    assert long_done["params"]["parts"] == 3 and long_done["params"]["engine"] == "neural"
+    assert long_done["params"]["duration"] > 7        # every sentence was played
+    recording = await carrier_recording(carrier, "12025550104-*.wav")
+    # the seed's two sentences, then the long text's three: all of it neural speech
+    assert loud_seconds(recording, 300) > 0.6 * (done["params"]["duration"]
+                                                 + long_done["params"]["duration"])
+    # from the request to the engine starting the first sentence on the channel (the
+    # far end hears it one RTP packet later)
+    first = round((datetime.fromisoformat(long_done["started_at"]).timestamp() - sent) * 1000)
+    assert first > 0
+    print(f"\nkeyless neural speak of {len(NEURAL_TEXT)} characters: the first sentence on "
+          f"the channel {first} ms after the request; "
+          f"{long_done['params']['duration']:.1f} s of speech in 3 parts")
 
 
 @pytest.fixture
