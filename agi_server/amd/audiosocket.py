@@ -11,6 +11,11 @@ header (kind, big-endian payload length) and the payload (Asterisk's AudioSocket
 The engine sends 0x00 when it has heard enough: app_audiosocket then returns 0 and the AGI
 session carries on (a closed socket does the same, Asterisk 21 and later).
 
+A stream with `talk` set is sent 20 ms of silence every 20 ms, by one ticker for all of
+them: app_audiosocket writes to the channel only what it receives, and audio injected with
+ChanSpy's whisper (a live play while the engine listens) is mixed into frames written to
+the channel, so with nothing written nothing would be heard.
+
 `Parser` is the pure part (bytes in, packets out). `AudioSocketServer.expect()` hands out a
 `Stream` for a uuid before the AGI command is sent; audio for that uuid goes to the
 stream's `on_audio` callback, synchronously, in the connection's task: a detector fed there
@@ -27,6 +32,8 @@ log = logging.getLogger(__name__)
 
 KIND_TERMINATE, KIND_UUID, KIND_DTMF, KIND_AUDIO, KIND_ERROR = 0x00, 0x01, 0x03, 0x10, 0xFF
 TERMINATE = bytes((KIND_TERMINATE, 0, 0))
+SILENCE = bytes((KIND_AUDIO, 1, 64)) + bytes(320)      # 20 ms of 8 kHz slin
+TICK = 0.02
 MAX_PAYLOAD = 4096          # Asterisk sends 320-byte frames; anything far larger is not it
 UUID_WAIT = 5.0             # seconds a connection may take to name its stream
 
@@ -72,10 +79,27 @@ class Stream:
         self._server = server
         self._writer: asyncio.StreamWriter | None = None
         self._closing = False
+        self._talk = False
+
+    @property
+    def talk(self) -> bool:
+        return self._talk
+
+    @talk.setter
+    def talk(self, on: bool) -> None:
+        self._talk = on
+        if on:
+            self._server.ticking()
+
+    def send(self, data: bytes) -> None:
+        writer = self._writer
+        if writer is not None and not writer.is_closing() and not self._closing:
+            writer.write(data)
 
     def close(self) -> None:
         """Tell Asterisk to stop streaming (app_audiosocket returns); idempotent."""
         self._closing = True
+        self._talk = False
         writer = self._writer
         if writer is not None and not writer.is_closing():
             try:
@@ -98,17 +122,37 @@ class AudioSocketServer:
         self._server: asyncio.base_events.Server | None = None
         self.connections = 0
         self.refused = 0
+        self._ticker: asyncio.Task | None = None
 
     @property
     def address(self) -> str:
         """host:port as Asterisk dials it (the AudioSocket application's second argument)."""
         return self._advertise or f"{self.host}:{self.port}"
 
+    def ticking(self) -> None:
+        """Start the silence ticker if it is not running (a stream set `talk`)."""
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            talking = [s for s in self._streams.values() if s.talk]
+            if not talking:
+                return
+            for stream in talking:
+                stream.send(SILENCE)
+            due += TICK
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

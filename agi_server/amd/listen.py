@@ -62,15 +62,17 @@ async def listen(session, sockets, settings: dict) -> Outcome:
                 stream.close()          # app_audiosocket returns: the AGI session is free
 
     stream.on_audio = on_audio
+    session.audio = stream          # a live play while we listen needs it (bridged.py)
     started, hung_up = time.monotonic(), False
     try:
         if settings.get("async", True):
-            await session.blocking("AudioSocket", stream.uuid, stream.address)
+            await session.blocking("AudioSocket", stream.uuid, stream.address, alone=True)
         else:
             await session.raw.exec("AudioSocket", stream.uuid, stream.address)
     except AGIHangup:
         hung_up = True
     finally:
+        session.audio = None
         stream.close()
         if stream.error is not None:
             log.warning("call %s: AudioSocket error %s", session.call_id, stream.error)

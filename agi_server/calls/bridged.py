@@ -7,7 +7,9 @@ or AI bridge, a live transfer being dialled), carried out over AMI instead of AG
                 would send it to the call's own party, who is not the one being navigated)
     play/speak  Originate a helper Local channel: its ;2 half runs ChanSpy(<uniqueid>,qBESu)
                 on the call's channel (barge: both parties of the bridge hear what it
-                says), its ;1 half plays the staged file `loop` times ([trunx-inject]
+                says; on a call no bridge holds, while the engine listens for a
+                machine, qwESu: whisper, its own party hears it), its ;1 half plays
+                the staged file `loop` times ([trunx-inject]
                 play). A new play/speak hangs the helper up (interrupted); on speak the
                 call's own party pressing a key does too (AMI DTMFEnd, as on the AGI path)
     record      Originate a helper whose ;2 half listens (ChanSpy qESu: both directions
@@ -80,11 +82,14 @@ def helper_id(prefix: str) -> str:
 
 
 # -- builders: AMI action fields -------------------------------------------------------------
-def play_dtmf(chan: str, digit: str, duration_ms: int = DTMF_ON_MS) -> dict:
+def play_dtmf(chan: str, digit: str, duration_ms: int = DTMF_ON_MS, *,
+              receive: bool = True) -> dict:
+    """receive: as if the call's own party pressed it (a bridge carries it on); else sent
+    to the call's own party (a channel no bridge holds: answering-machine detection)."""
     if not isinstance(digit, str) or not _DIGIT.match(digit):
         raise ValueError(f"not a DTMF digit: {digit!r}")
-    return {"Channel": channel(chan), "Digit": digit, "Duration": str(int(duration_ms)),
-            "Receive": "true"}
+    fields = {"Channel": channel(chan), "Digit": digit, "Duration": str(int(duration_ms))}
+    return {**fields, "Receive": "true"} if receive else fields
 
 
 def _helper(kind: str, spy_mode: str, call_uniqueid: str, helper: str,
@@ -99,10 +104,13 @@ def _helper(kind: str, spy_mode: str, call_uniqueid: str, helper: str,
     return fields + [("Variable", f"{k}={v}") for k, v in variables.items()]
 
 
-def play_helper(call_uniqueid: str, helper: str, file: str, loop: int) -> list:
+def play_helper(call_uniqueid: str, helper: str, file: str, loop: int, *,
+                alone: bool = False) -> list:
+    """alone: the call is in no bridge (answering-machine detection): whisper to its own
+    party, since a barge reaches only the parties of a bridge."""
     if isinstance(loop, bool) or not isinstance(loop, int) or loop < 0:
         raise ValueError(f"not a loop count: {loop!r}")
-    return _helper("play", "barge", call_uniqueid, helper,
+    return _helper("play", "whisper" if alone else "barge", call_uniqueid, helper,
                    {"TRUNX_FILE": sound_file(file), "TRUNX_LOOP": str(loop)})
 
 
@@ -172,11 +180,11 @@ class BridgedActions:
         for fut in self._waiters.pop((event, uid), ()):
             fut.cancel()
 
-    async def dtmf(self, chan: str, digits: str) -> None:
+    async def dtmf(self, chan: str, digits: str, *, receive: bool = True) -> None:
         for i, digit in enumerate(digits):
             if i:
                 await asyncio.sleep(DTMF_PITCH)      # the tones' own pacing, not a wait
-            await self.ami.action("PlayDTMF", play_dtmf(chan, digit))
+            await self.ami.action("PlayDTMF", play_dtmf(chan, digit, receive=receive))
 
     async def start_helper(self, fields: list, helper: str) -> dict:
         """Originate a helper and wait until it runs; BridgedError if it did not."""
@@ -240,7 +248,9 @@ async def act(runner, s, kind: str, action_id: str, p: dict) -> tuple[str, dict]
         raise BridgedError("ami-unavailable", "the call is bridged and AMI, which acts on "
                            "bridged calls, is not connected")
     if kind == "dtmf":
-        await ex.dtmf(s.channel_name, p["digits"])
+        # in a Dial the bridge carries a "received" digit to the other party; a channel
+        # held alone (answering-machine detection) sends it to its own party
+        await ex.dtmf(s.channel_name, p["digits"], receive=not s.alone)
         return "completed", {"digits": p["digits"], "via": "bridge"}
     if kind in ("play", "speak"):
         return await _play(ex, s, action_id, p, kind == "speak")
@@ -267,13 +277,19 @@ async def _play(ex: BridgedActions, s, action_id: str, p: dict, speak: bool):
     ended = ex.expect("Hangup", helper)
     call_gone = ex.expect("Hangup", s.uniqueid)
     key = ex.expect("DTMFEnd", s.uniqueid) if speak else None
+    audio = s.audio if s.alone else None
+    if audio is not None:           # whisper mixes into frames written: keep some coming
+        audio.talk = True
     try:
-        event = await ex.start_helper(play_helper(s.uniqueid, helper, p["file"], loop), helper)
+        event = await ex.start_helper(
+            play_helper(s.uniqueid, helper, p["file"], loop, alone=s.alone), helper)
         mine["channel"] = event.get("Channel") or helper
         s.bridge_play = mine
         await asyncio.wait([w for w in (ended, call_gone, key) if w is not None],
                            return_when=asyncio.FIRST_COMPLETED)
     finally:
+        if audio is not None:
+            audio.talk = False
         for name, uid in (("Hangup", s.uniqueid), ("DTMFEnd", s.uniqueid), ("Hangup", helper)):
             ex.forget(name, uid)
         if s.bridge_play is mine:

@@ -49,6 +49,8 @@ class CallSession:
         self.handed_off = False
         self.transfer: tuple | None = None           # (action id, params): a blind one in flight
         self.bridged = False                         # in a Dial: actions go over AMI
+        self.alone = False                           # ...with no other party (AudioSocket)
+        self.audio = None                            # that AudioSocket stream, while it runs
         self.bridge_play = None                      # (helper channel, its task) over AMI
         self.stops = 0                               # ControlPlayback stops sent
         self._queue: collections.deque[dict] = collections.deque()
@@ -83,17 +85,19 @@ class CallSession:
         meanwhile (and any still queued) go over AMI (hook: agi_server.calls.bridged)."""
         return await self.blocking("Dial", *args)
 
-    async def blocking(self, app: str, *args: str):
+    async def blocking(self, app: str, *args: str, alone: bool = False):
         """EXEC an application that holds the channel for a while (Dial, AudioSocket) in
-        bridged mode: the call's actions go over AMI until it returns."""
-        self.bridged = True
+        bridged mode: the call's actions go over AMI until it returns. `alone`: no other
+        party is bridged to the call (AudioSocket): what an action sends goes to the
+        call's own party."""
+        self.bridged, self.alone = True, alone
         self.runner.bridged_changed(self)
         for command in self.drain():
             self.runner.run_bridged(self, command)
         try:
             return await self.raw.exec(app, *args)
         finally:
-            self.bridged = False
+            self.bridged = self.alone = False
             self.runner.bridged_changed(self)
 
     def pending(self) -> list[dict]:

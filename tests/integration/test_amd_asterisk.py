@@ -12,12 +12,15 @@ import asyncio
 import collections
 import json
 import os
+import subprocess
 import time
 import wave
 
 import numpy as np
 import pytest
 
+from admin_api import assets
+from admin_api.call_actions import service as actions_service
 from admin_api.voice import service as voice_service
 from tests import amd_corpus
 from tests.engine_support import running_engine
@@ -28,9 +31,11 @@ from tests.integration.outbound_support import (
     make_account,
     outbound_config,
 )
+from tests.integration.test_call_actions_asterisk import tone_seconds
 from tests.store_support import store_on
-from trunx import webhook_sign
+from trunx import redis_schema, webhook_sign
 from trunx.calls import FINAL
+from trunx.media import prepare_upload
 from trunx.models import Call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
@@ -236,3 +241,64 @@ async def test_an_ai_call_starts_its_agent_only_for_a_person(tmp_path, redis_ser
         assert to_person.ai_result["ultravoxCallId"] in fake.calls
         assert created is fake.calls[to_person.ai_result["ultravoxCallId"]]
         assert lines[line(machine)].kind == "machine"
+
+
+def tone_asset(cfg, redis, account):
+    """A one-second 440 Hz tone as the account's audio asset."""
+    tone = subprocess.run(["sox", "-n", "-t", "wav", "-r", "8000", "-c", "1", "-b", "16", "-",
+                           "synth", "1", "sine", "440", "vol", "0.5"],
+                          check=True, capture_output=True).stdout
+    return assets.create(store_on(redis), account.id, "tone", prepare_upload(tone, cfg), cfg,
+                         source="upload")
+
+
+async def test_async_detection_lets_actions_through_sync_holds_them(cfg, redis, carrier,
+                                                                     carrier_ami, corpus):
+    """While the engine listens, asyncAmd (the default) sends a live action over AMI at once
+    (the call goes on); asyncAmd false keeps it queued until the result is in."""
+    dead_air = next(i for i, a in enumerate(corpus) if a.name == "dead-air")
+    await answering_lines(carrier, carrier_ami, corpus)
+    number = line(dead_air)            # silence: detection runs its whole silence timeout
+    account = make_account(cfg)
+    tone = tone_asset(cfg, redis, account)
+    seen = {}
+    async with running_engine(cfg):
+        for async_amd in (True, False):
+            call = voice_service.place_call(
+                store_on(redis), account.id, FROM, number, config=cfg,
+                detection={"machineDetection": "Enable", "asyncAmd": async_amd,
+                           "machineDetectionSilenceTimeout": 4000})
+            async with asyncio.timeout(20):
+                while not redis.exists(redis_schema.live_call_key(call.id)):
+                    await asyncio.sleep(0.05)
+            action_id = actions_service.dtmf(redis, cfg, account.id, call.id, {"digits": "7"})[
+                "dtmf_uuid"]
+            async with asyncio.timeout(20):
+                while redis.hget(redis_schema.action_key(action_id), "status") != "completed":
+                    await asyncio.sleep(0.05)
+            state = redis.hgetall(redis_schema.action_key(action_id))
+            row = Call.get_by_id(call.id)
+            seen[async_amd] = (state.get("via"), row.answered_by)
+            # the far end got the digit either way
+            await carrier_ami.wait_event(
+                lambda e: e.get("Event") == "DTMFEnd" and e.get("Digit") == "7"
+                and e.get("Direction") == "Received", timeout=10)
+            carrier_ami.events.clear()
+            if async_amd:        # a play over AMI is heard by the callee while we listen
+                played = actions_service.play(redis, cfg, account.id, call.id,
+                                              {"audio_id": tone.id})["play_uuid"]
+                async with asyncio.timeout(20):
+                    while redis.hget(redis_schema.action_key(played), "status") != "completed":
+                        await asyncio.sleep(0.05)
+                assert redis.hget(redis_schema.action_key(played), "via") == "bridge"
+                assert Call.get_by_id(call.id).answered_by is None   # still listening
+            voice_service.request_hangup(redis, call.id)
+            async with asyncio.timeout(15):
+                while Call.get_by_id(call.id).status not in FINAL:
+                    await asyncio.sleep(0.1)
+    # async: over AMI while detection still ran (no answer yet when it completed);
+    # sync: over AGI, after the result
+    assert seen[True] == ("bridge", None)
+    assert seen[False] == (None, "unknown")
+    first = carrier.finished_recordings(f"{number[1:]}-*.wav")[-2]     # the async call's
+    assert tone_seconds(first) == pytest.approx(1.0, abs=0.25)
