@@ -145,3 +145,33 @@ def test_health_history_steers_the_choice(client, tenant, agent):
                     to_number="+14155550000", status="failed")
     body = place(client, tenant, agent, to="+14155551234").get_json()
     assert (body["from"], body["fromReason"]) == ("+14155550102", "same-area-code")
+
+
+def test_machine_detection_and_the_agents_own_drop(client, tenant, agent, config):
+    """An agent call takes the AMD fields; an agent's voicemail_drop is left on machines
+    its calls reach unless the request names another."""
+    dids(tenant, "+14155550101")
+    r = place(client, tenant, agent, to="+14155551234", machineDetection="Enable")
+    assert r.status_code == 201, r.get_json()
+    assert Call.get_by_id(r.get_json()["id"]).amd == {"mode": "Enable", "async": True}
+    r = client.patch(f"/api/voice/agents/{agent['id']}", headers=tenant.headers,
+                     json={"voicemail_drop": {"text": "Sorry we missed you.",
+                                              "engine": "standard"}})
+    assert r.status_code == 200, r.get_json()
+    shown = client.get(f"/api/voice/agents/{agent['id']}", headers=tenant.headers).get_json()
+    assert shown["voicemail_drop"] == {"text": "Sorry we missed you.", "engine": "standard"}
+    r = place(client, tenant, agent, to="+14155551234")
+    amd = Call.get_by_id(r.get_json()["id"]).amd
+    assert amd["mode"] == "DetectMessageEnd" and amd["drop"]["text"] == "Sorry we missed you."
+    r = place(client, tenant, agent, to="+14155551234",
+              voicemailDrop={"text": "A different message.", "engine": "standard"})
+    assert Call.get_by_id(r.get_json()["id"]).amd["drop"]["text"] == "A different message."
+
+
+@pytest.mark.parametrize("drop,field", [
+    (5, "voicemail_drop"), ({"text": ""}, "voicemail_drop.text"),
+    ({"text": "hi", "x": 1}, "voicemail_drop.x")])
+def test_an_agents_bad_drop_is_refused(client, tenant, agent, drop, field):
+    r = client.patch(f"/api/voice/agents/{agent['id']}", headers=tenant.headers,
+                     json={"voicemail_drop": drop})
+    assert problem(r) == (422, "invalid-request", [field])
