@@ -2,21 +2,26 @@
 
 The calls used, as Ultravox documents them (https://docs.ultravox.ai/api-reference):
     header X-API-Key on every request
-    POST   /api/calls                  {systemPrompt, model, voice, temperature, maxDuration
-                                        ("300s"), firstSpeakerSettings, selectedTools,
-                                        metadata, medium: {sip: {incoming: {}}}} -> 201 Call
+    GET    /api/calls?agentIds&fromDate -> {results: [Call], next}  (calls_list: the calls
+                                        an agent's SIP INVITEs created since a moment)
     GET    /api/calls/{id}             -> Call {callId, created, joined, ended, endReason,
-                                        joinUrl, ...}
+                                        agentId, metadata, ...}
     GET    /api/calls/{id}/messages    -> {results: [{role, text, medium, ...}], next, total}
                                         (cursor pagination: `next` is the next page's URL)
     POST   /api/agents                 {name, callTemplate: {...}} -> 201 Agent
                                         {agentId, name, created, callTemplate, statistics}
     GET    /api/agents/{id}, PATCH (same body, partial), DELETE -> 204
-    POST   /api/agents/{id}/calls      {medium, maxDuration, metadata, ...} -> 201 Call
+    GET    /api/agents?search=name     -> {results: [Agent], next}
+    GET    /api/sip, PATCH /api/sip    {allowedCidrRanges, allowAllAgents} -> SipConfig
+                                        {domain, allowedCidrRanges, allowAllAgents, ...}
+    POST   /api/sip/registrations      {username, password, proxy} -> 201 SipRegistration
+    GET    /api/sip/registrations      -> {results: [SipRegistration], next}
     errors: non-2xx, usually JSON {"detail": "..."} or {field: ["..."]}
 
-A call with the SIP medium `incoming` is one that we place *into* Ultravox: its `joinUrl` is
-a SIP URI the PBX sends an INVITE to (the engine dials it from the answered channel).
+Calls are not created over HTTP: trunx's Asterisk sends an INVITE to the agent's SIP user
+and Ultravox creates the call from the agent's call template (trunx/ultravox_sip.py says
+how; agi_server/ai/bridge.py does it). A plain `systemPrompt` call goes through an agent
+trunx manages for that configuration (`managed_agent_name`, `ai_template`).
 
 Errors are data, one family under trunx's error tree (trunx/errors.py); `remote_status`
 is what Ultravox said, if it said anything (also in details, as remoteStatus):
@@ -212,7 +217,34 @@ class Ultravox:
         a, b = urlsplit(url), urlsplit(self.base_url)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
+    def list_calls(self, *, agent_id: str, from_date: str, page_size: int = 50) -> list:
+        """The calls of one agent created at or after `from_date` (ISO 8601), first page."""
+        page = self._request("GET", "/api/calls",
+                             params={"agentIds": agent_id, "fromDate": from_date,
+                                     "pageSize": page_size})
+        return list((page or {}).get("results") or [])
+
+    # -- SIP ------------------------------------------------------------------------------
+    def get_sip(self) -> dict:
+        return self._request("GET", "/api/sip")
+
+    def update_sip(self, body: dict) -> dict:
+        return self._request("PATCH", "/api/sip", json=body)
+
+    def create_sip_registration(self, body: dict) -> dict:
+        return self._request("POST", "/api/sip/registrations", json=body)
+
+    def sip_registrations(self) -> list:
+        page = self._request("GET", "/api/sip/registrations")
+        return list((page or {}).get("results") or [])
+
     # -- agents -------------------------------------------------------------------------
+    def find_agent(self, name: str) -> dict | None:
+        """The agent named exactly `name`, if the account has one (search, then compare)."""
+        page = self._request("GET", "/api/agents", params={"search": name, "pageSize": 100})
+        return next((a for a in (page or {}).get("results") or [] if a.get("name") == name),
+                    None)
+
     def create_agent(self, name: str, call_template: dict) -> dict:
         return self._request("POST", "/api/agents",
                              json={"name": name, "callTemplate": call_template})
@@ -231,9 +263,6 @@ class Ultravox:
 
     def delete_agent(self, agent_id: str) -> None:
         self._request("DELETE", f"/api/agents/{_seg(agent_id)}")
-
-    def create_agent_call(self, agent_id: str, body: dict) -> dict:
-        return self._request("POST", f"/api/agents/{_seg(agent_id)}/calls", json=body)
 
 
 def _seg(value: str) -> str:
@@ -281,21 +310,27 @@ def duration(seconds) -> str:
 
 
 def parse_duration(value) -> float | None:
-    """ "300s" / "1.5s" / 300 -> seconds; None for anything else."""
+    """ "300s" / "1.5s" / 300 / "300" -> seconds; None for anything else (a stored value
+    that is not a duration is no reason for a call to fail: the default applies)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        return float(value) if value > 0 else None
     if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)s\s*", value)
-        if m:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)s?\s*", value)
+        if m and float(m.group(1)) > 0:
             return float(m.group(1))
     return None
 
 
-def selected_tools(tool_ids=(), knowledge_ids=()) -> list[dict]:
-    """Tool ids as Ultravox tool references; knowledge bases through the built-in
-    queryCorpus tool, one per corpus (renamed when there are several, as tool names must
-    be unique within a call)."""
-    tools = [{"toolId": t} for t in tool_ids]
+def selected_tools(tool_ids=(), knowledge_ids=(), inline=()) -> list[dict]:
+    """Ultravox SelectedTool objects (exactly one of toolId, toolName, temporaryTool each):
+    a UUID is a durable tool (`toolId`), a built-in's name goes by `toolName`
+    (ultravox_tools.BUILT_IN), inline definitions are temporary tools; knowledge bases use
+    the built-in queryCorpus tool, one per corpus (renamed when there are several, as tool
+    names must be unique within a call)."""
+    from trunx import ultravox_tools
+
+    tools = [ultravox_tools.reference(t) for t in tool_ids]
+    tools += [{"temporaryTool": t} for t in inline]
     many = len(knowledge_ids) > 1
     for i, corpus in enumerate(knowledge_ids, 1):
         tool = {"toolName": "queryCorpus",
@@ -317,7 +352,7 @@ def call_template(agent) -> dict:
     template = {
         "systemPrompt": agent.prompt,
         "languageHint": agent.language or "en",
-        "maxDuration": duration(agent.max_duration),
+        "maxDuration": duration(parse_duration(agent.max_duration) or 300),
         "firstSpeakerSettings": first_speaker_settings("agent", agent.first_message),
         "selectedTools": selected_tools(agent.tool_ids or [], agent.knowledge_ids or []),
     }
@@ -326,33 +361,34 @@ def call_template(agent) -> dict:
     return template
 
 
-SIP_MEDIUM = {"sip": {"incoming": {}}}
-
-
-def call_body(ai: dict, *, metadata: dict | None = None) -> dict:
-    """POST /api/voice's AI fields (seed 002) as an Ultravox create-call body."""
-    body: dict = {"systemPrompt": ai["systemPrompt"], "medium": SIP_MEDIUM}
+def ai_template(ai: dict, max_duration=None) -> dict:
+    """POST /api/voice's AI fields (seed 002) as the callTemplate of the agent trunx manages
+    for them: Ultravox creates SIP calls from an agent's template only."""
+    template: dict = {"systemPrompt": ai["systemPrompt"]}
     for name in ("model", "voice", "temperature"):
         if ai.get(name) is not None:
-            body[name] = ai[name]
-    if ai.get("maxDuration") is not None:
-        body["maxDuration"] = duration(parse_duration(ai["maxDuration"]))
-    body["firstSpeakerSettings"] = first_speaker_settings(ai.get("firstSpeaker") or "agent")
-    if ai.get("tools"):
-        body["selectedTools"] = [{"temporaryTool": t} for t in ai["tools"]]
-    meta = {**(ai.get("metadata") or {}), **(metadata or {})}
-    if meta:
-        body["metadata"] = {str(k): str(v) for k, v in meta.items()}
-    return body
+            template[name] = ai[name]
+    seconds = parse_duration(ai.get("maxDuration")) or parse_duration(max_duration)
+    if seconds:
+        template["maxDuration"] = duration(seconds)
+    template["firstSpeakerSettings"] = first_speaker_settings(
+        ai.get("firstSpeaker") or "agent", ai.get("firstMessage"))
+    if ai.get("language"):
+        template["languageHint"] = ai["language"]
+    tools = selected_tools(ai.get("toolIds") or [], inline=ai.get("tools") or [])
+    if tools:
+        template["selectedTools"] = tools
+    return template
 
 
-def agent_call_body(*, max_duration=None, metadata: dict | None = None) -> dict:
-    body: dict = {"medium": SIP_MEDIUM}
-    if max_duration is not None:
-        body["maxDuration"] = duration(max_duration)
-    if metadata:
-        body["metadata"] = {str(k): str(v) for k, v in metadata.items()}
-    return body
+def managed_agent_name(template: dict) -> str:
+    """The name of the Ultravox agent trunx keeps for one call template: the same
+    configuration always finds the same agent; a changed one makes another."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+    return f"trunx-call-{digest[:24]}"
 
 
 # -- Ultravox results -> trunx ------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""The AI bridge on the two real Asterisks: the answered call's channel Dials the joinUrl
-that (fake) Ultravox returned, `PJSIP/carrier/sip:+1...@127.0.0.1:<carrier port>`, so the
-test carrier stands in for Ultravox's SIP side. Audio the callee plays crosses the bridge
-(the carrier records it); when the "agent" hangs up, the transcript and end reason land on
-the Call row."""
+"""The AI bridge on the two real Asterisks: the answered call's channel sends an INVITE to
+`agent_<id>@<domain>` (the domain from the fake's GET /api/sip: the test carrier, which
+plays Ultravox's SIP side and admits the INVITE only from an allowlisted address). A plain
+`systemPrompt` call goes through the agent trunx manages for it. Audio the callee plays
+crosses the bridge (the carrier records it); when the "agent" hangs up, the transcript and
+end reason land on the Call row."""
 from __future__ import annotations
 
 import array
@@ -16,7 +17,7 @@ from agi_server.ai import bridge as ai_bridge
 from devtools.stack import wait_until
 from devtools.stack.ami import originate_local
 from tests.engine_support import make_config
-from tests.fakes.fake_ultravox import FakeUltravox
+from tests.fakes.fake_ultravox import FakeUltravox, attach_carrier
 from tests.integration.test_ai_bridge_emulated import KEY, row_dict
 from trunx import calls, db
 from trunx.models import Account, Call
@@ -44,11 +45,10 @@ def cfg(tmp_path, redis_server, pbx, fake):
 
 async def test_an_ai_call_is_bridged_to_ultravox_over_sip(cfg, fake, pbx, carrier, pbx_ami,
                                                           carrier_ami):
-    fake.sip_target = f"sip:{AGENT_LINE}@127.0.0.1:{carrier.sip_port}"
+    await attach_carrier(fake, carrier, carrier_ami, AGENT_LINE)
     # the "agent" listens for 4 s, then hangs up (agent_hangup)
     await carrier_ami.action("Setvar", {"Variable": f"STEPS_{AGENT_LINE[1:]}",
                                         "Value": "w4-h"})
-    fake.script["endReason"] = "agent_hangup"
     account = Account.create(name="ai-asterisk")
     row = Call.create(account=account, direction="outbound", from_number="+14155559876",
                       to_number="+19495551234", status="answered", provider="ultravox",
@@ -88,7 +88,40 @@ async def test_an_ai_call_is_bridged_to_ultravox_over_sip(cfg, fake, pbx, carrie
 
     row = Call.get_by_id(row.id)
     (uv_id,) = fake.calls
+    (agent,) = fake.agents.values()     # the agent trunx made for this systemPrompt
+    assert agent["callTemplate"]["systemPrompt"] == "Confirm."
+    assert fake.invites[0]["user"] == f"agent_{agent['agentId']}"
+    assert fake.invites[0]["admitted"] is True
     assert row.ai_result["status"] == "ended"
     assert row.ai_result["endReason"] == "agent_hangup"
     assert row.ai_result["ultravoxCallId"] == uv_id
     assert calls.call_json(row)["ai"]["transcript"].startswith("Agent: Hi, this is Sarah")
+
+
+async def test_an_invite_from_an_address_not_allowlisted_is_refused(cfg, fake, pbx, carrier,
+                                                                   pbx_ami, carrier_ami):
+    await attach_carrier(fake, carrier, carrier_ami, AGENT_LINE, allow="10.9.8.0/24")
+    account = Account.create(name="ai-refused")
+    row = Call.create(account=account, direction="outbound", from_number="+14155559876",
+                      to_number="+19495551234", status="answered", provider="ultravox",
+                      call_sid="CA" + "2" * 32, ai={"systemPrompt": "Confirm."})
+
+    async def route(ch):
+        await ch.answer()
+        await ai_bridge.run_ai_call(ch, row_dict(row), cfg)
+
+    server = FastAGIServer(cfg, {"ivr": route})
+    await server.start()
+    try:
+        call = await originate_local(pbx_ami, "+19495551234", "w20")
+        async with asyncio.timeout(20):
+            while (Call.get_by_id(row.id).ai_result or {}).get("status") in (
+                    None, "starting", "active"):
+                await asyncio.sleep(0.1)
+        await pbx_ami.wait_event(call.is_hangup_of("caller"), timeout=30)
+    finally:
+        await server.stop()
+    result = Call.get_by_id(row.id).ai_result
+    assert result["status"] == "failed" and result["endReason"].startswith("dial-")
+    assert [i["admitted"] for i in fake.invites] == [False]
+    assert fake.calls == {}
