@@ -6,8 +6,8 @@ and the engine an IVR caller whose transfer node names an agent:
 
     1. the caller hears music on hold while the agent is found: the call's own agent
        (its Ultravox id), or for a plain `systemPrompt` call the agent trunx manages for
-       that configuration (found by name, else created: POST /api/agents); for the
-       allowlist admission, the account's SIP domain (GET /api/sip, asked once)
+       that configuration (GET /api/agents?search=<name>, else POST /api/agents); for the
+       allowlist admission, the account's SIP domain (GET /api/sip)
     2. Dial the agent's SIP user from the answered channel
        (`PJSIP/<endpoint>/sip:agent_<id>@<domain>`, or `PJSIP/agent_<id>@<endpoint>` when
        Ultravox registers with us); Dial's `m` keeps the hold music until the agent answers,
@@ -80,8 +80,6 @@ class _Taken:
 
 
 _taken = _Taken()
-_managed: dict[str, str] = {}     # managed agent name -> its Ultravox id (found once)
-_domains: dict[str, str] = {}     # Ultravox base URL -> the account's SIP domain
 
 
 def _agent_for(client: Ultravox, call: dict) -> str:
@@ -98,21 +96,18 @@ def _agent_for(client: Ultravox, call: dict) -> str:
         raise BridgeError("no-ai-config", "the call has neither an agent nor a systemPrompt")
     template = ultravox.ai_template(ai, call.get("max_duration"))
     name = ultravox.managed_agent_name(template)
-    if name not in _managed:
-        found = client.find_agent(name) or client.create_agent(name, template)
-        _managed[name] = found["agentId"]
-    return _managed[name]
+    # asked each time rather than cached: an agent deleted in the console is made again
+    return (client.find_agent(name) or client.create_agent(name, template))["agentId"]
 
 
 def _domain(client: Ultravox, config) -> str:
+    """Blocking: the account's SIP domain (configured, else GET /api/sip)."""
     if config.ultravox_sip_domain:
         return config.ultravox_sip_domain
-    if client.base_url not in _domains:
-        domain = (client.get_sip() or {}).get("domain")
-        if not domain:
-            raise BridgeError("no-sip-domain", "Ultravox's SIP configuration names no domain")
-        _domains[client.base_url] = domain
-    return _domains[client.base_url]
+    domain = (client.get_sip() or {}).get("domain")
+    if not domain:
+        raise BridgeError("no-sip-domain", "Ultravox's SIP configuration names no domain")
+    return domain
 
 
 def dial_target(config, uv_agent: str, domain: str | None) -> str:

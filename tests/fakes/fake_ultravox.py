@@ -94,6 +94,7 @@ class FakeUltravox(HTTPFake):
         self.on_registration = None
         self.sip_line = "+12025550103"
         self.emulate_invites = False
+        self._emulated: set = set()
         self.invites: list[dict] = []                 # every INVITE the SIP side was asked about
         self.byes: list[dict] = []                    # every end the SIP side reported
         self._failures: list[tuple[str, str, int, object]] = []
@@ -307,10 +308,10 @@ class FakeUltravox(HTTPFake):
             calls = list(self.calls.values())
             if query.get("agentIds"):
                 wanted = set(query["agentIds"].split(","))
-                if self.emulate_invites:
-                    for agent_id in wanted & set(self.agents):
-                        if not any(c["agentId"] == agent_id for c in calls):
-                            calls.append(self._invite_call(agent_id))
+                if self.emulate_invites and query.get("fromDate") not in self._emulated:
+                    # each bridge lists from its own moment: one INVITE per bridge
+                    self._emulated.add(query.get("fromDate"))
+                    calls += [self._invite_call(a) for a in wanted & set(self.agents)]
                 calls = [c for c in calls if c["agentId"] in wanted]
             if query.get("fromDate"):
                 since = _parse(query["fromDate"])
