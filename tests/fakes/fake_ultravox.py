@@ -14,8 +14,8 @@ operations are named after its operationIds):
     GET    /api/sip                   -> SipConfig {domain, allowedCidrRanges, sip_retrieve
                                          allowAllAgents, allowedAgents}
     PATCH  /api/sip                   PatchedSipConfig -> SipConfig           sip_partial_update
-    POST   /api/sip/registrations     {username, password, proxy} -> 201      sip_registrations_create
-    GET    /api/sip/registrations     -> {results, ...}                       sip_registrations_list
+    POST   /api/sip/registrations     {username, password, proxy} -> 201 ..._create
+    GET    /api/sip/registrations     -> {results, ...}                  sip_registrations_list
     a missing or wrong X-API-Key      -> 401 {"detail": "Invalid API key."}
     an agent name outside [A-Za-z0-9_-]{1,64} -> 400 {"name": ["..."]}
     an unknown voice                  -> 400 {"detail": "Unknown voice: ..."}

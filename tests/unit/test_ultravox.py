@@ -8,7 +8,6 @@ import pytest
 from admin_api.errors import status_for
 from trunx import ultravox
 
-
 TOOL = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 
 
