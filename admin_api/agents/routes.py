@@ -22,7 +22,7 @@ from flask import Blueprint, request
 from admin_api import context as ctx
 from admin_api.agents import did_selection
 from admin_api.voice import service as voice_service
-from trunx import dnc, phone, ultravox
+from trunx import dnc, phone, ultravox, ultravox_tools
 from trunx.errors import Forbidden, NotFound, invalid
 from trunx.models import Agent, iso, new_uuid, utcnow
 
@@ -86,7 +86,9 @@ def _ids(data: dict, name: str) -> list[str]:
     if not isinstance(value, list) or len(value) > 50:
         raise invalid(name, "invalid-type", f"{name} must be an array of at most 50 ids")
     for i, item in enumerate(value):
-        if not isinstance(item, str) or not _REF_ID.match(item):
+        if name == "tool_ids":   # Ultravox takes a tool's UUID, or a built-in's name
+            ultravox_tools.check_tool_id(f"{name}[{i}]", item)
+        elif not isinstance(item, str) or not _REF_ID.match(item):
             raise invalid(f"{name}[{i}]", "invalid-id",
                           f"{name}[{i}] must be an id of 1-128 letters, digits, _ . : -")
     if len(set(value)) != len(value):
@@ -106,6 +108,10 @@ def _check(data: dict, *, partial: bool) -> dict:
         out["voice"] = _text(data, "voice", 200, nullable=True)
     if "first_message" in data:
         out["first_message"] = _text(data, "first_message", 2000, nullable=True)
+    # {{...}} is an Ultravox template variable; trunx supplies none (docs/ai.md)
+    for name in ("prompt", "first_message"):
+        if out.get(name):
+            ultravox_tools.check_template(name, out[name])
     if "language" in data:
         lang = data["language"]
         if lang is not None and (not isinstance(lang, str) or not _LANGUAGE.match(lang)
