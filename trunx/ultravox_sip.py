@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
+import sys
 
 from trunx.errors import InvalidInput
 
@@ -107,17 +108,81 @@ def new_password() -> str:
     return secrets.token_urlsafe(24)
 
 
-def pjsip_registration_conf(endpoint: str, username: str, password: str) -> str:
+CONF_NAME = "pjsip_ultravox.conf"     # asterisk_conf/pjsip.conf #tryincludes it
+
+
+def pjsip_registration_conf(username: str, password: str) -> str:
     """The PJSIP objects the operator's Asterisk needs for Ultravox to register as
-    `username`: an endpoint it is identified as (by its From user), its digest auth, and an
-    AOR holding the one registered contact that `PJSIP/agent_<id>@<endpoint>` dials."""
-    endpoint = check_endpoint(endpoint)
-    if not _USERNAME.match(username) or any(c in password for c in "\r\n;"):
+    `username`: an endpoint of that name (Asterisk's `username` identifier finds it by the
+    REGISTER's From user), its digest auth, and an AOR of the same name holding the one
+    registered contact that `PJSIP/agent_<id>@<username>` dials."""
+    if not _USERNAME.match(username or "") or not password \
+            or any(c in password for c in "\r\n;#\"") or password != password.strip():
         raise SipSetupError("bad-sip-username", "username or password unusable in pjsip.conf")
     return (f"; written by `trunx ultravox sip register`: Ultravox registers here as {username}\n"
-            f"[{endpoint}]\ntype = endpoint\ncontext = trunx-ultravox\ndisallow = all\n"
+            f"[{username}]\ntype = endpoint\ncontext = trunx-ultravox\ndisallow = all\n"
             f"allow = ulaw,alaw\ndtmf_mode = rfc4733\ndirect_media = no\nrtp_symmetric = yes\n"
-            f"auth = {endpoint}-auth\naors = {username}\n\n"
-            f"[{endpoint}-auth]\ntype = auth\nauth_type = userpass\nusername = {username}\n"
+            f"auth = {username}-auth\naors = {username}\n\n"
+            f"[{username}-auth]\ntype = auth\nauth_type = userpass\nusername = {username}\n"
             f"password = {password}\n\n"
             f"[{username}]\ntype = aor\nmax_contacts = 1\nremove_existing = yes\n")
+
+
+# -- `trunx ultravox sip` ------------------------------------------------------------------
+
+def add_cli(sub) -> None:
+    """The `ultravox sip` subcommands, on the `trunx` parser's subparsers."""
+    uv = sub.add_parser("ultravox", help="Ultravox (AI agents) set-up")
+    uv_sub = uv.add_subparsers(dest="ultravox_command", required=True)
+    sip = uv_sub.add_parser("sip", help="how Ultravox admits this Asterisk's INVITEs")
+    sip_sub = sip.add_subparsers(dest="sip_command", required=True)
+    sip_sub.add_parser("show", help="the account's SIP configuration and registrations")
+    allow = sip_sub.add_parser("allowlist", help="admit INVITEs from these public IPv4 "
+                               "addresses or CIDRs (PATCH /api/sip allowedCidrRanges)")
+    allow.add_argument("address", nargs="+")
+    reg = sip_sub.add_parser("register", help="have Ultravox register with this Asterisk "
+                             "(POST /api/sip/registrations) and write its PJSIP user")
+    reg.add_argument("--proxy", required=True,
+                     help="this Asterisk's public address as Ultravox reaches it: host[:port]")
+    reg.add_argument("--username", default="ultravox")
+    reg.add_argument("--password", help="default: a new random one")
+    reg.add_argument("--asterisk-etc", metavar="DIR", required=True,
+                     help=f"Asterisk's config folder: {CONF_NAME} is written there")
+
+
+def cli(config, args, out) -> int:
+    """Run one `trunx ultravox sip ...` command; prints JSON to `out`."""
+    import json
+    from pathlib import Path
+
+    from trunx.ultravox import Ultravox, UltravoxError
+
+    try:
+        with Ultravox.from_config(config) as client:
+            if args.sip_command == "show":
+                result = {"sip": client.get_sip(),
+                          "registrations": client.sip_registrations(),
+                          "trunx": {"mode": config.ultravox_sip_mode,
+                                    "endpoint": config.ultravox_sip_endpoint
+                                    or config.trunk_endpoint}}
+            elif args.sip_command == "allowlist":
+                body = allowlist_body(client.get_sip(), args.address)
+                result = client.update_sip(body)
+            else:
+                password = args.password or new_password()
+                conf = pjsip_registration_conf(args.username, password)
+                body = registration_body(args.username, password, args.proxy)
+                target = Path(args.asterisk_etc) / CONF_NAME
+                target.write_text(conf)     # first: Ultravox registers as soon as it is told
+                target.chmod(0o640)         # it holds the password
+                client.update_sip({"allowAllAgents": True})
+                result = {"registration": client.create_sip_registration(body),
+                          "wrote": str(target),
+                          "next": "reload Asterisk's PJSIP (module reload res_pjsip.so) and "
+                                  "set ultravox_sip_mode = register, ultravox_sip_endpoint = "
+                                  f"{args.username}"}
+    except (UltravoxError, SipSetupError) as exc:
+        print(f"trunx: {exc.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2), file=out)
+    return 0

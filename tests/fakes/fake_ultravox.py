@@ -416,3 +416,27 @@ async def attach_carrier(fake: FakeUltravox, carrier, carrier_ami, line: str,
     if allow:
         fake.sip.update(allowedCidrRanges=[allow], allowAllAgents=True)
     await carrier_ami.action("Setvar", {"Variable": "ULTRAVOX_FAKE", "Value": fake.base_url})
+
+
+def register_from_carrier(fake: FakeUltravox, carrier) -> None:
+    """When trunx creates a registration, the carrier (Ultravox's SIP side) registers with
+    the registration's proxy as its username, with `line` support, so INVITEs over it reach
+    its endpoint `ultravox-registered`, which the fake then admits."""
+    def register(reg: dict) -> None:
+        host = reg["proxy"] if ":" in reg["proxy"] else f"{reg['proxy']}:5060"
+        conf = (f"[ultravox-reg]\ntype = registration\ntransport = transport-ultravox\n"
+                f"server_uri = sip:{host}\nclient_uri = sip:{reg['username']}@{host}\n"
+                f"contact_user = {reg['username']}\noutbound_auth = ultravox-reg-auth\n"
+                f"line = yes\nendpoint = ultravox-registered\nretry_interval = 2\n"
+                f"forbidden_retry_interval = 2\nfatal_retry_interval = 2\n"
+                f"auth_rejection_permanent = no\nexpiration = 120\n\n"
+                f"[ultravox-reg-auth]\ntype = auth\nauth_type = userpass\n"
+                f"username = {reg['username']}\npassword = {reg['password']}\n")
+        (carrier.instance_dir_host / "etc" / "pjsip_ultravox_registration.conf").write_text(conf)
+        carrier.cli("module reload res_pjsip.so")
+        for module in ("res_pjsip_outbound_authenticator_digest.so",
+                       "res_pjsip_outbound_registration.so"):   # the PBX role loads neither
+            if module.split(".")[0] not in carrier.cli(f"module show like {module}"):
+                carrier.cli(f"module load {module}")
+        fake.registered_endpoints.add("ultravox-registered")
+    fake.on_registration = register
