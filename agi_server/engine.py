@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from agi_server.agi.errors import AGIHangup
 from agi_server.agi.server import FastAGIServer
 from agi_server.ai import bridge as ai_bridge
+from agi_server.ai import transfer as ai_transfer
 from agi_server.ami.client import AmiConnection
 from agi_server.ami.dialer import Dialer
 from agi_server.ami.tracker import CallTracker
@@ -60,7 +61,8 @@ class Engine:
         # commands from the API (actions, hangups) reach the calls through the registry
         self.commands = CommandReader(self._db, redis, self.tracker, self.registry)
         self.outbound = OutboundRoute(config, self.tracker, self.registry)
-        self.server = FastAGIServer(config, {"ivr": self.ivr_call, "outbound": self.outbound})
+        self.server = FastAGIServer(config, {"ivr": self.ivr_call, "outbound": self.outbound,
+                                             "ai-transfer": self._ai_transfer})
         self.services = Services(config=config, suppress=self._suppress, redis=redis,
                                  db=self._db, bridge_agent=self._bridge_agent)
         self.records_saved = 0
@@ -199,6 +201,10 @@ class Engine:
             record.account, record.caller, source="ivr", redis=self.sync_redis,
             call_id=record.id, did=record.did, node=node, ivr_id=record.ivr_id))
         return True
+
+    async def _ai_transfer(self, ch) -> None:
+        """An AI agent's cold transfer of its caller (agi_server/ai/transfer.py)."""
+        await ai_transfer.run_transfer(ch, self.config, redis=self.redis, db=self._db)
 
     async def _bridge_agent(self, ch, record: CallRecord, agent_id: str) -> dict:
         """An IVR caller meets an AI agent. The call's row is written now (the bridge

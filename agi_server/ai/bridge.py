@@ -42,7 +42,9 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from agi_server.agi import commands
 from agi_server.agi.errors import AGIHangup
+from agi_server.ai import transfer as ai_transfer
 from trunx import ultravox, ultravox_sip
 from trunx.errors import TrunxError
 from trunx.models import Agent, Call
@@ -136,6 +138,10 @@ def _claim(client: Ultravox, uv_agent: str, since: str, deadline: float,
 
 
 def _store(call_id: str, result: dict) -> None:
+    # what an agent's transfer noted (agi_server.ai.transfer) stays
+    row = Call.get_or_none(Call.id == call_id)
+    if row is not None and (row.ai_result or {}).get("transfer"):
+        result = {**result, "transfer": row.ai_result["transfer"]}
     Call.update(ai_result=result).where(Call.id == call_id).execute()
 
 
@@ -208,6 +214,8 @@ async def _run(ch, call: dict, config, client: Ultravox) -> None:
     caller_gone = False
     dial_status = None
     try:
+        for name, value in ai_transfer.channel_variables(call):   # the agent's coldTransfer
+            await ch.run(commands.set_variable(name, value))
         await _hold(ch, False)
         reply = await ch.exec("Dial", dial, str(int(config.transfer_timeout)),
                               dial_options(call))

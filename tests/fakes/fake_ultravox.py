@@ -408,7 +408,8 @@ async def attach_carrier(fake: FakeUltravox, carrier, carrier_ami, line: str,
     """Make the test carrier Ultravox's SIP side: the account's SIP domain is the carrier's
     address, the carrier asks this fake about each INVITE to agent_*, and admitted calls
     play `line`. `allow` pre-sets the allowlist (None: leave it as trunx sets it)."""
-    for module in ("res_curl.so", "func_curl.so"):   # the carrier's dialplan asks us by CURL
+    for module in ("res_curl.so", "func_curl.so",   # the carrier's dialplan asks us by CURL
+                   "app_transfer.so"):              # and sends a REFER for a coldTransfer
         if module.split(".")[0] not in carrier.cli(f"module show like {module}"):
             carrier.cli(f"module load {module}")
     fake.sip["domain"] = f"127.0.0.1:{carrier.sip_port}"

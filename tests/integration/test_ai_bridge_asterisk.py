@@ -62,7 +62,8 @@ async def test_an_ai_call_is_bridged_to_ultravox_over_sip(cfg, fake, pbx, carrie
     await server.start()
     try:
         # the callee (the near half of a Local channel) says something: two beeps
-        call = await originate_local(pbx_ami, "+19495551234", "w1-pbeep-w1-pbeep-w20")
+        # the callee would stay for a minute: only the agent's hangUp ends the call sooner
+        call = await originate_local(pbx_ami, "+19495551234", "w1-pbeep-w1-pbeep-w60")
         dial_end = await pbx_ami.wait_event(
             lambda e: e.get("Event") == "DialEnd"
             and e.get("DestChannel", "").startswith("PJSIP/carrier-"), timeout=20)
@@ -125,3 +126,56 @@ async def test_an_invite_from_an_address_not_allowlisted_is_refused(cfg, fake, p
     assert result["status"] == "failed" and result["endReason"].startswith("dial-")
     assert [i["admitted"] for i in fake.invites] == [False]
     assert fake.calls == {}
+
+
+
+async def test_the_agents_cold_transfer_is_carried_out_by_asterisk(cfg, fake, pbx, carrier,
+                                                                   pbx_ami, carrier_ami,
+                                                                   redis_server):
+    """The agent's coldTransfer reaches us as a REFER on the leg to Ultravox (the carrier's
+    Transfer() sends one); the caller moves to [trunx-ai-transfer] and the engine's
+    `ai-transfer` route dials the number over the trunk."""
+    import redis.asyncio as aioredis
+
+    from agi_server.ai import transfer as ai_transfer
+
+    target = "+12025550107"
+    await attach_carrier(fake, carrier, carrier_ami, AGENT_LINE)
+    await carrier_ami.action("Setvar", {"Variable": f"STEPS_{AGENT_LINE[1:]}",
+                                        "Value": f"w2-tsip:{target}@127.0.0.1:{pbx.sip_port}-w5"})
+    await carrier_ami.action("Setvar", {"Variable": f"STEPS_{target[1:]}", "Value": "w2-h"})
+    account = Account.create(name="ai-transfer")
+    row = Call.create(account=account, direction="outbound", from_number="+14155559876",
+                      to_number="+19495551234", status="answered", provider="ultravox",
+                      call_sid="CA" + "4" * 32, ai={"systemPrompt": "Transfer them."})
+    aredis = aioredis.from_url(redis_server.url, decode_responses=True)
+
+    async def db(fn, *args):
+        return await asyncio.to_thread(fn, *args)
+
+    async def route(ch):
+        await ch.answer()
+        await ai_bridge.run_ai_call(ch, row_dict(row), cfg)
+
+    async def transfer(ch):
+        await ai_transfer.run_transfer(ch, cfg, redis=aredis, db=db)
+
+    server = FastAGIServer(cfg, {"ivr": route, "ai-transfer": transfer})
+    await server.start()
+    try:
+        call = await originate_local(pbx_ami, "+19495551234", "w60")
+        at_target = await carrier_ami.wait_event(
+            lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == target, 20)
+        await pbx_ami.wait_event(call.is_hangup_of("caller"), timeout=30)
+        async with asyncio.timeout(20):
+            while (Call.get_by_id(row.id).ai_result or {}).get("status") in (
+                    None, "starting", "active") \
+                    or "transfer" not in Call.get_by_id(row.id).ai_result:
+                await asyncio.sleep(0.1)
+    finally:
+        await server.stop()
+        await aredis.aclose()
+    assert server.stats["errors"] == 0 and at_target
+    result = Call.get_by_id(row.id).ai_result
+    assert result["transfer"] == {"to": target, "status": "answer"}
+    assert result["status"] == "ended" and result["ultravoxCallId"] == next(iter(fake.calls))
