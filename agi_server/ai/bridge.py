@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 
 from agi_server.agi import commands
 from agi_server.agi.errors import AGIHangup
-from agi_server.ai import transfer as ai_transfer
+from agi_server.ai import cold_transfer as ai_transfer
 from trunx import ultravox, ultravox_sip
 from trunx.errors import TrunxError
 from trunx.models import Agent, Call
@@ -138,7 +138,7 @@ def _claim(client: Ultravox, uv_agent: str, since: str, deadline: float,
 
 
 def _store(call_id: str, result: dict) -> None:
-    # what an agent's transfer noted (agi_server.ai.transfer) stays
+    # what an agent's transfer noted (agi_server.ai.cold_transfer) stays
     row = Call.get_or_none(Call.id == call_id)
     if row is not None and (row.ai_result or {}).get("transfer"):
         result = {**result, "transfer": row.ai_result["transfer"]}

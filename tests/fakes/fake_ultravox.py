@@ -22,8 +22,9 @@ operations are named after its operationIds):
     a temporary tool with no http or client implementation -> 400 (SelectedTool: "Exactly
                                          one implementation (http or client) should be set")
     metadata keys starting "ultravox." -> 400 (StartAgentCallRequest.metadata: reserved)
-    a callTemplate whose prompt has {{...}} while no templateContext can reach it -> 400
-                                         (an INVITE-created call has only the template)
+    an INVITE to an agent whose template has {{...}}: refused (CallTemplate.contextSchema:
+                                         "Call creation requests must provide context
+                                         adhering to this schema"; an INVITE has none)
 
 SIP (https://docs.ultravox.ai/telephony/sip, "Incoming SIP Calls"): an INVITE to
 `agent_{agent_id}` creates a call from the agent's call template, admitted when its source
@@ -213,7 +214,10 @@ class FakeUltravox(HTTPFake):
             if path == "/_sip/invite":
                 user = query.get("user", "")
                 agent_id = user[len("agent_"):] if user.startswith("agent_") else ""
+                # an agent whose template uses {{variables}} needs context at call creation
+                # (CallTemplate.contextSchema), which an INVITE cannot carry
                 admitted = (agent_id in self.agents
+                            and "{{" not in str(self.agents[agent_id]["callTemplate"])
                             and self._admitted(agent_id, query.get("source", ""),
                                                query.get("endpoint", "")))
                 self.invites.append({**query, "admitted": admitted})

@@ -137,7 +137,7 @@ async def test_the_agents_cold_transfer_is_carried_out_by_asterisk(cfg, fake, pb
     `ai-transfer` route dials the number over the trunk."""
     import redis.asyncio as aioredis
 
-    from agi_server.ai import transfer as ai_transfer
+    from agi_server.ai import cold_transfer as ai_transfer
 
     target = "+12025550107"
     await attach_carrier(fake, carrier, carrier_ami, AGENT_LINE)
