@@ -22,7 +22,7 @@ from flask import Blueprint, request
 from admin_api import context as ctx
 from admin_api.agents import did_selection
 from admin_api.voice import service as voice_service
-from trunx import dnc, phone, ultravox, ultravox_tools
+from trunx import dnc, phone, ultravox, ultravox_mapping, ultravox_tools
 from trunx.errors import Forbidden, NotFound, invalid
 from trunx.models import Agent, iso, new_uuid, utcnow
 
@@ -148,7 +148,7 @@ def _client(*, quick: bool = False) -> ultravox.Ultravox:
 
 def _remote_name(agent_id: str, name: str) -> str:
     # unique per agent, and traceable from the Ultravox console back to trunx
-    return f"{ultravox.agent_name(name)[:55]}-{agent_id[:8]}"
+    return f"{ultravox_mapping.agent_name(name)[:55]}-{agent_id[:8]}"
 
 
 # -- routes ---------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def create():
     agent = Agent(id=new_uuid(), account=ctx.account_id(), **fields)
     with _client() as client:
         remote = client.create_agent(_remote_name(agent.id, agent.name),
-                                     ultravox.call_template(agent))
+                                     ultravox_mapping.call_template(agent))
         agent.ultravox_id = remote["agentId"]
         try:
             with ctx.store().db.atomic():
@@ -213,7 +213,7 @@ def update(agent_id: str):
     for name, value in changes.items():
         setattr(agent, name, value)
     with _client() as client:
-        name, template = _remote_name(agent.id, agent.name), ultravox.call_template(agent)
+        name, template = _remote_name(agent.id, agent.name), ultravox_mapping.call_template(agent)
         try:
             client.update_agent(agent.ultravox_id, name=name, call_template=template)
         except ultravox.UltravoxError as exc:

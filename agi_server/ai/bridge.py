@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from agi_server.agi import commands
 from agi_server.agi.errors import AGIHangup
 from agi_server.ai import cold_transfer as ai_transfer
-from trunx import ultravox, ultravox_sip
+from trunx import ultravox_mapping, ultravox_sip
 from trunx.errors import TrunxError
 from trunx.models import Agent, Call
 from trunx.ultravox import Ultravox, UltravoxError
@@ -96,8 +96,8 @@ def _agent_for(client: Ultravox, call: dict) -> str:
         return uv_agent
     if not ai.get("systemPrompt"):
         raise BridgeError("no-ai-config", "the call has neither an agent nor a systemPrompt")
-    template = ultravox.ai_template(ai, call.get("max_duration"))
-    name = ultravox.managed_agent_name(template)
+    template = ultravox_mapping.ai_template(ai, call.get("max_duration"))
+    name = ultravox_mapping.managed_agent_name(template)
     # asked each time rather than cached: an agent deleted in the console is made again
     return (client.find_agent(name) or client.create_agent(name, template))["agentId"]
 
@@ -123,7 +123,7 @@ def dial_target(config, uv_agent: str, domain: str | None) -> str:
 def dial_options(call: dict) -> str:
     """Dial's options: hold music until the agent answers; the call's own limit, if it has
     one that parses (a stored value that does not is ignored, not an error)."""
-    seconds = ultravox.parse_duration(call.get("max_duration"))
+    seconds = ultravox_mapping.parse_duration(call.get("max_duration"))
     return f"mS({max(1, int(seconds))})" if seconds else "m"
 
 
@@ -158,7 +158,7 @@ def _finish(client: Ultravox, uv_call_id: str, wait: float) -> tuple[dict, list]
 
 async def run_ai_call(ch, call: dict, config, *, client: Ultravox | None = None) -> None:
     call_id = call["id"]
-    await asyncio.to_thread(_store, call_id, ultravox.ai_result("starting"))
+    await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result("starting"))
     own = client is None
     try:
         client = client or Ultravox.from_config(config)
@@ -175,7 +175,7 @@ async def run_ai_call(ch, call: dict, config, *, client: Ultravox | None = None)
 async def _failed(call_id: str, code: str, message: str, uv_call_id: str | None = None,
                   **result) -> None:
     log.warning("call %s: AI bridge failed: %s (%s)", call_id, code, message)
-    await asyncio.to_thread(_store, call_id, ultravox.ai_result(
+    await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result(
         "failed", end_reason=code, ultravox_call_id=uv_call_id, **result))
 
 
@@ -202,7 +202,7 @@ async def _run(ch, call: dict, config, client: Ultravox) -> None:
         await _hold(ch, False)
         await _failed(call_id, exc.code, getattr(exc, "message", str(exc)))
         return
-    await asyncio.to_thread(_store, call_id, ultravox.ai_result("active"))
+    await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result("active"))
     log.info("call %s: dialling Ultravox agent %s", call_id, uv_agent)
 
     since = _iso(time.time() - CLOCK_SKEW)
@@ -248,9 +248,10 @@ async def _run(ch, call: dict, config, client: Ultravox) -> None:
         await _failed(call_id, exc.code, exc.message, uv_call_id)
         return
     reason = state.get("endReason") or ("hangup" if caller_gone else "agent_hangup")
-    await asyncio.to_thread(_store, call_id, ultravox.ai_result(
-        "ended", transcript=ultravox.transcript(messages),
-        seconds=ultravox.call_seconds(state), end_reason=reason, ultravox_call_id=uv_call_id))
+    await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result(
+        "ended", transcript=ultravox_mapping.transcript(messages),
+        seconds=ultravox_mapping.call_seconds(state), end_reason=reason,
+        ultravox_call_id=uv_call_id))
     if not state.get("ended"):
         log.warning("call %s: Ultravox had not ended call %s after %ss", call_id, uv_call_id,
                     config.ultravox_end_wait)

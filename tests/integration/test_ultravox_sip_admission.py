@@ -8,8 +8,8 @@ tests/fakes/fake_ultravox.py):
   registration (POST /api/sip/registrations); the carrier registers with the PBX, and the
   INVITE goes to agent_<id> at the registered contact.
 
-In each, an agent call reaches the agent and its transcript and end reason land on the
-trunx call."""
+In each, an agent call (and, registered, an IVR transfer to an agent too) reaches the
+agent and its transcript and end reason land on the trunx call."""
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +22,7 @@ from agi_server.agi.server import FastAGIServer
 from agi_server.ai import bridge as ai_bridge
 from devtools.stack import wait_until
 from devtools.stack.ami import originate_local
-from tests.engine_support import make_config
+from tests.engine_support import make_config, running_engine, seed_account
 from tests.fakes.fake_ultravox import FakeUltravox, attach_carrier, register_from_carrier
 from tests.integration.test_ai_bridge_emulated import KEY, row_dict
 from trunx import cli, db
@@ -108,7 +108,7 @@ async def test_allowlisted_by_trunx_ultravox_sip_allowlist(cfg, fake, tmp_path, 
 
 
 async def test_registered_by_trunx_ultravox_sip_register(cfg, fake, tmp_path, pbx, carrier,
-                                                         pbx_ami, carrier_ami):
+                                                         pbx_ami, carrier_ami, redis):
     await attach_carrier(fake, carrier, carrier_ami, AGENT_LINE, allow=None)   # no allowlist
     register_from_carrier(fake, carrier)
     await carrier_ami.action("Setvar", {"Variable": f"STEPS_{AGENT_LINE[1:]}",
@@ -126,18 +126,42 @@ async def test_registered_by_trunx_ultravox_sip_register(cfg, fake, tmp_path, pb
         print(carrier.cli("pjsip show registrations"), pbx.cli("pjsip show endpoints"),
               pbx.cli("pjsip show aors"), pbx.log_tail(3000), carrier.log_tail(3000))
         raise
+    registered = cfg.replace(ultravox_sip_mode="register", ultravox_sip_endpoint="ultravox")
     try:
-        row, uv_agent = await agent_call(
-            cfg.replace(ultravox_sip_mode="register", ultravox_sip_endpoint="ultravox"),
-            fake, pbx_ami, "registered")
+        row, uv_agent = await agent_call(registered, fake, pbx_ami, "registered")
+        ivr_row, ivr_agent = await ivr_transfer(registered, fake, pbx_ami, redis)
     finally:
         (carrier.instance_dir_host / "etc" / "pjsip_ultravox_registration.conf").unlink()
         carrier.cli("module reload res_pjsip.so")
         (etc / "pjsip_ultravox.conf").unlink()
         pbx.cli("module reload res_pjsip.so")
-    (invite,) = fake.invites
-    assert (invite["user"], invite["admitted"]) == (f"agent_{uv_agent}", True)
-    assert invite["endpoint"] == "ultravox-registered"   # over the registration, not by IP
-    (uv_id,) = fake.calls
-    assert row.ai_result["status"] == "ended" and row.ai_result["ultravoxCallId"] == uv_id
+    assert [(i["user"], i["admitted"], i["endpoint"]) for i in fake.invites] == [
+        (f"agent_{uv_agent}", True, "ultravox-registered"),    # over the registration,
+        (f"agent_{ivr_agent}", True, "ultravox-registered")]   # not by IP
+    first, second = fake.calls
+    assert row.ai_result["status"] == "ended" and row.ai_result["ultravoxCallId"] == first
     assert row.ai_result["endReason"] == "agent_hangup"
+    assert (ivr_row.outcome, ivr_row.ai_result["status"]) == ("transferred", "ended")
+    assert ivr_row.ai_result["ultravoxCallId"] == second
+    assert ivr_row.ai_result["transcript"].startswith("Agent: ")
+
+
+async def ivr_transfer(cfg, fake, pbx_ami, redis):
+    """A caller presses 1 in an IVR whose key 1 transfers to an agent."""
+    remote = fake.add_agent("ivr-agent", systemPrompt="Sell.")
+    account = Account.create(name="ivr-registered")
+    agent = Agent.create(account=account, name="ivr-agent", prompt="Sell.",
+                         ultravox_id=remote["agentId"])
+    did = "+19495550168"
+    tree = {"nodes": {"menu": {"audio": "beep", "gather": {"1": "sales"}},
+                      "sales": {"action": "transfer", "agent": agent.id}}}
+    seed_account(cfg, redis, tree=tree, did=did, ivr_id="sales", account=account)
+    async with running_engine(cfg) as engine:
+        call = await originate_local(pbx_ami, did, "w1-d1-w30", caller_id="T <+12025550177>")
+        await pbx_ami.wait_event(call.is_hangup_of("caller"), timeout=40)
+        async with asyncio.timeout(30):
+            while (row := Call.get_or_none(Call.uniqueid == call.callee_id)) is None \
+                    or row.ended_at is None:
+                await asyncio.sleep(0.1)
+        assert engine.server.stats["errors"] == 0
+    return row, remote["agentId"]

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from admin_api.errors import status_for
-from trunx import ultravox
+from trunx import ultravox, ultravox_mapping
 
 TOOL = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 
@@ -18,7 +18,7 @@ def agent(**kw):
 
 
 def test_call_template_maps_every_agent_field():
-    t = ultravox.call_template(agent(tool_ids=[TOOL, "hangUp"], knowledge_ids=["c1"]))
+    t = ultravox_mapping.call_template(agent(tool_ids=[TOOL, "hangUp"], knowledge_ids=["c1"]))
     assert t == {
         "systemPrompt": "Confirm the appointment.",
         "languageHint": "en",
@@ -35,14 +35,14 @@ def test_call_template_maps_every_agent_field():
 
 
 def test_call_template_without_voice_or_first_message():
-    t = ultravox.call_template(agent(voice=None, first_message=None, max_duration=90.5))
+    t = ultravox_mapping.call_template(agent(voice=None, first_message=None, max_duration=90.5))
     assert "voice" not in t
     assert t["firstSpeakerSettings"] == {"agent": {}}
     assert t["maxDuration"] == "90.5s"
 
 
 def test_several_knowledge_bases_get_distinct_tool_names():
-    tools = ultravox.selected_tools([], ["a", "b"])
+    tools = ultravox_mapping.selected_tools([], ["a", "b"])
     assert [t["nameOverride"] for t in tools] == ["queryCorpus1", "queryCorpus2"]
 
 
@@ -54,7 +54,7 @@ def test_several_knowledge_bases_get_distinct_tool_names():
     ("x" * 80, "x" * 64),
 ])
 def test_agent_name_fits_ultravox_alphabet(name, expected):
-    assert ultravox.agent_name(name) == expected
+    assert ultravox_mapping.agent_name(name) == expected
 
 
 @pytest.mark.parametrize("value,seconds", [
@@ -63,11 +63,11 @@ def test_agent_name_fits_ultravox_alphabet(name, expected):
     ("1e9999s", None),
 ])
 def test_parse_duration(value, seconds):
-    assert ultravox.parse_duration(value) == seconds
+    assert ultravox_mapping.parse_duration(value) == seconds
 
 
 def test_ai_template_from_the_seed_ai_fields():
-    template = ultravox.ai_template({
+    template = ultravox_mapping.ai_template({
         "systemPrompt": "Confirm.", "voice": "Mark", "firstSpeaker": "user",
         "temperature": 0.7, "maxDuration": "300s", "model": "fixie-ai/ultravox-70B",
         "tools": [{"modelToolName": "lookup", "description": "d",
@@ -83,15 +83,16 @@ def test_ai_template_from_the_seed_ai_fields():
 
 
 def test_ai_template_defaults_and_a_bad_stored_duration():
-    template = ultravox.ai_template({"systemPrompt": "x", "maxDuration": "later"}, "also bad")
+    template = ultravox_mapping.ai_template({"systemPrompt": "x", "maxDuration": "later"},
+                                            "also bad")
     assert template == {"systemPrompt": "x", "firstSpeakerSettings": {"agent": {}}}
-    assert ultravox.ai_template({"systemPrompt": "x"}, 90)["maxDuration"] == "90s"
+    assert ultravox_mapping.ai_template({"systemPrompt": "x"}, 90)["maxDuration"] == "90s"
 
 
 def test_a_managed_agent_name_follows_the_template():
-    a = ultravox.managed_agent_name({"systemPrompt": "x"})
-    assert a == ultravox.managed_agent_name({"systemPrompt": "x"})
-    assert a != ultravox.managed_agent_name({"systemPrompt": "y"})
+    a = ultravox_mapping.managed_agent_name({"systemPrompt": "x"})
+    assert a == ultravox_mapping.managed_agent_name({"systemPrompt": "x"})
+    assert a != ultravox_mapping.managed_agent_name({"systemPrompt": "y"})
     assert len(a) <= 64 and a.startswith("trunx-call-")
 
 
@@ -103,20 +104,21 @@ def test_transcript_keeps_spoken_turns_only():
         {"role": "MESSAGE_ROLE_USER", "text": " Yes, this is John. "},
         {"role": "MESSAGE_ROLE_AGENT", "text": ""},
     ]
-    assert ultravox.transcript(messages) == "Agent: Hi, this is Sarah.\nUser: Yes, this is John."
-    assert ultravox.transcript([]) == ""
+    assert ultravox_mapping.transcript(messages) == \
+        "Agent: Hi, this is Sarah.\nUser: Yes, this is John."
+    assert ultravox_mapping.transcript([]) == ""
 
 
 def test_call_seconds_prefers_joined_to_ended():
     call = {"joined": "2026-03-09T15:30:00Z", "ended": "2026-03-09T15:32:20.500Z",
             "billedDuration": "99s"}
-    assert ultravox.call_seconds(call) == 140.5
-    assert ultravox.call_seconds({"billedDuration": "99s"}) == 99.0
-    assert ultravox.call_seconds({}) is None
+    assert ultravox_mapping.call_seconds(call) == 140.5
+    assert ultravox_mapping.call_seconds({"billedDuration": "99s"}) == 99.0
+    assert ultravox_mapping.call_seconds({}) is None
 
 
 def test_ai_result_shape():
-    assert ultravox.ai_result("ended", transcript="Agent: hi", seconds=140.4,
+    assert ultravox_mapping.ai_result("ended", transcript="Agent: hi", seconds=140.4,
                               end_reason="hangup", ultravox_call_id="uv1") == {
         "status": "ended", "transcript": "Agent: hi", "duration": 140, "endReason": "hangup",
         "ultravoxCallId": "uv1"}

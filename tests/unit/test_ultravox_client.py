@@ -6,7 +6,7 @@ import pytest
 
 from admin_api.errors import status_for
 from tests.fakes.fake_ultravox import FakeUltravox
-from trunx import ultravox
+from trunx import ultravox_mapping
 from trunx.ultravox import Ultravox, UltravoxError
 
 KEY = "uv-test-key"
@@ -51,9 +51,9 @@ def test_a_call_an_invite_made_is_listed_by_agent_and_ends_with_a_transcript(cli
     assert client.get_call(call["callId"])["ended"] is None       # first poll: still live
     ended = client.get_call(call["callId"])
     assert ended["endReason"] == "hangup"
-    text = ultravox.transcript(client.messages(call["callId"]))
+    text = ultravox_mapping.transcript(client.messages(call["callId"]))
     assert text == "Agent: Hi, this is Sarah from Downtown Dental.\nUser: Yes, this is John."
-    assert ultravox.call_seconds(ended) == 12.0
+    assert ultravox_mapping.call_seconds(ended) == 12.0
 
 
 def test_messages_follow_pagination(client, fake):
