@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from agi_server.agi.errors import AGIHangup
 from agi_server.agi.server import FastAGIServer
 from agi_server.ai import bridge as ai_bridge
+from agi_server.ai import cold_transfer as ai_transfer
 from agi_server.amd.audiosocket import AudioSocketServer
 from agi_server.ami.client import AmiConnection
 from agi_server.ami.dialer import Dialer
@@ -63,7 +64,8 @@ class Engine:
         self.sockets = AudioSocketServer(config.audiosocket_host, config.audiosocket_port,
                                          config.audiosocket_address)
         self.outbound = OutboundRoute(config, self.tracker, self.registry, self.sockets)
-        self.server = FastAGIServer(config, {"ivr": self.ivr_call, "outbound": self.outbound})
+        self.server = FastAGIServer(config, {"ivr": self.ivr_call, "outbound": self.outbound,
+                                             "ai-transfer": self._ai_transfer})
         self.services = Services(config=config, suppress=self._suppress, redis=redis,
                                  db=self._db, bridge_agent=self._bridge_agent)
         self.records_saved = 0
@@ -205,10 +207,15 @@ class Engine:
             call_id=record.id, did=record.did, node=node, ivr_id=record.ivr_id))
         return True
 
+    async def _ai_transfer(self, ch) -> None:
+        """An AI agent's cold transfer of its caller (agi_server/ai/cold_transfer.py)."""
+        await ai_transfer.run_transfer(ch, self.config, redis=self.redis, db=self._db)
+
     async def _bridge_agent(self, ch, record: CallRecord, agent_id: str) -> dict:
         """An IVR caller meets an AI agent. The call's row is written now (the bridge
-        stores its result on it; the final save keeps that), and the IVR path so far
-        travels to the agent as call metadata."""
+        stores its result on it; the final save keeps that). The IVR path stays in the
+        record (the `metadata` here is for our logs): an INVITE-created Ultravox call takes
+        no per-call metadata (docs/ai.md)."""
         entered = [p["node"] for p in record.path if p["event"] == "enter"]
         digits = [p["digits"] for p in record.path if p["event"] == "digits"]
         call = {"id": record.id, "account": record.account, "agent_id": agent_id, "ai": None,

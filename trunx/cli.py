@@ -4,6 +4,9 @@
     trunx [--config PATH] keys create ACCOUNT_ID   another key for an account
     trunx [--config PATH] config                   the effective config, secrets masked
     trunx [--config PATH] resync                   rebuild Redis from the database
+    trunx [--config PATH] ultravox sip show|allowlist ADDRESS...|register --proxy ...
+                                                   how Ultravox admits our INVITEs
+                                                   (trunx/ultravox_sip.py)
 
 A key is printed once; only its hash is stored, so there is no way to show it again.
 """
@@ -39,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     diagram = ivr_sub.add_parser("diagram", help="print an IVR's current tree as Mermaid")
     diagram.add_argument("account_id")
     diagram.add_argument("ivr_id")
+    from trunx import ultravox_sip
+    ultravox_sip.add_cli(sub)
     return p
 
 
@@ -48,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         print(json.dumps(config.masked(), indent=2, default=list))
         return 0
+    if args.command == "ultravox":
+        from trunx import ultravox_sip
+        return ultravox_sip.cli(config, args, sys.stdout)
 
     from trunx import accounts, db
     from trunx.errors import InvalidInput, NotFound

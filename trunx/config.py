@@ -106,6 +106,8 @@ class Config:
     ultravox_base_url: str = "https://api.ultravox.ai"
     ultravox_timeout: float = 10.0      # seconds per Ultravox request
     ultravox_sip_endpoint: str = ""     # PJSIP endpoint that dials Ultravox; empty: trunk_endpoint
+    ultravox_sip_mode: str = "allowlist"  # allowlist | register (trunx/ultravox_sip.py)
+    ultravox_sip_domain: str = ""       # empty: the domain GET /api/sip names
     ultravox_end_wait: float = 15.0     # after the bridge, how long to wait for Ultravox's end
 
     # admin API

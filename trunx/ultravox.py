@@ -2,21 +2,28 @@
 
 The calls used, as Ultravox documents them (https://docs.ultravox.ai/api-reference):
     header X-API-Key on every request
-    POST   /api/calls                  {systemPrompt, model, voice, temperature, maxDuration
-                                        ("300s"), firstSpeakerSettings, selectedTools,
-                                        metadata, medium: {sip: {incoming: {}}}} -> 201 Call
+    GET    /api/calls?agentIds&fromDate -> {results: [Call], next}  (calls_list: the calls
+                                        an agent's SIP INVITEs created since a moment)
     GET    /api/calls/{id}             -> Call {callId, created, joined, ended, endReason,
-                                        joinUrl, ...}
+                                        agentId, metadata, ...}
     GET    /api/calls/{id}/messages    -> {results: [{role, text, medium, ...}], next, total}
                                         (cursor pagination: `next` is the next page's URL)
     POST   /api/agents                 {name, callTemplate: {...}} -> 201 Agent
                                         {agentId, name, created, callTemplate, statistics}
     GET    /api/agents/{id}, PATCH (same body, partial), DELETE -> 204
-    POST   /api/agents/{id}/calls      {medium, maxDuration, metadata, ...} -> 201 Call
+    GET    /api/agents?search=name     -> {results: [Agent], next}
+    GET    /api/sip, PATCH /api/sip    {allowedCidrRanges, allowAllAgents} -> SipConfig
+                                        {domain, allowedCidrRanges, allowAllAgents, ...}
+    POST   /api/sip/registrations      {username, password, proxy} -> 201 SipRegistration
+    GET    /api/sip/registrations      -> {results: [SipRegistration], next}
     errors: non-2xx, usually JSON {"detail": "..."} or {field: ["..."]}
 
-A call with the SIP medium `incoming` is one that we place *into* Ultravox: its `joinUrl` is
-a SIP URI the PBX sends an INVITE to (the engine dials it from the answered channel).
+The mapping between trunx's fields and these bodies (call templates, transcripts, the
+`ai` result) is trunx/ultravox_mapping.py. Calls are not created over HTTP: trunx's
+Asterisk sends an INVITE to the agent's SIP user and Ultravox creates the call from the
+agent's call template (trunx/ultravox_sip.py says how; agi_server/ai/bridge.py does it).
+A plain `systemPrompt` call goes through an agent trunx manages for that configuration
+(ultravox_mapping.managed_agent_name, ai_template).
 
 Errors are data, one family under trunx's error tree (trunx/errors.py); `remote_status`
 is what Ultravox said, if it said anything (also in details, as remoteStatus):
@@ -33,7 +40,6 @@ The API key never appears in an error (it is only ever sent as a header).
 """
 from __future__ import annotations
 
-import re
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -48,13 +54,8 @@ from trunx.errors import (
 )
 
 SETTING = "ULTRAVOX_API_KEY"
-# Ultravox agent names: letters, digits, _ and -, at most 64 (a display name is mapped)
-_AGENT_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]+")
 _MESSAGE_MAX = 500
 
-ROLE_LABELS = {"MESSAGE_ROLE_AGENT": "Agent", "MESSAGE_ROLE_USER": "User"}
-END_REASONS = ("unjoined", "hangup", "agent_hangup", "timeout", "connection_error",
-               "system_error")
 
 
 class UltravoxError(TrunxError):
@@ -212,7 +213,34 @@ class Ultravox:
         a, b = urlsplit(url), urlsplit(self.base_url)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
+    def list_calls(self, *, agent_id: str, from_date: str, page_size: int = 50) -> list:
+        """The calls of one agent created at or after `from_date` (ISO 8601), first page."""
+        page = self._request("GET", "/api/calls",
+                             params={"agentIds": agent_id, "fromDate": from_date,
+                                     "pageSize": page_size})
+        return list((page or {}).get("results") or [])
+
+    # -- SIP ------------------------------------------------------------------------------
+    def get_sip(self) -> dict:
+        return self._request("GET", "/api/sip")
+
+    def update_sip(self, body: dict) -> dict:
+        return self._request("PATCH", "/api/sip", json=body)
+
+    def create_sip_registration(self, body: dict) -> dict:
+        return self._request("POST", "/api/sip/registrations", json=body)
+
+    def sip_registrations(self) -> list:
+        page = self._request("GET", "/api/sip/registrations")
+        return list((page or {}).get("results") or [])
+
     # -- agents -------------------------------------------------------------------------
+    def find_agent(self, name: str) -> dict | None:
+        """The agent named exactly `name`, if the account has one (search, then compare)."""
+        page = self._request("GET", "/api/agents", params={"search": name, "pageSize": 100})
+        return next((a for a in (page or {}).get("results") or [] if a.get("name") == name),
+                    None)
+
     def create_agent(self, name: str, call_template: dict) -> dict:
         return self._request("POST", "/api/agents",
                              json={"name": name, "callTemplate": call_template})
@@ -231,9 +259,6 @@ class Ultravox:
 
     def delete_agent(self, agent_id: str) -> None:
         self._request("DELETE", f"/api/agents/{_seg(agent_id)}")
-
-    def create_agent_call(self, agent_id: str, body: dict) -> dict:
-        return self._request("POST", f"/api/agents/{_seg(agent_id)}/calls", json=body)
 
 
 def _seg(value: str) -> str:
@@ -264,132 +289,3 @@ def _flat(value) -> str:
     if isinstance(value, dict):
         return "; ".join(f"{k}: {_flat(v)}" for k, v in value.items())
     return str(value)
-
-
-# -- trunx fields -> Ultravox bodies ------------------------------------------------------
-
-def agent_name(name: str) -> str:
-    """A trunx agent name as Ultravox accepts it: [A-Za-z0-9_-]{1,64}."""
-    out = _AGENT_NAME_BAD.sub("_", name.strip()).strip("_")[:64]
-    return out or "agent"
-
-
-def duration(seconds) -> str:
-    """Seconds as a protobuf Duration string: 300 -> "300s", 1.5 -> "1.5s"."""
-    value = float(seconds)
-    return f"{int(value)}s" if value.is_integer() else f"{value:g}s"
-
-
-def parse_duration(value) -> float | None:
-    """ "300s" / "1.5s" / 300 -> seconds; None for anything else."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)s\s*", value)
-        if m:
-            return float(m.group(1))
-    return None
-
-
-def selected_tools(tool_ids=(), knowledge_ids=()) -> list[dict]:
-    """Tool ids as Ultravox tool references; knowledge bases through the built-in
-    queryCorpus tool, one per corpus (renamed when there are several, as tool names must
-    be unique within a call)."""
-    tools = [{"toolId": t} for t in tool_ids]
-    many = len(knowledge_ids) > 1
-    for i, corpus in enumerate(knowledge_ids, 1):
-        tool = {"toolName": "queryCorpus",
-                "parameterOverrides": {"corpus_id": corpus, "max_results": 5}}
-        if many:
-            tool["nameOverride"] = f"queryCorpus{i}"
-        tools.append(tool)
-    return tools
-
-
-def first_speaker_settings(first_speaker: str = "agent", text: str | None = None) -> dict:
-    if first_speaker == "user":
-        return {"user": {}}
-    return {"agent": {"text": text}} if text else {"agent": {}}
-
-
-def call_template(agent) -> dict:
-    """An Agent row (or anything with its fields) as an Ultravox callTemplate."""
-    template = {
-        "systemPrompt": agent.prompt,
-        "languageHint": agent.language or "en",
-        "maxDuration": duration(agent.max_duration),
-        "firstSpeakerSettings": first_speaker_settings("agent", agent.first_message),
-        "selectedTools": selected_tools(agent.tool_ids or [], agent.knowledge_ids or []),
-    }
-    if agent.voice:
-        template["voice"] = agent.voice
-    return template
-
-
-SIP_MEDIUM = {"sip": {"incoming": {}}}
-
-
-def call_body(ai: dict, *, metadata: dict | None = None) -> dict:
-    """POST /api/voice's AI fields (seed 002) as an Ultravox create-call body."""
-    body: dict = {"systemPrompt": ai["systemPrompt"], "medium": SIP_MEDIUM}
-    for name in ("model", "voice", "temperature"):
-        if ai.get(name) is not None:
-            body[name] = ai[name]
-    if ai.get("maxDuration") is not None:
-        body["maxDuration"] = duration(parse_duration(ai["maxDuration"]))
-    body["firstSpeakerSettings"] = first_speaker_settings(ai.get("firstSpeaker") or "agent")
-    if ai.get("tools"):
-        body["selectedTools"] = [{"temporaryTool": t} for t in ai["tools"]]
-    meta = {**(ai.get("metadata") or {}), **(metadata or {})}
-    if meta:
-        body["metadata"] = {str(k): str(v) for k, v in meta.items()}
-    return body
-
-
-def agent_call_body(*, max_duration=None, metadata: dict | None = None) -> dict:
-    body: dict = {"medium": SIP_MEDIUM}
-    if max_duration is not None:
-        body["maxDuration"] = duration(max_duration)
-    if metadata:
-        body["metadata"] = {str(k): str(v) for k, v in metadata.items()}
-    return body
-
-
-# -- Ultravox results -> trunx ------------------------------------------------------------
-
-def transcript(messages: list[dict]) -> str:
-    """The spoken conversation, one line per turn: "Agent: ...\\nUser: ..."."""
-    lines = []
-    for m in messages:
-        label = ROLE_LABELS.get(m.get("role"))
-        text = (m.get("text") or "").strip()
-        if label and text:
-            lines.append(f"{label}: {text}")
-    return "\n".join(lines)
-
-
-def call_seconds(call: dict) -> float | None:
-    """How long the AI was on the call: joined -> ended, else billedDuration."""
-    from datetime import datetime
-
-    def ts(value):
-        if not isinstance(value, str):
-            return None
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-
-    joined, ended = ts(call.get("joined")), ts(call.get("ended"))
-    if joined and ended:
-        return max(0.0, round((ended - joined).total_seconds(), 3))
-    return parse_duration(call.get("billedDuration"))
-
-
-def ai_result(status: str, *, transcript: str | None = None, seconds: float | None = None,
-              end_reason: str | None = None, ultravox_call_id: str | None = None) -> dict:
-    """What Call.ai_result holds; trunx.calls.call_json shows its first four keys as the
-    seed's `ai` object of GET /api/voice/{id}."""
-    return {"status": status, "transcript": transcript,
-            "duration": None if seconds is None else round(seconds),
-            "endReason": end_reason, "ultravoxCallId": ultravox_call_id}

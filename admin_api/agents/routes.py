@@ -23,7 +23,7 @@ from admin_api import context as ctx
 from admin_api.agents import did_selection
 from admin_api.voice import amd as voice_amd
 from admin_api.voice import service as voice_service
-from trunx import dnc, phone, ultravox
+from trunx import dnc, phone, ultravox, ultravox_mapping, ultravox_tools
 from trunx.errors import Forbidden, NotFound, invalid
 from trunx.models import Agent, iso, new_uuid, utcnow
 
@@ -88,7 +88,9 @@ def _ids(data: dict, name: str) -> list[str]:
     if not isinstance(value, list) or len(value) > 50:
         raise invalid(name, "invalid-type", f"{name} must be an array of at most 50 ids")
     for i, item in enumerate(value):
-        if not isinstance(item, str) or not _REF_ID.match(item):
+        if name == "tool_ids":   # Ultravox takes a tool's UUID, or a built-in's name
+            ultravox_tools.check_tool_id(f"{name}[{i}]", item)
+        elif not isinstance(item, str) or not _REF_ID.match(item):
             raise invalid(f"{name}[{i}]", "invalid-id",
                           f"{name}[{i}] must be an id of 1-128 letters, digits, _ . : -")
     if len(set(value)) != len(value):
@@ -108,6 +110,10 @@ def _check(data: dict, *, partial: bool) -> dict:
         out["voice"] = _text(data, "voice", 200, nullable=True)
     if "first_message" in data:
         out["first_message"] = _text(data, "first_message", 2000, nullable=True)
+    # {{...}} is an Ultravox template variable; trunx supplies none (docs/ai.md)
+    for name in ("prompt", "first_message"):
+        if out.get(name):
+            ultravox_tools.check_template(name, out[name])
     if "language" in data:
         lang = data["language"]
         if lang is not None and (not isinstance(lang, str) or not _LANGUAGE.match(lang)
@@ -149,7 +155,7 @@ def _client(*, quick: bool = False) -> ultravox.Ultravox:
 
 def _remote_name(agent_id: str, name: str) -> str:
     # unique per agent, and traceable from the Ultravox console back to trunx
-    return f"{ultravox.agent_name(name)[:55]}-{agent_id[:8]}"
+    return f"{ultravox_mapping.agent_name(name)[:55]}-{agent_id[:8]}"
 
 
 # -- routes ---------------------------------------------------------------------------------
@@ -160,7 +166,7 @@ def create():
     agent = Agent(id=new_uuid(), account=ctx.account_id(), **fields)
     with _client() as client:
         remote = client.create_agent(_remote_name(agent.id, agent.name),
-                                     ultravox.call_template(agent))
+                                     ultravox_mapping.call_template(agent))
         agent.ultravox_id = remote["agentId"]
         try:
             with ctx.store().db.atomic():
@@ -214,7 +220,7 @@ def update(agent_id: str):
     for name, value in changes.items():
         setattr(agent, name, value)
     with _client() as client:
-        name, template = _remote_name(agent.id, agent.name), ultravox.call_template(agent)
+        name, template = _remote_name(agent.id, agent.name), ultravox_mapping.call_template(agent)
         try:
             client.update_agent(agent.ultravox_id, name=name, call_template=template)
         except ultravox.UltravoxError as exc:

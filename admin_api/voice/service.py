@@ -24,7 +24,7 @@ import time
 from urllib.parse import urlsplit
 
 from admin_api.voice.amd import amd_settings
-from trunx import dnc, phone, redis_schema
+from trunx import dnc, phone, redis_schema, ultravox_tools
 from trunx.calls import ensure_webhook_secret, parse_duration
 from trunx.errors import Forbidden, NotConfigured, Unavailable, invalid
 from trunx.models import Account, Call, Did, new_uuid, utcnow
@@ -94,16 +94,19 @@ def _check_tool(i: int, tool) -> None:
                                or not all(isinstance(p, dict) for p in params)):
         raise invalid(f"{where}.dynamicParameters", "invalid-type",
                       "dynamicParameters must be an array of objects")
-    http = tool.get("http")
-    if http is not None:
-        if not isinstance(http, dict) or set(http) - {"baseUrlPattern", "httpMethod"}:
-            raise invalid(f"{where}.http", "invalid-type",
-                          "http must be an object with baseUrlPattern and httpMethod")
-        check_webhook_url(http.get("baseUrlPattern"), f"{where}.http.baseUrlPattern")
-        method = http.get("httpMethod")
-        if method is not None and method not in _HTTP_METHODS:
-            raise invalid(f"{where}.http.httpMethod", "invalid-value",
-                          f"httpMethod must be one of {', '.join(_HTTP_METHODS)}")
+    ultravox_tools.check_inline_http(where, tool)   # Ultravox refuses a tool without it
+    http = tool["http"]
+    if set(http) - {"baseUrlPattern", "httpMethod"}:
+        raise invalid(f"{where}.http", "invalid-type",
+                      "http must be an object with baseUrlPattern and httpMethod")
+    if http.get("baseUrlPattern") is None:
+        raise invalid(f"{where}.http.baseUrlPattern", "required",
+                      "an http tool needs baseUrlPattern, the URL Ultravox calls")
+    check_webhook_url(http.get("baseUrlPattern"), f"{where}.http.baseUrlPattern")
+    method = http.get("httpMethod")
+    if method is not None and method not in _HTTP_METHODS:
+        raise invalid(f"{where}.http.httpMethod", "invalid-value",
+                      f"httpMethod must be one of {', '.join(_HTTP_METHODS)}")
 
 
 def check_ai(ai: dict) -> dict:
@@ -112,6 +115,8 @@ def check_ai(ai: dict) -> dict:
     if not isinstance(ai, dict):
         raise invalid("ai", "invalid-type", "ai must be an object")
     _string(ai, "systemPrompt", 20000, required=True)
+    # no templateContext reaches a call Ultravox creates from an INVITE (docs/ai.md)
+    ultravox_tools.check_template("systemPrompt", ai["systemPrompt"])
     _string(ai, "model", 200)
     _string(ai, "voice", 200)
     first = ai.get("firstSpeaker")
@@ -189,6 +194,7 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
     webhook_url = check_webhook_url(webhook_url)
     if ai is not None:
         ai = check_ai(ai)
+        ultravox_tools.check_metadata_keys("metadata", metadata)
         ai_available(config)
     # last of the checks: a {text} drop is rendered and staged (named by its content)
     amd = amd_settings(detection or {}, account_id, config, agent_drop=agent_drop)

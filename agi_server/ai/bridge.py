@@ -1,43 +1,59 @@
-"""The AI bridge: an answered outbound call meets its Ultravox agent over SIP.
+"""The AI bridge: an answered call meets its Ultravox agent over SIP, the way Ultravox's
+SIP guide documents it (trunx/ultravox_sip.py quotes it).
 
-agi_server.calls.outbound hands an answered AI call here (`run_ai_call(ch, call, config)`):
+agi_server.calls.outbound hands an answered AI call here (`run_ai_call(ch, call, config)`),
+and the engine an IVR caller whose transfer node names an agent:
 
-    1. create the Ultravox call with the SIP medium `incoming` (from the call's `ai` config,
-       or, for an agent call, through the agent: POST /api/agents/{id}/calls); Ultravox
-       answers with `joinUrl`, a SIP URI it waits for an INVITE on
-    2. Dial that URI from the answered channel through a PJSIP endpoint
-       (`PJSIP/<ultravox_sip_endpoint or trunk_endpoint>/<joinUrl>`): the callee and the
-       agent now talk; the Dial returns when either side hangs up
-    3. wait (at most `ultravox_end_wait` s) for Ultravox to report the call ended, fetch its
-       messages and store on the Call row `ai_result` = {status, transcript ("Agent: ...\\n
-       User: ..."), duration, endReason, ultravoxCallId}; GET /api/voice/{id} shows it as `ai`
+    1. the caller hears music on hold while the agent is found: the call's own agent
+       (its Ultravox id), or for a plain `systemPrompt` call the agent trunx manages for
+       that configuration (GET /api/agents?search=<name>, else POST /api/agents); for the
+       allowlist admission, the account's SIP domain (GET /api/sip)
+    2. Dial the agent's SIP user from the answered channel
+       (`PJSIP/<endpoint>/sip:agent_<id>@<domain>`, or `PJSIP/agent_<id>@<endpoint>` when
+       Ultravox registers with us); Dial's `m` keeps the hold music until the agent answers,
+       `S(<max duration>)` ends the call at the call's limit. The INVITE makes Ultravox
+       create the call from the agent's template
+    3. meanwhile find that Ultravox call: the earliest call of the agent created since the
+       Dial that no other bridge of this engine has taken (GET /api/calls?agentIds&fromDate)
+    4. when the Dial returns, wait (at most `ultravox_end_wait` s) for Ultravox to report the
+       call ended, fetch its messages and store on the Call row `ai_result` = {status,
+       transcript ("Agent: ...\\nUser: ..."), duration, endReason, ultravoxCallId}; GET
+       /api/voice/{id} shows it as `ai`
 
 Given a live call's channel facade (agi_server.calls.session.LiveChannel: outbound AI calls
 and IVR transfers to an agent are action sessions), the Dial in step 2 puts the session in
 bridged mode, so live-call actions reach the bridged call over AMI meanwhile.
 
 `ai_result.status` moves starting -> active -> ended, or -> failed with endReason saying
-why (an Ultravox error code, `dial-<DIALSTATUS>` when the SIP leg never answered). Ultravox
-is called over blocking HTTP in a worker thread; the event loop never waits on it. The route
-hangs the channel up when this returns; a callee who hung up first is no error here (the
-results are collected all the same).
+why (an Ultravox error code, `dial-<DIALSTATUS>` when the SIP leg never answered, which is
+also what an INVITE Ultravox does not admit gives). Ultravox is called over blocking HTTP
+in a worker thread; the event loop never waits on it. The route hangs the channel up when
+this returns; a callee who hung up first is no error here.
+
+Step 3 is exact for one engine per Ultravox account as long as two calls to the same agent
+are not answered in the opposite order of their INVITEs; Ultravox documents no field that
+carries our call's identity through an INVITE.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from datetime import UTC, datetime
 
+from agi_server.agi import commands
 from agi_server.agi.errors import AGIHangup
-from agi_server.calls import control
-from trunx import ultravox
+from agi_server.ai import cold_transfer as ai_transfer
+from trunx import ultravox_mapping, ultravox_sip
 from trunx.errors import TrunxError
 from trunx.models import Agent, Call
 from trunx.ultravox import Ultravox, UltravoxError
 
 log = logging.getLogger(__name__)
 
-POLL = 0.5     # seconds between "has Ultravox ended the call yet?" questions
+POLL = 0.5     # seconds between questions to Ultravox
+CLOCK_SKEW = 5.0   # seconds: a call "created since the Dial" by Ultravox's clock, give or take
 
 
 class BridgeError(TrunxError):
@@ -45,27 +61,31 @@ class BridgeError(TrunxError):
     answer, so of no kind: the call it happens on simply ends with that reason."""
 
 
-def dial_string(config, join_url: str) -> str:
-    """The SIP leg to the agent (formatted and checked by agi_server.calls.control)."""
-    sip_endpoint = config.ultravox_sip_endpoint or config.trunk_endpoint
-    try:
-        control.endpoint(sip_endpoint)
-    except ValueError:
-        raise BridgeError("bad-sip-endpoint",
-                          f"not a PJSIP endpoint name: {sip_endpoint!r}") from None
-    try:
-        return control.uri_dial_string(sip_endpoint, join_url)
-    except ValueError:
-        raise BridgeError("bad-join-url", "Ultravox's joinUrl is not a plain SIP URI") from None
+class _Taken:
+    """The Ultravox calls this engine's bridges have matched (bounded): a call is taken
+    once. Bridges run in worker threads, hence the lock."""
+
+    def __init__(self, size: int = 4096):
+        self._ids: dict[str, None] = {}
+        self._lock = threading.Lock()
+        self._size = size
+
+    def take(self, calls: list[dict]) -> str | None:
+        with self._lock:
+            for c in sorted(calls, key=lambda c: c.get("created") or ""):
+                if c.get("callId") and c["callId"] not in self._ids:
+                    self._ids[c["callId"]] = None
+                    while len(self._ids) > self._size:
+                        self._ids.pop(next(iter(self._ids)))
+                    return c["callId"]
+        return None
 
 
-def _metadata(call: dict) -> dict:
-    return {"trunxCallId": call["id"], **({"trunxCallSid": call["call_sid"]}
-                                          if call.get("call_sid") else {})}
+_taken = _Taken()
 
 
-def _create(client: Ultravox, call: dict) -> dict:
-    """Blocking: the Ultravox call for this trunx call (agent call or direct)."""
+def _agent_for(client: Ultravox, call: dict) -> str:
+    """Blocking: the Ultravox agent id the call's INVITE goes to."""
     ai = call.get("ai") or {}
     agent_id = call.get("agent_id")
     if agent_id:
@@ -73,19 +93,55 @@ def _create(client: Ultravox, call: dict) -> dict:
         uv_agent = (agent.ultravox_id if agent else None) or ai.get("ultravoxAgentId")
         if not uv_agent:
             raise BridgeError("agent-not-found", f"agent {agent_id} no longer exists")
-        body = ultravox.agent_call_body(
-            max_duration=call.get("max_duration") or (agent.max_duration if agent else None),
-            metadata={**(call.get("metadata") or {}), **_metadata(call)})
-        return client.create_agent_call(uv_agent, body)
+        return uv_agent
     if not ai.get("systemPrompt"):
         raise BridgeError("no-ai-config", "the call has neither an agent nor a systemPrompt")
-    body = ultravox.call_body(ai, metadata={**(call.get("metadata") or {}), **_metadata(call)})
-    if call.get("max_duration") and "maxDuration" not in body:
-        body["maxDuration"] = ultravox.duration(call["max_duration"])
-    return client.create_call(body)
+    template = ultravox_mapping.ai_template(ai, call.get("max_duration"))
+    name = ultravox_mapping.managed_agent_name(template)
+    # asked each time rather than cached: an agent deleted in the console is made again
+    return (client.find_agent(name) or client.create_agent(name, template))["agentId"]
+
+
+def _domain(client: Ultravox, config) -> str:
+    """Blocking: the account's SIP domain (configured, else GET /api/sip)."""
+    if config.ultravox_sip_domain:
+        return config.ultravox_sip_domain
+    domain = (client.get_sip() or {}).get("domain")
+    if not domain:
+        raise BridgeError("no-sip-domain", "Ultravox's SIP configuration names no domain")
+    return domain
+
+
+def dial_target(config, uv_agent: str, domain: str | None) -> str:
+    endpoint = config.ultravox_sip_endpoint or config.trunk_endpoint
+    try:
+        return ultravox_sip.dial_target(config.ultravox_sip_mode, endpoint, uv_agent, domain)
+    except ultravox_sip.SipSetupError as exc:
+        raise BridgeError(exc.code, exc.message) from None
+
+
+def dial_options(call: dict) -> str:
+    """Dial's options: hold music until the agent answers; the call's own limit, if it has
+    one that parses (a stored value that does not is ignored, not an error)."""
+    seconds = ultravox_mapping.parse_duration(call.get("max_duration"))
+    return f"mS({max(1, int(seconds))})" if seconds else "m"
+
+
+def _claim(client: Ultravox, uv_agent: str, since: str, deadline: float,
+           stop: threading.Event) -> str | None:
+    """Blocking: the Ultravox call the INVITE created (see the module docstring)."""
+    while True:
+        taken = _taken.take(client.list_calls(agent_id=uv_agent, from_date=since))
+        if taken or stop.is_set() or time.monotonic() >= deadline:
+            return taken
+        stop.wait(POLL)
 
 
 def _store(call_id: str, result: dict) -> None:
+    # what an agent's transfer noted (agi_server.ai.cold_transfer) stays
+    row = Call.get_or_none(Call.id == call_id)
+    if row is not None and (row.ai_result or {}).get("transfer"):
+        result = {**result, "transfer": row.ai_result["transfer"]}
     Call.update(ai_result=result).where(Call.id == call_id).execute()
 
 
@@ -102,7 +158,7 @@ def _finish(client: Ultravox, uv_call_id: str, wait: float) -> tuple[dict, list]
 
 async def run_ai_call(ch, call: dict, config, *, client: Ultravox | None = None) -> None:
     call_id = call["id"]
-    await asyncio.to_thread(_store, call_id, ultravox.ai_result("starting"))
+    await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result("starting"))
     own = client is None
     try:
         client = client or Ultravox.from_config(config)
@@ -119,48 +175,83 @@ async def run_ai_call(ch, call: dict, config, *, client: Ultravox | None = None)
 async def _failed(call_id: str, code: str, message: str, uv_call_id: str | None = None,
                   **result) -> None:
     log.warning("call %s: AI bridge failed: %s (%s)", call_id, code, message)
-    await asyncio.to_thread(_store, call_id, ultravox.ai_result(
+    await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result(
         "failed", end_reason=code, ultravox_call_id=uv_call_id, **result))
+
+
+async def _hold(ch, on: bool) -> None:
+    try:
+        await ch.exec("StartMusicOnHold" if on else "StopMusicOnHold")
+    except AGIHangup:
+        pass
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 async def _run(ch, call: dict, config, client: Ultravox) -> None:
     call_id = call["id"]
+    await _hold(ch, True)      # no dead air while Ultravox is asked
     try:
-        created = await asyncio.to_thread(_create, client, call)
-        uv_call_id = created.get("callId")
-        dial = dial_string(config, created.get("joinUrl"))
+        uv_agent = await asyncio.to_thread(_agent_for, client, call)
+        domain = (await asyncio.to_thread(_domain, client, config)
+                  if config.ultravox_sip_mode == "allowlist" else None)
+        dial = dial_target(config, uv_agent, domain)
     except (UltravoxError, BridgeError) as exc:
+        await _hold(ch, False)
         await _failed(call_id, exc.code, getattr(exc, "message", str(exc)))
         return
-    await asyncio.to_thread(_store, call_id, ultravox.ai_result(
-        "active", ultravox_call_id=uv_call_id))
-    log.info("call %s: bridging to Ultravox call %s", call_id, uv_call_id)
+    await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result("active"))
+    log.info("call %s: dialling Ultravox agent %s", call_id, uv_agent)
 
+    since = _iso(time.time() - CLOCK_SKEW)
+    stop = threading.Event()
+    wait = float(config.ultravox_end_wait)
+    claim = asyncio.ensure_future(asyncio.to_thread(
+        _claim, client, uv_agent, since, time.monotonic() + config.transfer_timeout + wait,
+        stop))
     caller_gone = False
     dial_status = None
     try:
-        reply = await ch.exec("Dial", dial, str(int(config.transfer_timeout)))
+        for name, value in ai_transfer.channel_variables(call):   # the agent's coldTransfer
+            await ch.run(commands.set_variable(name, value))
+        await _hold(ch, False)
+        reply = await ch.exec("Dial", dial, str(int(config.transfer_timeout)),
+                              dial_options(call))
         # Dial answers -1 when the calling channel hung up during it
         caller_gone = _code(reply) == -1 or getattr(ch.transport, "hung_up", False)
         if not caller_gone:
             dial_status = await ch.get_variable("DIALSTATUS")
     except AGIHangup:            # the callee hung up: collect what Ultravox has all the same
         caller_gone = True
+    finally:
+        if not caller_gone and dial_status != "ANSWER":
+            stop.set()           # no INVITE was admitted: nothing to look for
+    try:
+        uv_call_id = await claim
+    except UltravoxError as exc:
+        await _failed(call_id, exc.code, exc.message)
+        return
 
     if not caller_gone and dial_status != "ANSWER":
         await _failed(call_id, f"dial-{(dial_status or 'unknown').lower()}",
                       "Ultravox's SIP side did not answer", uv_call_id)
         return
+    if uv_call_id is None:
+        await _failed(call_id, "ultravox-call-not-found",
+                      "Ultravox listed no call for the agent after the INVITE")
+        return
     try:
-        state, messages = await asyncio.to_thread(_finish, client, uv_call_id,
-                                                  float(config.ultravox_end_wait))
+        state, messages = await asyncio.to_thread(_finish, client, uv_call_id, wait)
     except UltravoxError as exc:
         await _failed(call_id, exc.code, exc.message, uv_call_id)
         return
     reason = state.get("endReason") or ("hangup" if caller_gone else "agent_hangup")
-    await asyncio.to_thread(_store, call_id, ultravox.ai_result(
-        "ended", transcript=ultravox.transcript(messages),
-        seconds=ultravox.call_seconds(state), end_reason=reason, ultravox_call_id=uv_call_id))
+    await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result(
+        "ended", transcript=ultravox_mapping.transcript(messages),
+        seconds=ultravox_mapping.call_seconds(state), end_reason=reason,
+        ultravox_call_id=uv_call_id))
     if not state.get("ended"):
         log.warning("call %s: Ultravox had not ended call %s after %ss", call_id, uv_call_id,
                     config.ultravox_end_wait)

@@ -39,6 +39,9 @@ def config(config, fake):
     return config.replace(ultravox_api_key=KEY, ultravox_base_url=fake.base_url)
 
 
+TOOL = "3c90c3cc-0d44-4b50-8888-8dd25736052a"   # an Ultravox tool id
+
+
 def create(client, tenant, **overrides):
     r = client.post("/api/voice/agents", json={**SEED_AGENT, **overrides},
                     headers=tenant.headers)
@@ -68,7 +71,7 @@ def test_create_answers_the_seed_shape_and_makes_the_ultravox_agent(client, tena
 
 
 def test_get_shows_every_field_and_the_live_status(client, tenant):
-    made = create(client, tenant, tool_ids=["tool-1"], knowledge_ids=["kb-1"])
+    made = create(client, tenant, tool_ids=[TOOL, "hangUp"], knowledge_ids=["kb-1"])
     r = client.get(f"/api/voice/agents/{made['id']}", headers=tenant.headers)
     assert r.status_code == 200
     got = r.get_json()
@@ -76,7 +79,7 @@ def test_get_shows_every_field_and_the_live_status(client, tenant):
                  "max_duration", "tool_ids", "knowledge_ids", "createdAt"]
     assert [k for k in got if k in seed_keys] == seed_keys
     assert {k: got[k] for k in SEED_AGENT} == SEED_AGENT
-    assert got["tool_ids"] == ["tool-1"] and got["knowledge_ids"] == ["kb-1"]
+    assert got["tool_ids"] == [TOOL, "hangUp"] and got["knowledge_ids"] == ["kb-1"]
     assert got["max_duration"] == 300 and isinstance(got["max_duration"], int)
     assert TS.match(got["createdAt"]) and got["ultravoxStatus"] == "active"
     conforms(r, "/api/voice/agents/{agent_id}", "get")
@@ -118,19 +121,20 @@ def test_bad_limit_names_the_parameter(client, tenant, limit):
 
 
 def test_patch_changes_only_what_was_sent_here_and_at_ultravox(client, tenant, fake):
-    made = create(client, tenant, tool_ids=["t1"])
+    made = create(client, tenant, tool_ids=["coldTransfer"])
     r = client.patch(f"/api/voice/agents/{made['id']}", headers=tenant.headers,
                      json={"prompt": "New prompt.", "max_duration": 120, "voice": None})
     assert r.status_code == 200, r.get_json()
     got = r.get_json()
     assert got["prompt"] == "New prompt." and got["max_duration"] == 120
     assert got["voice"] is None and got["name"] == SEED_AGENT["name"]
-    assert got["tool_ids"] == ["t1"] and got["first_message"] == SEED_AGENT["first_message"]
+    assert got["tool_ids"] == ["coldTransfer"]
+    assert got["first_message"] == SEED_AGENT["first_message"]
     assert got["updatedAt"] >= got["createdAt"]
     conforms(r, "/api/voice/agents/{agent_id}", "patch")
     template = fake.agents[made["ultravoxId"]]["callTemplate"]
     assert template["systemPrompt"] == "New prompt." and template["maxDuration"] == "120s"
-    assert "voice" not in template and template["selectedTools"] == [{"toolId": "t1"}]
+    assert "voice" not in template and template["selectedTools"] == [{"toolName": "coldTransfer"}]
     again = client.get(f"/api/voice/agents/{made['id']}", headers=tenant.headers).get_json()
     assert again["prompt"] == "New prompt."
 
@@ -170,7 +174,11 @@ def test_unknown_and_other_accounts_agents_are_404(client, tenant, other, method
     ({"name": "n", "prompt": "p", "max_duration": 0}, "max_duration"),
     ({"name": "n", "prompt": "p", "max_duration": True}, "max_duration"),
     ({"name": "n", "prompt": "p", "tool_ids": "t1"}, "tool_ids"),
-    ({"name": "n", "prompt": "p", "tool_ids": ["ok", "bad id"]}, "tool_ids[1]"),
+    ({"name": "n", "prompt": "p", "tool_ids": ["hangUp", "bad id"]}, "tool_ids[1]"),
+    ({"name": "n", "prompt": "p", "tool_ids": ["tool-1"]}, "tool_ids[0]"),      # not a UUID
+    ({"name": "n", "prompt": "p", "tool_ids": ["hangup"]}, "tool_ids[0]"),      # not a built-in
+    ({"name": "n", "prompt": "Hi {{caller}}"}, "prompt"),      # no templateContext reaches it
+    ({"name": "n", "prompt": "p", "first_message": "{{ x }}"}, "first_message"),
     ({"name": "n", "prompt": "p", "knowledge_ids": ["a", "a"]}, "knowledge_ids"),
     ({"name": "n", "prompt": "p", "systemPrompt": "x"}, "systemPrompt"),
 ])

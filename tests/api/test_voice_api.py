@@ -96,6 +96,15 @@ def test_unknown_and_other_accounts_calls_are_404(client, tenant, other, did):
      "tools[0].http.httpMethod", "invalid-value"),
     ({"systemPrompt": "x", "tools": [{"modelToolName": "ok", "description": "d", "x": 1}]},
      "tools[0].x", "unknown-field"),
+    # Ultravox refuses an inline tool with no implementation (after the callee answered)
+    ({"systemPrompt": "x", "tools": [{"modelToolName": "ok", "description": "d"}]},
+     "tools[0].http", "required"),
+    ({"systemPrompt": "x", "tools": [{"modelToolName": "ok", "description": "d",
+                                      "http": {"httpMethod": "GET"}}]},
+     "tools[0].http.baseUrlPattern", "required"),
+    ({"systemPrompt": "x", "metadata": {"ultravox.sip": "x"}}, "metadata.ultravox.sip",
+     "reserved-key"),
+    ({"systemPrompt": "Hello {{caller}}"}, "systemPrompt", "unknown-template-variable"),
     ({"voice": "Mark"}, "voice", "requires-system-prompt"),
     ({"agent_id": "a"}, "agent_id", "unknown-field"),
 ])

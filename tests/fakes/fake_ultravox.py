@@ -1,22 +1,44 @@
-"""A local HTTP server speaking the part of the Ultravox API that trunx uses.
+"""A local HTTP server speaking the part of the Ultravox API that trunx uses, and the SIP
+side of Ultravox played by the test carrier Asterisk.
 
-    POST   /api/agents                {name, callTemplate}  -> 201 Agent
-    GET    /api/agents                -> {results, next, previous, total}
-    GET    /api/agents/{id}           -> Agent          (404 {"detail": "Not found."})
-    PATCH  /api/agents/{id}           {name?, callTemplate?} -> Agent
-    DELETE /api/agents/{id}           -> 204
-    POST   /api/agents/{id}/calls     {medium, maxDuration, metadata, ...} -> 201 Call
-    POST   /api/calls                 {systemPrompt, ..., medium} -> 201 Call
-    GET    /api/calls/{id}            -> Call (ended/endReason once the test's script says)
-    GET    /api/calls/{id}/messages   ?pageSize&cursor -> {results, next, previous, total}
+HTTP, as Ultravox's API schema has it (https://docs.ultravox.ai/api-reference; the
+operations are named after its operationIds):
+    POST   /api/agents                {name, callTemplate} -> 201 Agent       agents_create
+    GET    /api/agents?search         -> {results, next, previous, total}    agents_list
+    GET    /api/agents/{id}           -> Agent (404 {"detail": "Not found."}) agents_retrieve
+    PATCH  /api/agents/{id}           {name?, callTemplate?} -> Agent         agents_partial_update
+    DELETE /api/agents/{id}           -> 204                                  agents_destroy
+    GET    /api/calls?agentIds&fromDate -> {results, next, ...}               calls_list
+    GET    /api/calls/{id}            -> Call                                 calls_retrieve
+    GET    /api/calls/{id}/messages   ?pageSize&cursor -> {results, next, ...} calls_messages_list
+    GET    /api/sip                   -> SipConfig {domain, allowedCidrRanges, sip_retrieve
+                                         allowAllAgents, allowedAgents}
+    PATCH  /api/sip                   PatchedSipConfig -> SipConfig           sip_partial_update
+    POST   /api/sip/registrations     {username, password, proxy} -> 201 ..._create
+    GET    /api/sip/registrations     -> {results, ...}                  sip_registrations_list
     a missing or wrong X-API-Key      -> 401 {"detail": "Invalid API key."}
     an agent name outside [A-Za-z0-9_-]{1,64} -> 400 {"name": ["..."]}
     an unknown voice                  -> 400 {"detail": "Unknown voice: ..."}
+    a temporary tool with no http or client implementation -> 400 (SelectedTool: "Exactly
+                                         one implementation (http or client) should be set")
+    metadata keys starting "ultravox." -> 400 (StartAgentCallRequest.metadata: reserved)
+    an INVITE to an agent whose template has {{...}}: refused (CallTemplate.contextSchema:
+                                         "Call creation requests must provide context
+                                         adhering to this schema"; an INVITE has none)
 
-For a call with the SIP medium `incoming`, `joinUrl` is `sip_target` (a string, or a
-function of the call): tests point it at a local Asterisk standing in for Ultravox's SIP side.
-What a call "said" and how it ended come from `script` (copied into each new call), or from
-`end_call()`; a script's `ended_after_polls` keeps the call live for that many GETs.
+SIP (https://docs.ultravox.ai/telephony/sip, "Incoming SIP Calls"): an INVITE to
+`agent_{agent_id}` creates a call from the agent's call template, admitted when its source
+address is in allowedCidrRanges (the user must then be allowed: allowAllAgents or
+allowedAgents) or when it arrives over a registration Ultravox made. The carrier Asterisk
+(dialplan/carrier.conf, [ultravox-sip]) asks this fake, over the fake-only paths
+`/_sip/invite` and `/_sip/bye` (no API key: they stand for Ultravox's own SIP servers), whether
+to admit an INVITE and reports its end; the admitted call then plays the carrier line
+`sip_line` (recording what it hears, running STEPS_<digits>). `on_registration(reg)` is
+called when a registration is created, so a test can make the carrier register.
+
+Without an Asterisk (`emulate_invites = True`), listing an agent's calls creates the call
+an INVITE would have made, and GET /api/calls/{id} ends it after the script's
+`ended_after_polls`. What a call "said" and how it ended come from `script`.
 
 Every request is recorded in `.requests`; `fail(method, prefix, status, body)` makes the next
 matching request fail; `delay` makes every response slow (for client timeouts).
@@ -25,6 +47,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import ipaddress
 import re
 import time
 import uuid
@@ -65,7 +88,16 @@ class FakeUltravox(HTTPFake):
         self.scripts: dict[str, dict] = {}     # call id -> its script
         self.polls: dict[str, int] = {}
         self.script = copy.deepcopy(DEFAULT_SCRIPT)
-        self.sip_target = "sip:{callId}@sip.ultravox.invalid"   # {callId} is replaced
+        self.sip = {"domain": "acct-0000.sip.ultravox.invalid", "allowedCidrRanges": [],
+                    "allowAllAgents": False, "allowedAgents": [], "fallbackHandler": None}
+        self.registrations: list[dict] = []
+        self.registered_endpoints: set[str] = set()   # carrier endpoints a registration made
+        self.on_registration = None
+        self.sip_line = "+12025550103"
+        self.emulate_invites = False
+        self._emulated: set = set()
+        self.invites: list[dict] = []                 # every INVITE the SIP side was asked about
+        self.byes: list[dict] = []                    # every end the SIP side reported
         self._failures: list[tuple[str, str, int, object]] = []
 
     def last(self, method: str, prefix: str = "/") -> dict:
@@ -85,6 +117,12 @@ class FakeUltravox(HTTPFake):
                                 "messages": messages if messages is not None
                                 else self.scripts[call_id]["messages"]})
 
+    def add_agent(self, name: str = "Sales", **template) -> dict:
+        """An agent made as POST /api/agents would (for tests that need one up front)."""
+        with self._lock:
+            return self._create_agent({"name": name,
+                                       "callTemplate": template or {"systemPrompt": "sell"}})[1]
+
     # --- request handling ---------------------------------------------------------------
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
@@ -93,6 +131,8 @@ class FakeUltravox(HTTPFake):
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         record = {"method": method, "path": url.path, "query": query,
                   "headers": dict(h.headers), "json": body}
+        if url.path.startswith("/_sip/"):
+            return self._sip_side(h, url.path, query)
         with self._lock:
             self.requests.append(record)
             failure = next((f for f in self._failures
@@ -116,7 +156,96 @@ class FakeUltravox(HTTPFake):
             return self._agents(method, parts[2:], query, body)
         if parts[:2] == ["api", "calls"]:
             return self._calls(method, parts[2:], query, body)
+        if parts[:2] == ["api", "sip"]:
+            return self._sip_api(method, parts[2:], body)
         return 404, {"detail": "Not found."}
+
+    # SIP configuration and registrations
+    def _sip_api(self, method, rest, body):
+        if not rest and method == "GET":
+            return 200, self.sip
+        if not rest and method == "PATCH":
+            if not isinstance(body, dict):
+                return 400, {"detail": "JSON parse error."}
+            for cidr in body.get("allowedCidrRanges") or []:
+                try:
+                    if ipaddress.ip_network(cidr).version != 4:
+                        raise ValueError
+                except ValueError:
+                    return 400, {"allowedCidrRanges": [f"Enter a valid IPv4 CIDR: {cidr}"]}
+            if len(body.get("allowedAgents") or []) > 20:
+                return 400, {"allowedAgents": ["Ensure this field has no more than 20 elements."]}
+            for key in ("allowedCidrRanges", "allowAllAgents", "allowedAgents"):
+                if key in body:
+                    self.sip[key] = body[key]
+            return 200, self.sip
+        if rest == ["registrations"] and method == "POST":
+            if not isinstance(body, dict) or not body.get("password") or not body.get("proxy"):
+                return 400, {"detail": "username, password and proxy are required."}
+            reg = {"registrationId": str(uuid.uuid4()), "created": _now(),
+                   "username": body.get("username"), "proxy": body["proxy"],
+                   "outboundProxy": body.get("outboundProxy"), "successful": None}
+            self.registrations.append({**reg, "password": body["password"]})
+            if self.on_registration is not None:
+                self.on_registration({**reg, "password": body["password"]})
+            return 201, reg
+        if rest == ["registrations"] and method == "GET":
+            public = [{k: v for k, v in r.items() if k != "password"}
+                      for r in self.registrations]
+            return 200, {"results": public, "next": None, "previous": None,
+                         "total": len(public)}
+        return 405, {"detail": f'Method "{method}" not allowed.'}
+
+    def _admitted(self, agent_id: str, source: str, endpoint: str) -> bool:
+        if endpoint in self.registered_endpoints:
+            return True
+        host = source.rsplit(":", 1)[0].strip("[]")
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if not any(addr in ipaddress.ip_network(c) for c in self.sip["allowedCidrRanges"]):
+            return False
+        return bool(self.sip["allowAllAgents"]) or any(
+            a.get("agentId") == agent_id for a in self.sip["allowedAgents"])
+
+    def _sip_side(self, h: BaseHTTPRequestHandler, path: str, query: dict) -> None:
+        with self._lock:
+            if path == "/_sip/invite":
+                user = query.get("user", "")
+                agent_id = user[len("agent_"):] if user.startswith("agent_") else ""
+                # an agent whose template uses {{variables}} needs context at call creation
+                # (CallTemplate.contextSchema), which an INVITE cannot carry
+                admitted = (agent_id in self.agents
+                            and "{{" not in str(self.agents[agent_id]["callTemplate"])
+                            and self._admitted(agent_id, query.get("source", ""),
+                                               query.get("endpoint", "")))
+                self.invites.append({**query, "admitted": admitted})
+                if not admitted:
+                    return _send_text(h, 403, "")
+                call = self._invite_call(agent_id)
+                call["joined"] = _now()
+                digits = "".join(c for c in self.sip_line if c.isdigit())
+                return _send_text(h, 200, f"{call['callId']},{digits}")
+            if path == "/_sip/bye":
+                call_id = query.get("call", "")
+                self.byes.append(query)
+                if call_id in self.calls and self.calls[call_id]["ended"] is None:
+                    # the carrier's dialplan hanging up (source "dialplan/builtin") is the
+                    # agent ending the call; a BYE from trunx names the channel itself
+                    agent_ended = query.get("source", "").startswith("dialplan/")
+                    self._end(call_id, {**self.scripts[call_id],
+                                        "endReason": "agent_hangup" if agent_ended
+                                        else "hangup"}, joined_now=False)
+                return _send_text(h, 200, "ok")
+        return _send_text(h, 404, "")
+
+    def _invite_call(self, agent_id: str) -> dict:
+        agent = self.agents[agent_id]
+        call = self._new_call(dict(agent["callTemplate"] or {}), agent_id=agent_id)
+        call["medium"] = {"sip": {"incoming": {}}}
+        agent["statistics"]["calls"] += 1
+        return call
 
     # agents
     def _agents(self, method, rest, query, body):
@@ -124,16 +253,13 @@ class FakeUltravox(HTTPFake):
             if method == "POST":
                 return self._create_agent(body)
             if method == "GET":
-                return 200, self._page(list(self.agents.values()), query, "/api/agents")
+                agents = [a for a in self.agents.values()
+                          if query.get("search", "") in (a["name"] or "")]
+                return 200, self._page(agents, query, "/api/agents")
             return 405, {"detail": f'Method "{method}" not allowed.'}
         agent = self.agents.get(rest[0])
         if agent is None:
             return 404, {"detail": "Not found."}
-        if len(rest) == 2 and rest[1] == "calls" and method == "POST":
-            template = agent["callTemplate"] or {}
-            call = self._new_call({**template, **(body or {})}, agent_id=agent["agentId"])
-            agent["statistics"]["calls"] += 1
-            return 201, call
         if len(rest) != 1:
             return 404, {"detail": "Not found."}
         if method == "GET":
@@ -166,6 +292,7 @@ class FakeUltravox(HTTPFake):
             voice = template.get("voice")
             if voice is not None and voice not in self.voices:
                 return {"detail": f"Unknown voice: {voice}"}
+            return _check_tools(template.get("selectedTools") or [])
         return None
 
     def _create_agent(self, body):
@@ -181,13 +308,19 @@ class FakeUltravox(HTTPFake):
 
     # calls
     def _calls(self, method, rest, query, body):
-        if not rest and method == "POST":
-            if not isinstance(body, dict):
-                return 400, {"detail": "JSON parse error."}
-            voice = body.get("voice")
-            if voice is not None and voice not in self.voices:
-                return 400, {"detail": f"Unknown voice: {voice}"}
-            return 201, self._new_call(body)
+        if not rest and method == "GET":
+            calls = list(self.calls.values())
+            if query.get("agentIds"):
+                wanted = set(query["agentIds"].split(","))
+                if self.emulate_invites and query.get("fromDate") not in self._emulated:
+                    # each bridge lists from its own moment: one INVITE per bridge
+                    self._emulated.add(query.get("fromDate"))
+                    calls += [self._invite_call(a) for a in wanted & set(self.agents)]
+                calls = [c for c in calls if c["agentId"] in wanted]
+            if query.get("fromDate"):
+                since = _parse(query["fromDate"])
+                calls = [c for c in calls if _parse(c["created"]) >= since]
+            return 200, self._page(calls, query, "/api/calls")
         if not rest:
             return 405, {"detail": f'Method "{method}" not allowed.'}
         call = self.calls.get(rest[0])
@@ -196,7 +329,8 @@ class FakeUltravox(HTTPFake):
         if len(rest) == 1 and method == "GET":
             self.polls[rest[0]] += 1
             script = self.scripts[rest[0]]
-            if call["ended"] is None and self.polls[rest[0]] > script["ended_after_polls"]:
+            if (self.emulate_invites and call["ended"] is None
+                    and self.polls[rest[0]] > script["ended_after_polls"]):
                 self._end(rest[0], script)
             return 200, call
         if len(rest) == 2 and rest[1] == "messages" and method == "GET":
@@ -206,37 +340,31 @@ class FakeUltravox(HTTPFake):
 
     def _new_call(self, fields: dict, agent_id: str | None = None) -> dict:
         call_id = str(uuid.uuid4())
-        medium = fields.get("medium") or {"webRtc": {}}
         call = {
             "callId": call_id, "created": _now(), "joined": None, "ended": None,
             "endReason": None, "agentId": agent_id,
             "systemPrompt": fields.get("systemPrompt"), "voice": fields.get("voice"),
-            "model": fields.get("model") or "fixie-ai/ultravox",
+            "model": fields.get("model") or "ultravox-v0.7",
             "temperature": fields.get("temperature", 0),
             "maxDuration": fields.get("maxDuration") or "3600s",
             "languageHint": fields.get("languageHint"),
             "firstSpeakerSettings": fields.get("firstSpeakerSettings") or {"agent": {}},
             "selectedTools": fields.get("selectedTools") or [],
-            "metadata": fields.get("metadata") or {}, "medium": medium,
+            "metadata": fields.get("metadata") or {}, "medium": fields.get("medium"),
             "joinUrl": None, "billedDuration": None,
         }
-        if "sip" in medium and "incoming" in medium["sip"]:
-            target = self.sip_target
-            call["joinUrl"] = (target(call) if callable(target)
-                               else target.replace("{callId}", call_id))
-        elif "webRtc" in medium:
-            call["joinUrl"] = f"wss://voice.ultravox.invalid/calls/{call_id}"
         self.calls[call_id] = call
         self.scripts[call_id] = copy.deepcopy(self.script)
         self.polls[call_id] = 0
         return call
 
-    def _end(self, call_id: str, script: dict) -> None:
+    def _end(self, call_id: str, script: dict, joined_now: bool = True) -> None:
         call = self.calls[call_id]
         self.scripts[call_id].update(copy.deepcopy(script))
         ended = dt.datetime.now(dt.UTC)
-        joined = ended - dt.timedelta(seconds=script.get("seconds", 12.0))
-        call["joined"] = joined.isoformat().replace("+00:00", "Z")
+        if joined_now or not call["joined"]:
+            joined = ended - dt.timedelta(seconds=script.get("seconds", 12.0))
+            call["joined"] = joined.isoformat().replace("+00:00", "Z")
         call["ended"] = ended.isoformat().replace("+00:00", "Z")
         call["endReason"] = script.get("endReason", "hangup")
         call["billedDuration"] = f"{script.get('seconds', 12.0):g}s"
@@ -250,3 +378,70 @@ class FakeUltravox(HTTPFake):
         prev = f"{self.base_url}{path}?cursor={max(0, start - size)}&pageSize={size}" \
             if start else None
         return {"results": chunk, "next": nxt, "previous": prev, "total": len(items)}
+
+
+def _check_tools(tools: list) -> dict | None:
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            return {"selectedTools": [f"{i}: Expected an object."]}
+        if sum(k in tool for k in ("toolId", "toolName", "temporaryTool")) != 1:
+            return {"selectedTools": [f"{i}: Exactly one of tool_id, tool_name, or "
+                                      "temporary_tool should be set."]}
+        temp = tool.get("temporaryTool")
+        if temp is not None and ("http" in temp) == ("client" in temp):
+            return {"selectedTools": [f"{i}: Exactly one implementation (http or client) "
+                                      "should be set."]}
+    return None
+
+
+def _parse(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _send_text(h: BaseHTTPRequestHandler, status: int, text: str) -> None:
+    data = text.encode()
+    h.send_response(status)
+    h.send_header("Content-Type", "text/plain")
+    h.send_header("Content-Length", str(len(data)))
+    h.end_headers()
+    h.wfile.write(data)
+
+
+async def attach_carrier(fake: FakeUltravox, carrier, carrier_ami, line: str,
+                         allow: str | None = "127.0.0.1/32") -> None:
+    """Make the test carrier Ultravox's SIP side: the account's SIP domain is the carrier's
+    address, the carrier asks this fake about each INVITE to agent_*, and admitted calls
+    play `line`. `allow` pre-sets the allowlist (None: leave it as trunx sets it)."""
+    for module in ("res_curl.so", "func_curl.so",   # the carrier's dialplan asks us by CURL
+                   "app_transfer.so"):              # and sends a REFER for a coldTransfer
+        if module.split(".")[0] not in carrier.cli(f"module show like {module}"):
+            carrier.cli(f"module load {module}")
+    fake.sip["domain"] = f"127.0.0.1:{carrier.sip_port}"
+    fake.sip_line = line
+    if allow:
+        fake.sip.update(allowedCidrRanges=[allow], allowAllAgents=True)
+    await carrier_ami.action("Setvar", {"Variable": "ULTRAVOX_FAKE", "Value": fake.base_url})
+
+
+def register_from_carrier(fake: FakeUltravox, carrier) -> None:
+    """When trunx creates a registration, the carrier (Ultravox's SIP side) registers with
+    the registration's proxy as its username, with `line` support, so INVITEs over it reach
+    its endpoint `ultravox-registered`, which the fake then admits."""
+    def register(reg: dict) -> None:
+        host = reg["proxy"] if ":" in reg["proxy"] else f"{reg['proxy']}:5060"
+        conf = (f"[ultravox-reg]\ntype = registration\ntransport = transport-ultravox\n"
+                f"server_uri = sip:{host}\nclient_uri = sip:{reg['username']}@{host}\n"
+                f"contact_user = {reg['username']}\noutbound_auth = ultravox-reg-auth\n"
+                f"line = yes\nendpoint = ultravox-registered\nretry_interval = 2\n"
+                f"forbidden_retry_interval = 2\nfatal_retry_interval = 2\n"
+                f"auth_rejection_permanent = no\nexpiration = 120\n\n"
+                f"[ultravox-reg-auth]\ntype = auth\nauth_type = userpass\n"
+                f"username = {reg['username']}\npassword = {reg['password']}\n")
+        (carrier.instance_dir_host / "etc" / "pjsip_ultravox_registration.conf").write_text(conf)
+        carrier.cli("module reload res_pjsip.so")
+        for module in ("res_pjsip_outbound_authenticator_digest.so",
+                       "res_pjsip_outbound_registration.so"):   # the PBX role loads neither
+            if module.split(".")[0] not in carrier.cli(f"module show like {module}"):
+                carrier.cli(f"module load {module}")
+        fake.registered_endpoints.add("ultravox-registered")
+    fake.on_registration = register

@@ -11,7 +11,7 @@ import pytest
 
 from admin_api import create_app
 from tests.engine_support import running_engine
-from tests.fakes.fake_ultravox import FakeUltravox
+from tests.fakes.fake_ultravox import FakeUltravox, attach_carrier
 from tests.integration.outbound_support import (
     ANSWERS,
     carrier_channels,
@@ -46,8 +46,7 @@ async def test_an_agent_call_from_the_api_to_the_transcript(cfg, fake, redis, ca
     account = make_account(cfg, number=DID)
     client = create_app(cfg, redis=redis).test_client()
     auth = {"Authorization": f"Bearer {accounts.create_key(account)}"}
-    fake.sip_target = f"sip:{AGENT_LINE}@127.0.0.1:{carrier.sip_port}"
-    fake.script["endReason"] = "agent_hangup"
+    await attach_carrier(fake, carrier, carrier_ami, AGENT_LINE)
     await carrier_ami.action("Setvar", {"Variable": f"STEPS_{AGENT_LINE[1:]}",
                                         "Value": "w3-h"})   # the agent talks 3 s, hangs up
 
@@ -70,10 +69,12 @@ async def test_an_agent_call_from_the_api_to_the_transcript(cfg, fake, redis, ca
     row = Call.get_by_id(body["id"])
     assert row.status == "completed"
     assert carrier_channels(carrier_ami, ANSWERS)       # the callee's phone rang
-    assert carrier_channels(carrier_ami, AGENT_LINE)    # and "Ultravox" was dialled
-    sent = fake.last("POST", f"/api/agents/{agent['ultravoxId']}/calls")["json"]
-    assert sent["medium"] == {"sip": {"incoming": {}}}
-    assert sent["metadata"]["trunxCallId"] == row.id
+    # and "Ultravox" got the INVITE to the agent's SIP user, and admitted it
+    assert carrier_channels(carrier_ami, f"agent_{agent['ultravoxId']}")
+    assert [(i["user"], i["admitted"]) for i in fake.invites] == \
+        [(f"agent_{agent['ultravoxId']}", True)]
+    (uv_id,) = fake.calls
+    assert row.ai_result["ultravoxCallId"] == uv_id
     ai = calls.call_json(row)["ai"]
     assert ai["status"] == "ended" and ai["endReason"] == "agent_hangup"
     assert ai["transcript"].startswith("Agent: ")

@@ -14,13 +14,13 @@ from trunx import calls, db
 from trunx.models import Account, Agent, Call
 
 KEY = "uv-test-key"
-TARGET = "sip:+12025550101@127.0.0.1:5999"
+DOMAIN = "acct-0000.sip.ultravox.invalid"
 
 
 @pytest.fixture
 def fake():
     with FakeUltravox(api_key=KEY) as server:
-        server.sip_target = TARGET
+        server.emulate_invites = True     # no Asterisk here: the INVITE is taken as made
         yield server
 
 
@@ -70,18 +70,31 @@ async def bridge(cfg, row: Call, **scenario):
     return result, Call.get_by_id(row.id)
 
 
-async def test_an_ai_call_is_dialled_into_ultravox_and_its_transcript_stored(cfg, account,
-                                                                            fake):
+def the_dial(agent_id: str, endpoint: str = "carrier", options: str = "mS(300)") -> str:
+    return f'EXEC Dial "PJSIP/{endpoint}/sip:agent_{agent_id}@{DOMAIN},30,{options}"'
+
+
+async def test_a_plain_call_reaches_the_agent_trunx_manages_for_its_prompt(cfg, account,
+                                                                           fake):
     result, row = await bridge(cfg, ai_call(account))
-    assert result.commands == [f'EXEC Dial "PJSIP/carrier/{TARGET},30"',
-                               'GET VARIABLE "DIALSTATUS"']
-    sent = fake.last("POST", "/api/calls")["json"]
-    assert sent["systemPrompt"] == "Confirm the appointment." and sent["voice"] == "Mark"
-    assert sent["medium"] == {"sip": {"incoming": {}}}
-    assert sent["firstSpeakerSettings"] == {"agent": {}} and sent["maxDuration"] == "300s"
-    assert sent["metadata"] == {"crm": "42", "trunxCallId": row.id,
-                                "trunxCallSid": "CA" + "0" * 32}
+    (agent,) = fake.agents.values()
+    template = agent["callTemplate"]
+    assert template["systemPrompt"] == "Confirm the appointment." and template["voice"] == "Mark"
+    assert template["firstSpeakerSettings"] == {"agent": {}}
+    assert template["maxDuration"] == "300s"
+    assert agent["name"].startswith("trunx-call-")
+    # hold music while Ultravox is asked; where an agent's transfer (a REFER) sends the
+    # caller; then the INVITE to agent_<id>@<domain>
+    assert result.commands == [
+        'EXEC StartMusicOnHold',
+        'SET VARIABLE "__TRANSFER_CONTEXT" "trunx-ai-transfer"',
+        f'SET VARIABLE "__TRUNX_AI_CALL" "{row.id}"',
+        f'SET VARIABLE "__TRUNX_ACCOUNT" "{account.id}"',
+        'EXEC StopMusicOnHold', the_dial(agent["agentId"]), 'GET VARIABLE "DIALSTATUS"']
+    assert fake.count("GET", "/api/sip") == 1
+    assert fake.count("POST", "/api/calls") == 0          # no call is created over HTTP
     (uv_id,) = fake.calls
+    assert fake.calls[uv_id]["agentId"] == agent["agentId"]
     assert row.ai_result == {
         "status": "ended", "endReason": "hangup", "duration": 12, "ultravoxCallId": uv_id,
         "transcript": "Agent: Hi, this is Sarah from Downtown Dental.\n"
@@ -92,20 +105,35 @@ async def test_an_ai_call_is_dialled_into_ultravox_and_its_transcript_stored(cfg
         "endReason": "hangup"}
 
 
+async def test_the_same_prompt_reuses_its_managed_agent(cfg, account, fake):
+    await bridge(cfg, ai_call(account))
+    await bridge(cfg, ai_call(account, call_sid="CA" + "1" * 32))
+    assert len(fake.agents) == 1 and fake.count("POST", "/api/agents") <= 1
+    assert len(fake.calls) == 2
+    rows = Call.select().where(Call.account == account)
+    assert len({r.ai_result["ultravoxCallId"] for r in rows}) == 2
+
+
 async def test_an_agent_call_goes_through_the_ultravox_agent(cfg, account, fake):
-    remote = fake._create_agent({"name": "Confirmer", "callTemplate": {
-        "systemPrompt": "p", "voice": "Mark"}})[1]
+    remote = fake.add_agent("Confirmer", systemPrompt="p", voice="Mark")
     agent = Agent.create(account=account, name="Confirmer", prompt="p", voice="Mark",
                          max_duration=120, ultravox_id=remote["agentId"])
     row = ai_call(account, agent_id=agent.id, max_duration=120.0,
                   ai={"systemPrompt": "p", "ultravoxAgentId": remote["agentId"]})
     fake.script["endReason"] = "agent_hangup"
-    _, row = await bridge(cfg, row)
-    sent = fake.last("POST", f"/api/agents/{remote['agentId']}/calls")["json"]
-    assert sent["medium"] == {"sip": {"incoming": {}}} and sent["maxDuration"] == "120s"
-    assert sent["metadata"]["trunxCallId"] == row.id
-    assert fake.count("POST", "/api/calls") == 0
+    result, row = await bridge(cfg, row)
+    assert the_dial(remote["agentId"], options="mS(120)") in result.commands
+    assert fake.count("POST") == 0
     assert row.ai_result["status"] == "ended" and row.ai_result["endReason"] == "agent_hangup"
+
+
+async def test_an_unparsable_stored_max_duration_is_no_error(cfg, account, fake):
+    result, row = await bridge(cfg, ai_call(account, max_duration=None,
+                                            ai={"systemPrompt": "x", "maxDuration": "soon"}))
+    (agent,) = fake.agents.values()
+    assert "maxDuration" not in agent["callTemplate"]
+    assert the_dial(agent["agentId"], options="m") in result.commands
+    assert row.ai_result["status"] == "ended"
 
 
 async def test_waits_for_ultravox_to_report_the_end(cfg, account, fake):
@@ -123,29 +151,28 @@ async def test_sip_leg_not_answered(cfg, account, fake):
 
 
 async def test_callee_hangs_up_during_the_dial_results_are_still_collected(cfg, account):
-    result, row = await bridge(cfg, ai_call(account), hangup_after=0)
-    assert result.commands[0].startswith('EXEC Dial "PJSIP/carrier/')
+    result, row = await bridge(cfg, ai_call(account), hangup_after=2)
+    assert any(c.startswith('EXEC Dial "PJSIP/carrier/sip:agent_') for c in result.commands)
     assert row.ai_result["status"] == "ended" and row.ai_result["transcript"]
 
 
 @pytest.mark.parametrize("status", [500, 401, 400])
-async def test_ultravox_refusing_the_call_means_no_dial(cfg, account, fake, status):
-    fake.fail("POST", "/api/calls", status)
+async def test_ultravox_refusing_the_agent_means_no_dial(cfg, account, fake, status):
+    fake.fail("POST", "/api/agents", status)
     result, row = await bridge(cfg, ai_call(account))
-    assert result.commands == []
+    assert not any(c.startswith("EXEC Dial") for c in result.commands)
     assert row.ai_result["status"] == "failed"
     assert row.ai_result["endReason"].startswith("ultravox-")
 
 
-@pytest.mark.parametrize("target", [
-    "sip:x@h.example,evil", "sip:a@b&PJSIP/other", 'sip:a"@b', "wss://x/y", "sip:a b@c",
-    "sip:${EXTEN}@h",
+@pytest.mark.parametrize("domain", [
+    "h.example,evil", "b&PJSIP/other", 'b"c', "x/y", "a b", "${EXTEN}", "",
 ])
-async def test_an_unsafe_join_url_is_never_dialled(cfg, account, fake, target):
-    fake.sip_target = target
+async def test_an_unsafe_sip_domain_is_never_dialled(cfg, account, fake, domain):
+    fake.sip["domain"] = domain
     result, row = await bridge(cfg, ai_call(account))
-    assert result.commands == []
-    assert row.ai_result["endReason"] == "bad-join-url"
+    assert not any(c.startswith("EXEC Dial") for c in result.commands)
+    assert row.ai_result["endReason"] in ("bad-sip-domain", "no-sip-domain")
 
 
 async def test_without_a_key(cfg, account, fake):
@@ -157,14 +184,21 @@ async def test_without_a_key(cfg, account, fake):
 async def test_a_deleted_agent(cfg, account, fake):
     row = ai_call(account, agent_id="gone", ai={"systemPrompt": "p"})
     result, row = await bridge(cfg, row)
-    assert result.commands == [] and row.ai_result["endReason"] == "agent-not-found"
+    assert not any(c.startswith("EXEC Dial") for c in result.commands)
+    assert row.ai_result["endReason"] == "agent-not-found"
 
 
-async def test_configured_sip_endpoint(cfg, account):
+async def test_configured_sip_endpoint_and_registration_mode(cfg, account, fake):
     result, _ = await bridge(cfg.replace(ultravox_sip_endpoint="ultravox"), ai_call(account))
-    assert result.commands[0] == f'EXEC Dial "PJSIP/ultravox/{TARGET},30"'
+    (agent,) = fake.agents.values()
+    assert the_dial(agent["agentId"], endpoint="ultravox") in result.commands
+    result, _ = await bridge(cfg.replace(ultravox_sip_endpoint="ultravox",
+                                         ultravox_sip_mode="register"),
+                             ai_call(account, call_sid="CA" + "3" * 32))
+    assert f'EXEC Dial "PJSIP/agent_{agent["agentId"]}@ultravox,30,mS(300)"' in result.commands
 
 
-def test_dial_string_refuses_a_bad_endpoint(cfg):
+def test_dial_target_refuses_a_bad_endpoint(cfg):
     with pytest.raises(ai_bridge.BridgeError):
-        ai_bridge.dial_string(cfg.replace(ultravox_sip_endpoint="a/b"), TARGET)
+        ai_bridge.dial_target(cfg.replace(ultravox_sip_endpoint="a/b"),
+                              "3c90c3cc-0d44-4b50-8888-8dd25736052a", DOMAIN)

@@ -24,7 +24,7 @@ from admin_api.call_actions import service as actions_service
 from admin_api.voice import service as voice_service
 from tests import amd_corpus
 from tests.engine_support import running_engine
-from tests.fakes.fake_ultravox import FakeUltravox
+from tests.fakes.fake_ultravox import FakeUltravox, attach_carrier
 from tests.integration.outbound_support import (
     FROM,
     WebhookReceiver,
@@ -220,7 +220,7 @@ async def test_an_ai_call_starts_its_agent_only_for_a_person(tmp_path, redis_ser
     agent_line = "+12025550103"        # carrier: answers, runs STEPS_12025550103
     await carrier_ami.action("Setvar", {"Variable": f"STEPS_{agent_line[1:]}", "Value": "w2-h"})
     with FakeUltravox(api_key=UV_KEY) as fake:
-        fake.sip_target = f"sip:{agent_line}@127.0.0.1:{carrier.sip_port}"
+        await attach_carrier(fake, carrier, carrier_ami, agent_line)
         cfg = outbound_config(tmp_path, redis_server.url, pbx, originate_cps=0,
                               ultravox_api_key=UV_KEY, ultravox_base_url=fake.base_url,
                               ultravox_end_wait=5.0)
@@ -236,10 +236,11 @@ async def test_an_ai_call_starts_its_agent_only_for_a_person(tmp_path, redis_ser
         assert (to_machine.answered_by, to_machine.end_reason) == ("machine_start",
                                                                    "machine-detected")
         assert to_person.answered_by == "human"
-        # one Ultravox call, the person's; none was ever created for the machine
-        (created,) = fake.calls.values()
-        assert to_person.ai_result["ultravoxCallId"] in fake.calls
-        assert created is fake.calls[to_person.ai_result["ultravoxCallId"]]
+        # one INVITE to the agent and one Ultravox call, the person's; none for the machine
+        (invite,) = fake.invites
+        assert invite["admitted"] is True
+        (uv_id,) = fake.calls
+        assert to_person.ai_result["ultravoxCallId"] == uv_id
         assert lines[line(machine)].kind == "machine"
 
 

@@ -1,7 +1,7 @@
-"""An IVR transfer node that names an AI agent: the caller is bridged to the agent over SIP
-(Ultravox's documented API, served by the local fake), the IVR path so far travels with
-the call as metadata, and the call's record carries the agent's transcript. A scripted
-FastAGI peer plays Asterisk; Redis and SQLite are real."""
+"""An IVR transfer node that names an AI agent: the caller is bridged to the agent by an
+INVITE to its SIP user (Ultravox's SIP guide; the local fake takes the INVITE as made),
+and the call's record carries the agent's transcript. A scripted FastAGI peer plays
+Asterisk; Redis and SQLite are real."""
 from __future__ import annotations
 
 import pytest
@@ -15,14 +15,13 @@ from trunx.ivr import store as ivr_store
 from trunx.models import Account, Agent, Call
 
 KEY = "uv-test-key"
-TARGET = "sip:+12025550101@127.0.0.1:5999"
 DID = "+19495550177"
 
 
 @pytest.fixture
 def fake():
     with FakeUltravox(api_key=KEY) as server:
-        server.sip_target = TARGET
+        server.emulate_invites = True
         yield server
 
 
@@ -33,13 +32,12 @@ def tree(agent_id: str) -> dict:
 
 
 def agent_for(account, fake) -> Agent:
-    remote = fake._create_agent({"name": "Sales", "callTemplate": {"systemPrompt": "sell"}})[1]
+    remote = fake.add_agent("Sales", systemPrompt="sell")
     return Agent.create(account=account, name="Sales", prompt="sell",
                         ultravox_id=remote["agentId"])
 
 
-async def test_the_caller_meets_the_agent_with_the_ivr_path_as_context(tmp_path, redis_server,
-                                                                      redis, fake):
+async def test_the_caller_meets_the_agent(tmp_path, redis_server, redis, fake):
     cfg = make_config(tmp_path, redis_server.url, ultravox_api_key=KEY,
                       ultravox_base_url=fake.base_url, ultravox_end_wait=3.0)
     db.connect(cfg)
@@ -50,15 +48,14 @@ async def test_the_caller_meets_the_agent_with_the_ivr_path_as_context(tmp_path,
         res = await run_session("127.0.0.1", engine.server.port,
                                 Scenario(did=DID, keys=["1"], caller="+12025550188"))
         assert res.error is None and engine.server.stats["errors"] == 0
-    assert f'EXEC Dial "PJSIP/carrier/{TARGET},30"' in res.commands
-    sent = fake.last("POST", f"/api/agents/{agent.ultravox_id}/calls")["json"]
-    meta = sent["metadata"]
-    assert (meta["trunxPath"], meta["trunxDigits"], meta["trunxDid"], meta["trunxCaller"]) == \
-        ("menu>sales", "1", DID, "+12025550188")
+    domain = fake.sip["domain"]
+    assert f'EXEC Dial "PJSIP/carrier/sip:agent_{agent.ultravox_id}@{domain},30,m"' \
+        in res.commands
     row = Call.get(Call.to_number == DID)
     assert row.outcome == "transferred" and row.status == "completed"
     assert row.ai_result["status"] == "ended" and row.ai_result["transcript"]
-    assert meta["trunxCallId"] == row.id
+    (uv_id,) = fake.calls
+    assert row.ai_result["ultravoxCallId"] == uv_id
     ended = [p for p in row.path if p["event"] == "transfer-ended"]
     assert ended[0]["ai_status"] == "ended"
 
@@ -75,7 +72,7 @@ async def test_without_ultravox_the_transfer_fails_politely(tmp_path, redis_serv
     row = Call.get(Call.to_number == DID)
     assert (row.outcome, row.end_reason) == ("transfer-failed", "ultravox-not-configured")
     assert res.commands[-2:] == ['STREAM FILE "ss-noservice" ""', "HANGUP"]
-    assert fake.count("POST", f"/api/agents/{agent.ultravox_id}/calls") == 0
+    assert fake.count("GET") == 0
 
 
 def test_a_tree_naming_another_accounts_agent_is_refused(tmp_path, redis, fake):

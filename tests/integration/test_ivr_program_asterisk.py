@@ -16,7 +16,7 @@ import pytest
 
 from devtools.stack.ami import originate_local
 from tests.engine_support import make_config, running_engine, seed_account
-from tests.fakes.fake_ultravox import FakeUltravox
+from tests.fakes.fake_ultravox import FakeUltravox, attach_carrier
 from tests.integration.test_harness import FakeEngine
 from trunx import db
 from trunx.ivr import transfer_target
@@ -147,12 +147,11 @@ async def test_the_seed_bare_transfer_reaches_the_accounts_default_agent(
         cfg, redis, fake, pbx, carrier, pbx_ami, carrier_ami):
     cfg = cfg.replace(ultravox_api_key=KEY, ultravox_base_url=fake.base_url,
                       ultravox_end_wait=5.0)
-    fake.sip_target = f"sip:{AGENT_LINE}@127.0.0.1:{carrier.sip_port}"
+    await attach_carrier(fake, carrier, carrier_ami, AGENT_LINE)
     await carrier_ami.action("Setvar", {"Variable": f"STEPS_{AGENT_LINE[1:]}",
                                         "Value": "w2-h"})
-    fake.script["endReason"] = "agent_hangup"
     account = Account.create(name="bare-transfer")
-    remote = fake._create_agent({"name": "Sales", "callTemplate": {"systemPrompt": "sell"}})[1]
+    remote = fake.add_agent("Sales", systemPrompt="sell")
     agent = Agent.create(account=account, name="Sales", prompt="sell",
                          ultravox_id=remote["agentId"])
     # the seed's tree shape: a menu whose key 1 reaches {"action": "transfer"}, no target
@@ -177,6 +176,8 @@ async def test_the_seed_bare_transfer_reaches_the_accounts_default_agent(
     assert (transfer["node"], transfer["agent"], transfer["target"]) == \
         ("transfer_ai", agent.id, "account-default")
     assert row.outcome == "transferred"
-    sent = fake.last("POST", f"/api/agents/{agent.ultravox_id}/calls")["json"]
-    assert sent["metadata"]["trunxPath"] == "welcome>transfer_ai"
+    assert [(i["user"], i["admitted"]) for i in fake.invites] == \
+        [(f"agent_{agent.ultravox_id}", True)]
     assert row.ai_result["status"] == "ended"
+    assert row.ai_result["endReason"] == "agent_hangup"
+    assert row.ai_result["ultravoxCallId"] == next(iter(fake.calls))

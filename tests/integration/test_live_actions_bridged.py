@@ -16,7 +16,7 @@ from admin_api.voice import service as voice_service
 from devtools.stack import wait_until
 from devtools.stack.ami import originate_local
 from tests.engine_support import running_engine, seed_account
-from tests.fakes.fake_ultravox import FakeUltravox
+from tests.fakes.fake_ultravox import FakeUltravox, attach_carrier
 from tests.integration import test_call_actions_asterisk as base
 from tests.integration.outbound_support import FROM, wait_status
 from tests.integration.test_call_actions_asterisk import (
@@ -161,10 +161,10 @@ def ultravox():
         yield server
 
 
-def ai_config(cfg, ultravox, carrier, agent_line: str):
-    """The engine's config with the fake Ultravox, whose SIP leg goes to the carrier's
+async def ai_config(cfg, ultravox, carrier, carrier_ami, agent_line: str):
+    """The engine's config with the fake Ultravox, whose SIP side is the carrier playing
     `agent_line`: the carrier Asterisk stands in for the AI side."""
-    ultravox.sip_target = f"sip:{agent_line}@127.0.0.1:{carrier.sip_port}"
+    await attach_carrier(ultravox, carrier, carrier_ami, agent_line)
     return cfg.replace(ultravox_api_key=KEY, ultravox_base_url=ultravox.base_url,
                        ultravox_end_wait=3.0)
 
@@ -182,7 +182,7 @@ async def ai_call_bridged(cfg, redis, account, callee: str):
 async def test_speak_and_dtmf_on_an_ai_bridged_call_reach_the_agent_side(
         cfg, account, redis, carrier, carrier_ami, ultravox):
     agent_line, callee = "+13125550102", "+13125550103"
-    cfg = ai_config(cfg, ultravox, carrier, agent_line)
+    cfg = await ai_config(cfg, ultravox, carrier, carrier_ami, agent_line)
     api = Api(cfg, redis, account)
     async with running_engine(cfg) as engine:
         call = await ai_call_bridged(cfg, redis, account, callee)
@@ -190,7 +190,8 @@ async def test_speak_and_dtmf_on_an_ai_bridged_call_reach_the_agent_side(
         status, dtmf = await api.post(call.id, "dtmf", {"digits": "47#"})
         assert status == 200, dtmf
         agent_leg = await carrier_ami.wait_event(
-            lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == agent_line, 10)
+            lambda e: e.get("Event") == "Newchannel"
+            and e.get("Exten", "").startswith("agent_"), 10)
         heard = [e for e in await dtmf_heard(carrier_ami, 3, since)]
         assert [e["Digit"] for e in heard] == ["4", "7", "#"]
         assert {e["Uniqueid"] for e in heard} == {agent_leg["Uniqueid"]}   # the AI's side
@@ -217,7 +218,7 @@ async def test_blind_transfer_of_an_ai_bridged_call_moves_the_callee_to_the_targ
     over AMI. The target is called first; once it answers the callee is bridged to it and
     the agent's leg is hung up. The target's key then reaches the callee."""
     agent_line, callee, target = "+13125550105", "+13125550106", "+13125550107"
-    cfg = ai_config(cfg, ultravox, carrier, agent_line)
+    cfg = await ai_config(cfg, ultravox, carrier, carrier_ami, agent_line)
     # the target answers, waits, presses 7 (which must reach the callee) and hangs up
     await carrier_ami.action("Setvar", {"Variable": "STEPS_13125550107",
                                         "Value": "w2-d7-w1-h"})
@@ -225,7 +226,8 @@ async def test_blind_transfer_of_an_ai_bridged_call_moves_the_callee_to_the_targ
     async with running_engine(cfg) as engine:
         call = await ai_call_bridged(cfg, redis, account, callee)
         agent_leg = await carrier_ami.wait_event(
-            lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == agent_line, 10)
+            lambda e: e.get("Event") == "Newchannel"
+            and e.get("Exten", "").startswith("agent_"), 10)
         x = await carrier_ami.wait_event(
             lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == callee, 5)
         status, moved = await api.post(call.id, "transfer", {"to": target})

@@ -66,14 +66,38 @@ def test_voice_names_resolve_case_insensitively_and_are_cached(config, fake):
     posts = [r["path"] for r in fake.requests if r["method"] == "POST"]
     assert posts == ["/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM"] * 2 + \
         ["/v1/text-to-speech/custom-voice-7"]
-    assert fake.count("GET", "/v1/voices") == 1
+    # each name looked up once: the v2 search, and for Rachel (a legacy premade voice,
+    # left out of plain lists) the v1 list with show_legacy
+    searches = [r["query"]["search"] for r in fake.requests if r["path"] == "/v2/voices"]
+    assert searches == [["rachel"], ["front desk"]]
+    (legacy,) = [r for r in fake.requests if r["path"] == "/v1/voices"]
+    assert legacy["query"] == {"show_legacy": ["true"]}
+
+
+def test_the_documented_rachel_example_renders_when_plain_lists_hide_her(config, fake):
+    # the seed's example: "voice": "rachel"; the fake's plain lists leave legacy voices out
+    plain = [v["name"] for v in fake._search({"search": "rachel"})["voices"]]
+    assert plain == []
+    r = render_tts("Thanks for calling.", "rachel", "neural", None, config)
+    assert r.voice == "rachel" and fake.count("POST", "/v1/text-to-speech/21m00") == 1
+
+
+def test_a_large_workspace_with_unnamed_voices_is_searched_page_by_page(config, fake):
+    fake.voices = ([{"voice_id": f"v{i}", "name": None if i % 7 == 0 else f"Agent {i}",
+                     "category": "cloned"} for i in range(600)]
+                   + [{"voice_id": "the-agent", "name": "Agent", "category": "cloned"}])
+    render_tts("Hello.", "agent", "neural", None, config)
+    assert fake.count("POST", "/v1/text-to-speech/the-agent") == 1
+    pages = [r["query"] for r in fake.requests if r["path"] == "/v2/voices"]
+    assert len(pages) > 1 and "next_page_token" in pages[-1]
+    assert fake.count("GET", "/v1/voices") == 0      # never the list that breaks past 500
 
 
 def test_unknown_voice_name(config, fake):
     with pytest.raises(MediaError) as e:
         render_tts("Hello.", "Nobody Here", "neural", None, config)
     assert e.value.code == "unknown-voice" and status_for(e.value) == 400
-    assert "rachel" in e.value.details["known"]
+    assert e.value.details == {"voice": "Nobody Here"}
     assert fake.count("POST", "/") == 0
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from admin_api.errors import status_for
 from tests.fakes.fake_ultravox import FakeUltravox
-from trunx import ultravox
+from trunx import ultravox_mapping
 from trunx.ultravox import Ultravox, UltravoxError
 
 KEY = "uv-test-key"
@@ -38,21 +38,27 @@ def test_agent_crud(client, fake):
     assert info.value.not_found and info.value.code == "ultravox-not-found"
 
 
-def test_sip_call_returns_the_sip_target_and_ends_with_a_transcript(client, fake):
-    fake.sip_target = "sip:+12025550101@127.0.0.1:5099"
+def test_a_call_an_invite_made_is_listed_by_agent_and_ends_with_a_transcript(client, fake):
+    fake.emulate_invites = True
     fake.script["ended_after_polls"] = 1
-    call = client.create_call(ultravox.call_body({"systemPrompt": "Confirm."}))
-    assert call["joinUrl"] == "sip:+12025550101@127.0.0.1:5099"
+    agent = client.create_agent("A", {"systemPrompt": "Confirm."})
+    since = "2020-01-01T00:00:00Z"
+    (call,) = client.list_calls(agent_id=agent["agentId"], from_date=since)
+    assert fake.last("GET", "/api/calls")["query"] == {
+        "agentIds": agent["agentId"], "fromDate": since, "pageSize": "50"}
+    assert call["agentId"] == agent["agentId"]
+    assert client.list_calls(agent_id=agent["agentId"], from_date="2999-01-01T00:00:00Z") == []
     assert client.get_call(call["callId"])["ended"] is None       # first poll: still live
     ended = client.get_call(call["callId"])
     assert ended["endReason"] == "hangup"
-    text = ultravox.transcript(client.messages(call["callId"]))
+    text = ultravox_mapping.transcript(client.messages(call["callId"]))
     assert text == "Agent: Hi, this is Sarah from Downtown Dental.\nUser: Yes, this is John."
-    assert ultravox.call_seconds(ended) == 12.0
+    assert ultravox_mapping.call_seconds(ended) == 12.0
 
 
 def test_messages_follow_pagination(client, fake):
-    call = client.create_call({"systemPrompt": "x", "medium": {"sip": {"incoming": {}}}})
+    agent = fake.add_agent("A")
+    call = fake._invite_call(agent["agentId"])
     turns = [{"role": "MESSAGE_ROLE_AGENT" if i % 2 == 0 else "MESSAGE_ROLE_USER",
               "text": f"turn {i}"} for i in range(7)]
     fake.end_call(call["callId"], messages=turns)
@@ -61,13 +67,31 @@ def test_messages_follow_pagination(client, fake):
     assert fake.count("GET", f"/api/calls/{call['callId']}/messages") == 3
 
 
-def test_agent_call(client, fake):
-    agent = client.create_agent("A", {"systemPrompt": "p", "maxDuration": "300s"})
-    call = client.create_agent_call(agent["agentId"], ultravox.agent_call_body(
-        max_duration=60, metadata={"trunxCallId": "c1"}))
-    assert call["agentId"] == agent["agentId"]
-    assert call["maxDuration"] == "60s" and call["metadata"] == {"trunxCallId": "c1"}
-    assert call["joinUrl"].startswith("sip:")
+def test_sip_configuration_and_registrations(client, fake):
+    assert client.get_sip()["domain"] == fake.sip["domain"]
+    made = client.update_sip({"allowedCidrRanges": ["203.0.113.7/32"], "allowAllAgents": True})
+    assert made["allowedCidrRanges"] == ["203.0.113.7/32"] and made["allowAllAgents"] is True
+    with pytest.raises(UltravoxError) as info:
+        client.update_sip({"allowedCidrRanges": ["2001:db8::/32"]})
+    assert info.value.code == "ultravox-rejected"
+    reg = client.create_sip_registration({"username": "uv", "password": "pw",
+                                          "proxy": "pbx.example.com"})
+    assert "password" not in reg and reg["username"] == "uv"
+    assert [r["registrationId"] for r in client.sip_registrations()] == [reg["registrationId"]]
+
+
+def test_find_agent_matches_the_exact_name(client, fake):
+    fake.add_agent("trunx-call-abc1")
+    fake.add_agent("trunx-call-abc")
+    assert client.find_agent("trunx-call-abc")["name"] == "trunx-call-abc"
+    assert client.find_agent("trunx-call-zzz") is None
+
+
+def test_the_fake_refuses_what_ultravox_refuses(client):
+    with pytest.raises(UltravoxError) as info:   # an inline tool with no implementation
+        client.create_agent("t", {"systemPrompt": "p", "selectedTools": [
+            {"temporaryTool": {"modelToolName": "x", "description": "d"}}]})
+    assert "implementation" in info.value.message
 
 
 def test_wrong_key_is_unauthorized_and_never_echoes_the_key(fake):

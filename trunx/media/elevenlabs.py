@@ -3,7 +3,14 @@
 The calls used, as ElevenLabs documents them:
     POST {base}/v1/text-to-speech/{voice_id}?output_format=mp3_44100_128
          header xi-api-key; JSON {text, model_id, voice_settings?} -> audio/mpeg bytes
-    GET  {base}/v1/voices  header xi-api-key -> {"voices": [{"voice_id", "name", ...}]}
+    GET  {base}/v2/voices?search=NAME&page_size=100[&next_page_token=T]  header xi-api-key
+         -> {"voices": [{"voice_id", "name" (may be null), ...}], "has_more",
+             "next_page_token"}          (voices.search in ElevenLabs' official SDK:
+             "search, filtering and pagination"; page_size at most 100)
+    GET  {base}/v1/voices?show_legacy=true  -> {"voices": [...]}  (voices.get_all:
+         "If set to true, legacy premade voices will be included"), asked only when the
+         search finds no voice of that name, since legacy premade voices such as Rachel
+         are left out of plain lists
     errors: non-2xx with JSON {"detail": {"status": "invalid_api_key", "message": "..."}}
             (422 validation errors carry a list under "detail")
 """
@@ -29,6 +36,7 @@ DEFAULT_MODEL = "eleven_multilingual_v2"
 OUTPUT_FORMAT = "mp3_44100_128"
 # Premade and cloned voice ids are 20 alphanumerics; anything else is taken as a name.
 _ID_RE = re.compile(r"^[A-Za-z0-9]{20}$")
+MAX_SEARCH_PAGES = 20   # 2,000 matching voices: a name search never needs more
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # voice_settings fields and their documented ranges (bool for the flag)
 VOICE_SETTINGS = {"stability": (0.0, 1.0), "similarity_boost": (0.0, 1.0),
@@ -74,7 +82,7 @@ class ElevenLabs:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout            # (connect, read) seconds
         self.voices_ttl = voices_ttl
-        self._voices: tuple[float, dict[str, str]] | None = None  # (expires, name -> id)
+        self._names: dict[str, tuple[float, str]] = {}   # lower-case name -> (expires, id)
 
     def _request(self, method: str, path: str, **kw) -> requests.Response:
         url = self.base_url + path
@@ -93,31 +101,54 @@ class ElevenLabs:
             raise _provider_error(resp)
         return resp
 
-    def voices(self) -> dict[str, str]:
-        """lower-case voice name -> voice_id, fetched at most once per `voices_ttl`."""
-        now = time.monotonic()
-        if self._voices and self._voices[0] > now:
-            return self._voices[1]
+    def _named(self, voices, name: str) -> str | None:
+        for v in voices or []:
+            # a voice may have no name (null): it can never be the one asked for
+            if isinstance(v, dict) and isinstance(v.get("name"), str) \
+                    and v["name"].strip().lower() == name and v.get("voice_id"):
+                return v["voice_id"]
+        return None
+
+    def _search(self, name: str) -> str | None:
+        """GET /v2/voices?search=NAME, following next_page_token (bounded)."""
+        params = {"search": name, "page_size": 100}
+        for _ in range(MAX_SEARCH_PAGES):
+            page = self._json("GET", "/v2/voices", params=params)
+            found = self._named(page.get("voices"), name)
+            if found or not page.get("has_more") or not page.get("next_page_token"):
+                return found
+            params = {**params, "next_page_token": page["next_page_token"]}
+        return None
+
+    def _legacy(self, name: str) -> str | None:
+        page = self._json("GET", "/v1/voices", params={"show_legacy": "true"})
+        return self._named(page.get("voices"), name)
+
+    def _json(self, method: str, path: str, **kw) -> dict:
         try:
-            listed = self._request("GET", "/v1/voices").json()["voices"]
-            mapping = {v["name"].lower(): v["voice_id"] for v in listed}
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            data = self._request(method, path, **kw).json()
+            if not isinstance(data, dict):
+                raise TypeError
+            return data
+        except (ValueError, TypeError) as exc:
             raise ProviderFailed("tts-provider-error", "ElevenLabs sent a voice list we can't read",
                                  {"provider": self.provider}) from exc
-        self._voices = (now + self.voices_ttl, mapping)  # one assignment: safe across threads
-        return mapping
 
     def resolve_voice(self, voice: str) -> str:
-        """A voice id as given, or the id of the voice with that name (any case)."""
+        """A voice id as given, or the id of the voice with that name (any case), looked up
+        once per `voices_ttl`."""
         if _ID_RE.fullmatch(voice):
             return voice
-        mapping = self.voices()
-        found = mapping.get(voice.lower())
-        if found is None and voice in mapping.values():
-            found = voice
+        name = voice.strip().lower()
+        now = time.monotonic()
+        cached = self._names.get(name)
+        if cached and cached[0] > now:
+            return cached[1]
+        found = self._search(name) or self._legacy(name)
         if found is None:
             raise BadMedia("unknown-voice", f"ElevenLabs has no voice named {voice!r}",
-                           {"voice": voice, "known": sorted(mapping)[:50]})
+                           {"voice": voice})
+        self._names[name] = (now + self.voices_ttl, found)  # one assignment: thread-safe
         return found
 
     def synthesize(self, text: str, voice: str, settings: dict | None = None) -> bytes:
