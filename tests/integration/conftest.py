@@ -7,7 +7,7 @@ from the cached Debian root (DESIGN.md, "Real Asterisk").
 - `agi_port`       session: the free port our PBX sends FastAGI to; the engine (or a test's
                    own FastAGI server) listens there
 - `carrier_sip_port` session: the SIP port the carrier will use, known before either starts
-- `pbx`            session: our PBX (asterisk_conf/ + dialplan/), booted
+- `pbx`            session: our PBX (trunx/asterisk/conf/ + dialplan/), booted
 - `carrier`        session: the test carrier (role "carrier") wired to `pbx`, booted on demand
 - `pbx_ami`, `carrier_ami`  function: logged-in AmiClient as the least-privilege user
 """
