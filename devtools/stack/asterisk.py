@@ -29,6 +29,7 @@ import struct
 import subprocess
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
@@ -51,7 +52,11 @@ ASTERISK_BIN = "/usr/sbin/asterisk"
 # a role is the layers of DEV_CONF_DIR written over the shipped config, in order:
 # "carrier" is the test carrier; "carrier_auth" the same carrier requiring its PBX to
 # register and to answer a digest challenge (the trunk an operator gets from a real carrier)
-ROLES = {"pbx": (), "carrier": ("carrier",), "carrier_auth": ("carrier", "carrier_auth")}
+# "stock" is Debian's own /etc/asterisk from the root (an operator's Asterisk), with only
+# asterisk.conf swapped for the instance's directories; a test adds trunx to it with
+# `trunx asterisk install` (the prepare hook) before it starts
+ROLES = {"pbx": (), "carrier": ("carrier",), "carrier_auth": ("carrier", "carrier_auth"),
+         "stock": ()}
 _PLACEHOLDER = re.compile(r"@@([A-Z][A-Z0-9_]*)@@")
 _CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C"}
 
@@ -112,7 +117,7 @@ def render_config(dest_etc: Path, values: dict[str, object], role: str = "pbx",
     for dest, src in sources.items():
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(render(src.read_text(), values, str(src)))
-    if role == "pbx" and test_contexts:
+    if role in ("pbx", "stock") and test_contexts:
         with open(dest_etc / "extensions.conf", "a") as out:
             out.write("\n; added by the development stack, not shipped\n" + TEST_INCLUDE)
     return list(sources)
@@ -210,7 +215,8 @@ class Asterisk:
                  ami_user: str = Config.ami_user, ami_secret: str = Config.ami_secret,
                  instance: str | None = None, keep: bool = False, boot_timeout: float = 60.0,
                  conf_dir: Path = CONF_DIR, dialplan_dir: Path = DIALPLAN_DIR,
-                 test_contexts: bool = True, values: dict[str, object] | None = None):
+                 test_contexts: bool = True, values: dict[str, object] | None = None,
+                 prepare: Callable[[Path], object] | None = None):
         if role not in ROLES:
             raise ValueError(f"role must be one of {tuple(ROLES)}, not {role!r}")
         if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", name):
@@ -224,6 +230,7 @@ class Asterisk:
         self.carrier_sip_port = carrier_sip_port or free_port(socket.SOCK_DGRAM)
         self.pbx_sip_port = pbx_sip_port or free_port(socket.SOCK_DGRAM)
         self.test_contexts = test_contexts
+        self.prepare_etc = prepare
         self.extra_values = dict(values or {})
         self.rtp_start = _pick_rtp_range(rtp_ports)
         self.rtp_end = self.rtp_start + rtp_ports - 1
@@ -286,9 +293,28 @@ class Asterisk:
         (inst / "owner.pid").write_text(f"{os.getpid()}\n")
         if self.keep:
             (inst / "keep").touch()
-        render_config(inst / "etc", self.values(), self.role, self.conf_dir, self.dialplan_dir,
-                      self.test_contexts)
+        if self.role == "stock":
+            self._stock_config(inst / "etc")
+        else:
+            render_config(inst / "etc", self.values(), self.role, self.conf_dir,
+                          self.dialplan_dir, self.test_contexts)
+        if self.prepare_etc is not None:
+            self.prepare_etc(inst / "etc")
         _write_moh(inst / "moh" / "chime.wav")
+
+    def _stock_config(self, etc: Path) -> None:
+        """The root's stock configs, our asterisk.conf (instance directories) over theirs, the
+        development dialplan beside them; the test-caller include appended to extensions.conf
+        (an operator's Asterisk has no such thing; tests place calls with it)."""
+        shutil.copytree(self.root / "etc/asterisk", etc, dirs_exist_ok=True, symlinks=True)
+        (etc / "asterisk.conf").write_text(render((self.conf_dir / "asterisk.conf").read_text(),
+                                                  self.values(), "asterisk.conf"))
+        (etc / "dialplan").mkdir(exist_ok=True)
+        for src in sorted(DEV_DIALPLAN_DIR.glob("*.conf")):
+            (etc / "dialplan" / src.name).write_text(render(src.read_text(), self.values()))
+        if self.test_contexts:
+            with open(etc / "extensions.conf", "a") as out:
+                out.write("\n; added by the development stack, not shipped\n" + TEST_INCLUDE)
 
     def _rx_argv(self, command: str) -> list[str]:
         return ["chroot", str(self.root), ASTERISK_BIN, "-C", self.conf_in_root, "-rx", command]
