@@ -213,6 +213,9 @@ def check(config: Config) -> Config:
         if f.type in ("int", "float") and value < 0:
             raise ConfigError(f.name, f"must not be negative: {value}")
     if config.environment != "development":
+        if not config.ami_secret:
+            raise ConfigError("ami_secret", "is not set: use the secret `trunx asterisk "
+                                            "install` wrote into Asterisk's trunx/manager.conf")
         if config.ami_secret == DEV_AMI_SECRET:
             raise ConfigError("ami_secret", "is the development secret, refused outside "
                                             "development: set a secret of your own (the "
