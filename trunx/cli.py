@@ -75,6 +75,8 @@ def _asterisk_parser(sub) -> None:
                       help="default: keep the installed one, or make a random one")
     inst.add_argument("--ami-bind", default="", metavar="HOST:PORT",
                       help="turn AMI on at this address (default: manager.conf's own)")
+    inst.add_argument("--ami-permit", default="127.0.0.1/255.255.255.255",
+                      metavar="ADDRESS/MASK", help="where the engine connects to AMI from")
     inst.add_argument("--sip-bind", default="0.0.0.0:5060", metavar="HOST:PORT",
                       help="trunx's UDP transport, written only if pjsip.conf has none")
     inst.add_argument("--trunk-host", metavar="HOST[:PORT]", help="the carrier's SIP server")
@@ -101,6 +103,7 @@ def _install(args) -> int:
             register=args.register, match=tuple(args.trunk_match))
     options = asterisk_install.Options(agi=args.agi, ami_user=args.ami_user,
                                        ami_secret=args.ami_secret, ami_bind=args.ami_bind,
+                                       ami_permit=args.ami_permit,
                                        sip_bind=args.sip_bind, trunk=trunk)
     try:
         plan = asterisk_install.plan(args.etc, options)

@@ -106,6 +106,7 @@ def test_a_name_the_operator_uses_refuses_the_install(etc, file, text, named):
     (Options(ami_user="trunx]\n[admin"), "--ami-user"),
     (Options(ami_secret="short"), "--ami-secret"),
     (Options(sip_bind="0.0.0.0"), "--sip-bind"),
+    (Options(ami_permit="0.0.0.0/0\nwrite=all"), "--ami-permit"),
     (Options(trunk=Trunk("sip.example.net", "u", "p a ss")), "--trunk-secret"),
     (Options(trunk=Trunk("sip.example.net\nbind=0.0.0.0")), "--trunk-host"),
     (Options(trunk=Trunk("sip.example.net")), "registration needs"),

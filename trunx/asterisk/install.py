@@ -65,6 +65,7 @@ class Options:
     ami_user: str = "trunx"
     ami_secret: str = ""            # empty: keep the one already installed, or make one
     ami_bind: str = ""              # host:port; empty: leave manager.conf's [general] alone
+    ami_permit: str = "127.0.0.1/255.255.255.255"   # where the engine connects from
     sip_bind: str = "0.0.0.0:5060"  # trunx's own UDP transport, when the operator has none
     trunk: Trunk | None = None
 
@@ -131,6 +132,8 @@ def _check(options: Options) -> None:
         raise InstallError("--ami-secret must be 12-128 printable characters, no spaces")
     if options.ami_bind:
         _host_port(options.ami_bind, "--ami-bind")
+    if not re.fullmatch(r"[0-9A-Fa-f.:]{2,45}(/[0-9A-Fa-f.:]{1,45})?", options.ami_permit):
+        raise InstallError(f"--ami-permit takes address/mask, not {options.ami_permit!r}")
     _host_port(options.sip_bind, "--sip-bind")
     trunk = options.trunk
     if trunk is None:
@@ -190,7 +193,8 @@ def extensions_text(agi: str, has_globals: bool) -> str:
             f'#include "{FOLDER}/dialplan.conf"\n')
 
 
-def manager_text(user: str, secret: str, ami_bind: str, has_general: bool) -> str:
+def manager_text(user: str, secret: str, ami_bind: str, has_general: bool,
+                 permit: str = Options.ami_permit) -> str:
     general = ""
     if ami_bind:
         host, _, port = ami_bind.rpartition(":")
@@ -201,7 +205,7 @@ def manager_text(user: str, secret: str, ami_bind: str, has_general: bool) -> st
             "; the engine's user: it may place and follow calls; no CLI commands, no config,\n"
             "; no system-class actions (so no Originate into System() or Exec-like apps)\n"
             f"[{user}]\nsecret = {secret}\n"
-            "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
+            f"deny = 0.0.0.0/0.0.0.0\npermit = {permit}\n"
             "read = call,reporting,agent,user,dtmf\n"
             "write = call,originate,reporting,agent,user\n"
             "eventfilter = !Event: RTCP*\n")
@@ -286,7 +290,8 @@ def plan(etc: str | Path, options: Options) -> Plan:
         "extensions.conf": extensions_text(options.agi,
                                            "globals" in _categories(operator["extensions"])),
         "manager.conf": manager_text(options.ami_user, secret, options.ami_bind,
-                                     "general" in _categories(operator["manager"])),
+                                     "general" in _categories(operator["manager"]),
+                                     options.ami_permit),
         "pjsip.conf": pjsip_text(options.trunk, options.sip_bind, own_transport),
     }
     for name, text in files.items():
