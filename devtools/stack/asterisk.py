@@ -130,18 +130,24 @@ _rtp_ranges_given: list[range] = []
 
 
 def _pick_rtp_range(count: int) -> int:
-    """A random even start in 20000-39999 whose first ports are free and whose range overlaps
-    no other this process handed out. (Two processes may overlap: Asterisk then skips ports
-    it cannot bind, so that costs nothing but spread.)"""
-    for _ in range(100):
-        start = random.randrange(20000, 40000 - count, 2)
+    """An even start in 20000-39999 for `count` ports: a slot overlapping no range this
+    process handed out, whose first ports are free, tried in random order; else (more
+    instances at once than slots) any start. Overlaps, with another process or past the
+    slots, cost only spread: Asterisk skips the ports it cannot bind."""
+    lo, hi = 20000, 40000
+    count += count % 2
+    starts = list(range(lo, hi - count + 1, count)) if count <= hi - lo else [lo]
+    random.shuffle(starts)
+    for start in starts:
         wanted = range(start, start + count)
         if any(wanted.start < r.stop and r.start < wanted.stop for r in _rtp_ranges_given):
             continue
         if udp_range_free(start, min(count, 8)):
             _rtp_ranges_given.append(wanted)
             return start
-    raise AsteriskError("no free RTP port range found in 20000-39999")
+    start = random.randrange(lo, max(lo + 2, hi - count), 2)
+    _rtp_ranges_given.append(range(start, start + count))
+    return start
 
 
 def _release_rtp_range(start: int) -> None:
