@@ -202,8 +202,9 @@ _CHOICES = {"environment": ENVIRONMENTS, "agi_event_loop": ("uvloop", "asyncio")
 def check(config: Config) -> Config:
     """Refuse values no part of trunx can run on; returns the config when it is sound."""
     for name in _PORTS:
-        if not 0 < getattr(config, name) < 65536:
-            raise ConfigError(name, f"not a port (1-65535): {getattr(config, name)}")
+        # 0 asks the kernel for a free port (tests listen that way)
+        if not 0 <= getattr(config, name) < 65536:
+            raise ConfigError(name, f"not a port (0-65535): {getattr(config, name)}")
     for name, choices in _CHOICES.items():
         if getattr(config, name) not in choices:
             raise ConfigError(name, f"{getattr(config, name)!r} is not one of "

@@ -26,6 +26,7 @@ def ini(tmp_path, body: str) -> str:
     ("[trunx]\n[redis]\nurl = x\n", "[redis]", "unknown section"),
     ("[trunx]\nagi_port = forty\n", "agi_port", "not a whole number"),
     ("[trunx]\nagi_port = 70000\n", "agi_port", "not a port"),
+    ("[trunx]\napi_port = -1\n", "api_port", "not a port"),
     ("[trunx]\ngather_timeout = soon\n", "gather_timeout", "not a number"),
     ("[trunx]\ngather_timeout = -1\n", "gather_timeout", "must not be negative"),
     ("[trunx]\nstaging = ftp\n", "staging", "not one of local, sftp"),
