@@ -58,6 +58,7 @@ def installed(tmp_path_factory) -> Path:
         assert expected in names
     assert any(n.endswith(".dist-info/LICENSE") for n in names)
     assert not [n for n in names if n.startswith(("devtools/", "tests/", "bench/"))]
+    assert not [n for n in names if "test-caller" in n or "carrier.conf" in n]
     venv.create(base / "venv", with_pip=True, clear=True)
     bin_dir = base / "venv" / "bin"
     run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-deps", str(wheel)])
