@@ -167,10 +167,22 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _raise_open_files() -> None:
+    """The engine runs in this process with a FastAGI socket per call: a shell's usual soft
+    limit of 1,024 open files would stop `make run` short of 1,000 calls."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m devtools.run", description=__doc__)
     parser.add_argument("--once", action="store_true", help="stop after the demo call")
     args = parser.parse_args(argv)
+    _raise_open_files()
     logging.basicConfig(level=logging.WARNING)
     with asyncio.Runner(loop_factory=loop_factory(trunx_config.load().agi_event_loop)) as r:
         sys.exit(r.run(run(args.once)))
