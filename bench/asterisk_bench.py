@@ -1,6 +1,6 @@
 """Concurrent IVR calls through the real Asterisk 22 (issue 6, part 3).
 
-Our PBX (asterisk_conf/ + dialplan/) from the cached root, the engine in its own process
+Our PBX (trunx/asterisk/conf/ + dialplan/) from the cached root, the engine in its own process
 with the demo account (the seed tree, prompts spoken by espeak-ng and staged into the PBX's
 sounds folder), and `calls` scripted callers originated over AMI on Local channels at
 once, each pressing 1 during the welcome prompt and 2 during the next, as

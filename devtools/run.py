@@ -1,7 +1,8 @@
 """`make run`: the whole stack on embedded defaults, with a demo call through it.
 
 Starts Redis (unless TRUNX_REDIS_URL points at one), an Asterisk from the cached root with
-trunx's config and dialplan, the engine (in this process) and the admin API (gunicorn).
+trunx's config and dialplan, a second Asterisk behind its trunk playing the carrier (the
+sandbox numbers below), the engine (in this process) and the admin API (gunicorn).
 Creates a demo account and key, publishes the IVR seed's tree on +19495551234 with spoken
 prompts, places a call through Asterisk that presses 1 then 2, and prints the path it took.
 Then it stays up until Ctrl-C (or exits at once with --once, as the tests run it).
@@ -30,6 +31,15 @@ from trunx.models import Call
 from trunx.store import Store
 
 log = logging.getLogger("trunx.run")
+# The sandbox carrier's numbers (devtools/stack/dialplan/carrier.conf), as README's "Try it"
+# documents them: an outbound call to each ends as said here.
+SANDBOX = (
+    ("+12025550160", "answers, says \"Hello world\", hangs up: completed (callee-hangup)"),
+    ("+12025550110", "busy: failed (busy)"),
+    ("+12025550120", "rings, never answers: failed (no-answer) after originate_timeout"),
+    ("+12025550170", "voicemail: a greeting ending in a beep, hangs up 10 s later: "
+                     "completed (callee-hangup)"),
+)
 DEMO_STEPS = "w1-d1-w1.5-d2"     # press 1 (a business owner), then 2 (not qualified)
 
 
@@ -76,6 +86,9 @@ async def run(once: bool) -> int:
         agi_port = cfg.agi_port if _port_free(cfg.agi_port) else free_port()
         root = find_root()
         pbx = stack.enter_context(Asterisk(root, "run", agi_port=agi_port))
+        carrier = stack.enter_context(Asterisk(root, "runcarrier", role="carrier",
+                                               sip_port=pbx.carrier_sip_port,
+                                               pbx_sip_port=pbx.sip_port))
         # A sounds folder that outlives this Asterisk instance, so that the IVR versions in
         # a persistent database keep pointing at files that exist on the next run.
         sounds_in_root = "/var/lib/trunx/sounds"
@@ -84,6 +97,8 @@ async def run(once: bool) -> int:
                           ami_user=pbx.ami_user, ami_secret=pbx.ami_secret)
         print(f"asterisk  up in {pbx.boot_seconds:.1f} s (AMI 127.0.0.1:{pbx.ami_port}, "
               f"SIP 127.0.0.1:{pbx.sip_port})")
+        print(f"carrier   up in {carrier.boot_seconds:.1f} s (the sandbox behind the trunk, "
+              f"SIP 127.0.0.1:{carrier.sip_port})")
 
         store = Store.open(cfg)
         stack.callback(store.redis.close)
@@ -115,8 +130,15 @@ async def run(once: bool) -> int:
 
         row = await demo_call(pbx)
         print("\ndemo call through Asterisk, pressing 1 then 2:\n" + describe(row))
-        print(f"\ntry it:\n  curl -H 'Authorization: Bearer {key}' "
-              f"http://127.0.0.1:{api_port}/ivr/qualify-business")
+        base = f"http://127.0.0.1:{api_port}"
+        auth = f"-H 'Authorization: Bearer {key}'"
+        print(f"\ntry it:\n  curl {auth} {base}/ivr/qualify-business")
+        print(f"\nsandbox numbers (outbound calls from {DEMO_DID}):")
+        for number, what in SANDBOX:
+            print(f"  {number}  {what}")
+        print(f"  curl {auth} -H 'Content-Type: application/json' "
+              f"-d '{{\"from\": \"{DEMO_DID}\", \"to\": \"{SANDBOX[0][0]}\"}}' "
+              f"{base}/api/voice")
         ok = row.path and row.outcome == "hangup" and \
             [p["node"] for p in row.path if p["event"] == "enter"] == \
             ["welcome", "has_business", "unqualified"]
@@ -145,10 +167,22 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _raise_open_files() -> None:
+    """The engine runs in this process with a FastAGI socket per call: a shell's usual soft
+    limit of 1,024 open files would stop `make run` short of 1,000 calls."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m devtools.run", description=__doc__)
     parser.add_argument("--once", action="store_true", help="stop after the demo call")
     args = parser.parse_args(argv)
+    _raise_open_files()
     logging.basicConfig(level=logging.WARNING)
     with asyncio.Runner(loop_factory=loop_factory(trunx_config.load().agi_event_loop)) as r:
         sys.exit(r.run(run(args.once)))

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # System packages trunx needs, from Debian's archive. Idempotent; skips apt when all are there.
 set -euo pipefail
+# graphviz: IVR diagrams; chromium: the console's browser tests
+# systemd: systemd-analyze verifies the units in deploy/systemd (tests/integration/test_packaging.py)
+# sip-tester: SIPp, the outside SIP caller of the capacity test (tests/integration/test_capacity.py)
 PKGS=(redis-server sox libsox-fmt-mp3 espeak-ng openssh-server openssh-client debootstrap wrk
-      graphviz chromium chromium-driver)  # graphviz: IVR diagrams; chromium: the console's browser tests
+      graphviz chromium chromium-driver systemd sip-tester)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,10 @@
-"""The `trunx` command (also `python -m trunx`): accounts, keys, config, resync.
+"""The `trunx` command (also `python -m trunx`): the services, Asterisk set-up, and admin.
 
+    trunx --version
+    trunx [--config PATH] engine                   the FastAGI engine (python -m agi_server)
+    trunx [--config PATH] api [--bind HOST:PORT]   the admin API under gunicorn, shipped settings
+    trunx asterisk install --etc DIR [--agi agi://host:port] [--dry-run] [trunk options]
+    trunx [--config PATH] asterisk check           ask Asterisk over AMI what trunx lacks
     trunx [--config PATH] accounts create NAME     a new account and its first API key
     trunx [--config PATH] keys create ACCOUNT_ID   another key for an account
     trunx [--config PATH] config                   the effective config, secrets masked
@@ -8,24 +13,38 @@
                                                    how Ultravox admits our INVITEs
                                                    (trunx/ultravox_sip.py)
 
+`engine` and `api` check the config first (a bad key or value is refused with its name),
+then replace this process with the service, so a service manager sees the service itself.
+
 A key is printed once; only its hash is stored, so there is no way to show it again.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
+import trunx
 from trunx import config as trunx_config
+from trunx.asterisk import install as asterisk_install
 
 _KEY_NOTE = "the key is shown once; trunx keeps only its hash"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="trunx", description="trunx administration")
+    p = argparse.ArgumentParser(prog="trunx", description="trunx: services, Asterisk set-up "
+                                "and administration")
+    p.add_argument("--version", action="version", version=f"trunx {trunx.__version__}")
     p.add_argument("--config", metavar="PATH", help="INI file with a [trunx] section "
                    "(default: $TRUNX_CONFIG)")
     sub = p.add_subparsers(dest="command", required=True)
+    engine = sub.add_parser("engine", help="run the FastAGI engine")
+    engine.add_argument("--log-level", default="INFO")
+    api = sub.add_parser("api", help="run the admin API (gunicorn, shipped settings)")
+    api.add_argument("--bind", metavar="HOST:PORT",
+                     help="default: api_host:api_port from the config")
+    _asterisk_parser(sub)
     accounts = sub.add_parser("accounts", help="manage accounts")
     acc_sub = accounts.add_subparsers(dest="action", required=True)
     acc_sub.add_parser("create", help="create an account and its first key") \
@@ -47,9 +66,94 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _asterisk_parser(sub) -> None:
+    ast = sub.add_parser("asterisk", help="add trunx to an Asterisk, or check one")
+    ast_sub = ast.add_subparsers(dest="asterisk_command", required=True)
+    inst = ast_sub.add_parser("install", help="write trunx's files into an Asterisk config "
+                              "folder and #include them (docs/operators.md)")
+    inst.add_argument("--etc", required=True, help="the folder Asterisk reads its config from")
+    inst.add_argument("--agi", default="agi://127.0.0.1:4573",
+                      help="where the engine listens (agi://host:port)")
+    inst.add_argument("--dry-run", action="store_true", help="print the change, write nothing")
+    inst.add_argument("--ami-user", default="trunx")
+    inst.add_argument("--ami-secret", default="",
+                      help="default: keep the installed one, or make a random one")
+    inst.add_argument("--ami-bind", default="", metavar="HOST:PORT",
+                      help="turn AMI on at this address (default: manager.conf's own)")
+    inst.add_argument("--ami-permit", default="127.0.0.1/255.255.255.255",
+                      metavar="ADDRESS/MASK", help="where the engine connects to AMI from")
+    inst.add_argument("--sip-bind", default="0.0.0.0:5060", metavar="HOST:PORT",
+                      help="trunx's UDP transport, written only if pjsip.conf has none")
+    inst.add_argument("--trunk-host", metavar="HOST[:PORT]", help="the carrier's SIP server")
+    inst.add_argument("--trunk-user", default="", help="the carrier's digest username")
+    inst.add_argument("--trunk-secret", default="",
+                      help="its password (default: $TRUNX_TRUNK_SECRET)")
+    inst.add_argument("--no-register", dest="register", action="store_false",
+                      help="the carrier sends calls to a fixed address: no registration")
+    inst.add_argument("--trunk-match", action="append", default=[], metavar="ADDRESS",
+                      help="an address the carrier calls from (repeat; default: its host)")
+    chk = ast_sub.add_parser("check", help="ask Asterisk over AMI what trunx still lacks")
+    chk.add_argument("--host", help="default: ami_host from the config")
+    chk.add_argument("--port", type=int, help="default: ami_port")
+    chk.add_argument("--user", help="default: ami_user")
+    chk.add_argument("--secret", help="default: ami_secret")
+
+
+def _install(args) -> int:
+    trunk = None
+    if args.trunk_host:
+        trunk = asterisk_install.Trunk(
+            args.trunk_host, args.trunk_user,
+            args.trunk_secret or os.environ.get("TRUNX_TRUNK_SECRET", ""),
+            register=args.register, match=tuple(args.trunk_match))
+    options = asterisk_install.Options(agi=args.agi, ami_user=args.ami_user,
+                                       ami_secret=args.ami_secret, ami_bind=args.ami_bind,
+                                       ami_permit=args.ami_permit,
+                                       sip_bind=args.sip_bind, trunk=trunk)
+    try:
+        plan = asterisk_install.plan(args.etc, options)
+    except asterisk_install.InstallError as exc:
+        print(f"trunx: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print("dry run: nothing written\n" + plan.describe(), end="")
+        return 0
+    written = asterisk_install.apply(plan)
+    print(plan.describe(), end="")
+    print(f"{len(written)} file(s) changed; reload Asterisk (`core reload`) to use them")
+    return 0
+
+
+def _exec(argv: list[str], config_path: str | None) -> int:
+    env = dict(os.environ)
+    if config_path:
+        env["TRUNX_CONFIG"] = config_path
+    os.execve(sys.executable, [sys.executable, *argv], env)
+    return 1   # not reached: execve replaces this process
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    config = trunx_config.load(args.config)
+    if args.command == "asterisk" and args.asterisk_command == "install":
+        return _install(args)
+    try:
+        config = trunx_config.load(args.config)
+    except trunx_config.ConfigError as exc:
+        print(f"trunx: config refused: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "engine":
+        return _exec(["-m", "agi_server", "--log-level", args.log_level], args.config)
+    if args.command == "api":
+        bind = args.bind or f"{config.api_host}:{config.api_port}"
+        return _exec(["-m", "gunicorn", "-c", "python:admin_api.gunicorn_conf", "-b", bind,
+                      "admin_api.wsgi:app"], args.config)
+    if args.command == "asterisk":
+        from trunx.asterisk.check import check
+
+        report = check(args.host or config.ami_host, args.port or config.ami_port,
+                       args.user or config.ami_user, args.secret or config.ami_secret)
+        print(report.text(), end="")
+        return 0 if not report.missing else 1
     if args.command == "config":
         print(json.dumps(config.masked(), indent=2, default=list))
         return 0

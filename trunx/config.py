@@ -3,6 +3,11 @@
 Every setting has a default that runs on embedded parts (SQLite, local Redis, local
 Asterisk, espeak-ng), so a fresh checkout needs no configuration at all.
 `python -m trunx config` prints the effective values (secrets masked).
+deploy/trunx.ini is a sample file with every key commented.
+
+load() checks what it is given, so a process refuses to start on a config it would
+misread: an unknown key in the file, a value of the wrong kind or out of range, or (with
+`environment = production`) the development AMI secret. ConfigError names the key.
 
 Environment names are the field names upper-cased with a `TRUNX_` prefix
 (`TRUNX_REDIS_URL`), except provider keys, which use the providers' own well-known names
@@ -19,6 +24,8 @@ from pathlib import Path
 
 _PLAIN_ENV = {"elevenlabs_api_key": "ELEVENLABS_API_KEY", "ultravox_api_key": "ULTRAVOX_API_KEY"}
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")   # scheme://user:PASSWORD@host
+DEV_AMI_SECRET = "trunx-dev-secret"
+ENVIRONMENTS = ("development", "production")
 _SECRETS = {"elevenlabs_api_key", "ultravox_api_key", "ami_secret", "sftp_password",
             "webhook_secret"}
 
@@ -27,8 +34,20 @@ def _default_data_dir() -> str:
     return str(Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local/share")) / "trunx")
 
 
+class ConfigError(ValueError):
+    """A setting that cannot be used; `key` names it (as in the file, or the env variable)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
 @dataclass(frozen=True)
 class Config:
+    # development (the default: a checkout runs with no config) or production, where
+    # the development AMI secret is refused
+    environment: str = "development"
+
     # storage
     data_dir: str = field(default_factory=_default_data_dir)
     database_url: str = ""  # empty: sqlite file <data_dir>/trunx.db
@@ -58,7 +77,7 @@ class Config:
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
     ami_user: str = "trunx"
-    ami_secret: str = "trunx-dev-secret"
+    ami_secret: str = DEV_AMI_SECRET
     originate_cps: float = 5.0        # outbound calls placed per second at most (0: no limit)
     originate_timeout: int = 45       # seconds an outbound call may ring before no-answer
 
@@ -169,30 +188,86 @@ def _coerce(raw: str, kind):
             return False
         raise ValueError(f"not a boolean: {raw!r}")
     if kind == "int":
-        return int(raw)
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"not a whole number: {raw!r}") from None
     if kind == "float":
-        return float(raw)
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"not a number: {raw!r}") from None
     if kind.startswith("tuple"):
         return tuple(p.strip() for p in raw.split(",") if p.strip())
     return raw
 
 
+_PORTS = ("agi_port", "ami_port", "api_port", "sftp_port", "audiosocket_port")
+_CHOICES = {"environment": ENVIRONMENTS, "agi_event_loop": ("uvloop", "asyncio"),
+            "staging": ("local", "sftp"), "ultravox_sip_mode": ("allowlist", "register")}
+
+
+def check(config: Config) -> Config:
+    """Refuse values no part of trunx can run on; returns the config when it is sound."""
+    for name in _PORTS:
+        # 0 asks the kernel for a free port (tests listen that way)
+        if not 0 <= getattr(config, name) < 65536:
+            raise ConfigError(name, f"not a port (0-65535): {getattr(config, name)}")
+    for name, choices in _CHOICES.items():
+        if getattr(config, name) not in choices:
+            raise ConfigError(name, f"{getattr(config, name)!r} is not one of "
+                                    f"{', '.join(choices)}")
+    for f in fields(Config):
+        value = getattr(config, f.name)
+        if f.type in ("int", "float") and value < 0:
+            raise ConfigError(f.name, f"must not be negative: {value}")
+    if config.environment != "development":
+        if not config.ami_secret:
+            raise ConfigError("ami_secret", "is not set: use the secret `trunx asterisk "
+                                            "install` wrote into Asterisk's trunx/manager.conf")
+        if config.ami_secret == DEV_AMI_SECRET:
+            raise ConfigError("ami_secret", "is the development secret, refused outside "
+                                            "development: set a secret of your own (the "
+                                            "one in Asterisk's manager.conf)")
+        if len(config.ami_secret) < 12:
+            raise ConfigError("ami_secret", "is shorter than 12 characters")
+    return config
+
+
 def load(path: str | None = None, env: dict | None = None, **overrides) -> Config:
-    """Defaults, then the INI file ([trunx] section), then environment, then overrides."""
+    """Defaults, then the INI file ([trunx] section), then environment, then overrides;
+    checked (ConfigError names the first key that is wrong)."""
     env = os.environ if env is None else env
     values: dict = {}
+    known = {f.name: f for f in fields(Config)}
     path = path or env.get("TRUNX_CONFIG")
     if path:
-        parser = configparser.ConfigParser()
-        if not parser.read(path):
+        parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
+        try:
+            found = parser.read(path)
+        except configparser.Error as exc:
+            raise ConfigError(path, f"not an INI file: {exc}") from None
+        if not found:
             raise FileNotFoundError(f"config file not found: {path}")
+        for section in parser.sections():
+            if section != "trunx":
+                raise ConfigError(f"[{section}]", f"unknown section in {path} "
+                                                  "(settings go under [trunx])")
         section = parser["trunx"] if parser.has_section("trunx") else {}
-        for f in fields(Config):
-            if f.name in section:
-                values[f.name] = _coerce(section[f.name], f.type)
+        for key in section:
+            if key not in known:
+                raise ConfigError(key, f"unknown setting in {path}")
+            values[key] = _coerced(key, section[key], known[key].type)
     for f in fields(Config):
         name = _PLAIN_ENV.get(f.name, "TRUNX_" + f.name.upper())
         if name in env:
-            values[f.name] = _coerce(env[name], f.type)
+            values[f.name] = _coerced(name, env[name], f.type)
     values.update(overrides)
-    return Config(**values)
+    return check(Config(**values))
+
+
+def _coerced(key: str, raw: str, kind):
+    try:
+        return _coerce(raw, kind)
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from None

@@ -10,14 +10,19 @@ from .asterisk import (
                        pbx_and_carrier,
                        render_config,
 )
+from .docker import ContainerAsterisk, backend, container_root, docker_answers
 from .procs import free_port, wait_until, wait_until_async
 from .redis import RedisServer
 
 __all__ = [
                        "Asterisk",
                        "AsteriskError",
+                       "ContainerAsterisk",
                        "RedisServer",
                        "RootMissing",
+                       "backend",
+                       "container_root",
+                       "docker_answers",
                        "find_root",
                        "free_port",
                        "pbx_and_carrier",

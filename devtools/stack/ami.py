@@ -187,8 +187,8 @@ async def originate_local(ami: AmiClient, number: str, steps: str = "", *,
                           variables: Mapping[str, str] | None = None,
                           timeout: float = 30.0) -> OriginatedCall:
     """Originate `Local/<number>@<context>` whose other half runs [test-caller] with STEPS
-    (see dialplan/test-caller.conf). Async: returns once Asterisk accepted the action; follow
-    the call by its uniqueids (OriginateResponse, Hangup events)."""
+    (see devtools/stack/dialplan/test-caller.conf). Async: returns once Asterisk accepted
+    the action; follow the call by its uniqueids (OriginateResponse, Hangup events)."""
     token = uuid.uuid4().hex[:12]
     call = OriginatedCall(caller_id=f"tc-{token}", callee_id=f"td-{token}")
     fields: list[tuple[str, object]] = [

@@ -4,7 +4,8 @@ An instance is a directory under ROOT/var/tmp/trunx/ holding its rendered config
 writable Asterisk directory, so any number of instances run side by side from one ROOT:
 
     ROOT/var/tmp/trunx/pbx-1a2b3c4d/
-        etc/            asterisk_conf/*.conf (+ asterisk_conf/<role>/ overrides), etc/dialplan/
+        etc/            trunx's shipped conf (trunx/asterisk/conf/*.conf) + the role's layers
+                        (devtools/stack/asterisk_conf/<layer>/), etc/dialplan/
         run/ log/ spool/ lib/ cache/    Asterisk's own
         sounds/         files the engine stages for playback
         recordings/     what MixMonitor records in tests
@@ -28,19 +29,34 @@ import struct
 import subprocess
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
+from trunx.asterisk import conf_dir, dialplan_dir
 from trunx.config import Config
 
 from .procs import free_port, pid_alive, spawn, stop_process, udp_range_free, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
-CONF_DIR = REPO / "asterisk_conf"
-DIALPLAN_DIR = REPO / "dialplan"
+# what trunx ships (package data, as installed) ...
+CONF_DIR = conf_dir()
+DIALPLAN_DIR = dialplan_dir()
+# ... and what only the development stack and the tests add: the test carrier's config and
+# the scripted caller's contexts, which the shipped dialplan does not include
+HERE = Path(__file__).resolve().parent
+DEV_CONF_DIR = HERE / "asterisk_conf"
+DEV_DIALPLAN_DIR = HERE / "dialplan"
+TEST_INCLUDE = '#include "dialplan/test-caller.conf"\n'
 INSTANCES_IN_ROOT = "/var/tmp/trunx"
 ASTERISK_BIN = "/usr/sbin/asterisk"
-ROLES = ("pbx", "carrier")
+# a role is the layers of DEV_CONF_DIR written over the shipped config, in order:
+# "carrier" is the test carrier; "carrier_auth" the same carrier requiring its PBX to
+# register and to answer a digest challenge (the trunk an operator gets from a real carrier)
+# "stock" is Debian's own /etc/asterisk from the root (an operator's Asterisk), with only
+# asterisk.conf swapped for the instance's directories; a test adds trunx to it with
+# `trunx asterisk install` (the prepare hook) before it starts
+ROLES = {"pbx": (), "carrier": ("carrier",), "carrier_auth": ("carrier", "carrier_auth"),
+         "stock": ()}
 _PLACEHOLDER = re.compile(r"@@([A-Z][A-Z0-9_]*)@@")
 _CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C"}
 
@@ -81,41 +97,62 @@ def render(text: str, values: dict[str, object], source: str = "<template>") -> 
 
 
 def render_config(dest_etc: Path, values: dict[str, object], role: str = "pbx",
-                  conf_dir: Path = CONF_DIR, dialplan_dir: Path = DIALPLAN_DIR) -> list[Path]:
-    """Write conf_dir/*.conf, then conf_dir/<role>/*.conf over them, and dialplan_dir/*.conf
-    into dest_etc/dialplan/, all rendered. Returns the files written."""
+                  conf_dir: Path = CONF_DIR, dialplan_dir: Path = DIALPLAN_DIR,
+                  test_contexts: bool = True) -> list[Path]:
+    """Write conf_dir/*.conf, then each of the role's layers (DEV_CONF_DIR/<layer>/*.conf)
+    over them, and the shipped and development dialplans into dest_etc/dialplan/, all
+    rendered. A PBX with test_contexts also includes the scripted caller's contexts (the
+    shipped dialplan does not). Returns the files written."""
     if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+        raise ValueError(f"role must be one of {tuple(ROLES)}, not {role!r}")
     sources: dict[Path, Path] = {}
     for src in sorted(conf_dir.glob("*.conf")):
         sources[dest_etc / src.name] = src
-    if role != "pbx":
-        for src in sorted((conf_dir / role).glob("*.conf")):
+    for layer in ROLES[role]:
+        for src in sorted((DEV_CONF_DIR / layer).glob("*.conf")):
             sources[dest_etc / src.name] = src
-    for src in sorted(dialplan_dir.glob("*.conf")):
-        sources[dest_etc / "dialplan" / src.name] = src
+    for folder in (dialplan_dir, DEV_DIALPLAN_DIR):
+        for src in sorted(folder.glob("*.conf")):
+            sources[dest_etc / "dialplan" / src.name] = src
     for dest, src in sources.items():
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(render(src.read_text(), values, str(src)))
+    if role in ("pbx", "stock") and test_contexts:
+        with open(dest_etc / "extensions.conf", "a") as out:
+            out.write("\n; added by the development stack, not shipped\n" + TEST_INCLUDE)
     return list(sources)
 
 
+# RTP and RTCP take a port each per call leg with media: 2,400 ports hold 1,200 calls on
+# the trunk (each instance has its own range; the load run behind this: docs/operators.md)
+RTP_PORTS = 2400
 _rtp_ranges_given: list[range] = []
 
 
 def _pick_rtp_range(count: int) -> int:
-    """A random even start in 20000-39999 whose first ports are free and whose range overlaps
-    no other this process handed out. (Two processes may overlap: Asterisk then skips ports
-    it cannot bind, so that costs nothing but spread.)"""
-    for _ in range(100):
-        start = random.randrange(20000, 40000 - count, 2)
+    """An even start in 20000-39999 for `count` ports: a slot overlapping no range this
+    process handed out, whose first ports are free, tried in random order; else (more
+    instances at once than slots) any start. Overlaps, with another process or past the
+    slots, cost only spread: Asterisk skips the ports it cannot bind."""
+    lo, hi = 20000, 40000
+    count += count % 2
+    starts = list(range(lo, hi - count + 1, count)) if count <= hi - lo else [lo]
+    random.shuffle(starts)
+    for start in starts:
         wanted = range(start, start + count)
         if any(wanted.start < r.stop and r.start < wanted.stop for r in _rtp_ranges_given):
             continue
         if udp_range_free(start, min(count, 8)):
             _rtp_ranges_given.append(wanted)
             return start
-    raise AsteriskError("no free RTP port range found in 20000-39999")
+    start = random.randrange(lo, max(lo + 2, hi - count), 2)
+    _rtp_ranges_given.append(range(start, start + count))
+    return start
+
+
+def _release_rtp_range(start: int) -> None:
+    """Let a stopped instance's range be handed out again (a test session starts many)."""
+    _rtp_ranges_given[:] = [r for r in _rtp_ranges_given if r.start != start]
 
 
 def _write_moh(path: Path) -> None:
@@ -180,12 +217,14 @@ class Asterisk:
     def __init__(self, root: str | Path, name: str = "pbx", role: str = "pbx", *,
                  agi_port: int = Config.agi_port, sip_port: int | None = None,
                  carrier_sip_port: int | None = None, pbx_sip_port: int | None = None,
-                 ami_port: int | None = None, rtp_ports: int = 200,
+                 ami_port: int | None = None, rtp_ports: int = RTP_PORTS,
                  ami_user: str = Config.ami_user, ami_secret: str = Config.ami_secret,
                  instance: str | None = None, keep: bool = False, boot_timeout: float = 60.0,
-                 conf_dir: Path = CONF_DIR, dialplan_dir: Path = DIALPLAN_DIR):
+                 conf_dir: Path = CONF_DIR, dialplan_dir: Path = DIALPLAN_DIR,
+                 test_contexts: bool = True, values: dict[str, object] | None = None,
+                 prepare: Callable[[Path], object] | None = None):
         if role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+            raise ValueError(f"role must be one of {tuple(ROLES)}, not {role!r}")
         if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", name):
             raise ValueError(f"name must be [a-z0-9_]+, not {name!r}")
         self.root = Path(root)
@@ -196,6 +235,9 @@ class Asterisk:
         # the other end of the trunk; an unused port when there is none, so config stays valid
         self.carrier_sip_port = carrier_sip_port or free_port(socket.SOCK_DGRAM)
         self.pbx_sip_port = pbx_sip_port or free_port(socket.SOCK_DGRAM)
+        self.test_contexts = test_contexts
+        self.prepare_etc = prepare
+        self.extra_values = dict(values or {})
         self.rtp_start = _pick_rtp_range(rtp_ports)
         self.rtp_end = self.rtp_start + rtp_ports - 1
         self.ami_user, self.ami_secret = ami_user, ami_secret
@@ -242,6 +284,7 @@ class Asterisk:
             "PBX_SIP_PORT": self.pbx_sip_port,
             "RTP_START": self.rtp_start, "RTP_END": self.rtp_end,
             "AGI_PORT": self.agi_port, "SOUNDS_DIR": self.sounds_dir_in_root,
+            **self.extra_values,
         }
 
     # lifecycle -----------------------------------------------------------------------
@@ -256,8 +299,28 @@ class Asterisk:
         (inst / "owner.pid").write_text(f"{os.getpid()}\n")
         if self.keep:
             (inst / "keep").touch()
-        render_config(inst / "etc", self.values(), self.role, self.conf_dir, self.dialplan_dir)
+        if self.role == "stock":
+            self._stock_config(inst / "etc")
+        else:
+            render_config(inst / "etc", self.values(), self.role, self.conf_dir,
+                          self.dialplan_dir, self.test_contexts)
+        if self.prepare_etc is not None:
+            self.prepare_etc(inst / "etc")
         _write_moh(inst / "moh" / "chime.wav")
+
+    def _stock_config(self, etc: Path) -> None:
+        """The root's stock configs, our asterisk.conf (instance directories) over theirs, the
+        development dialplan beside them; the test-caller include appended to extensions.conf
+        (an operator's Asterisk has no such thing; tests place calls with it)."""
+        shutil.copytree(self.root / "etc/asterisk", etc, dirs_exist_ok=True, symlinks=True)
+        (etc / "asterisk.conf").write_text(render((self.conf_dir / "asterisk.conf").read_text(),
+                                                  self.values(), "asterisk.conf"))
+        (etc / "dialplan").mkdir(exist_ok=True)
+        for src in sorted(DEV_DIALPLAN_DIR.glob("*.conf")):
+            (etc / "dialplan" / src.name).write_text(render(src.read_text(), self.values()))
+        if self.test_contexts:
+            with open(etc / "extensions.conf", "a") as out:
+                out.write("\n; added by the development stack, not shipped\n" + TEST_INCLUDE)
 
     def _rx_argv(self, command: str) -> list[str]:
         return ["chroot", str(self.root), ASTERISK_BIN, "-C", self.conf_in_root, "-rx", command]
@@ -305,6 +368,7 @@ class Asterisk:
         """`core stop now`, then SIGTERM/SIGKILL past the deadline; reaps; removes the
         instance dir unless keep was asked."""
         proc, self._proc = self._proc, None
+        _release_rtp_range(self.rtp_start)
         if proc is not None:
             if proc.poll() is None:
                 try:

@@ -7,7 +7,9 @@ from the cached Debian root (DESIGN.md, "Real Asterisk").
 - `agi_port`       session: the free port our PBX sends FastAGI to; the engine (or a test's
                    own FastAGI server) listens there
 - `carrier_sip_port` session: the SIP port the carrier will use, known before either starts
-- `pbx`            session: our PBX (asterisk_conf/ + dialplan/), booted
+- `pbx`            session: our PBX (trunx/asterisk/conf/ + dialplan/), booted; in a
+                   container where a Docker engine answers (devtools/stack/docker.py), else
+                   from the root under chroot (what CI runs: it has no Docker engine)
 - `carrier`        session: the test carrier (role "carrier") wired to `pbx`, booted on demand
 - `pbx_ami`, `carrier_ami`  function: logged-in AmiClient as the least-privilege user
 """
@@ -17,7 +19,15 @@ import socket
 
 import pytest
 
-from devtools.stack import Asterisk, RootMissing, find_root, free_port
+from devtools.stack import (
+    Asterisk,
+    ContainerAsterisk,
+    RootMissing,
+    backend,
+    container_root,
+    find_root,
+    free_port,
+)
 from devtools.stack.ami import AmiClient
 from tests.conftest import missing
 
@@ -63,16 +73,23 @@ def _booted(instance: Asterisk):
         instance.stop()
 
 
+def _instance(root, *args, **kwargs) -> Asterisk:
+    """The session's shared instances run where the stack's backend says."""
+    if backend() == "docker":
+        return ContainerAsterisk(container_root(), *args, **kwargs)
+    return Asterisk(root, *args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def pbx(asterisk_root, agi_port, carrier_sip_port):
-    yield from _booted(Asterisk(asterisk_root, "pbx", agi_port=agi_port,
-                                carrier_sip_port=carrier_sip_port))
+    yield from _booted(_instance(asterisk_root, "pbx", agi_port=agi_port,
+                                 carrier_sip_port=carrier_sip_port))
 
 
 @pytest.fixture(scope="session")
 def carrier(asterisk_root, pbx, carrier_sip_port):
-    yield from _booted(Asterisk(asterisk_root, "carrier", role="carrier",
-                                sip_port=carrier_sip_port, pbx_sip_port=pbx.sip_port))
+    yield from _booted(_instance(asterisk_root, "carrier", role="carrier",
+                                 sip_port=carrier_sip_port, pbx_sip_port=pbx.sip_port))
 
 
 async def _ami(instance: Asterisk):

@@ -23,7 +23,7 @@ from trunx.models import Account, AudioAsset, Call, Suppression
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 CALLER = "+12025550199"
-# The carrier answers +1NXX555014X and hangs up 2 s later (dialplan/carrier.conf).
+# The carrier answers +1NXX555014X and hangs up 2 s later (devtools/stack/dialplan/carrier.conf).
 TRANSFER_DIAL = "PJSIP/+12025550140@carrier"
 
 

@@ -1,6 +1,7 @@
 """Outbound calls on the real two-Asterisk SIP path: the engine (in-process) originates over
 AMI to our PBX, which dials the test carrier over SIP; status comes from AMI events and is
-read back from SQLite. See dialplan/carrier.conf for what each carrier number does."""
+read back from SQLite. See devtools/stack/dialplan/carrier.conf for what each carrier number
+does."""
 from __future__ import annotations
 
 import asyncio
