@@ -113,9 +113,10 @@ CONF_NAME = "pjsip_ultravox.conf"     # asterisk_conf/pjsip.conf #tryincludes it
 
 def pjsip_registration_conf(username: str, password: str) -> str:
     """The PJSIP objects the operator's Asterisk needs for Ultravox to register as
-    `username`: an endpoint of that name (Asterisk's `username` identifier finds it by the
-    REGISTER's From user), its digest auth, and an AOR of the same name holding the one
-    registered contact that `PJSIP/agent_<id>@<username>` dials."""
+    `username`: an endpoint of that name (Asterisk's `auth_username` identifier finds it by
+    the username of the REGISTER's digest credentials), its digest auth, and an AOR of the
+    same name holding the one registered contact that `PJSIP/agent_<id>@<username>`
+    dials."""
     if not _USERNAME.match(username or "") or not password \
             or any(c in password for c in "\r\n;#\"") or password != password.strip():
         raise SipSetupError("bad-sip-username", "username or password unusable in pjsip.conf")

@@ -221,20 +221,21 @@ async def _run(ch, call: dict, config, client: Ultravox) -> None:
                               dial_options(call))
         # Dial answers -1 when the calling channel hung up during it
         caller_gone = _code(reply) == -1 or getattr(ch.transport, "hung_up", False)
-        if not caller_gone:
-            dial_status = await ch.get_variable("DIALSTATUS")
     except AGIHangup:            # the callee hung up: collect what Ultravox has all the same
         caller_gone = True
-    finally:
-        if not caller_gone and dial_status != "ANSWER":
-            stop.set()           # no INVITE was admitted: nothing to look for
+    try:                         # readable on a dead channel too
+        dial_status = await ch.get_variable("DIALSTATUS")
+    except AGIHangup:
+        pass
+    if dial_status and dial_status != "ANSWER":
+        stop.set()               # no INVITE was admitted: no call to look for
     try:
         uv_call_id = await claim
     except UltravoxError as exc:
         await _failed(call_id, exc.code, exc.message)
         return
 
-    if not caller_gone and dial_status != "ANSWER":
+    if dial_status != "ANSWER" and (not caller_gone or dial_status):
         await _failed(call_id, f"dial-{(dial_status or 'unknown').lower()}",
                       "Ultravox's SIP side did not answer", uv_call_id)
         return

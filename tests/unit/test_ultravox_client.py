@@ -153,3 +153,24 @@ def test_ids_are_path_segments(client, fake):
     with pytest.raises(UltravoxError):
         client.get_agent("../calls")
     assert fake.last("GET", "/api/")["path"] == "/api/agents/..%2Fcalls"
+
+
+def test_trunx_ultravox_sip_show_and_allowlist_from_the_command_line(fake, tmp_path, capsys):
+    import json
+
+    from trunx import cli
+
+    ini = tmp_path / "trunx.ini"
+    ini.write_text(f"[trunx]\ndata_dir = {tmp_path}\nultravox_api_key = {KEY}\n"
+                   f"ultravox_base_url = {fake.base_url}\n")
+    assert cli.main(["--config", str(ini), "ultravox", "sip", "allowlist",
+                     "203.0.113.7"]) == 0
+    assert json.loads(capsys.readouterr().out)["allowedCidrRanges"] == ["203.0.113.7/32"]
+    assert fake.last("PATCH", "/api/sip")["json"] == {
+        "allowedCidrRanges": ["203.0.113.7/32"], "allowAllAgents": True}
+    assert cli.main(["--config", str(ini), "ultravox", "sip", "show"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["sip"]["domain"] == fake.sip["domain"]
+    assert shown["trunx"] == {"mode": "allowlist", "endpoint": "carrier"}
+    assert cli.main(["--config", str(ini), "ultravox", "sip", "allowlist", "::1"]) == 1
+    assert "IPv4" in capsys.readouterr().err
