@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages trunx needs, from Debian's archive. Idempotent; skips apt when all are there.
 set -euo pipefail
-PKGS=(redis-server sox libsox-fmt-mp3 espeak-ng openssh-server openssh-client debootstrap wrk)
+PKGS=(redis-server sox libsox-fmt-mp3 espeak-ng openssh-server openssh-client debootstrap wrk
+      graphviz chromium chromium-driver)  # IVR diagrams; the console's browser tests
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -168,6 +168,10 @@ class Call(Base):
     ringing_at = peewee.DateTimeField(null=True)
     cause = peewee.IntegerField(null=True)          # Q.850 hangup cause Asterisk reported
 
+    class Meta:
+        # an IVR's calls in a time range: per-node stats (trunx.ivr.stats), the console's log
+        indexes = ((("account", "ivr_id", "created_at"), False),)
+
 
 class CallEvent(Base):
     """One status change of an outbound call, and its webhook delivery."""
