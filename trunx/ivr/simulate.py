@@ -174,6 +174,6 @@ def _visits(program: Program, path: list[dict], world: World) -> list[dict]:
         else:
             visits[-1].setdefault("events", []).append(
                 {k: v for k, v in step.items() if k != "node"})
-    for visit, after in zip(visits, visits[1:]):
+    for visit, after in zip(visits, visits[1:], strict=False):
         visit["next"] = after["node"]
     return visits
