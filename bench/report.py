@@ -315,10 +315,25 @@ class Report:
             self.add("")
 
     # -- the page ---------------------------------------------------------------------
+    def stats(self, s: dict) -> None:
+        self.add("## 5. Per-node IVR stats (GET /ivr/:id/stats)", "",
+                 "Generated histories of inbound calls through one menu (random walks through "
+                 "the engine's state machine, one call a second) in a SQLite file, beside "
+                 f"{s['other_calls']:,} calls of another IVR. Timed: the whole request through "
+                 "the Flask test client (the indexed query, parsing every path, counting, "
+                 f"JSON), median of {s['repeat']} after a warm-up.", "",
+                 "| calls of the IVR | all of them | a one-hour window |", "|---|---|---|")
+        for row in s["rows"]:
+            self.add(f"| {row['calls']:,} | {row['all_ms']:.1f} ms | {row['hour_ms']:.1f} ms |")
+        self.add("")
+        first = s["rows"][0]
+        self.target(f"stats over {first['calls']:,} calls", f"{first['all_ms']:.0f} ms", "", "",
+                    "<= 100 ms", first["all_ms"] <= 100)
+
     def render(self) -> str:
         r = self.r
         m = r["machine"]
-        for name in ("agi", "asterisk", "api", "audio"):
+        for name in ("agi", "asterisk", "api", "audio", "stats"):
             if name in r["sections"]:
                 getattr(self, name)(r["sections"][name])
             elif name in r["failed"]:
