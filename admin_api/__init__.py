@@ -26,6 +26,7 @@ def create_app(config=None, *, redis=None) -> Flask:
         audio,
         auth,
         call_actions,
+        console,
         dids,
         errors,
         ivr,
@@ -64,6 +65,6 @@ def create_app(config=None, *, redis=None) -> Flask:
     errors.init_app(app)
     auth.init_app(app)
     for module in (audio, ivr, ivr_tools, dids, agents, voice, call_actions, suppressions,
-                   account, openapi):
+                   account, openapi, console):
         app.register_blueprint(module.bp)
     return app

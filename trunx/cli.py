@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(counts))
         return 0
     if args.command == "ivr":
-        from trunx.ivr import store as ivr_store
         from trunx.ivr import diagram
+        from trunx.ivr import store as ivr_store
         from trunx.ivr.program import decode
         from trunx.models import Ivr
 
