@@ -5,7 +5,7 @@ from flask import current_app, redirect, request, url_for
 
 from admin_api.console.base import COOKIE, MAX_KEY, bp, render
 from admin_api.errors import status_for
-from trunx.errors import TrunxError
+from trunx.errors import TrunxError, Unauthorized
 
 SESSION_SECONDS = 12 * 3600
 
@@ -29,7 +29,7 @@ def login_post():
                if 0 < len(key) <= MAX_KEY else None)
     if account is None:
         return render("login.html", next=_safe_next(request.form.get("next")),
-                      error="That API key is not valid."), 401
+                      error=Unauthorized("unauthorized", "That API key is not valid.")), 401
     response = redirect(_safe_next(request.form.get("next")), code=303)
     response.set_cookie(COOKIE, key, max_age=SESSION_SECONDS, path="/console",
                         httponly=True, samesite="Strict", secure=request.is_secure)

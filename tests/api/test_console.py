@@ -1,0 +1,145 @@
+"""The console (admin_api/console/) through Flask's test client: signing in keeps the key in
+an HttpOnly cookie, form posts need the page's token and the same origin, a revoked key
+signs out, and each page shows the account's own data. The browser tests
+(tests/integration/test_console_browser.py) drive the same pages in Chromium."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.api.conftest import SEED_TREE
+from trunx.models import ApiKey, Call, new_uuid, utcnow
+
+
+def sign_in(client, tenant):
+    r = client.post("/console/login", data={"key": tenant.key, "next": "/console/ivrs"})
+    assert r.status_code == 303 and r.headers["Location"] == "/console/ivrs"
+    return r
+
+
+def csrf_of(page: str) -> str:
+    return re.search(r'name="csrf" value="([0-9a-f]{64})"', page).group(1)
+
+
+@pytest.fixture
+def signed_in(client, tenant):
+    assert client.post("/ivr", json=SEED_TREE, headers=tenant.headers).status_code == 201
+    sign_in(client, tenant)
+    return tenant
+
+
+def test_sign_in_sets_an_httponly_strict_cookie_and_pages_need_it(client, tenant):
+    r = client.get("/console/ivrs")
+    assert r.status_code == 302 and r.headers["Location"] == "/console/login?next=/console/ivrs"
+    bad = client.post("/console/login", data={"key": "tk_live_nope"})
+    assert bad.status_code == 401 and "not valid" in bad.get_data(as_text=True)
+    cookie = sign_in(client, tenant).headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
+    page = client.get("/console/ivrs")
+    assert page.status_code == 200 and "Acme Dental" in page.get_data(as_text=True)
+    assert page.headers["Cache-Control"] == "no-store"
+    # the API itself still wants a Bearer key: the cookie is the console's only
+    assert client.get("/ivr").status_code == 401
+
+
+def test_an_open_redirect_is_refused(client, tenant):
+    r = client.post("/console/login", data={"key": tenant.key, "next": "//evil.example/x"})
+    assert r.headers["Location"] == "/console/ivrs"
+
+
+def test_posts_need_the_token_and_the_same_origin(client, signed_in):
+    page = client.get("/console/ivrs/qualify-business").get_data(as_text=True)
+    token = csrf_of(page)
+    url = "/console/ivrs/qualify-business/simulate"
+    assert client.post(url, data={"inputs": "1 2"}).status_code == 403
+    assert client.post(url, data={"inputs": "1 2", "csrf": "0" * 64}).status_code == 403
+    assert client.post(url, data={"inputs": "1 2", "csrf": token},
+                       headers={"Origin": "https://evil.example"}).status_code == 403
+    ok = client.post(url, data={"inputs": "1 2", "csrf": token},
+                     headers={"Origin": "http://localhost"})
+    assert ok.status_code == 200
+    assert 'id="sim-outcome">hangup<' in ok.get_data(as_text=True)
+
+
+def test_a_revoked_key_signs_the_console_out(client, signed_in, app):
+    assert client.get("/console/ivrs").status_code == 200
+    with app.app_context():
+        ApiKey.update(revoked_at=utcnow()).where(ApiKey.account == signed_in.id).execute()
+    assert client.get("/console/ivrs").status_code == 302
+
+
+def test_the_ivr_page_draws_the_tree_and_shows_problems_beside_their_node(client, signed_in):
+    page = client.get("/console/ivrs/qualify-business").get_data(as_text=True)
+    assert "<svg" in page and "<?xml" not in page
+    for name in SEED_TREE["nodes"]:
+        assert f'id="node&#45;{name}"' in page      # dot writes '-' as a character reference
+    token = csrf_of(page)
+    r = client.post("/console/ivrs/qualify-business/definition", data={
+        "csrf": token, "node:welcome": '{"audio": "welcome", "gather": {"1": "nowhere"}}',
+        "node:has_business": "{not json", "node:dnc": '{"action": "suppress"}'})
+    assert r.status_code == 422
+    text = r.get_data(as_text=True)
+    problems = dict(re.findall(r'<ul class="problems" id="[^"]+" data-node="([^"]+)">(.*?)</ul>',
+                               text, re.S))
+    assert set(problems) == {"has_business"}      # JSON first: the tree is not validated yet
+    r = client.post("/console/ivrs/qualify-business/definition", data={
+        "csrf": token, "node:welcome": '{"audio": "welcome", "gather": {"1": "nowhere"}}',
+        "node:dnc": '{"action": "suppress"}'})
+    problems = dict(re.findall(r'data-node="([^"]+)">(.*?)</ul>', r.get_data(as_text=True),
+                               re.S))
+    assert set(problems) == {"welcome"} and "nowhere" in problems["welcome"]
+    # nothing was saved: still version 1
+    assert client.get("/console/ivrs").get_data(as_text=True).count("<td>1</td>") == 1
+    r = client.post("/console/ivrs/qualify-business/definition", data={
+        "csrf": token, "node:welcome": '{"audio": "welcome", "gather": {"1": "dnc"}}',
+        "node:dnc": '{"action": "suppress"}'})
+    assert r.status_code == 303
+    sim = client.post("/console/ivrs/qualify-business/simulate",
+                      data={"csrf": token, "inputs": "1"}).get_data(as_text=True)
+    assert 'id="sim-outcome">suppressed<' in sim
+
+
+def test_call_log_and_the_path_timeline(client, signed_in, app):
+    call_id = new_uuid()
+    with app.app_context():
+        Call.create(id=call_id, account=signed_in.id, direction="inbound", status="completed",
+                    from_number="+12025550100", to_number="+19495551234",
+                    ivr_id="qualify-business", ivr_version=1, outcome="hangup",
+                    path=[{"node": "welcome", "event": "enter", "t": 0.0},
+                          {"node": "welcome", "event": "digits", "digits": "1", "t": 1.5},
+                          {"node": "has_business", "event": "enter", "t": 1.5}])
+    log = client.get("/console/calls").get_data(as_text=True)
+    assert f'/console/calls/{call_id}"' in log and "+12025550100" in log
+    page = client.get(f"/console/calls/{call_id}").get_data(as_text=True)
+    steps = re.findall(r'data-node="([^"]+)" data-event="([^"]+)"', page)
+    assert steps == [("welcome", "enter"), ("welcome", "digits"), ("has_business", "enter")]
+    assert "<kbd>1</kbd>" in page
+    assert client.get(f"/console/calls/{new_uuid()}").status_code == 404
+
+
+def test_dnc_add_and_remove_and_a_bad_number_named(client, signed_in, redis):
+    token = csrf_of(client.get("/console/dnc").get_data(as_text=True))
+    bad = client.post("/console/dnc", data={"csrf": token, "number": "12345"})
+    assert bad.status_code == 422 and "E.164" in bad.get_data(as_text=True)
+    assert client.post("/console/dnc", data={"csrf": token, "number": "+19495550111",
+                                             "reason": "asked"}).status_code == 303
+    assert redis.sismember(f"trunx:dnc:{signed_in.id}", "+19495550111")
+    assert "+19495550111" in client.get("/console/dnc").get_data(as_text=True)
+    assert client.post("/console/dnc/remove", data={"csrf": token, "number": "+19495550111"}
+                       ).status_code == 303
+    assert not redis.sismember(f"trunx:dnc:{signed_in.id}", "+19495550111")
+
+
+def test_live_actions_on_a_call_not_in_progress_say_so(client, signed_in):
+    token = csrf_of(client.get("/console/calls/live").get_data(as_text=True))
+    r = client.post(f"/console/calls/live/{new_uuid()}/dtmf", data={"csrf": token,
+                                                                    "digits": "1"})
+    assert r.status_code == 404 and "no call" in r.get_data(as_text=True)
+
+
+def test_other_pages_render(client, signed_in):
+    for url in ("/console/audio", "/console/agents", "/console/calls/live",
+                "/console/ivrs/qualify-business/diagram.svg"):
+        assert client.get(url).status_code == 200, url
+    assert client.get("/console/ivrs/nope").status_code == 404
