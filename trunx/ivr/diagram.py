@@ -2,7 +2,7 @@
 and SVG drawn by Graphviz's `dot`.
 
 Gather nodes are boxes with their prompt, actions are rounded; an edge per key, plus the
-timeout and invalid routes (dashed). Names reach the diagram text only through `_label` /
+timeout and invalid routes (dashed; one edge for both when they lead to the same node). Names reach the diagram text only through `_label` /
 `_dot_quote`, so a name can't break either syntax. `counts` (from trunx.ivr.stats) lays
 how many calls took each edge over its label.
 """
@@ -94,10 +94,13 @@ def to_dot(program: Program, *, prompts: Callable[[str], str | None] | None = No
             for key, target in node.gather.items():
                 label = _with_count(key, counts, (name, key))
                 out.append(f"  {ids[name]} -> {ids[target]} [label={_dot_quote(label)}];")
-            for what, target in (("timeout", node.timeout_node), ("invalid", node.invalid_node)):
-                label = _with_count(what, counts, (name, what))
-                out.append(f"  {ids[name]} -> {ids[target or name]} "
-                           f"[label={_dot_quote(label)}, style=dashed];")
+            timeout_to, invalid_to = node.timeout_node or name, node.invalid_node or name
+            misses = ([("timeout", timeout_to), ("invalid", invalid_to)]
+                      if timeout_to != invalid_to else [("timeout\ninvalid", timeout_to)])
+            for what, target in misses:   # one dashed edge when both go to the same node
+                label = "\n".join(_with_count(w, counts, (name, w)) for w in what.split("\n"))
+                out.append(f"  {ids[name]} -> {ids[target]} "
+                           f"[label={_dot_quote(*label.split(chr(10)))}, style=dashed];")
         else:
             out.append(f"  {ids[name]} [shape=box, style=rounded, id={node_id}, "
                        f"label={_dot_quote(name, _action_text(node))}];")
