@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.api.conftest import SEED_TREE
+from tests.api.test_openapi import conforms
 from trunx.models import Call, new_uuid, utcnow
 
 
@@ -26,6 +27,7 @@ def sim(client, tenant, inputs, **extra):
 def test_simulate_1_then_2_walks_to_the_hangup(client, seeded):
     r = sim(client, seeded, ["1", "2"])
     assert r.status_code == 200, r.json
+    conforms(r, "/ivr/{ivr_id}/simulate", "post")
     body = r.json
     assert [v["node"] for v in body["nodes"]] == ["welcome", "has_business", "unqualified"]
     assert body["nodes"][0] == {"node": "welcome", "type": "gather",
@@ -65,6 +67,7 @@ def test_simulate_an_old_version_and_bad_input(client, seeded):
     assert sim(client, seeded, ["1"]).json["nodes"][1]["node"] == "unqualified"
     assert sim(client, seeded, ["1"], version=1).json["nodes"][1]["node"] == "has_business"
     r = sim(client, seeded, ["1", "x"])
+    conforms(r, "/ivr/{ivr_id}/simulate", "post")
     assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == "inputs[1]"
     r = sim(client, seeded, "1")
     assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == "inputs"
@@ -114,6 +117,7 @@ def test_stats_count_each_node_and_edge(client, seeded, app):
         Call.insert_many([{**r, "id": new_uuid()} for r in rows]).execute()
     r = client.get("/ivr/qualify-business/stats", headers=seeded.headers)
     assert r.status_code == 200, r.json
+    conforms(r, "/ivr/{ivr_id}/stats", "get")
     body = r.json
     assert body["calls"] == 4 and body["outcomes"] == {"hangup": 3, "caller-hangup": 1}
     nodes = {n["node"]: n for n in body["nodes"]}
