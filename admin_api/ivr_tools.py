@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from admin_api import context as ctx
 from admin_api.ivr import get_owned
@@ -104,11 +104,18 @@ def stats_of(account_id: str, ivr: Ivr, args) -> dict:
     since, until = parse_time("since", args.get("since")), parse_time("until", args.get("until"))
     version = parse_version(args.get("version"))
     program = program_of(ivr, version)
-    rows = stats.query(ctx.store().db, account_id, ivr.ivr_id, since=since, until=until,
-                       version=version)
-    out = stats.aggregate(rows, program, Assets(account_id, program).seconds)
+    reductions = _stats().reductions(account_id, ivr.ivr_id, since=since, until=until,
+                                     version=version)
+    out = stats.aggregate_reduced(reductions, program, Assets(account_id, program).seconds)
     return {"ivr": ivr.ivr_id, "version": version, "since": args.get("since") or None,
             "until": args.get("until") or None, **out}
+
+
+def _stats() -> stats.Stats:
+    found = current_app.extensions.get("trunx.ivr_stats")
+    if found is None:   # one per app, i.e. per worker process: it remembers reduced calls
+        found = current_app.extensions["trunx.ivr_stats"] = stats.Stats(ctx.store().db)
+    return found
 
 
 def draw(account_id: str, ivr: Ivr, fmt: str, args) -> bytes | str:

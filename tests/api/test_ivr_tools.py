@@ -138,3 +138,27 @@ def test_stats_count_each_node_and_edge(client, seeded, app):
     overlay = client.get("/ivr/qualify-business/diagram?format=dot&overlay=stats",
                          headers=seeded.headers).get_data(as_text=True)
     assert 'label="1 (3)"' in overlay and 'label="timeout (0)\\ninvalid (1)"' in overlay
+
+
+def test_stats_remember_finished_calls_and_reread_a_rewritten_row(client, seeded, app):
+    e = lambda node, event, **d: {"node": node, "event": event, "t": 0, **d}  # noqa: E731
+    one = [e("welcome", "enter"), e("welcome", "digits", digits="1"), e("has_business", "enter")]
+    nine = [e("welcome", "enter"), e("welcome", "digits", digits="9"), e("dnc", "enter")]
+    ended = utcnow()
+    early = {**_call(seeded, one[:1], "caller-hangup"), "ended_at": None}   # an AI bridge's
+    done = {**_call(seeded, one, "hangup"), "ended_at": ended}
+    with app.app_context():
+        Call.insert_many([early, done]).execute()
+
+    def keys():
+        body = client.get("/ivr/qualify-business/stats", headers=seeded.headers).json
+        return body["calls"], {n["node"]: n["keys"] for n in body["nodes"]}["welcome"]
+
+    assert keys() == (2, {"1": 1})
+    assert keys() == (2, {"1": 1})                 # the second answer from the reductions
+    assert done["id"] in app.extensions["trunx.ivr_stats"]._seen
+    assert early["id"] not in app.extensions["trunx.ivr_stats"]._seen   # not finished
+    with app.app_context():    # both rows rewritten when their calls end
+        Call.update(path=nine, ended_at=utcnow()).where(Call.id == early["id"]).execute()
+        Call.update(path=nine, ended_at=utcnow()).where(Call.id == done["id"]).execute()
+    assert keys() == (2, {"9": 2})

@@ -2,9 +2,10 @@
 and SVG drawn by Graphviz's `dot`.
 
 Gather nodes are boxes with their prompt, actions are rounded; an edge per key, plus the
-timeout and invalid routes (dashed; one edge for both when they lead to the same node). Names reach the diagram text only through `_label` /
-`_dot_quote`, so a name can't break either syntax. `counts` (from trunx.ivr.stats) lays
-how many calls took each edge over its label.
+timeout and invalid routes (dashed; one edge for both when they lead to the same node).
+Names reach the diagram text only through `_label` / `_dot_quote`, so a name can't break
+either syntax. `counts` (from trunx.ivr.stats) lays how many calls took each edge over its
+label.
 """
 from __future__ import annotations
 

@@ -1,14 +1,21 @@
 """Per-node analytics of an IVR, computed from the call records (Call.path, written by the
 engine's agi_server.calls.record when an inbound call ends).
 
-`query(account, ivr_id, since, until, version)` reads only the `path` and `outcome` columns
-of the IVR's inbound calls, through the (account, ivr_id, created_at) index, without peewee
-models (the JSON is parsed by orjson when it is installed: most of the time goes there).
-`aggregate(paths, seconds)` is pure: for each node, calls that entered and visits, the
-median share of its prompt heard (of the asset's length, or for a sound with no stored
-length, of the longest endpos seen), keys pressed by key, timeouts, invalid keys, caller
-hang-ups in the node, exits to each target by route; and the funnel from the entry to each
-action node. Edge counts keyed as trunx.ivr.diagram draws them.
+Each call's path is first reduced (`reduce_path`) to its walk, the (node, event, key) steps
+that count, with its outcome, plus what it heard of each prompt. Calls walk few distinct
+ways through a menu, so the walks are counted (a Counter of equal walks) and each distinct
+walk is tallied once, times its count: for each node, calls that entered and visits, keys
+pressed by key, timeouts, invalid keys, caller hang-ups in the node, exits to each target by
+route; the funnel from the entry to each action node; and the median share of each prompt
+heard (of the asset's length, or, for a sound with no stored length, of the longest part
+any call heard). Edge counts are keyed as trunx.ivr.diagram draws them.
+
+`Stats(database)` answers for the API and keeps (per worker) the reduction of every finished
+call it has read, keyed by the call's id and `ended_at` (a row written early, for a call
+bridged to an AI agent, is rewritten when the call ends and then read again): a request reads
+the ids of the IVR's calls in the window through the (account, ivr_id, created_at) index and
+parses only the paths it has not seen. Parsing the JSON was most of the time
+(docs/benchmarks.md has the figures).
 
 Path events read here are the machine's (trunx.ivr.machine): enter, prompt (endpos),
 digits, timeout, invalid, ...; a call's last node is where a caller hang-up happened.
@@ -31,24 +38,100 @@ except ImportError:     # pragma: no cover
     _loads = json.loads
 
 SAMPLE_RATE = 8000
-ROUTES = ("digits", "timeout", "invalid")
+MAX_CACHED = 500_000          # reduced calls a worker keeps (~100 bytes each); then cleared
+_FETCH = 500                  # ids per IN (...) when fetching unseen paths
+
+# A walk: ((node, event, key) for enter/digits/timeout/invalid steps, ...), outcome
+Walk = tuple[tuple[tuple[str, str, str], ...], str | None]
+# What a call heard: ((node, file, endpos) for each prompt step, ...)
+Heard = tuple[tuple[str, str | None, int], ...]
 
 
-def query(database, account_id: str, ivr_id: str, *, since: datetime | None = None,
-          until: datetime | None = None, version: int | None = None) -> list[tuple]:
-    """(path JSON text, outcome) of the IVR's inbound calls in [since, until), raw: the
-    text is parsed by `aggregate`, not by peewee's JSONField."""
-    q = (Call.select(Call.path, Call.outcome)
-         .where(Call.account == account_id, Call.ivr_id == ivr_id,
-                Call.direction == "inbound"))
+def reduce_path(path, outcome) -> tuple[Walk, Heard] | None:
+    """A call's path (JSON text or the list) reduced to what the stats count; None for a
+    call with no path."""
+    if path.__class__ is not list:
+        if not path:
+            return None
+        path = _loads(path)
+    if not path:
+        return None
+    steps, heard = [], []
+    for step in path:
+        event = step["event"]
+        if event == "enter":
+            steps.append((step["node"], "enter", ""))
+        elif event == "prompt":
+            endpos = step.get("endpos")
+            if endpos is not None:
+                heard.append((step["node"], step.get("file"), endpos))
+        elif event == "digits" or event == "invalid":
+            steps.append((step["node"], event, step.get("digits", "")))
+        elif event == "timeout":
+            steps.append((step["node"], "timeout", ""))
+    return (tuple(steps), outcome), tuple(heard)
+
+
+def _filters(q, account_id, ivr_id, since, until, version):
+    q = q.where(Call.account == account_id, Call.ivr_id == ivr_id,
+                Call.direction == "inbound")
     if since is not None:
         q = q.where(Call.created_at >= since)
     if until is not None:
         q = q.where(Call.created_at < until)
     if version is not None:
         q = q.where(Call.ivr_version == version)
+    return q
+
+
+def query(database, account_id: str, ivr_id: str, *, since: datetime | None = None,
+          until: datetime | None = None, version: int | None = None) -> list[tuple]:
+    """(path JSON text, outcome) of the IVR's inbound calls in [since, until), raw: the
+    text is parsed here, not by peewee's JSONField."""
+    q = _filters(Call.select(Call.path, Call.outcome), account_id, ivr_id, since, until,
+                 version)
     sql, params = q.sql()
     return database.execute_sql(sql, params).fetchall()
+
+
+class Stats:
+    """The stats of an IVR's calls, remembering each finished call's reduction."""
+
+    def __init__(self, database):
+        self._database = database
+        self._seen: dict[str, tuple] = {}     # call id -> (ended_at, Walk, Heard)
+        self._walks: dict[Walk, Walk] = {}    # one copy of each distinct walk
+
+    def reductions(self, account_id: str, ivr_id: str, *, since=None, until=None,
+                   version=None) -> list[tuple[Walk, Heard]]:
+        q = _filters(Call.select(Call.id, Call.ended_at), account_id, ivr_id, since, until,
+                     version)
+        sql, params = q.sql()
+        rows = self._database.execute_sql(sql, params).fetchall()
+        seen, out, missing = self._seen, [], []
+        for call_id, ended in rows:
+            hit = seen.get(call_id)
+            if hit is not None and hit[0] == ended:
+                out.append((hit[1], hit[2]))
+            else:
+                missing.append(call_id)
+        if len(seen) + len(missing) > MAX_CACHED:
+            seen.clear()
+            self._walks.clear()
+        for start in range(0, len(missing), _FETCH):
+            chunk = missing[start:start + _FETCH]
+            q = Call.select(Call.id, Call.ended_at, Call.path, Call.outcome).where(
+                Call.id.in_(chunk))
+            sql, params = q.sql()
+            for call_id, ended, path, outcome in self._database.execute_sql(sql, params):
+                reduced = reduce_path(path, outcome)
+                if reduced is None:
+                    continue
+                walk = self._walks.setdefault(reduced[0], reduced[0])
+                if ended is not None:
+                    seen[call_id] = (ended, walk, reduced[1])
+                out.append((walk, reduced[1]))
+        return out
 
 
 def aggregate(rows: Iterable[tuple], program: Program | None,
@@ -56,51 +139,41 @@ def aggregate(rows: Iterable[tuple], program: Program | None,
     """The stats of `rows` ((path JSON text or list, outcome) each). `program` (the version
     asked for, else the current one) orders the nodes and names the action nodes;
     `seconds(file)` gives a prompt's length, for the share heard."""
-    # The loop runs once per path step (a million on 100k calls), so it only counts, into
-    # flat Counters keyed by tuples; the answer's shape is made once, afterwards.
+    reduced = (reduce_path(path, outcome) for path, outcome in rows)
+    return aggregate_reduced([r for r in reduced if r is not None], program, seconds)
+
+
+def aggregate_reduced(reductions: list[tuple[Walk, Heard]], program: Program | None,
+                      seconds: Callable[[str], float | None] = lambda file: None) -> dict:
+    walks = Counter(walk for walk, _ in reductions)
     visits: Counter = Counter()          # node -> times entered
     routes: Counter = Counter()          # (node, event, digits) for digits/timeout/invalid
     exits: Counter = Counter()           # (node, route, target)
     reached: Counter = Counter()         # node -> calls that entered it at least once
     hangups: Counter = Counter()         # node -> calls the caller hung up in
     outcomes: Counter = Counter()
-    heard: dict[tuple, list[int]] = defaultdict(list)   # (node, file) -> endpos each time
-    loads = _loads
-    calls = 0
-    for path, outcome in rows:
-        if path.__class__ is not list:
-            if not path:
-                continue
-            path = loads(path)
-        if not path:
-            continue
-        calls += 1
-        outcomes[outcome] += 1
-        entered = []
+    for (steps, outcome), n in walks.items():      # each distinct walk once, times n
+        outcomes[outcome] += n
+        entered = set()
         current = route = None
-        for step in path:
-            event = step["event"]
+        for node, event, key in steps:
             if event == "enter":
-                name = step["node"]
-                entered.append(name)
+                visits[node] += n
+                entered.add(node)
                 if route is not None:
-                    exits[(current, route, name)] += 1
-                current, route = name, None
-            elif event == "prompt":
-                endpos = step.get("endpos")
-                if endpos is not None:
-                    heard[(step["node"], step.get("file"))].append(endpos)
-            elif event == "digits" or event == "invalid":
-                digits = step.get("digits", "")
-                routes[(step["node"], event, digits)] += 1
-                route = digits if event == "digits" else "invalid"
-            elif event == "timeout":
-                routes[(step["node"], event, "")] += 1
-                route = "timeout"
-        visits.update(entered)
-        reached.update(set(entered))
+                    exits[(current, route, node)] += n
+                current, route = node, None
+            else:
+                routes[(node, event, key)] += n
+                route = key if event == "digits" else event
+        for node in entered:
+            reached[node] += n
         if outcome == "caller-hangup" and current is not None:
-            hangups[current] += 1
+            hangups[current] += n
+    heard: dict[tuple, list[int]] = defaultdict(list)   # (node, file) -> endpos each time
+    for _, prompts in reductions:
+        for node, file, endpos in prompts:
+            heard[(node, file)].append(endpos)
     shares: dict[str, list[float]] = defaultdict(list)
     for (name, file), samples in heard.items():
         known = seconds(file) if file else None
@@ -109,7 +182,8 @@ def aggregate(rows: Iterable[tuple], program: Program | None,
         length = known * SAMPLE_RATE if known else max(samples)
         if length:
             shares[name].extend(min(1.0, n / length) for n in samples)
-    return _answer(program, calls, visits, routes, exits, reached, hangups, outcomes, shares)
+    return _answer(program, len(reductions), visits, routes, exits, reached, hangups,
+                   outcomes, shares)
 
 
 def _answer(program, calls, visits, routes, exits, reached, hangups, outcomes,
