@@ -117,6 +117,7 @@ async def run(once: bool) -> int:
         print("\ndemo call through Asterisk, pressing 1 then 2:\n" + describe(row))
         print(f"\ntry it:\n  curl -H 'Authorization: Bearer {key}' "
               f"http://127.0.0.1:{api_port}/ivr/qualify-business")
+        print(f"  the console: http://127.0.0.1:{api_port}/console/ (sign in with the key)")
         ok = row.path and row.outcome == "hangup" and \
             [p["node"] for p in row.path if p["event"] == "enter"] == \
             ["welcome", "has_business", "unqualified"]

@@ -143,3 +143,16 @@ def test_other_pages_render(client, signed_in):
                 "/console/ivrs/qualify-business/diagram.svg"):
         assert client.get(url).status_code == 200, url
     assert client.get("/console/ivrs/nope").status_code == 404
+
+
+def test_audio_page_plays_the_accounts_own_files(client, signed_in, other):
+    asset = client.post("/audio", json={"name": "greeting", "text": "Hello there"},
+                        headers=signed_in.headers).json
+    page = client.get("/console/audio").get_data(as_text=True)
+    src = f'/console/audio/{asset["id"]}/file'
+    assert f'<audio controls preload="none" src="{src}"' in page
+    with client.get(src) as wav:
+        assert wav.status_code == 200 and wav.mimetype == "audio/wav"
+        assert wav.data[:4] == b"RIFF" and wav.data[8:12] == b"WAVE"
+    theirs = client.post("/audio", json={"name": "x", "text": "Hi"}, headers=other.headers).json
+    assert client.get(f'/console/audio/{theirs["id"]}/file').status_code == 404
