@@ -43,8 +43,8 @@ _FETCH = 500                  # ids per IN (...) when fetching unseen paths
 
 # A walk: ((node, event, key) for enter/digits/timeout/invalid steps, ...), outcome
 Walk = tuple[tuple[tuple[str, str, str], ...], str | None]
-# What a call heard: ((node, file, endpos) for each prompt step, ...)
-Heard = tuple[tuple[str, str | None, int], ...]
+# What a call heard: (((node, file), endpos) for each prompt step, ...)
+Heard = tuple[tuple[tuple[str, str | None], int], ...]
 
 
 def reduce_path(path, outcome) -> tuple[Walk, Heard] | None:
@@ -64,7 +64,7 @@ def reduce_path(path, outcome) -> tuple[Walk, Heard] | None:
         elif event == "prompt":
             endpos = step.get("endpos")
             if endpos is not None:
-                heard.append((step["node"], step.get("file"), endpos))
+                heard.append(((step["node"], step.get("file")), endpos))
         elif event == "digits" or event == "invalid":
             steps.append((step["node"], event, step.get("digits", "")))
         elif event == "timeout":
@@ -100,7 +100,7 @@ class Stats:
     def __init__(self, database):
         self._database = database
         self._seen: dict[str, tuple] = {}     # call id -> (ended_at, Walk, Heard)
-        self._walks: dict[Walk, Walk] = {}    # one copy of each distinct walk
+        self._walks: dict = {}                # one copy of each distinct walk (and key)
 
     def reductions(self, account_id: str, ivr_id: str, *, since=None, until=None,
                    version=None) -> list[tuple[Walk, Heard]]:
@@ -128,9 +128,13 @@ class Stats:
                 if reduced is None:
                     continue
                 walk = self._walks.setdefault(reduced[0], reduced[0])
+                # one copy of each (node, file) key too: less memory, and counting them
+                # later hashes a tuple whose hash is already cached
+                heard = tuple((self._walks.setdefault(key, key), endpos)
+                              for key, endpos in reduced[1])
                 if ended is not None:
-                    seen[call_id] = (ended, walk, reduced[1])
-                out.append((walk, reduced[1]))
+                    seen[call_id] = (ended, walk, heard)
+                out.append((walk, heard))
         return out
 
 
@@ -172,8 +176,8 @@ def aggregate_reduced(reductions: list[tuple[Walk, Heard]], program: Program | N
             hangups[current] += n
     heard: dict[tuple, list[int]] = defaultdict(list)   # (node, file) -> endpos each time
     for _, prompts in reductions:
-        for node, file, endpos in prompts:
-            heard[(node, file)].append(endpos)
+        for key, endpos in prompts:
+            heard[key].append(endpos)
     shares: dict[str, list[float]] = defaultdict(list)
     for (name, file), samples in heard.items():
         known = seconds(file) if file else None
@@ -181,7 +185,7 @@ def aggregate_reduced(reductions: list[tuple[Walk, Heard]], program: Program | N
         # its full length, so the longest seen stands for it
         length = known * SAMPLE_RATE if known else max(samples)
         if length:
-            shares[name].extend(min(1.0, n / length) for n in samples)
+            shares[name] += [n / length if n < length else 1.0 for n in samples]
     return _answer(program, len(reductions), visits, routes, exits, reached, hangups,
                    outcomes, shares)
 
