@@ -25,8 +25,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable
 
 from trunx.ivr.program import Action, Program
 from trunx.models import Call
@@ -84,16 +83,6 @@ def _filters(q, account_id, ivr_id, since, until, version):
     return q
 
 
-def query(database, account_id: str, ivr_id: str, *, since: datetime | None = None,
-          until: datetime | None = None, version: int | None = None) -> list[tuple]:
-    """(path JSON text, outcome) of the IVR's inbound calls in [since, until), raw: the
-    text is parsed here, not by peewee's JSONField."""
-    q = _filters(Call.select(Call.path, Call.outcome), account_id, ivr_id, since, until,
-                 version)
-    sql, params = q.sql()
-    return database.execute_sql(sql, params).fetchall()
-
-
 class Stats:
     """The stats of an IVR's calls, remembering each finished call's reduction."""
 
@@ -138,17 +127,11 @@ class Stats:
         return out
 
 
-def aggregate(rows: Iterable[tuple], program: Program | None,
-              seconds: Callable[[str], float | None] = lambda file: None) -> dict:
-    """The stats of `rows` ((path JSON text or list, outcome) each). `program` (the version
-    asked for, else the current one) orders the nodes and names the action nodes;
-    `seconds(file)` gives a prompt's length, for the share heard."""
-    reduced = (reduce_path(path, outcome) for path, outcome in rows)
-    return aggregate_reduced([r for r in reduced if r is not None], program, seconds)
-
-
 def aggregate_reduced(reductions: list[tuple[Walk, Heard]], program: Program | None,
                       seconds: Callable[[str], float | None] = lambda file: None) -> dict:
+    """The stats of calls reduced by `reduce_path`. `program` (the version asked for, else
+    the current one) orders the nodes and names the action nodes; `seconds(file)` gives a
+    prompt's length, for the share heard."""
     walks = Counter(walk for walk, _ in reductions)
     visits: Counter = Counter()          # node -> times entered
     routes: Counter = Counter()          # (node, event, digits) for digits/timeout/invalid
