@@ -19,11 +19,15 @@ ACTION_FIELDS = {"play": ("audio_id",), "speak": ("text",), "dtmf": ("digits",),
                  "record": (), "transfer": ("to",)}
 
 
+def _audio() -> list[AudioAsset]:
+    """What the Play buttons offer: the account's assets."""
+    return list(AudioAsset.select(AudioAsset.id, AudioAsset.name)
+                .where(AudioAsset.account == ctx.account_id()).order_by(AudioAsset.name))
+
+
 def _live_page(message=None, error=None, status=200):
     live = call_actions.live_calls(ctx.redis(), ctx.account_id())
-    audio = (AudioAsset.select(AudioAsset.id, AudioAsset.name)
-             .where(AudioAsset.account == ctx.account_id()).order_by(AudioAsset.name))
-    return render("live.html", calls=live, audio=list(audio), message=message,
+    return render("live.html", calls=live, audio=_audio(), message=message,
                   error=error), status
 
 
@@ -37,16 +41,14 @@ def live_table():
     """The table alone, which the page's script swaps in every few seconds."""
     return render("live_table.html",
                   calls=call_actions.live_calls(ctx.redis(), ctx.account_id()),
-                  audio=list(AudioAsset.select(AudioAsset.id, AudioAsset.name)
-                             .where(AudioAsset.account == ctx.account_id())
-                             .order_by(AudioAsset.name)))
+                  audio=_audio())
 
 
 @bp.post("/calls/live/<call_id>/<kind>")
 def live_action(call_id: str, kind: str):
     account, redis, config = ctx.account_id(), ctx.redis(), ctx.config()
     try:
-        call_actions.live_call(redis, account, account, call_id)
+        live = call_actions.live_call(redis, account, account, call_id)  # 404, 409
         if kind == "hangup":
             voice.request_hangup(redis, call_id)
             message = f"Hang-up sent to call {call_id}."
@@ -55,8 +57,7 @@ def live_action(call_id: str, kind: str):
             message = f"Recording of call {call_id} stopping."
         elif kind in ACTION_FIELDS:
             data = {f: request.form.get(f, "") for f in ACTION_FIELDS[kind]}
-            extra = {"transfer": {"live": call_actions.live_call(redis, account, account,
-                                                                 call_id)},
+            extra = {"transfer": {"live": live},
                      "play": {"base_url": ctx.base_url()}}.get(kind, {})
             result = call_actions.ROUTES[kind](redis, config, account, call_id, data, **extra)
             message = f"{kind} on call {call_id}: {result.get('status', 'accepted')}."

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import peewee
 from flask import Response, redirect, request, url_for
 from markupsafe import Markup
 
@@ -16,6 +17,7 @@ from admin_api.console.base import bp, render
 from trunx.errors import InvalidInput, TrunxError
 from trunx.ivr import diagram, simulate, stats
 from trunx.ivr import store as ivr_store
+from trunx.models import Ivr
 
 _SVG_START = re.compile(rb"<svg\b")
 
@@ -117,8 +119,14 @@ def ivr_definition(ivr_id: str):
     if start:
         tree["start"] = start
     ivr_api.get_owned(ivr_id)
-    try:
-        ivr_api._save(ivr_id, tree, create=False)
+    try:   # the API's own save: validate, store a new version, publish it
+        ivr_store.save(ctx.store(), ctx.account_id(), ivr_id, tree, ctx.config(), create=False)
+    except (Ivr.DoesNotExist, peewee.IntegrityError):
+        # deleted, or saved by someone else, while this form was being saved
+        return _page(ivr_id, problems=[{"field": "_tree", "code": "ivr-conflict",
+                                        "message": "the IVR changed while this was being "
+                                                   "saved; look it over and save again"}],
+                     drafts=drafts, status=409)
     except InvalidInput as exc:
         details = exc.details if isinstance(exc.details, list) else []
         return _page(ivr_id, problems=details or [{"field": "_tree", "code": exc.code,
