@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from selenium import webdriver  # setup.cfg's dev extras
+from selenium.webdriver.common.by import By
 from werkzeug.serving import make_server
 
 from admin_api import create_app
@@ -24,9 +26,6 @@ from trunx import accounts, dnc
 from trunx.models import Call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
-
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.common.by import By  # noqa: E402
 
 IVR_DID = "+19495551277"
 TREE = {"nodes": {
