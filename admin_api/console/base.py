@@ -34,8 +34,8 @@ def _same_origin() -> bool:
     origin = request.headers.get("Origin") or request.headers.get("Referer")
     if not origin:
         return True      # (browsers send Origin on cross-site POSTs; SameSite covers others)
-    parts = urlsplit(origin)
-    return f"{parts.scheme}://{parts.netloc}" == request.host_url.rstrip("/")
+    # the host only, not the scheme: behind a proxy that ends TLS, the app sees http
+    return urlsplit(origin).netloc == request.host
 
 
 @bp.before_request
