@@ -160,9 +160,9 @@ async def test_console_in_chromium(cfg, redis, server, browser, carrier, carrier
     assert (outcome, visited) == ("hangup", ["menu", "sales", "goodbye"])
     await page.shot("04-simulate")
 
-    async with running_engine(cfg):
-        # a real call from the carrier into our DID, waiting in the menu
-        await originate_local(carrier_ami, IVR_DID, "w60-h", context="to-pbx")
+    async with running_engine(cfg) as engine:
+        # a real call from the carrier into our DID: it presses 1, then waits in sales
+        await originate_local(carrier_ami, IVR_DID, "w2-d1-w60-h", context="to-pbx")
         row = await page.until(lambda: page.all("#live-calls tbody tr"),
                                reload="/console/calls/live")
         call_id = await page.run(lambda: row[0].get_attribute("data-call"))
@@ -178,6 +178,11 @@ async def test_console_in_chromium(cfg, redis, server, browser, carrier, carrier
         assert "dtmf" in done
         async with asyncio.timeout(15):      # heard at the caller's end of the line
             while "1" not in received_dtmf(carrier_ami, since):
+                await asyncio.sleep(0.05)
+
+        async with asyncio.timeout(20):      # the caller's 1 took it to sales' wait
+            while not any((p["node"], p["event"]) == ("sales", "prompt")
+                          for r in engine.registry.records() for p in r.path):
                 await asyncio.sleep(0.05)
 
         def hang_up():
@@ -196,7 +201,9 @@ async def test_console_in_chromium(cfg, redis, server, browser, carrier, carrier
     steps = await page.until(lambda: [(li.get_attribute("data-node"),
                                        li.get_attribute("data-event"))
                                       for li in page.all("#path li")])
-    assert steps[:2] == [("menu", "enter"), ("menu", "prompt")]
+    assert steps[:5] == [("menu", "enter"), ("menu", "prompt"), ("menu", "digits"),
+                         ("sales", "enter"), ("sales", "prompt")]
+    assert await page.run(lambda: page.find('#path li[data-event="digits"] kbd').text) == "1"
     assert await page.run(lambda: page.find("#call-outcome").text) == "caller-hangup"
     await page.shot("07-call")
 
