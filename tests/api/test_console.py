@@ -156,3 +156,31 @@ def test_audio_page_plays_the_accounts_own_files(client, signed_in, other):
         assert wav.data[:4] == b"RIFF" and wav.data[8:12] == b"WAVE"
     theirs = client.post("/audio", json={"name": "x", "text": "Hi"}, headers=other.headers).json
     assert client.get(f'/console/audio/{theirs["id"]}/file').status_code == 404
+
+
+def test_every_live_button_reaches_the_engines_command_stream(client, signed_in, redis):
+    """A live call as the engine announces it (its hash and the account's index); each
+    button's form becomes the command the call-actions API would have queued."""
+    call_id = new_uuid()
+    redis.hset(f"trunx:live:{call_id}", mapping={"account": signed_in.id,
+                                                 "direction": "inbound",
+                                                 "status": "in-progress"})
+    redis.zadd(f"trunx:live-calls:{signed_in.id}", {call_id: 1})
+    page = client.get("/console/calls/live").get_data(as_text=True)
+    assert f'data-call="{call_id}"' in page
+    token = csrf_of(page)
+    asset = client.post("/audio", json={"name": "hold", "text": "Please hold"},
+                        headers=signed_in.headers).json
+    forms = [("dtmf", {"digits": "12#"}), ("speak", {"text": "Hello"}),
+             ("play", {"audio_id": asset["id"]}), ("transfer", {"to": "+19495550123"}),
+             ("record", {}), ("hangup", {})]
+    for kind, form in forms:
+        r = client.post(f"/console/calls/live/{call_id}/{kind}", data={"csrf": token, **form})
+        assert r.status_code == 303, (kind, r.get_data(as_text=True)[-800:])
+    sent = [fields for _, fields in redis.xrange("trunx:commands")]
+    assert [f["action"] for f in sent] == [k for k, _ in forms]
+    assert all(f["call"] == call_id for f in sent)
+    assert '"digits": "12#"' in sent[0]["params"] and '"+19495550123"' in sent[3]["params"]
+    bad = client.post(f"/console/calls/live/{call_id}/dtmf", data={"csrf": token,
+                                                                   "digits": "12x"})
+    assert bad.status_code == 422 and "digits must be" in bad.get_data(as_text=True)
