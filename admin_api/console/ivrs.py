@@ -47,8 +47,10 @@ def _page(ivr_id: str, *, sim=None, inputs="", problems=None, drafts=None, statu
     except InvalidInput as exc:
         numbers, stats_error = None, exc
         args = {}
+    visited = {v["node"] for v in sim.get("nodes", ())} if sim else set()
     dot = diagram.to_dot(program, prompts=ivr_tools.Assets(account, program).words,
-                         counts=stats.edge_counts(numbers) if numbers else None)
+                         counts=stats.edge_counts(numbers) if numbers else None,
+                         visited=visited)
     try:
         svg, svg_error = _inline_svg(diagram.to_svg(dot)), None
     except TrunxError as exc:

@@ -158,6 +158,9 @@ async def test_console_in_chromium(cfg, redis, server, browser, carrier, carrier
     outcome = await page.until(lambda: page.all("#sim-outcome") and page.find("#sim-outcome").text)
     visited = await page.run(lambda: [li.text.split()[0] for li in page.all("#sim-nodes li")])
     assert (outcome, visited) == ("hangup", ["menu", "sales", "goodbye"])
+    bold = await page.run(lambda: {g.get_attribute("id")
+                                   for g in page.all("#diagram svg g.node.visited")})
+    assert bold == {"node-menu", "node-sales", "node-goodbye"}   # the walk, drawn bold
     await page.shot("04-simulate")
 
     async with running_engine(cfg) as engine:
@@ -206,6 +209,13 @@ async def test_console_in_chromium(cfg, redis, server, browser, carrier, carrier
     assert await page.run(lambda: page.find('#path li[data-event="digits"] kbd').text) == "1"
     assert await page.run(lambda: page.find("#call-outcome").text) == "caller-hangup"
     await page.shot("07-call")
+
+    # the IVR's page again: the real call is counted on the edge it took and in the stats
+    await page.get("/console/ivrs/front-desk")
+    labels = await page.run(lambda: [t.text for t in page.all("#diagram svg g.edge text")])
+    assert "1 (1)" in labels
+    assert await page.run(lambda: page.find("#stats-calls").text.startswith("1 call"))
+    await page.shot("07b-ivr-with-stats")
 
     for name, path, css, shows in (("08-audio", "/console/audio", "h1", "Audio library"),
                                    ("09-dnc", "/console/dnc", "#dnc", "+12025550199"),

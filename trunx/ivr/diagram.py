@@ -73,9 +73,11 @@ def _with_count(label: str, counts: EdgeCounts | None, key: tuple[str, str]) -> 
 
 
 def to_dot(program: Program, *, prompts: Callable[[str], str | None] | None = None,
-           counts: EdgeCounts | None = None) -> str:
+           counts: EdgeCounts | None = None, visited: set[str] | frozenset = frozenset()
+           ) -> str:
     """Graphviz DOT for `program`. `prompts(file)` may give a prompt's words (a TTS asset's
-    text) to show in place of the file's name; `counts` adds calls per edge."""
+    text) to show in place of the file's name; `counts` adds calls per edge; `visited`
+    nodes (a simulated walk's) are drawn bold, with class "visited"."""
     nodes = program.nodes
     ids = {name: _id(name) for name in nodes}
     out = ["digraph ivr {",
@@ -86,6 +88,8 @@ def to_dot(program: Program, *, prompts: Callable[[str], str | None] | None = No
            f"  start -> {ids[program.entry]};"]
     for name, node in nodes.items():
         node_id = _dot_quote("node-" + name)
+        if name in visited:
+            node_id += ', class="visited", penwidth=2.5, color="#0b5cad"'
         if isinstance(node, Gather):
             words = (prompts(node.audio) if prompts else None) or audio_name(node.audio)
             if len(words) > 60:
