@@ -1,9 +1,8 @@
 """The console's IVR pages: the list; one IVR with its diagram (the stats' edge counts laid
-over it), per-node stats, simulate, and its definition edited node by node, each
-validation problem shown beside the node it names."""
+over it, a simulated walk drawn bold), per-node stats, simulate, and its definition edited
+field by field, each validation problem shown beside the field it names."""
 from __future__ import annotations
 
-import json
 import re
 
 import peewee
@@ -13,10 +12,12 @@ from markupsafe import Markup
 from admin_api import assets, ivr_tools
 from admin_api import context as ctx
 from admin_api import ivr as ivr_api
+from admin_api.console import ivr_form
 from admin_api.console.base import bp, render
 from trunx.errors import InvalidInput, TrunxError
 from trunx.ivr import diagram, simulate, stats
 from trunx.ivr import store as ivr_store
+from trunx.ivr.tree import ACTIONS
 from trunx.models import Ivr
 
 _SVG_START = re.compile(rb"<svg\b")
@@ -34,8 +35,10 @@ def _inline_svg(svg: bytes) -> Markup:
     return Markup(svg[match.start():].decode() if match else "")
 
 
-def _page(ivr_id: str, *, sim=None, inputs="", problems=None, drafts=None, status=200,
-          message=None):
+def _page(ivr_id: str, *, sim=None, inputs="", rows=None, problems=(), start=None,
+          status=200, message=None):
+    """The IVR's page; `rows` (ivr_form.NodeForm) and `problems` (those naming no node)
+    show a definition that was sent back, else the current version's."""
     ivr = ivr_api.get_owned(ivr_id)
     version = ivr_store.current_version(ivr)
     program = ivr_tools.program_of(ivr)
@@ -56,16 +59,11 @@ def _page(ivr_id: str, *, sim=None, inputs="", problems=None, drafts=None, statu
     except TrunxError as exc:
         svg, svg_error = Markup(""), exc
     definition = version.definition
-    nodes = drafts if drafts is not None else {
-        name: json.dumps(node, indent=2) for name, node in definition["nodes"].items()}
-    by_node: dict[str, list] = {}
-    for p in problems or []:
-        parts = p["field"].split(".")
-        where = parts[1] if parts[0] == "nodes" and len(parts) > 1 else "_tree"
-        by_node.setdefault(where, []).append(p)
     return render("ivr.html", ivr=ivr, version=version, svg=svg, svg_error=svg_error,
                   stats=numbers, stats_error=stats_error, args=args, sim=sim, inputs=inputs,
-                  nodes=nodes, start=definition.get("start", ""), problems=by_node,
+                  rows=rows if rows is not None else ivr_form.from_definition(definition),
+                  start=definition.get("start", "") if start is None else start,
+                  problems=problems, labels=ivr_form.LABELS, actions=ACTIONS,
                   message=message), status
 
 
@@ -90,50 +88,24 @@ def ivr_simulate(ivr_id: str):
 
 @bp.post("/ivrs/<ivr_id>/definition")
 def ivr_definition(ivr_id: str):
-    """Each node's JSON comes in its own field (node:<name>); a node whose field is
-    emptied is removed; new_name/new_node add one."""
-    drafts, nodes, problems = {}, {}, []
-    for field, text in request.form.items():
-        if not field.startswith("node:"):
-            continue
-        name = field[5:]
-        drafts[name] = text
-        if not text.strip():
-            continue
-        try:
-            nodes[name] = json.loads(text)
-        except ValueError as exc:
-            problems.append({"field": f"nodes.{name}", "code": "invalid-json",
-                             "message": f"not JSON: {exc}"})
-    new_name = request.form.get("new_name", "").strip()
-    new_text = request.form.get("new_node", "").strip()
-    if new_name or new_text:
-        drafts[new_name or "(new)"] = new_text
-        try:
-            nodes[new_name] = json.loads(new_text)
-        except ValueError as exc:
-            problems.append({"field": f"nodes.{new_name or '(new)'}", "code": "invalid-json",
-                             "message": f"not JSON: {exc}"})
-    if problems:
-        return _page(ivr_id, problems=problems, drafts=drafts, status=422)
-    tree = {"nodes": nodes}
+    """The definition form (admin_api.console.ivr_form), saved as a new version; when the
+    tree does not validate, the form comes back with each problem beside its field."""
+    tree, rows = ivr_form.from_form(request.form)
     start = request.form.get("start", "").strip()
-    if start:
-        tree["start"] = start
     ivr_api.get_owned(ivr_id)
     try:   # the API's own save: validate, store a new version, publish it
         ivr_store.save(ctx.store(), ctx.account_id(), ivr_id, tree, ctx.config(), create=False)
     except (Ivr.DoesNotExist, peewee.IntegrityError):
         # deleted, or saved by someone else, while this form was being saved
-        return _page(ivr_id, problems=[{"field": "_tree", "code": "ivr-conflict",
-                                        "message": "the IVR changed while this was being "
-                                                   "saved; look it over and save again"}],
-                     drafts=drafts, status=409)
+        return _page(ivr_id, rows=rows, start=start, status=409, problems=[
+            {"field": "", "code": "ivr-conflict",
+             "message": "the IVR changed while this was being saved; look it over and "
+                        "save again"}])
     except InvalidInput as exc:
         details = exc.details if isinstance(exc.details, list) else []
-        return _page(ivr_id, problems=details or [{"field": "_tree", "code": exc.code,
-                                                   "message": exc.message}],
-                     drafts=drafts, status=422)
+        left = ivr_form.place(details, rows) if details else [
+            {"field": "", "code": exc.code, "message": exc.message}]
+        return _page(ivr_id, rows=rows, start=start, problems=left, status=422)
     return redirect(url_for("console.ivr", ivr_id=ivr_id, saved=1), code=303)
 
 

@@ -75,29 +75,42 @@ def test_the_ivr_page_draws_the_tree_and_shows_problems_beside_their_node(client
     for name in SEED_TREE["nodes"]:
         assert f'id="node&#45;{name}"' in page      # dot writes '-' as a character reference
     token = csrf_of(page)
-    r = client.post("/console/ivrs/qualify-business/definition", data={
-        "csrf": token, "node:welcome": '{"audio": "welcome", "gather": {"1": "nowhere"}}',
-        "node:has_business": "{not json", "node:dnc": '{"action": "suppress"}'})
+    # the form as the page shows it, sent back: saved unchanged as version 2
+    form = dict(re.findall(r'<input id="(n\d\.[a-z_]+)" name="\1" value="([^"]*)"', page))
+    form.update(re.findall(r'<input type="hidden" name="(n\d\.kind)" value="([a-z]+)"', page))
+    form.update((k, v.replace("&#34;", '"')) for k, v in re.findall(
+        r'<textarea id="(n\d\.gather)" name="\1"[^>]*>(.*?)</textarea>', page, re.S))
+    form.update(re.findall(r'<select id="(n\d\.action)" name="\1">.*?<option selected>'
+                           r'([a-z]+)</option>', page, re.S))
+    form["n0.timeout"] = "soon"
+    form["n0.gather"] = "1 = nowhere\n9 = dnc"
+    form["n2.to"] = "12345"
+    r = client.post("/console/ivrs/qualify-business/definition", data={"csrf": token, **form})
     assert r.status_code == 422
     text = r.get_data(as_text=True)
-    problems = dict(re.findall(r'<ul class="problems" id="[^"]+" data-node="([^"]+)">(.*?)</ul>',
-                               text, re.S))
-    assert set(problems) == {"has_business"}      # JSON first: the tree is not validated yet
-    r = client.post("/console/ivrs/qualify-business/definition", data={
-        "csrf": token, "node:welcome": '{"audio": "welcome", "gather": {"1": "nowhere"}}',
-        "node:dnc": '{"action": "suppress"}'})
-    problems = dict(re.findall(r'data-node="([^"]+)">(.*?)</ul>', r.get_data(as_text=True),
-                               re.S))
-    assert set(problems) == {"welcome"} and "nowhere" in problems["welcome"]
+    beside = re.findall(r'<ul class="problems" id="n(\d)\.([a-z_]+)-problems" '
+                        r'data-field="[a-z_]+">(.*?)</ul>', text, re.S)
+    assert {(i, f) for i, f, _ in beside} == {("0", "timeout"), ("0", "gather"), ("2", "to")}
+    assert "nowhere" in dict(((i, f), m) for i, f, m in beside)[("0", "gather")]
+    assert 'value="soon"' in text          # what was typed is shown again
     # nothing was saved: still version 1
     assert client.get("/console/ivrs").get_data(as_text=True).count("<td>1</td>") == 1
-    r = client.post("/console/ivrs/qualify-business/definition", data={
-        "csrf": token, "node:welcome": '{"audio": "welcome", "gather": {"1": "dnc"}}',
-        "node:dnc": '{"action": "suppress"}'})
-    assert r.status_code == 303
+    form.update({"n0.timeout": "", "n0.gather": "1 = dnc", "n2.to": "", "n1.remove": "1",
+                 "n3.remove": "1", "n2.remove": "1"})
+    r = client.post("/console/ivrs/qualify-business/definition", data={"csrf": token, **form})
+    assert r.status_code == 303, r.get_data(as_text=True)[-2000:]
     sim = client.post("/console/ivrs/qualify-business/simulate",
                       data={"csrf": token, "inputs": "1"}).get_data(as_text=True)
     assert 'id="sim-outcome">suppressed<' in sim
+    page = client.get("/console/ivrs/qualify-business").get_data(as_text=True)
+    assert "version 2" in page and 'data-node="has_business"' not in page
+    # a new node, added by name and kind (an action starts as a hang-up)
+    form = {k: v for k, v in form.items() if k.startswith(("n0.", "n4."))}  # welcome, dnc
+    r = client.post("/console/ivrs/qualify-business/definition",
+                    data={"csrf": token, **form, "new.name": "bye", "new.kind": "action"})
+    assert r.status_code == 303
+    page = client.get("/console/ivrs/qualify-business").get_data(as_text=True)
+    assert "version 3" in page and 'data-node="bye"' in page
 
 
 def test_call_log_and_the_path_timeline(client, signed_in, app):
