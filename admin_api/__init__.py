@@ -26,9 +26,11 @@ def create_app(config=None, *, redis=None) -> Flask:
         audio,
         auth,
         call_actions,
+        console,
         dids,
         errors,
         ivr,
+        ivr_tools,
         openapi,
         suppressions,
         voice,
@@ -62,7 +64,7 @@ def create_app(config=None, *, redis=None) -> Flask:
 
     errors.init_app(app)
     auth.init_app(app)
-    for module in (audio, ivr, dids, agents, voice, call_actions, suppressions, account,
-                   openapi):
+    for module in (audio, ivr, ivr_tools, dids, agents, voice, call_actions, suppressions,
+                   account, openapi, console):
         app.register_blueprint(module.bp)
     return app

@@ -10,6 +10,8 @@ from trunx.errors import Unauthorized
 
 # endpoints anyone may read: the API's own description
 PUBLIC_ENDPOINTS = {"openapi.document"}
+# blueprints that sign in their own way: the console's cookie (admin_api/console/base.py)
+OWN_SIGN_IN = {"console"}
 
 
 def _bearer() -> str | None:
@@ -26,7 +28,8 @@ def init_app(app) -> None:
 
     @app.before_request
     def _authenticate():
-        if request.url_rule is None or request.endpoint in PUBLIC_ENDPOINTS:
+        if request.url_rule is None or request.endpoint in PUBLIC_ENDPOINTS \
+                or request.blueprint in OWN_SIGN_IN:
             return
         token = _bearer()
         account = keys.authenticate(token) if token else None

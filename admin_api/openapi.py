@@ -510,6 +510,73 @@ PATHS.update({
 })
 
 
+# -- IVR tools: simulate, diagram, stats (admin_api/ivr_tools.py) ---------------------------
+OBJ = {"type": "object"}
+SCHEMAS.update({
+    "SimulateRequest": {"type": "object", "additionalProperties": False,
+                        "required": ["inputs"], "properties": {
+        "inputs": {"type": "array", "maxItems": 100, "items": {
+            "type": "string", "pattern": r"^([0-9*#]{1,10}|timeout|hangup)$"},
+            "examples": [["1", "timeout", "2"]]},
+        "version": {"type": "integer", "minimum": 1}}},
+    "Simulation": obj(["ivr", "version", "inputs", "nodes", "path", "outcome", "reason",
+                       "unusedInputs", "assumed"],
+                      ivr=STR, version={"type": "integer"},
+                      inputs={"type": "array", "items": STR},
+                      nodes={"type": "array", "items": OBJ},
+                      path={"type": "array", "items": OBJ}, outcome=STR,
+                      reason={"type": ["string", "null"]},
+                      unusedInputs={"type": "array", "items": STR},
+                      assumed={"type": "array", "items": STR}),
+    "IvrStats": obj(["ivr", "calls", "outcomes", "nodes", "edges", "funnel"],
+                    ivr=STR, version={"type": ["integer", "null"]},
+                    since={"type": ["string", "null"]}, until={"type": ["string", "null"]},
+                    calls={"type": "integer"}, outcomes=OBJ,
+                    nodes={"type": "array", "items": OBJ},
+                    edges={"type": "array", "items": OBJ},
+                    funnel={"type": "array", "items": OBJ}),
+})
+
+
+def _query(name: str, description: str, schema=STR) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+WINDOW = [_query("since", "ISO 8601 time: calls that started at or after it"),
+          _query("until", "ISO 8601 time: calls that started before it"),
+          _query("version", "only calls (and the tree) of this version",
+                 {"type": "integer", "minimum": 1})]
+DIAGRAM_PARAMS = [_query("overlay", "stats: label each edge with the calls that took it",
+                         {"type": "string", "enum": ["stats"]})] + WINDOW
+SVG = {"200": {"description": "the diagram drawn by Graphviz",
+               "content": {"image/svg+xml": {"schema": STR},
+                           "text/vnd.graphviz": {"schema": STR},
+                           "text/plain": {"schema": STR}}}}
+PATHS.update({
+    "/ivr/{ivr_id}/simulate": {
+        "post": op("Walk the IVR with a caller's inputs, as a call would (trunx)",
+                   {**ok("Simulation"), **errors(400, 404, 415, 422)},
+                   json_body("SimulateRequest"), "ivr", IVR_ID),
+    },
+    "/ivr/{ivr_id}/diagram.svg": {
+        "get": op("The IVR's diagram as SVG (trunx)", {**SVG, **errors(404, 422, 502, 503)},
+                  tag="ivr", params=IVR_ID + DIAGRAM_PARAMS),
+    },
+    "/ivr/{ivr_id}/diagram": {
+        "get": op("The IVR's diagram as SVG, Graphviz DOT or Mermaid (trunx)",
+                  {**SVG, **errors(404, 422, 502, 503)}, tag="ivr",
+                  params=IVR_ID + [_query("format", "svg (default), dot or mermaid",
+                                          {"type": "string",
+                                           "enum": ["svg", "dot", "mermaid"]})]
+                  + DIAGRAM_PARAMS),
+    },
+    "/ivr/{ivr_id}/stats": {
+        "get": op("Per-node analytics from the call records (trunx)",
+                  {**ok("IvrStats"), **errors(404, 422)}, tag="ivr", params=IVR_ID + WINDOW),
+    },
+})
+
 
 DOCUMENT = {
     "openapi": "3.1.0",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.common import REPO, raise_nofile
 
-SECTIONS = ("audio", "amd", "agi", "asterisk", "api")
+SECTIONS = ("audio", "amd", "agi", "asterisk", "api", "stats")
 
 
 def _run_section(name: str, quick: bool):
@@ -33,6 +33,10 @@ def _run_section(name: str, quick: bool):
     if name == "audio":
         from bench import audio_bench
         return audio_bench.run(rounds=3 if quick else 7, hits=50 if quick else 200)
+    if name == "stats":
+        from bench import stats_bench
+        return stats_bench.run(sizes=(10_000,) if quick else (10_000, 100_000),
+                               repeat=3 if quick else 7)
     raise ValueError(name)
 
 

@@ -139,6 +139,7 @@ async def run(once: bool) -> int:
         print(f"  curl {auth} -H 'Content-Type: application/json' "
               f"-d '{{\"from\": \"{DEMO_DID}\", \"to\": \"{SANDBOX[0][0]}\"}}' "
               f"{base}/api/voice")
+        print(f"  the console: {base}/console/ (sign in with the key)")
         ok = row.path and row.outcome == "hangup" and \
             [p["node"] for p in row.path if p["event"] == "enter"] == \
             ["welcome", "has_business", "unqualified"]

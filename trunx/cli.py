@@ -58,9 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("resync", help="rebuild Redis (IVRs, DID map, DNC) from the database")
     ivr = sub.add_parser("ivr", help="look at IVR trees")
     ivr_sub = ivr.add_subparsers(dest="ivr_command", required=True)
-    diagram = ivr_sub.add_parser("diagram", help="print an IVR's current tree as Mermaid")
+    diagram = ivr_sub.add_parser("diagram", help="print an IVR's current tree as Mermaid "
+                                 "(or Graphviz DOT, or SVG drawn by Graphviz's dot)")
     diagram.add_argument("account_id")
     diagram.add_argument("ivr_id")
+    drawn = diagram.add_mutually_exclusive_group()
+    drawn.add_argument("--svg", action="store_true", help="SVG drawn by Graphviz (needs dot)")
+    drawn.add_argument("--dot", action="store_true", help="Graphviz DOT text")
     from trunx import ultravox_sip
     ultravox_sip.add_cli(sub)
     return p
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         return ultravox_sip.cli(config, args, sys.stdout)
 
     from trunx import accounts, db
-    from trunx.errors import InvalidInput, NotFound
+    from trunx.errors import InvalidInput, NotFound, TrunxError
 
     database = db.connect(config)
     if args.command == "accounts":
@@ -201,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(counts))
         return 0
     if args.command == "ivr":
+        from trunx.ivr import diagram
         from trunx.ivr import store as ivr_store
-        from trunx.ivr.diagram import to_mermaid
         from trunx.ivr.program import decode
         from trunx.models import Ivr
 
@@ -211,6 +215,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"trunx: no IVR {args.ivr_id!r} in account {args.account_id}",
                   file=sys.stderr)
             return 1
-        print(to_mermaid(decode(ivr_store.current_version(found).compiled)), end="")
+        program = decode(ivr_store.current_version(found).compiled)
+        if args.svg:
+            try:
+                sys.stdout.buffer.write(diagram.to_svg(diagram.to_dot(program)))
+            except TrunxError as exc:
+                print(f"trunx: {exc.message}", file=sys.stderr)
+                return 1
+        else:
+            print(diagram.to_dot(program) if args.dot else diagram.to_mermaid(program), end="")
         return 0
     return 2   # argparse's required subcommands make this unreachable

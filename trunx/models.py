@@ -172,6 +172,10 @@ class Call(Base):
     amd = JSONField(null=True)
     answered_by = peewee.CharField(null=True)       # Twilio's AnsweredBy, once detected
 
+    class Meta:
+        # an IVR's calls in a time range: per-node stats (trunx.ivr.stats), the console's log
+        indexes = ((("account", "ivr_id", "created_at"), False),)
+
 
 class CallEvent(Base):
     """One status change of an outbound call, and its webhook delivery."""

@@ -1,4 +1,4 @@
-"""The IVR runner: the small async driver of the state machine (agi_server.ivr.machine).
+"""The IVR runner: the small async driver of the state machine (trunx.ivr.machine).
 
 It feeds the machine events and carries out the effects it returns on the call: path steps
 and the outcome go to the call record, prompts, waits and dials to the channel facade
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from agi_server.calls import control
 from agi_server.calls.record import CallRecord
-from agi_server.ivr import machine as m
 from trunx import redis_schema
+from trunx.ivr import machine as m
 from trunx.ivr import transfer_target
 from trunx.ivr.program import Program
 

@@ -102,3 +102,19 @@ def test_resync_reports_unreachable_redis(config):
     out = trunx(config, "resync",
                 extra_env={"TRUNX_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     assert out.returncode == 1 and "unreachable" in out.stderr
+
+
+def test_ivr_diagram_as_mermaid_dot_and_svg(app, client, tenant, config):
+    assert client.post("/ivr", json=SEED_TREE, headers=tenant.headers).status_code == 201
+    args = ("ivr", "diagram", tenant.id, "qualify-business")
+    mermaid = trunx(config, *args)
+    assert mermaid.returncode == 0, mermaid.stderr
+    assert mermaid.stdout.startswith("flowchart TD")
+    dot = trunx(config, *args, "--dot")
+    assert dot.stdout.startswith("digraph ivr {") and 'id="node-dnc"' in dot.stdout
+    svg = trunx(config, *args, "--svg")
+    assert svg.returncode == 0, svg.stderr
+    assert svg.stdout.lstrip().startswith("<?xml") and "</svg>" in svg.stdout
+    assert all(f">{name}</text>" in svg.stdout for name in SEED_TREE["nodes"])
+    missing = trunx(config, "ivr", "diagram", tenant.id, "nope", "--svg")
+    assert missing.returncode == 1 and "no IVR 'nope'" in missing.stderr

@@ -16,6 +16,8 @@ IGNORED = {"HEAD", "OPTIONS"}
 def served(app) -> set[tuple[str, str]]:
     out = set()
     for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/console"):    # the web console's pages, not the API
+            continue
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
         out.update((path, m.lower()) for m in rule.methods - IGNORED)
     return out

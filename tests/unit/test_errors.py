@@ -36,6 +36,8 @@ CONTRACT = {
     "agent-not-found": 404, "call-not-found": 404, "suppression-not-found": 404,
     "action-not-found": 404, "recording-not-found": 404, "record-failed": 502,
     "call-not-in-progress": 409, "recording-in-progress": 409, "not-recording": 409,
+    # IVR tools: a stored version asked for, Graphviz's dot drawing the SVG
+    "version-not-found": 404, "graphviz-missing": 503, "graphviz-failed": 502,
     # attended transfers (complete/cancel) and bridged calls
     "transfer-not-found": 404, "call-bridged": 409, "not-attended": 409,
     "transfer-not-consulting": 409, "consult-not-answered": 409,

@@ -1,4 +1,6 @@
-"""The Mermaid diagram is drawn from the Program, the same data the engine runs."""
+"""The Mermaid and DOT diagrams are drawn from the Program, the same data the engine runs."""
+import re
+
 from devtools.demo import SEED_TREE
 from trunx.ivr.diagram import to_mermaid
 from trunx.ivr.program import Action, Program, compile_program, encode
@@ -61,3 +63,25 @@ def test_cli_prints_the_current_version(tmp_path, capsys, monkeypatch):
     assert cli.main(["ivr", "diagram", acc.id, "menu"]) == 0
     assert capsys.readouterr().out == to_mermaid(program_of(SEED_TREE))
     assert cli.main(["ivr", "diagram", acc.id, "nope"]) == 1
+
+
+def test_dot_draws_every_node_and_escapes_prompt_words():
+    from trunx.ivr.diagram import to_dot
+    words = 'Press 1"; a -> b [label="x"] \\ end\nline'
+    dot = to_dot(program_of(SEED_TREE), prompts=lambda file: words if "welcome" in file else None)
+    assert 'label="welcome\\nPress 1\\"; a -> b [label=\\"x\\"] \\\\ end line"' in dot
+    for name in SEED_TREE["nodes"]:
+        assert f'id="node-{name}"' in dot
+    # edges: 4 keys solid; each gather's timeout and invalid both replay it: one dashed edge
+    edges = [ln for ln in dot.splitlines() if re.match(r"\s+n_\w+ -> n_\w+ ", ln)]
+    assert sum("style=dashed" in ln for ln in edges) == 2 and len(edges) == 6
+
+
+def test_dot_counts_and_separate_miss_routes():
+    from trunx.ivr.diagram import to_dot
+    tree = {"nodes": {"menu": {"audio": "m", "gather": {"1": "end"}, "timeout_node": "end",
+                               "invalid_node": "menu"},
+                      "end": {"action": "hangup"}}}
+    dot = to_dot(program_of(tree), counts={("menu", "1"): 7, ("menu", "timeout"): 2})
+    assert 'label="1 (7)"' in dot and 'label="timeout (2)", style=dashed' in dot
+    assert 'label="invalid (0)", style=dashed' in dot

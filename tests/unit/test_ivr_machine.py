@@ -1,4 +1,4 @@
-"""The IVR state machine (agi_server.ivr.machine) driven by a table, h11 style: each row is a
+"""The IVR state machine (trunx.ivr.machine) driven by a table, h11 style: each row is a
 program, then the events a call produces and the effects the machine must answer each one
 with. No socket, no Redis, no database. A last test checks that the table visits every
 (state, event) transition the machine has."""
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agi_server.ivr import machine as m
+from trunx.ivr import machine as m
 from trunx.ivr.program import compile_program
 from trunx.ivr.tree import validate
 

@@ -14,6 +14,9 @@ from trunx.phone import is_e164
 
 ACTIONS = ("transfer", "hangup", "suppress")
 DTMF_KEY = re.compile(r"^[0-9*#]{1,10}$")
+# every DTMF key, as escape digits: any key cuts a gather's prompt short (the same set as
+# agi_server.agi.commands.ALL_DTMF, which the AGI room keeps for itself: it imports nothing)
+ALL_DTMF = "0123456789*#"
 NODE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 # Audio references end up as STREAM FILE arguments: keep them to path-safe characters.
 AUDIO_REF = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")

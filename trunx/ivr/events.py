@@ -1,4 +1,4 @@
-"""What the IVR machine (agi_server.ivr.machine) takes and gives: its settings, the events
+"""What the IVR machine (trunx.ivr.machine) takes and gives: its settings, the events
 that come back from the call, and the effects it asks the runner to carry out. Plain
 immutable values, so a test can write a whole call down as a table of them.
 """

@@ -3,9 +3,10 @@
 A `Machine` holds one call's walk through a Program (trunx.ivr.program). `send(event)`
 takes what happened on the call and returns the effects to carry out next, in order: path
 steps and the outcome to record, then at most one effect whose result comes back as the
-next event. No asyncio and no I/O here: agi_server.ivr.runner carries out the effects on
-the channel and feeds their results back, and the unit tests drive every transition from a
-table.
+next event. No asyncio and no I/O here: the engine's agi_server.ivr.runner carries out the
+effects on a live channel and feeds their results back, the API's IVR simulation
+(trunx.ivr.simulate) feeds it a designer's inputs instead, and the unit tests drive every
+transition from a table. It lives in trunx so both processes run this one walk.
 
     state     awaits           after it
     idle      Started          enter the entry node
@@ -30,9 +31,8 @@ loop-limit.
 """
 from __future__ import annotations
 
-from agi_server.agi.commands import ALL_DTMF
-from agi_server.calls.control import dial_string
-from agi_server.ivr.events import (  # noqa: F401  (the machine's vocabulary, re-exported)
+from trunx.dial import dial_string
+from trunx.ivr.events import (  # noqa: F401  (the machine's vocabulary, re-exported)
     AgentEnded,
     BridgeAgent,
     CheckDnc,
@@ -56,6 +56,7 @@ from agi_server.ivr.events import (  # noqa: F401  (the machine's vocabulary, re
     WaitDigit,
 )
 from trunx.ivr.program import Action, Gather, Program
+from trunx.ivr.tree import ALL_DTMF
 
 MAX_STEPS = 100   # node visits per call: a tree whose timeouts point at each other ends
 
