@@ -29,6 +29,7 @@ def create_app(config=None, *, redis=None) -> Flask:
         dids,
         errors,
         ivr,
+        observe,
         openapi,
         suppressions,
         voice,
@@ -62,7 +63,8 @@ def create_app(config=None, *, redis=None) -> Flask:
 
     errors.init_app(app)
     auth.init_app(app)
+    observe.init_app(app)       # health, metrics and the access log (docs/observability.md)
     for module in (audio, ivr, dids, agents, voice, call_actions, suppressions, account,
-                   openapi):
+                   openapi, observe):
         app.register_blueprint(module.bp)
     return app

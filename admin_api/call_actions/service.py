@@ -29,6 +29,7 @@ import json
 import re
 import uuid
 
+from admin_api import observe
 from admin_api.voice.service import check_webhook_url
 from trunx import dnc, phone, recordings, redis_schema
 from trunx.errors import Conflict, Forbidden, NotFound, invalid
@@ -341,6 +342,7 @@ def speak(redis, config, account_id: str, call_id: str, data: dict) -> dict:
     provider = pipeline.pick_provider(engine, config, language)
     rendered = render_tts(text, tts_voice(provider, voice, language, config), provider, None,
                           config)
+    observe.tts_rendered(rendered)
     action_id = new_action_id()
     params = _stage(rendered, action_id, config)
     enqueue(redis, call_id, account_id, "speak",
