@@ -108,6 +108,11 @@ class Config:
     public_base_url: str = ""       # empty: taken from the request
     webhook_secret: str = ""
 
+    # watching it run (docs/observability.md)
+    engine_http_host: str = "127.0.0.1"   # the engine's /healthz, /readyz, /metrics
+    engine_http_port: int = 4574          # 0: any free port; -1: no listener
+    log_json: bool = False                # one JSON object a line, with call_id etc.
+
     @property
     def sqlite_path(self) -> str:
         return str(Path(self.data_dir) / "trunx.db")

@@ -57,7 +57,8 @@ class CommandReader:
             if start == "0" and not entries:
                 start = ">"
             for entry_id, fields in entries:
-                await self._handle(fields or {})
+                # when the API queued it (the entry id's milliseconds): action latency
+                await self._handle({**(fields or {}), "queued_ms": entry_id.split("-")[0]})
                 await self.redis.xack(redis_schema.COMMAND_STREAM,
                                       redis_schema.COMMAND_GROUP, entry_id)
                 await self.redis.xdel(redis_schema.COMMAND_STREAM, entry_id)

@@ -36,6 +36,8 @@ CONTRACT = {
     "agent-not-found": 404, "call-not-found": 404, "suppression-not-found": 404,
     "action-not-found": 404, "recording-not-found": 404, "record-failed": 502,
     "call-not-in-progress": 409, "recording-in-progress": 409, "not-recording": 409,
+    # Idempotency-Key (admin_api/idempotency.py)
+    "idempotency-key-in-progress": 409, "idempotency-key-reused": 422,
     # attended transfers (complete/cancel) and bridged calls
     "transfer-not-found": 404, "call-bridged": 409, "not-attended": 409,
     "transfer-not-consulting": 409, "consult-not-answered": 409,
