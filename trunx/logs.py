@@ -50,7 +50,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = dt.datetime.fromtimestamp(record.created, dt.UTC)
         out = {"ts": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z",
-               "level": record.levelname, "logger": record.name,
+               "level": record.levelname, "logger": record.name, "pid": record.process,
                "message": record.getMessage()}
         for key, value in vars(record).items():
             if key not in _STANDARD and value is not None and not key.startswith("_"):
