@@ -171,6 +171,9 @@ class Engine:
         finally:
             call.status = "completed"
             self.registry.release(call)
+            # one line a call, in its task: the JSON form carries call_id, account, node
+            log.info("inbound call from %s to %s ended: %s (%s), %d steps", record.caller,
+                     record.did, record.outcome, record.end_reason, len(record.path))
             self._save(record)      # Asterisk gets its socket closed without waiting for it
 
     async def _tree_for(self, record: CallRecord) -> Program | None:
