@@ -13,18 +13,23 @@ outbound call the call's own `webhookUrl` first. Nothing here is on the call's p
 account is read on the database thread in a task of its own once the call has its IVR,
 and `call.completed` goes once the call's row is written (the engine's group commit), so
 its CallEvent (kept for redelivery after a restart) can refer to it. A call's events go in
-order: `completed` waits for `started` to have been handed to the sender.
+order: `completed` waits for `started` to have been handed to the sender. An account's URL
+and secret are remembered for `TARGET_TTL` seconds, so the calls of an account without a
+webhook cost the database thread nothing.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import time
 
 from trunx import call_path, calls, recordings
 from trunx.models import Account, Call, CallEvent, Recording, iso, new_id, utcnow
 
 log = logging.getLogger(__name__)
+
+TARGET_TTL = 10.0     # seconds an account's webhook URL is remembered (a PATCH shows after)
 
 
 class CallNotifier:
@@ -34,6 +39,17 @@ class CallNotifier:
         self.sender = sender
         self._started: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._targets: dict[str, tuple[float, tuple[str, str] | None]] = {}
+
+    async def _target_for(self, account: str) -> tuple[str, str] | None:
+        """(url, secret) of the account's webhook, or None; read at most every TARGET_TTL."""
+        now = time.monotonic()
+        cached = self._targets.get(account)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        target = await self._db(_target, account, None, self.config.webhook_secret)
+        self._targets[account] = (now + TARGET_TTL, target)
+        return target
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -63,7 +79,7 @@ class CallNotifier:
                          "to": record.did, "ivr": record.ivr_id,
                          "ivrVersion": record.ivr_version, "status": "answered",
                          "createdAt": iso(record.started_at)}}
-        target = await self._db(_target, record.account, None, self.config.webhook_secret)
+        target = await self._target_for(record.account)
         if target is not None:
             self._submit(body["id"], record.id, target, body)
 
@@ -78,6 +94,8 @@ class CallNotifier:
             await asyncio.wait([first])
         if not await saved:
             return          # no row: the failure is logged where the write failed
+        if await self._target_for(record.account) is None:
+            return
         job = await self._db(_completed_event, record.id, self.config.webhook_secret,
                              self.config.public_base_url)
         if job is not None:
