@@ -196,14 +196,21 @@ class Engine:
         """Queue the record for the writer; `stop` waits until all are written."""
         try:
             self._unsaved.append(column_values(record.row()))
-            self.metrics.inbound_ended(record)
-            saved = self._saved[record.id] = asyncio.get_running_loop().create_future()
-            self.notify.completed(record, saved)
         except Exception:       # never in place of what ended the call (we're in a finally)
             log.exception("call %s: its record could not be encoded", record.id)
             return
+        loop = asyncio.get_running_loop()
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_records())
+            self._writer = loop.create_task(self._write_records())
+        try:       # (the writer runs at the next await: the waiter is registered first)
+            self.metrics.inbound_ended(record)
+            if self.notify.wants(record.account):
+                saved = self._saved[record.id] = loop.create_future()
+                self.notify.completed(record, saved)
+            else:
+                self.notify.forget(record.id)
+        except Exception:
+            log.exception("call %s: not counted, or its webhook not sent", record.id)
 
     async def _write_records(self) -> None:
         """Group commit: everything that ended while the last batch was written, or

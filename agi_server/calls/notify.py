@@ -41,6 +41,14 @@ class CallNotifier:
         self._tasks: set[asyncio.Task] = set()
         self._targets: dict[str, tuple[float, tuple[str, str] | None]] = {}
 
+    def wants(self, account: str | None) -> bool:
+        """False when the account surely has no webhook (known, within TARGET_TTL): its
+        calls then cost no task at all."""
+        if account is None:
+            return False
+        cached = self._targets.get(account)
+        return cached is None or cached[1] is not None or cached[0] <= time.monotonic()
+
     async def _target_for(self, account: str) -> tuple[str, str] | None:
         """(url, secret) of the account's webhook, or None; read at most every TARGET_TTL."""
         now = time.monotonic()
@@ -69,9 +77,8 @@ class CallNotifier:
     # -- inbound calls -------------------------------------------------------------------
     def started(self, record) -> None:
         """The call has its account and IVR (engine.ivr_call): send call.started."""
-        if record.account is None:
-            return
-        self._started[record.id] = self._spawn(self._send_started(record))
+        if self.wants(record.account):
+            self._started[record.id] = self._spawn(self._send_started(record))
 
     async def _send_started(self, record) -> None:
         body = {"id": new_id("evt"), "type": "call.started", "at": iso(utcnow()),
@@ -83,11 +90,14 @@ class CallNotifier:
         if target is not None:
             self._submit(body["id"], record.id, target, body)
 
+    def forget(self, call_id: str) -> None:
+        """The call ended and needs no call.completed."""
+        self._started.pop(call_id, None)
+
     def completed(self, record, saved: asyncio.Future) -> None:
         """The call ended; `saved` resolves (True) once its row is written."""
         first = self._started.pop(record.id, None)
-        if record.account is not None:
-            self._spawn(self._send_completed(record, saved, first))
+        self._spawn(self._send_completed(record, saved, first))
 
     async def _send_completed(self, record, saved: asyncio.Future, first) -> None:
         if first is not None:
