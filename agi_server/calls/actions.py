@@ -38,7 +38,7 @@ from agi_server.calls import attended, bridged, control, recorder, transfer
 from agi_server.calls.live_index import LiveIndex
 from agi_server.calls.recorder import Recorder
 from agi_server.calls.session import CallSession
-from trunx import redis_schema
+from trunx import logs, redis_schema
 from trunx.media import make_stager
 from trunx.models import iso, utcnow
 
@@ -195,6 +195,7 @@ class ActionRunner:
         task.add_done_callback(self._done)
 
     async def _run_bridged(self, s: CallSession, command: dict) -> None:
+        logs.bind(call_id=s.call_id, account_id=s.account)   # its own task: lines name the call
         kind, action_id = command.get("action"), command.get("id", "")
         if kind == "hangup":
             if s.on_hangup:
