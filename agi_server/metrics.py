@@ -57,6 +57,7 @@ class EngineMetrics:
         self.db_errors = Counter("trunx_database_errors", "Database writes that failed",
                                  ["where"], registry=r)
         self._engine = None
+        self._live_index_failed = 0     # LiveIndex.failed already counted
 
     def watch(self, engine) -> None:
         """Read the figures the engine's parts keep themselves, at scrape time."""
@@ -85,6 +86,10 @@ class EngineMetrics:
         if engine is not None:
             self.ami_connected.set(1 if engine.ami.connected.is_set() else 0)
             self.live_calls.set(len(engine.registry.calls))
+            failed = engine.registry.index.failed     # batches of live-call index writes
+            if failed > self._live_index_failed:
+                self.redis_errors.labels("live-index").inc(failed - self._live_index_failed)
+                self._live_index_failed = failed
             try:
                 self.originate_queue.set(await engine.redis.zcard(
                     redis_schema.ORIGINATE_QUEUE))

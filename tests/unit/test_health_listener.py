@@ -23,7 +23,8 @@ def _engine():
     engine = types.SimpleNamespace(
         server=types.SimpleNamespace(listening=True, stats=Counter(calls=2)),
         ami=types.SimpleNamespace(connected=asyncio.Event(), stats=Counter()),
-        redis=_Redis(), registry=types.SimpleNamespace(calls={}),
+        redis=_Redis(), registry=types.SimpleNamespace(
+            calls={}, index=types.SimpleNamespace(failed=2)),
         services=types.SimpleNamespace(stats=Counter()),
         webhooks=types.SimpleNamespace(stats=Counter(delivered=4)), metrics=EngineMetrics())
 
@@ -60,6 +61,7 @@ async def test_routes_and_refusals():
         status, body = await ask(port, b"GET /metrics?x=1 HTTP/1.1\r\n\r\n")
         assert status == 200
         assert b"trunx_originate_queue_depth 3.0" in body
+        assert b'trunx_redis_errors_total{where="live-index"} 2.0' in body
         assert b'trunx_webhook_deliveries_total{result="delivered"} 4.0' in body
         assert b'trunx_agi_sessions_total{result="calls"} 2.0' in body
         assert (await ask(port, b"POST /healthz HTTP/1.1\r\n\r\n"))[0] == 405
