@@ -80,6 +80,8 @@ class Engine:
         self.tracker.on_final = self.metrics.outbound_ended
         self.tracker.on_db_error = lambda where: self.metrics.db_errors.labels(where).inc()
         self.registry.runner.metrics = self.metrics
+        self.commands.on_redis_error = self.metrics.redis_errors.labels("command-stream").inc
+        self.dialer.on_redis_error = self.metrics.redis_errors.labels("originate-stream").inc
         self.registry.runner.recorder.on_ready = self.notify.recording_ready
         self.metrics.watch(self)
 

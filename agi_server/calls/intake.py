@@ -35,6 +35,7 @@ class CommandReader:
         self.handled = 0
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
+        self.on_redis_error = None      # the engine's metrics: the stream read failed
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="call-commands")
@@ -43,7 +44,8 @@ class CommandReader:
         await stop_task(self._task, self._stopping)
 
     async def _run(self) -> None:
-        await keep_reading("command stream", self._read, self._stopping, log)
+        await keep_reading("command stream", self._read, self._stopping, log,
+                           lambda: self.on_redis_error and self.on_redis_error())
 
     async def _read(self, healthy) -> None:
         await ensure_group(self.redis, redis_schema.COMMAND_STREAM, redis_schema.COMMAND_GROUP)
