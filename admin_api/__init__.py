@@ -31,6 +31,7 @@ def create_app(config=None, *, redis=None) -> Flask:
         errors,
         ivr,
         ivr_tools,
+        observe,
         openapi,
         suppressions,
         voice,
@@ -64,7 +65,8 @@ def create_app(config=None, *, redis=None) -> Flask:
 
     errors.init_app(app)
     auth.init_app(app)
+    observe.init_app(app)       # health, metrics and the access log (docs/observability.md)
     for module in (audio, ivr, ivr_tools, dids, agents, voice, call_actions, suppressions,
-                   account, openapi, console):
+                   account, openapi, console, observe):
         app.register_blueprint(module.bp)
     return app

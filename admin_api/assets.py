@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 
+from admin_api import observe
 from trunx.ivr import program as ivr_program
 from trunx.ivr import store as ivr_store
 from trunx.ivr import tree as ivr_tree
@@ -61,7 +62,9 @@ def synthesize(text: str, voice: str | None, config, *,
             warnings.append({"field": "voice", "code": "voice-substituted",
                              "message": f"the {name} has no voice {voice!r}; used {used!r}"})
             voice = None
-    return render_tts(text, voice, provider, None, config), warnings
+    rendered = render_tts(text, voice, provider, None, config)
+    observe.tts_rendered(rendered)
+    return rendered, warnings
 
 
 def create(store, account_id: str, name: str, rendered: pipeline.Rendered, config, *,
@@ -101,10 +104,14 @@ def delete(store, asset: AudioAsset, config) -> None:
 
 def current_versions(account_id: str):
     """(Ivr, IvrVersion) for each IVR's current version in the account."""
-    rows = (IvrVersion.select(IvrVersion, Ivr).join(Ivr)
-            .where(Ivr.account == account_id, IvrVersion.version == Ivr.current_version)
-            .order_by(Ivr.created_at))
+    rows = current_versions_query(account_id).order_by(Ivr.created_at, Ivr.id)
     return [(row.ivr, row) for row in rows]
+
+
+def current_versions_query(account_id: str):
+    """The select behind current_versions, unordered (the IVR list pages it)."""
+    return (IvrVersion.select(IvrVersion, Ivr).join(Ivr)
+            .where(Ivr.account == account_id, IvrVersion.version == Ivr.current_version))
 
 
 def users(asset: AudioAsset, config) -> list[str]:

@@ -8,6 +8,7 @@ from flask import Blueprint, request, send_file
 
 from admin_api import assets
 from admin_api import context as ctx
+from admin_api.pagination import paginate
 from trunx.errors import Conflict, NotFound, TooLarge, Unsupported, invalid
 from trunx.media import pipeline, prepare_upload
 from trunx.models import AudioAsset
@@ -72,10 +73,10 @@ def upload():
 
 @bp.get("")
 def list_audio():
-    rows = (AudioAsset.select().where(AudioAsset.account == ctx.account_id())
-            .order_by(AudioAsset.created_at, AudioAsset.id))
+    page = paginate(AudioAsset.select().where(AudioAsset.account == ctx.account_id()),
+                    "audio", AudioAsset.created_at, AudioAsset.id, default_limit=None)
     base = ctx.base_url()
-    return {"audio": [assets.as_json(a, base) for a in rows]}
+    return {"audio": [assets.as_json(a, base) for a in page.rows], **page.fields()}
 
 
 @bp.get("/<audio_id>/file")

@@ -8,8 +8,8 @@ from flask import g, request
 from trunx import accounts
 from trunx.errors import Unauthorized
 
-# endpoints anyone may read: the API's own description
-PUBLIC_ENDPOINTS = {"openapi.document"}
+# endpoints anyone may read: the API's own description, health and metrics
+PUBLIC_ENDPOINTS = {"openapi.document", "observe.healthz", "observe.readyz", "observe.metrics"}
 # blueprints that sign in their own way: the console's cookie (admin_api/console/base.py)
 OWN_SIGN_IN = {"console"}
 

@@ -7,6 +7,7 @@ import peewee
 from flask import Blueprint
 
 from admin_api import context as ctx
+from admin_api.pagination import paginate
 from trunx import phone
 from trunx.errors import Conflict, NotFound, invalid
 from trunx.ivr import store as ivr_store
@@ -57,9 +58,10 @@ def create():
 
 @bp.get("")
 def list_dids():
-    rows = Did.select().where(Did.account == ctx.account_id()).order_by(Did.created_at)
-    items = [as_json(d) for d in rows]
-    return {"dids": items, "count": len(items)}
+    page = paginate(Did.select().where(Did.account == ctx.account_id()), "dids",
+                    Did.created_at, Did.number, default_limit=None)
+    items = [as_json(d) for d in page.rows]
+    return {"dids": items, "count": len(items), **page.fields()}
 
 
 @bp.delete("/<number>")

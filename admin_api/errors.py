@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 
+import peewee
 import redis.exceptions
 from werkzeug.exceptions import HTTPException
 
@@ -83,6 +84,11 @@ def body(code: str, message: str, details=None) -> dict:
 
 
 def init_app(app) -> None:
+    def _dependency_failed(name: str) -> None:
+        count = app.extensions.get("trunx.dependency_error")   # admin_api/observe.py
+        if count is not None:
+            count(name).inc()
+
     @app.errorhandler(trunx_errors.TrunxError)
     def _trunx_error(exc: trunx_errors.TrunxError):
         status = status_for(exc)
@@ -108,6 +114,7 @@ def init_app(app) -> None:
     @app.errorhandler(redis.exceptions.TimeoutError)
     def _redis_down(exc):
         log.error("redis unavailable: %s", exc)
+        _dependency_failed("redis")
         return body("redis-unavailable",
                     "the cache is unavailable; what was stored is published again by "
                     "`trunx resync` once Redis is back"), 503
@@ -115,4 +122,6 @@ def init_app(app) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error")
+        if isinstance(exc, peewee.DatabaseError):
+            _dependency_failed("database")
         return body("internal-error", "an unexpected error occurred"), 500

@@ -10,3 +10,26 @@ stateless (the GET /ivr/:id memo checks the database on every read), so any coun
 workers = 4
 worker_class = "gthread"
 threads = 16
+
+# Prometheus metrics across workers (admin_api/observe.py): each worker writes its counters
+# to files in this folder and a scrape of any worker sums them. Made fresh for each
+# master unless the operator names one; a dead worker's live gauges are dropped.
+import os as _os  # noqa: E402
+import tempfile as _tempfile  # noqa: E402
+
+if not _os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _os.environ["PROMETHEUS_MULTIPROC_DIR"] = _tempfile.mkdtemp(prefix="trunx-api-metrics-")
+
+
+def on_starting(server):
+    folder = _os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    _os.makedirs(folder, exist_ok=True)
+    for name in _os.listdir(folder):     # counts of an earlier run are not this run's
+        if name.endswith(".db"):
+            _os.unlink(_os.path.join(folder, name))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -13,6 +13,7 @@ from flask import Blueprint, current_app
 
 from admin_api import assets, dids, ivr_reads
 from admin_api import context as ctx
+from admin_api.pagination import paginate
 from trunx import db
 from trunx.errors import Conflict, NotFound, invalid
 from trunx.ivr import store as ivr_store
@@ -100,8 +101,10 @@ _IVR_EXISTS = db.Prepared(lambda: Ivr.select(Ivr.id).where(Ivr.account == "", Iv
 
 @bp.get("")
 def list_ivrs():
-    items = [as_json(ivr, version) for ivr, version in assets.current_versions(ctx.account_id())]
-    return {"ivrs": items, "count": len(items)}
+    page = paginate(assets.current_versions_query(ctx.account_id()), "ivrs",
+                    Ivr.created_at, Ivr.id, default_limit=None)
+    items = [as_json(version.ivr, version) for version in page.rows]
+    return {"ivrs": items, "count": len(items), **page.fields()}
 
 
 @bp.get("/<ivr_id>")

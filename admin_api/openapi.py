@@ -536,6 +536,35 @@ SCHEMAS.update({
                     edges={"type": "array", "items": OBJ},
                     funnel={"type": "array", "items": OBJ}),
 })
+# -- Lists: cursor pagination (admin_api/pagination.py); the call list; health and metrics -
+CURSOR = {"type": ["string", "null"],
+          "description": "pass as ?cursor= for the next page; null on the last page"}
+PAGE_PARAMS = [
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {**INT, "minimum": 1, "maximum": 500},
+     "description": "page size (calls and agents default to 50; other lists return "
+                    "everything when no limit is given)"},
+    {"name": "cursor", "in": "query", "required": False, "schema": STR,
+     "description": "the nextCursor of the previous page"}]
+for _name in ("AudioList", "IvrList", "DidList", "AgentList", "SuppressionList"):
+    SCHEMAS[_name]["properties"]["nextCursor"] = CURSOR
+for _path in ("/audio", "/ivr", "/api/dids", "/api/voice/agents", "/api/suppressions"):
+    PATHS[_path]["get"]["parameters"] = (
+        [p for p in PATHS[_path]["get"].get("parameters", []) if p["name"] != "limit"]
+        + PAGE_PARAMS)
+    PATHS[_path]["get"]["responses"].update(errors(422))
+SCHEMAS["Call"]["properties"].update(
+    direction={"enum": ["inbound", "outbound"]}, callId={"type": ["string", "null"]},
+    ivr=NULL_STR, ivrVersion={"type": ["integer", "null"]}, outcome=NULL_STR,
+    path={"type": "array", "description": "inbound calls: the IVR steps, in order",
+          "items": {"type": "object", "required": ["node", "event", "at"], "properties": {
+              "node": STR, "event": STR, "at": {**NUM, "description": "seconds from answer"},
+              "digits": STR, "audio": STR,
+              "heard": {**NUM, "description": "seconds of the prompt heard"},
+              "heardShare": {**NUM, "minimum": 0, "maximum": 1}}}})
+SCHEMAS["Call"]["properties"]["from"] = {"type": ["string", "null"]}
+SCHEMAS["CallList"] = obj(["calls", "count", "nextCursor"], count=INT, nextCursor=CURSOR,
+                          calls={"type": "array", "items": ref("Call")})
 
 
 def _query(name: str, description: str, schema=STR) -> dict:
@@ -575,6 +604,36 @@ PATHS.update({
         "get": op("Per-node analytics from the call records (trunx)",
                   {**ok("IvrStats"), **errors(404, 422)}, tag="ivr", params=IVR_ID + WINDOW),
     },
+})
+PATHS["/api/voice"]["get"] = op(
+    "List calls, inbound and outbound, newest first (trunx addition)",
+    {**ok("CallList"), **errors(422)}, tag="voice", params=[
+        _query("direction", "inbound or outbound", {"enum": ["inbound", "outbound"]}),
+        _query("status", "one call status", CALL_STATUS),
+        _query("from", "E.164 caller, %2B for +"), _query("to", "E.164 callee, %2B for +"),
+        _query("since", "ISO 8601; calls that started at or after it"),
+        _query("until", "ISO 8601; calls that started before it"), *PAGE_PARAMS])
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {**STR, "maxLength": 255},
+    "description": "a retry with the same key within 24 h answers the first response and "
+                   "never acts twice (docs/api.md)"}
+for _path, _ops in PATHS.items():
+    if _path == "/api/voice" or _path.endswith("/call") or _path.startswith(CALL_PATH):
+        if "post" in _ops:
+            _ops["post"]["parameters"] = _ops["post"].get("parameters", []) + [IDEMPOTENCY_KEY]
+            _ops["post"]["responses"].update(errors(409, 422))
+_PLAIN = {"200": {"description": "OK", "content": {"application/json": {}}},
+          "503": {"description": "not ready", "content": {"application/json": {}}}}
+PATHS.update({
+    "/healthz": {"get": {"summary": "Liveness: the process answers", "tags": ["meta"],
+                         "security": [], "responses": {"200": _PLAIN["200"]}}},
+    "/readyz": {"get": {"summary": "Readiness: the database and Redis answer",
+                        "tags": ["meta"], "security": [], "responses": _PLAIN}},
+    "/metrics": {"get": {"summary": "Prometheus metrics (docs/observability.md)",
+                         "tags": ["meta"], "security": [], "responses": {"200": {
+                             "description": "text exposition format",
+                             "content": {"text/plain": {"schema": STR}}}}}},
 })
 
 

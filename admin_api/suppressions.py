@@ -7,6 +7,7 @@ from flask import Blueprint
 
 from admin_api import context as ctx
 from admin_api.dids import e164
+from admin_api.pagination import paginate
 from trunx import dnc
 from trunx.errors import NotFound
 from trunx.models import Suppression, iso
@@ -22,10 +23,11 @@ def as_json(row: Suppression) -> dict:
 
 @bp.get("")
 def list_suppressions():
-    rows = (Suppression.select().where(Suppression.account == ctx.account_id())
-            .order_by(Suppression.created_at, Suppression.id))
-    items = [as_json(r) for r in rows]
-    return {"suppressions": items, "count": len(items)}
+    page = paginate(Suppression.select().where(Suppression.account == ctx.account_id()),
+                    "suppressions", Suppression.created_at, Suppression.id,
+                    default_limit=None)
+    items = [as_json(r) for r in page.rows]
+    return {"suppressions": items, "count": len(items), **page.fields()}
 
 
 @bp.post("")

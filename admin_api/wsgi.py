@@ -1,4 +1,8 @@
 """gunicorn entry point: `gunicorn 'admin_api.wsgi:app'`; config from TRUNX_* / TRUNX_CONFIG."""
 from admin_api import create_app
+from trunx import config as trunx_config
+from trunx import logs
 
-app = create_app()
+_config = trunx_config.load()
+logs.setup(_config.log_json)     # text, or JSON lines (log_json); trunx.access is the access log
+app = create_app(_config)

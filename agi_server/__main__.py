@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 
 import redis.asyncio as aioredis
 
 from agi_server.engine import Engine, loop_factory
 from trunx import config as trunx_config
+from trunx import logs
 from trunx.store import Store
 
 
@@ -31,9 +31,8 @@ def main(argv=None) -> None:
     parser.add_argument("--config", help="INI file with a [trunx] section")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = trunx_config.load(args.config)
+    logs.setup(cfg.log_json, args.log_level)    # JSON lines carry call_id, account_id, node
     with asyncio.Runner(loop_factory=loop_factory(cfg.agi_event_loop)) as runner:
         runner.run(serve(cfg))
 

@@ -56,7 +56,8 @@ async def ensure_group(client, stream: str, group: str) -> None:
 
 
 async def keep_reading(what: str, read: Callable[[Callable[[], None]], Awaitable[None]],
-                       stopping: asyncio.Event, logger: logging.Logger = log) -> None:
+                       stopping: asyncio.Event, logger: logging.Logger = log,
+                       on_redis_error: Callable[[], None] | None = None) -> None:
     """Run a stream reader until `stopping`, starting it again after a failure with a
     backoff (0.2 s doubling to 5 s). `read(healthy)` returns once `stopping` is set and
     calls `healthy()` whenever Redis has answered, which resets the backoff. A Redis
@@ -77,6 +78,8 @@ async def keep_reading(what: str, read: Callable[[Callable[[], None]], Awaitable
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                 redis.exceptions.ResponseError) as exc:
             logger.warning("%s: %s; retrying in %.1fs", what, exc, backoff)
+            if on_redis_error is not None:      # the engine's metrics
+                on_redis_error()
         except Exception:
             logger.exception("%s failed; retrying", what)
         await asyncio.sleep(backoff)

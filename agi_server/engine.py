@@ -27,13 +27,16 @@ from agi_server.ami.tracker import CallTracker
 from agi_server.calls import control
 from agi_server.calls.intake import CommandReader
 from agi_server.calls.live_call import INBOUND, LiveCall
+from agi_server.calls.notify import CallNotifier
 from agi_server.calls.outbound import OutboundRoute
 from agi_server.calls.record import CallRecord, column_values, save_rows
 from agi_server.calls.registry import Registry
+from agi_server.health import HealthServer
 from agi_server.ivr.runner import IvrRunner, Services
 from agi_server.ivr.tree_cache import TreeCache, TreeUnavailable
+from agi_server.metrics import EngineMetrics
 from agi_server.webhooks import WebhookSender
-from trunx import dnc, redis_schema
+from trunx import dnc, logs, redis_schema
 from trunx.ivr import store as ivr_store
 from trunx.ivr.program import Program
 from trunx.models import Call
@@ -72,6 +75,20 @@ class Engine:
         self._unsaved: list[list] = []   # ended calls' column values, not written yet
         self._writer: asyncio.Task | None = None
         self.resyncs = 0                         # times Redis was found empty and rebuilt
+        # watching it run: metrics, the health listener, webhooks about inbound calls and
+        # recordings (docs/observability.md)
+        self.metrics = EngineMetrics()
+        self.notify = CallNotifier(config, self._db, self.webhooks)
+        self._saved: dict[str, asyncio.Future] = {}   # call id -> its row was written
+        self.health = (HealthServer(self, config.engine_http_host, config.engine_http_port)
+                       if config.engine_http_port >= 0 else None)
+        self.tracker.on_final = self.metrics.outbound_ended
+        self.tracker.on_db_error = lambda where: self.metrics.db_errors.labels(where).inc()
+        self.registry.runner.metrics = self.metrics
+        self.commands.on_redis_error = self.metrics.redis_errors.labels("command-stream").inc
+        self.dialer.on_redis_error = self.metrics.redis_errors.labels("originate-stream").inc
+        self.registry.runner.recorder.on_ready = self.notify.recording_ready
+        self.metrics.watch(self)
 
     def live_records(self) -> list[CallRecord]:
         """The IVR records of the inbound calls in progress."""
@@ -85,6 +102,8 @@ class Engine:
         await self.server.start()
         log.info("FastAGI listening on %s:%s", self.config.agi_host, self.server.port)
         await self.sockets.start()
+        if self.health is not None:
+            await self.health.start()
         await self.webhooks.start()
         await self.tracker.start()
         try:
@@ -106,7 +125,10 @@ class Engine:
         await self.cache.stop()
         await self.ami.stop()
         await self.tracker.stop()
+        await self.notify.drain()
         await self.webhooks.stop()
+        if self.health is not None:
+            await self.health.stop()
         self.db_thread.shutdown(wait=True)
 
     async def _heal_redis(self) -> None:
@@ -119,11 +141,16 @@ class Engine:
     async def _db(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
 
+    async def db_ping(self) -> None:
+        """The database answers a query (readiness)."""
+        await self._db(lambda: self.store.db.execute_sql("SELECT 1").fetchone())
+
     # -- the ivr route ----------------------------------------------------------------
     async def ivr_call(self, ch) -> None:
         env = ch.env
         record = CallRecord(did=_called_number(env), caller=_caller(env),
                             uniqueid=env.get("agi_uniqueid"), channel=env.get("agi_channel"))
+        logs.bind(call_id=record.id)        # this call's task: every log line carries it
         call = self.registry.add(LiveCall(
             id=record.id, account=None, direction=INBOUND, from_number=record.caller,
             to_number=record.did, status="answered", channel=record.channel, record=record))
@@ -138,6 +165,8 @@ class Engine:
             record.account, record.ivr_id = program.account, program.ivr_id
             record.ivr_version = program.version
             call.account = record.account
+            logs.bind(account_id=record.account)
+            self.notify.started(record)
             await ch.answer()
             async with self.registry.session(call, ch,
                                              on_handoff=lambda at: _transferred(record)
@@ -151,6 +180,9 @@ class Engine:
         finally:
             call.status = "completed"
             self.registry.release(call)
+            # one line a call, in its task: the JSON form carries call_id, account, node
+            log.info("inbound call from %s to %s ended: %s (%s), %d steps", record.caller,
+                     record.did, record.outcome, record.end_reason, len(record.path))
             self._save(record)      # Asterisk gets its socket closed without waiting for it
 
     async def _tree_for(self, record: CallRecord) -> Program | None:
@@ -160,6 +192,7 @@ class Engine:
         try:
             tree = await self.cache.lookup(record.did)
         except TreeUnavailable as exc:
+            self.metrics.redis_errors.labels("tree-lookup").inc()
             log.error("call %s on %s: tree store unavailable: %s", record.uniqueid,
                       record.did, exc)
             record.finish("fallback", "redis-unavailable")
@@ -175,8 +208,18 @@ class Engine:
         except Exception:       # never in place of what ended the call (we're in a finally)
             log.exception("call %s: its record could not be encoded", record.id)
             return
+        loop = asyncio.get_running_loop()
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_records())
+            self._writer = loop.create_task(self._write_records())
+        try:       # (the writer runs at the next await: the waiter is registered first)
+            self.metrics.inbound_ended(record)
+            if self.notify.wants(record.account):
+                saved = self._saved[record.id] = loop.create_future()
+                self.notify.completed(record, saved)
+            else:
+                self.notify.forget(record.id)
+        except Exception:
+            log.exception("call %s: not counted, or its webhook not sent", record.id)
 
     async def _write_records(self) -> None:
         """Group commit: everything that ended while the last batch was written, or
@@ -188,15 +231,25 @@ class Engine:
             try:
                 await self._db(save_rows, self.store.db, batch)
                 self.records_saved += len(batch)
+                self._written(batch, True)
                 continue
             except Exception:
-                pass
+                self.metrics.db_errors.labels("call-record").inc()
             for row in batch:      # one bad row must not cost the others theirs
                 try:
                     await self._db(save_rows, self.store.db, [row])
                     self.records_saved += 1
+                    self._written([row], True)
                 except Exception:
                     log.exception("call %s: could not save its record", row[0])
+                    self._written([row], False)
+
+    def _written(self, rows: list[list], ok: bool) -> None:
+        """Tell whoever waits for these calls' rows (the call.completed webhook)."""
+        for row in rows:
+            waiter = self._saved.pop(row[0], None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(ok)
 
     # -- services the runner uses -----------------------------------------------------
     async def _suppress(self, record: CallRecord, node: str) -> bool:

@@ -144,8 +144,9 @@ async def serve(args) -> None:
         name, _, value = item.partition("=")
         kind = trunx_config.Config.__dataclass_fields__[name].type
         overrides[name] = trunx_config._coerce(value, kind)
+    # engine_http_port 0: engines run side by side here, each on a free port
     cfg = trunx_config.load(env={}, data_dir=args.data_dir, redis_url=args.redis_url,
-                            agi_port=args.port, **overrides)
+                            agi_port=args.port, **{"engine_http_port": 0, **overrides})
     if args.seed:
         _seed(cfg, args.seed)
     db.connect(cfg)

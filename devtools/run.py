@@ -107,6 +107,9 @@ async def run(once: bool) -> int:
         stage_prompts(account, cfg)
         publish_demo(store, account, cfg)
 
+        if cfg.engine_http_port > 0 and not _port_free(cfg.engine_http_port):
+            # health and metrics: another port
+            cfg = cfg.replace(engine_http_port=free_port())
         aio = aioredis.Redis.from_url(cfg.redis_url, decode_responses=True)
         engine = Engine(cfg, aio, store=store)
         await engine.start()
@@ -114,6 +117,8 @@ async def run(once: bool) -> int:
         stack.push_async_callback(engine.stop)
         await engine.cache.wait_listening()
         print(f"engine    FastAGI on 127.0.0.1:{engine.server.port}")
+        if engine.health is not None:
+            print(f"          health and metrics on http://127.0.0.1:{engine.health.port}")
 
         api_port = cfg.api_port if _port_free(cfg.api_port) else free_port()
         env = {**os.environ, **_env_for(cfg)}

@@ -18,8 +18,9 @@ SEED_DID = DEMO_DID
 
 
 def make_config(tmp_path, redis_url, **overrides):
+    # free ports: tests run beside each other (and beside `make run`)
     values = {"data_dir": str(tmp_path / "data"), "redis_url": redis_url, "agi_port": 0,
-              "audiosocket_port": 0}
+              "engine_http_port": 0, "audiosocket_port": 0}
     return trunx_config.load(env={}, **{**values, **overrides})
 
 

@@ -64,7 +64,7 @@ class Config:
     # (AudioSocket); `audiosocket_address` is host:port as Asterisk reaches it (empty:
     # audiosocket_host:the port listened on)
     audiosocket_host: str = "127.0.0.1"
-    audiosocket_port: int = 4574
+    audiosocket_port: int = 4575
     audiosocket_address: str = ""
     # Batching, off the call's path: a finished call's record waits this long for others
     # to share its SQLite transaction; a live call's Redis announcement (what the API's
@@ -134,6 +134,11 @@ class Config:
     api_port: int = 8080
     public_base_url: str = ""       # empty: taken from the request
     webhook_secret: str = ""
+
+    # watching it run (docs/observability.md)
+    engine_http_host: str = "127.0.0.1"   # the engine's /healthz, /readyz, /metrics
+    engine_http_port: int = 4574          # 0: any free port; -1: no listener
+    log_json: bool = False                # one JSON object a line, with call_id etc.
 
     @property
     def sqlite_path(self) -> str:

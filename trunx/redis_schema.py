@@ -36,6 +36,12 @@ agi_server.calls.actions carries them out):
     trunx:action:{uuid}                 hash: one action's state {type, call, account,
                                         status, params, result, error, *_at} (TTL 7 days)
 
+API requests (admin_api.idempotency):
+
+    trunx:idem:{account}:{sha256 of key} {state: pending|done, fp, status, body, ...}: a
+                                        POST's Idempotency-Key, reserved before the
+                                        request acts, its response kept 24 h
+
 Versions are immutable, so the engine may cache them forever; only the DID map and the
 current pointers change, and every change is announced on the channel.
 """
@@ -116,3 +122,12 @@ def speech_parts_key(action_id: str) -> str:
 def speech_stop_key(action_id: str) -> str:
     """Set by the engine when the speak ended early: render and stage no more parts."""
     return f"trunx:speech:{action_id}:stop"
+
+
+IDEMPOTENCY_TTL = 24 * 3600   # seconds a POST's Idempotency-Key answers its first response
+
+
+def idempotency_key(account: str, key_digest: str) -> str:
+    """A POST's Idempotency-Key (its sha256, so any bytes a client sends make a safe key):
+    {state: pending|done, fp, ...} (admin_api/idempotency.py)."""
+    return f"trunx:idem:{account}:{key_digest}"

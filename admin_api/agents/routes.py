@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from admin_api import context as ctx
 from admin_api.agents import did_selection
+from admin_api.idempotency import idempotent
+from admin_api.pagination import paginate
 from admin_api.voice import amd as voice_amd
 from admin_api.voice import service as voice_service
 from trunx import dnc, phone, ultravox, ultravox_mapping, ultravox_tools
@@ -182,17 +184,11 @@ def create():
 
 @bp.get("")
 def list_agents():
-    raw = request.args.get("limit")
-    limit = LIST_DEFAULT
-    if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= LIST_MAX:
-            raise invalid("limit", "out-of-range",
-                          f"limit must be a whole number from 1 to {LIST_MAX}")
-        limit = int(raw)
-    rows = (Agent.select().where(Agent.account == ctx.account_id())
-            .order_by(Agent.created_at.desc(), Agent.id).limit(limit))
-    items = [summary(a) for a in rows]
-    return {"agents": items, "count": len(items)}
+    page = paginate(Agent.select().where(Agent.account == ctx.account_id()), "agents",
+                    Agent.created_at, Agent.id, default_limit=LIST_DEFAULT,
+                    newest_first=True, maximum=LIST_MAX)
+    items = [summary(a) for a in page.rows]
+    return {"agents": items, "count": len(items), **page.fields()}
 
 
 @bp.get("/<agent_id>")
@@ -273,6 +269,7 @@ def _e164(data: dict, field: str, *, required: bool) -> str | None:
 
 
 @bp.post("/<agent_id>/call")
+@idempotent
 def call(agent_id: str):
     agent = get_owned(agent_id)
     data = ctx.json_body({"to", "from", *voice_amd.FIELDS})

@@ -23,6 +23,7 @@ from flask import Blueprint, current_app, send_file
 
 from admin_api import context as ctx
 from admin_api.call_actions import service as call_actions
+from admin_api.idempotency import idempotent
 from trunx.errors import Forbidden, NotFound, UpstreamError
 from trunx.models import Recording
 
@@ -54,7 +55,8 @@ def _action(kind: str):
 
 
 for _kind in FIELDS:
-    bp.add_url_rule(f"/calls/<call_uuid>/{_kind}", view_func=_action(_kind), methods=["POST"])
+    bp.add_url_rule(f"/calls/<call_uuid>/{_kind}", view_func=idempotent(_action(_kind)),
+                    methods=["POST"])
 
 
 def _finish_transfer(how: str):
@@ -68,7 +70,7 @@ def _finish_transfer(how: str):
 
 for _how in ("complete", "cancel"):
     bp.add_url_rule(f"/calls/<call_uuid>/transfer/<transfer_uuid>/{_how}",
-                    view_func=_finish_transfer(_how), methods=["POST"])
+                    view_func=idempotent(_finish_transfer(_how)), methods=["POST"])
 
 
 @bp.delete("/calls/<call_uuid>/record")

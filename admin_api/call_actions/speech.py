@@ -19,6 +19,7 @@ import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from admin_api import observe
 from trunx import redis_schema
 from trunx.media import asterisk_path, make_stager, pipeline
 from trunx.media.sentences import split_sentences
@@ -45,19 +46,21 @@ def start(redis, config, action_id: str, text: str, voice, provider: str):
     count = len(split_sentences(text))
     pieces = pipeline.stream_tts(text, voice, provider, None, config)
     first = next(pieces)
+    counted = observe.tts_counter()
+    counted(first)
     params = stage(first, action_id, 0, config)
 
     def go() -> None:
         if count > 1:
             _renderers.submit(_render_rest, redis, config, action_id, pieces,
-                              first.duration_seconds)
+                              first.duration_seconds, counted)
 
     if count > 1:
         params.update(parts=count, stream=redis_schema.speech_parts_key(action_id))
     return params, first.voice, go
 
 
-def _render_rest(redis, config, action_id: str, pieces, total: float) -> None:
+def _render_rest(redis, config, action_id: str, pieces, total: float, counted) -> None:
     key = redis_schema.speech_parts_key(action_id)
     stop = redis_schema.speech_stop_key(action_id)
     index = 0
@@ -65,6 +68,7 @@ def _render_rest(redis, config, action_id: str, pieces, total: float) -> None:
         for index, piece in enumerate(pieces, 1):
             if redis.exists(stop):
                 return
+            counted(piece)
             part = stage(piece, action_id, index, config)
             total += piece.duration_seconds
             pipe = redis.pipeline(transaction=True)

@@ -11,7 +11,9 @@ import time
 from flask import Blueprint, current_app
 
 from admin_api import context as ctx
+from admin_api.idempotency import idempotent
 from admin_api.voice import amd as voice_amd
+from admin_api.voice import listing
 from admin_api.voice import service as voice_service
 from trunx import calls
 from trunx.errors import NotFound, invalid
@@ -34,6 +36,7 @@ def get_owned(call_id: str) -> Call:
 
 
 @bp.post("")
+@idempotent
 def create():
     data = ctx.json_body(FIELDS)
     ai = None
@@ -52,13 +55,21 @@ def create():
     return {"id": call.id, "callId": call.call_sid, "status": call.status}, 201
 
 
+@bp.get("")
+def list_calls():
+    return listing.list_calls()
+
+
 @bp.get("/<call_id>")
 def get(call_id: str):
     call = get_owned(call_id)
     position = None
     if call.status == "initiated":
         position = voice_service.queue_position(ctx.redis(), call.id)
-    return calls.call_json(call, queue_position=position, base_url=ctx.base_url())
+    out = calls.call_json(call, queue_position=position, base_url=ctx.base_url())
+    if call.direction == "inbound":     # what its IVR did, as the list shows it
+        out.update(listing.inbound_fields(call))
+    return out
 
 
 @bp.delete("/<call_id>")

@@ -207,6 +207,10 @@ class FastAGIServer:
         return self._server.sockets[0].getsockname()[1]
 
     @property
+    def listening(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    @property
     def calls(self) -> int:
         """Calls being run now."""
         return len(self._tasks)

@@ -57,6 +57,7 @@ class Dialer:
         self._next_slot = 0.0
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
+        self.on_redis_error = None      # the engine's metrics: the stream read failed
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="dialer")
@@ -65,7 +66,8 @@ class Dialer:
         await stop_task(self._task, self._stopping)
 
     async def _run(self) -> None:
-        await keep_reading("dialer", self._dial, self._stopping, log)
+        await keep_reading("dialer", self._dial, self._stopping, log,
+                           lambda: self.on_redis_error and self.on_redis_error())
 
     async def _dial(self, healthy) -> None:
         await self._ensure_group()

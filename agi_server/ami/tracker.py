@@ -77,6 +77,10 @@ class CallTracker:
         self.registry = registry      # agi_server.calls.registry.Registry: every live call
         self._events: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
+        # hooks the engine sets for its metrics: (status, end_reason) of each ended call;
+        # (where) of each status the database did not take
+        self.on_final: Callable[[str, str | None], None] | None = None
+        self.on_db_error: Callable[[str], None] | None = None
         ami.add_listener(self._events.put_nowait)
         ami.on_login(self.reconcile)
 
@@ -197,6 +201,8 @@ class CallTracker:
         call.status = status
         changes["status"] = status
         call.cancel_timers()
+        if self.on_final is not None:      # the engine's metrics
+            self.on_final(status, changes["end_reason"])
         await self._record(call, status, at, changes)
         self.registry.release(call)
         try:
@@ -231,6 +237,8 @@ class CallTracker:
                                    event_type, extra)
         except Exception:
             log.exception("call %s: status %s not stored", call.id, status)
+            if self.on_db_error is not None:
+                self.on_db_error("call-status")
             return
         if event is not None:
             self.webhooks.submit(event)

@@ -38,7 +38,7 @@ from agi_server.calls import attended, bridged, control, recorder, speech, trans
 from agi_server.calls.live_index import LiveIndex
 from agi_server.calls.recorder import Recorder
 from agi_server.calls.session import CallSession
-from trunx import redis_schema
+from trunx import logs, redis_schema
 from trunx.media import make_stager
 from trunx.models import iso, utcnow
 
@@ -65,6 +65,7 @@ class ActionRunner:
         self.recorder = Recorder(config, db, self.state, _check)
         self.index = LiveIndex(redis, delay=config.live_batch_delay)
         self.stats: dict[str, int] = {}
+        self.metrics = None     # agi_server.metrics.EngineMetrics, set by the engine
         # the session on an AGI channel (by its uniqueid): set by the registry
         self.session_for_channel = lambda uniqueid: None
         self._tasks: set[asyncio.Task] = set()
@@ -83,6 +84,8 @@ class ActionRunner:
             await self.redis.hset(redis_schema.action_key(action_id), mapping=values)
         except Exception as exc:   # the action still happens; only its report is lost
             log.warning("action %s: state not written: %s", action_id, exc)
+            if self.metrics is not None:
+                self.metrics.redis_errors.labels("action-state").inc()
 
     async def refuse(self, command: dict, code: str, message: str) -> None:
         """An action that no session will run (the call ended before it got there)."""
@@ -123,6 +126,7 @@ class ActionRunner:
             await self.refuse(command, "unknown-action", f"no action {kind!r}")
             return
         self.stats[kind] = self.stats.get(kind, 0) + 1
+        self._latency(kind, command)
         await self.state(action_id, status=RUNNING[kind], started_at=_now())
         log.info("call %s: %s %s", s.call_id, kind, action_id)
         try:
@@ -140,6 +144,14 @@ class ActionRunner:
         await self._ended(action_id, status, result)
         if s.handed_off:
             raise AGIHangup("transferred")
+
+    def _latency(self, kind: str, command: dict) -> None:
+        """From the API's XADD (the stream entry's milliseconds, agi_server.calls.intake)
+        to now, when the action starts."""
+        queued = command.get("queued_ms")
+        if self.metrics is not None and queued and queued.isdigit():
+            self.metrics.action_latency.labels(kind).observe(
+                max(0.0, time.time() - int(queued) / 1000))
 
     # -- the actions -------------------------------------------------------------------------
     async def _play(self, s, action_id, p):
@@ -203,6 +215,7 @@ class ActionRunner:
         task.add_done_callback(self._done)
 
     async def _run_bridged(self, s: CallSession, command: dict) -> None:
+        logs.bind(call_id=s.call_id, account_id=s.account)   # its own task: lines name the call
         kind, action_id = command.get("action"), command.get("id", "")
         if kind == "hangup":
             if s.on_hangup:
@@ -220,6 +233,7 @@ class ActionRunner:
             await self.refuse(command, "unknown-action", f"no action {kind!r}")
             return
         self.stats[kind] = self.stats.get(kind, 0) + 1
+        self._latency(kind, command)
         await self.state(action_id, status=RUNNING[kind], started_at=_now(), via="bridge")
         log.info("call %s: %s %s over AMI (bridged)", s.call_id, kind, action_id)
         try:

@@ -35,6 +35,7 @@ class CommandReader:
         self.handled = 0
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
+        self.on_redis_error = None      # the engine's metrics: the stream read failed
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="call-commands")
@@ -43,7 +44,8 @@ class CommandReader:
         await stop_task(self._task, self._stopping)
 
     async def _run(self) -> None:
-        await keep_reading("command stream", self._read, self._stopping, log)
+        await keep_reading("command stream", self._read, self._stopping, log,
+                           lambda: self.on_redis_error and self.on_redis_error())
 
     async def _read(self, healthy) -> None:
         await ensure_group(self.redis, redis_schema.COMMAND_STREAM, redis_schema.COMMAND_GROUP)
@@ -57,7 +59,8 @@ class CommandReader:
             if start == "0" and not entries:
                 start = ">"
             for entry_id, fields in entries:
-                await self._handle(fields or {})
+                # when the API queued it (the entry id's milliseconds): action latency
+                await self._handle({**(fields or {}), "queued_ms": entry_id.split("-")[0]})
                 await self.redis.xack(redis_schema.COMMAND_STREAM,
                                       redis_schema.COMMAND_GROUP, entry_id)
                 await self.redis.xdel(redis_schema.COMMAND_STREAM, entry_id)

@@ -27,6 +27,7 @@ import time
 from agi_server.agi.errors import AGIHangup
 from agi_server.ai import bridge as ai_bridge
 from agi_server.amd.listen import Outcome, listen
+from trunx import logs
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class OutboundRoute:
     async def __call__(self, ch) -> None:
         call_id = ch.env.get("agi_uniqueid", "")
         call = await self.tracker.session_started(call_id)
+        if call is not None:
+            logs.bind(call_id=call.id, account_id=call.account)
         if call is None:
             log.warning("outbound AGI for unknown call %r: hanging up", call_id)
             await ch.hangup()

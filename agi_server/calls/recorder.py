@@ -37,6 +37,7 @@ class Recorder:
         self._state = state            # ActionRunner.state: writes an action's hash
         self._check = check            # raises AGIHangup for a result of -1
         self._finishing: set[asyncio.Task] = set()
+        self.on_ready = None           # async (recording id): its file is finished (webhook)
 
     async def start(self, s, rec_id: str, p: dict) -> tuple[str, dict]:
         path = recordings.asterisk_spool_file(self.config, rec_id)
@@ -104,6 +105,8 @@ class Recorder:
                           result={"duration": round(seconds, 3), "format": rec.format,
                                   "end_reason": reason, "size_bytes": size})
         log.info("recording %s: %.2f s %s (%s)", rec_id, seconds, rec.format, reason)
+        if self.on_ready is not None:
+            await self.on_ready(rec_id)
 
 
 async def _closed(path: str, timeout: float = CLOSE_WAIT) -> None:

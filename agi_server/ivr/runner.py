@@ -22,6 +22,7 @@ from trunx import redis_schema
 from trunx.ivr import machine as m
 from trunx.ivr import transfer_target
 from trunx.ivr.program import Program
+from trunx.logs import NODE
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class IvrRunner:
                 kind = type(effect)
                 if kind is Step:
                     step(effect.node, effect.event, **effect.data)
+                    if effect.event == "enter":
+                        NODE.set(effect.node)      # log lines name the node (trunx/logs.py)
                 elif kind is Play:
                     played = await play(ch, effect.file, effect.escape)
                     event = (self._missing(effect, machine) if played.missing

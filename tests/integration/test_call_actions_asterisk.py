@@ -239,9 +239,12 @@ async def test_outbound_dtmf_record_play_then_409(cfg, account, api, redis, carr
                                     webhook_url=hooks.url)
             row = await outbound_dtmf_record_play(engine, call, api, carrier_ami, tone)
             await engine.webhooks.drain(10)
-    # the hangup webhook names the recording
-    (completed,) = [json.loads(r["body"]) for r in hooks.requests
-                    if json.loads(r["body"])["status"] == "completed"]
+    # the hangup webhook names the recording, and the finished file had one of its own
+    bodies = [json.loads(r["body"]) for r in hooks.requests]
+    (completed,) = [b for b in bodies if b["type"] == "call.status"
+                    and b["status"] == "completed"]
+    (ready,) = [b["recording"] for b in bodies if b["type"] == "recording.ready"]
+    assert (ready["recording_uuid"], ready["callId"]) == (row.recording, call.id)
     (listed,) = completed["call"]["recordings"]
     assert listed["recording_uuid"] == row.recording and listed["format"] == "wav"
     assert listed["url"] == (f"/v1/voice/accounts/{account.id}/recordings/"

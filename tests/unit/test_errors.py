@@ -38,6 +38,8 @@ CONTRACT = {
     "call-not-in-progress": 409, "recording-in-progress": 409, "not-recording": 409,
     # IVR tools: a stored version asked for, Graphviz's dot drawing the SVG
     "version-not-found": 404, "graphviz-missing": 503, "graphviz-failed": 502,
+    # Idempotency-Key (admin_api/idempotency.py)
+    "idempotency-key-in-progress": 409, "idempotency-key-reused": 422,
     # attended transfers (complete/cancel) and bridged calls
     "transfer-not-found": 404, "call-bridged": 409, "not-attended": 409,
     "transfer-not-consulting": 409, "consult-not-answered": 409,
