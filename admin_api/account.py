@@ -36,7 +36,8 @@ def update():
     if "default_transfer" in data:
         target = transfer_target.check(ctx.account_id(), data["default_transfer"])
     if "webhookUrl" in data:
-        url = voice_service.check_webhook_url(data["webhookUrl"])
+        url = voice_service.check_webhook_url(
+            data["webhookUrl"], allow_private=ctx.config().webhook_allow_private)
         Account.update(webhook_url=url).where(Account.id == ctx.account_id()).execute()
         if url:
             calls.ensure_webhook_secret(ctx.account_id())

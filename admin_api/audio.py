@@ -36,7 +36,7 @@ def created(asset: AudioAsset, warnings: list):
 def create_tts():
     data = ctx.json_body({"name", "text", "voice", "engine"})
     name = ctx.required_str(data, "name", max_len=NAME_MAX)
-    text = ctx.required_str(data, "text", max_len=pipeline.MAX_TEXT_CHARS)
+    text = ctx.required_str(data, "text", max_len=pipeline.MAX_TEXT_CHARS, multiline=True)
     voice = ctx.optional_str(data, "voice")
     # not in the seed: "standard" | "neural" (default: neural when a neural voice is here)
     engine = ctx.optional_str(data, "engine")
@@ -64,6 +64,7 @@ def upload():
     name = request.form.get("name") or _basename(file.filename) or "upload"
     if len(name) > NAME_MAX:
         raise invalid("name", "too-long", f"name is longer than {NAME_MAX} characters")
+    ctx.check_text("name", name)
     rendered = prepare_upload(data, ctx.config())
     asset = assets.create(ctx.store(), ctx.account_id(), name, rendered, ctx.config(),
                           source="upload")

@@ -7,7 +7,14 @@ import json
 
 from flask import current_app, g, request
 
+from trunx import patterns
 from trunx.errors import InvalidInput, Unsupported, invalid, problem
+
+# A JSON body's limits. The largest legitimate bodies (an IVR of 500 nodes, a 20,000
+# character prompt with tools) are far below 1 MiB; anything bigger is refused with 413
+# before it is read (uploads keep their own, larger limit: MAX_CONTENT_LENGTH).
+JSON_MAX_BYTES = 1024 * 1024
+JSON_MAX_DEPTH = 32      # an IVR tree is 4 deep, an AI tool's parameter schema ~10
 
 
 def config():
@@ -39,11 +46,19 @@ def json_body(allowed: set[str]) -> dict:
         raise Unsupported("unsupported-media-type",
                           "send the body as JSON with Content-Type: application/json",
                           {"content_type": request.content_type or ""})
+    # Flask checks Content-Length against this before reading, and stops a chunked body
+    # at it: 413 payload-too-large (admin_api/errors.py names the limit)
+    g.body_limit = request.max_content_length = JSON_MAX_BYTES
     raw = request.get_data(cache=True)
     try:
-        data = json.loads(raw) if raw else None
+        data = json.loads(raw, parse_constant=_no_constant) if raw else None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("invalid-json", f"the body is not valid JSON: {exc}") from exc
+    except RecursionError:    # nested deeper than the parser's own stack allows
+        data = None
+        _too_deep()
+    if _depth(data) > JSON_MAX_DEPTH:
+        _too_deep()
     if not isinstance(data, dict):
         raise InvalidInput("invalid-json", "the body must be a JSON object")
     unknown = sorted(set(data) - allowed)
@@ -56,19 +71,59 @@ def json_body(allowed: set[str]) -> dict:
     return data
 
 
-def required_str(data: dict, name: str, *, max_len: int = 5000) -> str:
+def _no_constant(name: str):
+    # NaN and Infinity are not JSON, though Python's parser takes them
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _too_deep():
+    raise InvalidInput("invalid-json", f"the body nests deeper than {JSON_MAX_DEPTH} levels",
+                       {"max_depth": JSON_MAX_DEPTH})
+
+
+def _depth(value) -> int:
+    """How deep `value` nests (iteratively: a deep body must not recurse here either)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, level)
+        if deepest > JSON_MAX_DEPTH:
+            return deepest
+        todo.extend((child, level + 1) for child in item)
+    return deepest
+
+
+def check_text(name: str, value: str, *, multiline: bool = False) -> str:
+    """Refuse control characters: a single-line value (a name, a label) takes none, as it
+    may reach a log line, a header or a channel variable; text to be spoken keeps tab,
+    CR and LF but takes no NUL or other control code."""
+    ok = patterns.plain_text(value) if multiline else patterns.single_line(value)
+    if not ok:
+        raise invalid(name, "invalid-characters",
+                      f"{name} must not contain control characters"
+                      + ("" if multiline else " (CR, LF, NUL, tab, ...)"))
+    return value
+
+
+def required_str(data: dict, name: str, *, max_len: int = 5000,
+                 multiline: bool = False) -> str:
     value = data.get(name)
     if not isinstance(value, str) or not value.strip():
         raise invalid(name, "required", f"{name} is required and must be a non-empty string")
     if len(value) > max_len:
         raise invalid(name, "too-long", f"{name} is longer than {max_len} characters")
-    return value
+    return check_text(name, value, multiline=multiline)
 
 
 def optional_str(data: dict, name: str, *, max_len: int = 200) -> str | None:
+    """A single-line string, if sent."""
     value = data.get(name)
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > max_len:
         raise invalid(name, "invalid-type", f"{name} must be a string of at most {max_len}")
-    return value
+    return check_text(name, value)

@@ -7,6 +7,7 @@ HTTP; this module is the one place that says which status each answers with:
                                 code is in STATUS_BY_CODE
     werkzeug HTTPException      routing (404/405), body limits (413), ...: its own status
     redis ConnectionError/TimeoutError   503 redis-unavailable
+    database locked/busy        503 database-busy, with Retry-After
     anything else               500 internal-error, logged with a traceback
 
 Codes are stable kebab-case ids; clients branch on them, so they never change meaning.
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import logging
 
+import peewee
 import redis.exceptions
+from flask import g
 from werkzeug.exceptions import HTTPException
 
 from trunx import errors as trunx_errors
@@ -77,6 +80,14 @@ def status_for(exc: trunx_errors.TrunxError) -> int:
     raise TypeError(f"{type(exc).__name__} is not a TrunxError")
 
 
+RETRY_AFTER = 1   # seconds, for 503 database-busy
+
+
+def _busy(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 def body(code: str, message: str, details=None) -> dict:
     return {"error": {"code": code, "message": message,
                       "details": {} if details is None else details}}
@@ -98,7 +109,9 @@ def init_app(app) -> None:
         if status == 405 and exc.valid_methods:
             details = {"allowed": sorted(exc.valid_methods)}
         if status == 413:
-            details = {"max_bytes": app.config["TRUNX"].upload_max_bytes}
+            # a JSON route's own limit (context.json_body), else the upload limit
+            details = {"max_bytes": g.get("body_limit")
+                       or app.config["TRUNX"].upload_max_bytes}
         response = exc.get_response()
         response.set_data(app.json.dumps(body(code, exc.description or exc.name, details)))
         response.content_type = "application/json"
@@ -111,6 +124,16 @@ def init_app(app) -> None:
         return body("redis-unavailable",
                     "the cache is unavailable; what was stored is published again by "
                     "`trunx resync` once Redis is back"), 503
+
+    @app.errorhandler(peewee.OperationalError)
+    def _database_busy(exc):
+        # SQLite's "database is locked" (or "busy") after its busy timeout: a writer held
+        # the lock too long. The client may simply try again; anything else is ours.
+        if not _busy(exc):
+            return _unexpected(exc)
+        log.warning("database busy: %s", exc)
+        return body("database-busy", "the database is busy; try again shortly",
+                    {"retry_after": RETRY_AFTER}), 503, {"Retry-After": str(RETRY_AFTER)}
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -6,14 +6,13 @@ validate, store a new immutable version in SQLite, publish it to Redis.
 from __future__ import annotations
 
 import copy
-import re
 
 import peewee
 from flask import Blueprint, current_app
 
 from admin_api import assets, dids, ivr_reads
 from admin_api import context as ctx
-from trunx import db
+from trunx import db, patterns
 from trunx.errors import Conflict, NotFound, invalid
 from trunx.ivr import store as ivr_store
 from trunx.ivr import tree as ivr_tree
@@ -22,7 +21,7 @@ from trunx.models import Did, Ivr, IvrVersion, new_id
 
 bp = Blueprint("ivr", __name__, url_prefix="/ivr")
 # Ids appear in URLs and Redis keys: the same alphabet as node names.
-IVR_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+IVR_ID = patterns.NAME_RE
 TREE_FIELDS = {"id", "nodes", "start"}
 
 
@@ -85,7 +84,7 @@ def create():
     ivr_id = data.get("id")
     if ivr_id is None:
         ivr_id = new_id("ivr")
-    elif not isinstance(ivr_id, str) or not IVR_ID.match(ivr_id):
+    elif not patterns.matches(IVR_ID, ivr_id):
         raise invalid("id", "invalid-id", "id is 1-64 of A-Z a-z 0-9 _ . -")
     if _IVR_EXISTS.rows(ctx.store().db, ctx.account_id(), ivr_id):
         raise Conflict("ivr-exists", f"an IVR with id {ivr_id!r} already exists",
@@ -149,7 +148,7 @@ def node_audio(ivr_id: str):
     ivr = get_owned(ivr_id)
     data = ctx.json_body({"node", "text", "voice"})
     node = ctx.required_str(data, "node", max_len=64)
-    text = ctx.required_str(data, "text", max_len=pipeline.MAX_TEXT_CHARS)
+    text = ctx.required_str(data, "text", max_len=pipeline.MAX_TEXT_CHARS, multiline=True)
     voice = ctx.optional_str(data, "voice")
     definition = ivr_store.current_version(ivr).definition
     if node not in definition["nodes"]:

@@ -20,7 +20,7 @@ from trunx.models import Account, Call, iso
 FINAL = ("completed", "failed")
 STATUSES = ("initiated", "ringing", "answered", *FINAL)
 MAX_DURATION_LIMIT = 24 * 3600        # seconds; longer is a mistake, not a call
-_DURATION = re.compile(r"^(\d{1,6}(?:\.\d{1,3})?)s$")   # protobuf Duration form: "300s"
+_DURATION = re.compile(r"([0-9]{1,6}(?:\.[0-9]{1,3})?)s")   # protobuf Duration form: "300s"
 
 
 # -- validation -------------------------------------------------------------------------
@@ -28,7 +28,7 @@ def parse_duration(value, field: str = "maxDuration") -> float | None:
     """"300s" (the seed's form) or a number of seconds -> seconds; None stays None."""
     if value is None:
         return None
-    if isinstance(value, str) and (m := _DURATION.match(value.strip())):
+    if isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
         seconds = float(m.group(1))
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         seconds = float(value)

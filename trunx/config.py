@@ -107,6 +107,10 @@ class Config:
     api_port: int = 8080
     public_base_url: str = ""       # empty: taken from the request
     webhook_secret: str = ""
+    # let webhook URLs, answer_url and AI tool URLs reach loopback, private and link-local
+    # addresses (trunx/url_policy.py); off: trunx is not a way into the operator's network
+    webhook_allow_private: bool = False
+    webhook_timeout: float = 10.0         # seconds for a whole webhook POST, answer and all
 
     @property
     def sqlite_path(self) -> str:

@@ -108,7 +108,8 @@ async def _answer_webhook(runner, s, action_id: str, p: dict, at: float) -> None
         return
     # Not a CallEvent row (an inbound call has none yet): retried in memory only.
     runner.webhooks.submit({"event": "evt_" + secrets.token_hex(8), "call": s.call_id,
-                            "url": p["answer_url"], "body": body, "secret": secret})
+                            "account": s.account, "url": p["answer_url"], "body": body,
+                            "secret": secret})
 
 
 def _ts(event: dict) -> float:

@@ -48,6 +48,7 @@ CONTRACT = {
     "empty-audio": 422, "transcode-failed": 422, "invalid-text": 400, "invalid-voice": 400,
     "unknown-voice": 400, "invalid-settings": 400, "invalid-provider": 400,
     "invalid-asset-id": 400, "invalid-url": 400, "url-not-allowed": 400,
+    "url-unresolvable": 422,
     "provider-not-configured": 503, "tts-failed": 500, "tool-missing": 500,
     "tts-provider-error": 502, "tts-provider-timeout": 504, "tts-provider-unavailable": 503,
     "staging-failed": 502, "staging-host-key": 502, "fetch-failed": 502, "fetch-timeout": 504,
