@@ -32,7 +32,7 @@ def get():
 
 @bp.patch("")
 def update():
-    data = ctx.json_body({"webhookUrl", "default_transfer"})
+    data = ctx.json_body(schema="AccountPatch")
     if "default_transfer" in data:
         target = transfer_target.check(ctx.account_id(), data["default_transfer"])
     if "webhookUrl" in data:

@@ -7,6 +7,7 @@ import json
 
 from flask import current_app, g, request
 
+from admin_api import validation
 from trunx import patterns
 from trunx.errors import InvalidInput, Unsupported, invalid, problem
 
@@ -39,9 +40,11 @@ def base_url() -> str:
     return (config().public_base_url or request.host_url).rstrip("/")
 
 
-def json_body(allowed: set[str]) -> dict:
-    """The request's JSON object; 415 if it isn't JSON, 400 if it doesn't parse,
-    422 naming any field outside `allowed` (a typo is better caught than ignored)."""
+def json_body(allowed: set[str] | None = None, *, schema: str | None = None) -> dict:
+    """The request's JSON object; 415 if it isn't JSON, 413 past JSON_MAX_BYTES, 400 if it
+    doesn't parse (or nests too deep), 422 naming any field outside `allowed` (a typo is
+    better caught than ignored). With `schema`, the body is checked against that schema of
+    the OpenAPI document (admin_api/validation.py), which also says the allowed fields."""
     if not request.is_json:
         raise Unsupported("unsupported-media-type",
                           "send the body as JSON with Content-Type: application/json",
@@ -61,6 +64,8 @@ def json_body(allowed: set[str]) -> dict:
         _too_deep()
     if not isinstance(data, dict):
         raise InvalidInput("invalid-json", "the body must be a JSON object")
+    if schema is not None:
+        return validation.check(data, schema)
     unknown = sorted(set(data) - allowed)
     if unknown:
         expected = ", ".join(sorted(allowed))

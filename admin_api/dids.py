@@ -41,9 +41,8 @@ def e164(data: dict, field: str) -> str:
 
 @bp.post("")
 def create():
-    data = ctx.json_body({"number", "label"})
-    number = e164(data, "number")
-    label = ctx.optional_str(data, "label")
+    data = ctx.json_body(schema="DidRequest")
+    number, label = data["number"], data.get("label")
     try:
         with ctx.store().db.atomic():
             did = Did.create(number=number, account=ctx.account_id(), label=label)

@@ -16,7 +16,6 @@ from trunx import db, patterns
 from trunx.errors import Conflict, NotFound, invalid
 from trunx.ivr import store as ivr_store
 from trunx.ivr import tree as ivr_tree
-from trunx.media import pipeline
 from trunx.models import Did, Ivr, IvrVersion, new_id
 
 bp = Blueprint("ivr", __name__, url_prefix="/ivr")
@@ -146,10 +145,8 @@ def delete(ivr_id: str):
 @bp.post("/<ivr_id>/audio")
 def node_audio(ivr_id: str):
     ivr = get_owned(ivr_id)
-    data = ctx.json_body({"node", "text", "voice"})
-    node = ctx.required_str(data, "node", max_len=64)
-    text = ctx.required_str(data, "text", max_len=pipeline.MAX_TEXT_CHARS, multiline=True)
-    voice = ctx.optional_str(data, "voice")
+    data = ctx.json_body(schema="NodeAudioRequest")
+    node, text, voice = data["node"], data["text"], data.get("voice")
     definition = ivr_store.current_version(ivr).definition
     if node not in definition["nodes"]:
         raise NotFound("node-not-found", f"IVR {ivr_id!r} has no node {node!r}",
@@ -177,8 +174,8 @@ def node_audio(ivr_id: str):
 @bp.post("/<ivr_id>/assign")
 def assign(ivr_id: str):
     ivr = get_owned(ivr_id)
-    data = ctx.json_body({"did"})
-    did = dids.get_owned(dids.e164(data, "did"))
+    data = ctx.json_body(schema="AssignRequest")
+    did = dids.get_owned(data["did"])
     # ivr_store re-reads both under the writer lock (either may be deleted by then) and
     # says what the DID pointed at just before, which is what this assign replaced
     previous = ivr_store.assign(ctx.store(), ivr, did)   # Gone: 404 ivr- or did-not-found

@@ -1,11 +1,19 @@
 """GET /openapi.json: the API described as data (OpenAPI 3.1).
 
 A test walks the app's URL map and this document both ways, so a route cannot be added
-or dropped without the description following.
+or dropped without the description following. The request schemas here are also what the
+routes validate bodies with (context.json_body(schema=...), admin_api/validation.py), and
+the identifier and number patterns come from trunx/patterns.py, which the IVR validator
+uses too: each limit is written once. `x-error` names the problem code a failing
+subschema answers with (validation.py); `x-message` its sentence.
 """
 from __future__ import annotations
 
 from flask import Blueprint
+
+from trunx import patterns, url_policy
+from trunx.media.pipeline import MAX_TEXT_CHARS
+from trunx.patterns import schema_pattern
 
 bp = Blueprint("openapi", __name__)
 
@@ -24,12 +32,42 @@ NUM = {"type": "number"}
 INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
 TS = {"type": "string", "format": "date-time", "examples": ["2026-03-09T15:30:00.000Z"]}
-E164 = {"type": "string", "pattern": r"^\+[1-9]\d{7,14}$", "examples": ["+19495551234"]}
-NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,64}$"}
-AUDIO_REF = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-/]{1,200}$",
-             "description": "an audio asset id, an asset name, or an Asterisk sound name"}
+E164 = {"type": "string", "pattern": schema_pattern(patterns.PHONE),
+        "examples": ["+19495551234"], "x-error": "invalid-number",
+        "x-message": "must be an E.164 number like +19495551234 (+1 numbers: NANP)"}
+NAME = {"type": "string", "pattern": schema_pattern(patterns.NAME)}
+AUDIO_REF = {"type": "string", "pattern": schema_pattern(patterns.AUDIO_REF),
+             "maxLength": patterns.AUDIO_REF_MAX,
+             "description": "an audio asset id, an asset name, or a relative Asterisk sound "
+                            "name; never a path"}
 DTMF_MAP = {"type": "object", "minProperties": 1,
-            "propertyNames": {"pattern": r"^[0-9*#]{1,10}$"}, "additionalProperties": NAME}
+            "propertyNames": {"pattern": schema_pattern(patterns.DTMF_KEYS)},
+            "additionalProperties": NAME}
+
+
+def line(max_len: int, *, nullable: bool = False, text: bool = False, **extra) -> dict:
+    """A string of at most `max_len` with no control characters (`text`: tab, CR and LF
+    allowed), as context.check_text refuses them."""
+    return {"type": ["string", "null"] if nullable else "string", "maxLength": max_len,
+            "pattern": schema_pattern(patterns.TEXT if text else patterns.SINGLE_LINE),
+            "x-error": {"pattern": "invalid-characters", "maxLength": "too-long",
+                        "type": "invalid-type"}, **extra}
+
+
+def required_line(max_len: int, *, text: bool = False, **extra) -> dict:
+    """As `line`, and not blank (context.required_str)."""
+    out = line(max_len, text=text, **extra)
+    out["not"] = {"pattern": r"^\s*$"}
+    out["x-error"] = {**out["x-error"], "not": "required", "type": "required"}
+    return out
+
+
+URL = {"type": "string", "maxLength": url_policy.MAX_URL,
+       "pattern": schema_pattern(patterns.URL), "x-error": "invalid-url",
+       "x-message": "must be an http or https URL",
+       "description": "http(s); its host must not resolve to loopback, private or "
+                      "link-local addresses unless the operator allows them "
+                      "(422 url-not-allowed)"}
 
 SCHEMAS = {
     "Problem": obj(["field", "code", "message"], field=STR, code=STR, message=STR),
@@ -42,10 +80,14 @@ SCHEMAS = {
                  url={**STR, "format": "uri"}, durationSeconds=NUM,
                  warnings={"type": "array", "items": ref("Problem")}),
     "AudioList": obj(["audio"], audio={"type": "array", "items": ref("Audio")}),
-    "TtsRequest": obj(["name", "text"], name={**STR, "maxLength": 200},
-                      text={**STR, "maxLength": 5000},
-                      voice={**STR, "description": "ElevenLabs voice id or name, or an "
-                                                   "espeak-ng voice on the standard engine"}),
+    "TtsRequest": obj(["name", "text"], name=required_line(200),
+                      text=required_line(MAX_TEXT_CHARS, text=True),
+                      voice=line(200, nullable=True,
+                                 description="ElevenLabs voice id or name, or an espeak-ng "
+                                             "voice on the standard engine"),
+                      engine=line(200, nullable=True,
+                                  description="standard | neural (default: neural when a "
+                                              "neural voice is here)")),
     "UploadRequest": obj(["file"], file={**STR, "contentMediaType": "audio/*"},
                          name={**STR, "description": "defaults to the file name"}),
     "GatherNode": obj(["audio", "gather"], audio=AUDIO_REF, gather=DTMF_MAP,
@@ -59,24 +101,26 @@ SCHEMAS = {
     "Node": {"oneOf": [ref("GatherNode"), ref("ActionNode")]},
     "IvrRequest": obj(["nodes"], id=NAME, start=NAME,
                       nodes={"type": "object", "minProperties": 1, "maxProperties": 500,
-                             "additionalProperties": ref("Node")}),
+                             "propertyNames": NAME, "additionalProperties": ref("Node")}),
     "IvrPatch": obj([], id={**NAME, "description": "if sent, must equal the path id"},
                     start={"type": ["string", "null"]},
-                    nodes={"type": "object", "additionalProperties": ref("Node")}),
+                    nodes={"type": "object", "minProperties": 1, "maxProperties": 500,
+                           "propertyNames": NAME, "additionalProperties": ref("Node")}),
     "Ivr": obj(["id", "nodes", "version", "createdAt", "updatedAt", "dids", "warnings"],
                id=STR, start=STR, nodes={"type": "object", "additionalProperties": ref("Node")},
                version=INT, createdAt=TS, updatedAt=TS, dids={"type": "array", "items": E164},
                warnings={"type": "array", "items": ref("Problem")}),
     "IvrList": obj(["ivrs", "count"], ivrs={"type": "array", "items": ref("Ivr")}, count=INT),
-    "NodeAudioRequest": obj(["node", "text"], node=NAME, text={**STR, "maxLength": 5000},
-                            voice=STR),
+    "NodeAudioRequest": obj(["node", "text"], node={**NAME, "x-error": "invalid-name"},
+                            text=required_line(MAX_TEXT_CHARS, text=True),
+                            voice=line(200, nullable=True)),
     "AssignRequest": obj(["did"], did=E164),
     "AssignResponse": obj(["ivr", "did", "assigned", "previous"], ivr=STR, did=E164,
                           assigned={"const": True}, previous={"type": ["string", "null"]}),
     "Did": obj(["number", "label", "ivr", "createdAt"], number=E164,
                label={"type": ["string", "null"]}, ivr={"type": ["string", "null"]},
                createdAt=TS),
-    "DidRequest": obj(["number"], number=E164, label={**STR, "maxLength": 200}),
+    "DidRequest": obj(["number"], number=E164, label=line(200, nullable=True)),
     "DidList": obj(["dids", "count"], dids={"type": "array", "items": ref("Did")}, count=INT),
     "Deleted": obj(["deleted"], deleted={"const": True}, id=STR, number=STR),
 }
@@ -311,7 +355,7 @@ SCHEMAS.update({
                                  duration={"type": ["integer", "null"]})},
         **{"from": E164}),
     "Ended": obj(["ended"], ended=BOOL, pending={"const": True}),
-    "SuppressionRequest": obj(["number"], number=E164, reason={**STR, "maxLength": 500}),
+    "SuppressionRequest": obj(["number"], number=E164, reason=line(500, nullable=True)),
     "Suppression": obj(["number", "reason", "source", "callId", "did", "node", "ivr",
                         "createdAt"], number=E164, reason=NULL_STR,
                        source={"enum": ["api", "ivr"]}, callId=NULL_STR, did=NULL_STR,
@@ -323,9 +367,9 @@ SCHEMAS.update({
                     "default_transfer", "createdAt"], id=STR, name=STR, webhookUrl=NULL_STR,
                    webhookSecret=NULL_STR, webhookSecretSource={"enum": ["account", "operator"]},
                    default_transfer=NULL_STR, createdAt=TS),
-    "AccountPatch": obj([], webhookUrl={"type": ["string", "null"], "format": "uri"},
+    "AccountPatch": obj([], webhookUrl={**URL, "type": ["string", "null"]},
                         default_transfer={
-                            "type": ["string", "null"],
+                            "type": ["string", "null"], "x-error": "invalid-transfer-target",
                             "description": "where an IVR transfer node naming no to or agent "
                                            "sends the caller: an agent id of this account or "
                                            "an E.164 number; null clears it"}),
@@ -381,7 +425,8 @@ SCHEMAS.update({
     "TransferFinish": obj(["transfer_uuid", "status"], transfer_uuid=UUID,
                           status={"enum": ["completing", "canceling"]}),
     "RecordRequest": obj([], format={"enum": ["mp3", "wav"], "default": "mp3"},
-                         max_length={**INT, "minimum": 1, "maximum": 86400, "default": 14400},
+                         max_length={**INT, "minimum": 1, "maximum": 86400, "default": 14400,
+                                     "x-error": "out-of-range"},
                          trim_silence={**BOOL, "default": False}),
     "RecordResponse": obj(["recording_uuid", "status", "format"], recording_uuid=UUID,
                           status={"const": "recording"}, format={"enum": ["mp3", "wav"]}),
@@ -400,16 +445,22 @@ SCHEMAS.update({
                              "description": "0: until another action or the hangup"}),
     "PlayResponse": obj(["play_uuid", "status"], play_uuid=UUID,
                         status={"const": "playing"}, url=STR, audio_id=STR),
-    "SpeakRequest": obj(["text"], text={**STR, "maxLength": 3000},
-                        voice={**STR, "default": "en-US-Standard-A"},
-                        language={**STR, "default": "en-US"},
+    "SpeakRequest": obj(["text"], text=required_line(3000, text=True),
+                        voice={**STR, "minLength": 1, "maxLength": 100,
+                               "pattern": schema_pattern(patterns.SINGLE_LINE),
+                               "default": "en-US-Standard-A", "x-error": "invalid-type"},
+                        language={**STR, "maxLength": 100, "default": "en-US",
+                                  "pattern": r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$",
+                                  "x-error": {"type": "invalid-type",
+                                              "maxLength": "invalid-type"}},
                         engine={"enum": ["standard", "neural"],
                                 "description": "neural needs ELEVENLABS_API_KEY (else 503); "
                                                "left out: neural when configured, else "
                                                "standard (espeak-ng)"}),
     "SpeakResponse": obj(["speak_uuid", "status", "text"], speak_uuid=UUID,
                          status={"const": "speaking"}, text=STR),
-    "DtmfRequest": obj(["digits"], digits={**STR, "pattern": r"^[0-9*#]{1,100}$"}),
+    "DtmfRequest": obj(["digits"], digits={**STR, "pattern": r"^[0-9*#]{1,100}$",
+                                           "x-error": "invalid-digits"}),
     "DtmfResponse": obj(["dtmf_uuid", "status", "digits"], dtmf_uuid=UUID,
                         status={"const": "sent"}, digits=STR),
     "Action": obj(

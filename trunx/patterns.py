@@ -16,6 +16,7 @@ E164 = r"\+[1-9][0-9]{7,14}"
 # Every +1 number is in the North American Numbering Plan: NXX-NXX-XXXX, as the dialplan's
 # patterns say too, so a number one side accepts the other never refuses.
 NANP = r"\+1[2-9][0-9][0-9][2-9][0-9]{6}"
+PHONE = rf"{NANP}|\+[2-9][0-9]{{7,14}}"     # what trunx takes: E.164, and NANP if +1
 DTMF_KEYS = r"[0-9*#]{1,10}"
 ASSET_ID = r"aud_[0-9a-f]{16}"
 # An audio reference in a tree is an asset id, an asset name or an Asterisk sound name
@@ -26,6 +27,13 @@ AUDIO_REF = (r"(?!.*\.\.)(?![^/]*/(?:[^/]*/)*aud_)"
              r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9_\-][A-Za-z0-9_.\-]*)*")
 AUDIO_REF_MAX = 200
 
+# An http(s) URL as trunx takes it: optional user:password@, a host name or IPv4 address
+# (no IPv6 literals), a port up to 65535, no spaces or control characters.
+_PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+URL = (r"[Hh][Tt][Tt][Pp][Ss]?://(?:[^\s/?#@\[\]\x00-\x1f\x7f]*@)?[A-Za-z0-9\-.]*[A-Za-z0-9\-]"
+       rf"(?::{_PORT})?(?:[/?#][^\s\x00-\x1f\x7f]*)?")
+SINGLE_LINE = r"[^\x00-\x1f\x7f]*"
+TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*"
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")        # CR, LF, NUL and the other C0 codes
 TEXT_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")   # keeps \t \n \r
 
@@ -43,9 +51,11 @@ def schema_pattern(pattern: str) -> str:
 NAME_RE = compiled(NAME)
 E164_RE = compiled(E164)
 NANP_RE = compiled(NANP)
+PHONE_RE = compiled(PHONE)
 DTMF_KEYS_RE = compiled(DTMF_KEYS)
 ASSET_ID_RE = compiled(ASSET_ID)
 AUDIO_REF_RE = compiled(AUDIO_REF)
+URL_RE = compiled(URL)
 
 
 def matches(pattern: re.Pattern, value) -> bool:

@@ -15,9 +15,7 @@ class InvalidNumber(InvalidInput, ValueError):
 def is_e164(value) -> bool:
     """A whole string of `+` and ASCII digits (no trailing newline, no other scripts'
     digits); +1 numbers must be NANP."""
-    if not patterns.matches(patterns.E164_RE, value):
-        return False
-    return not value.startswith("+1") or patterns.matches(patterns.NANP_RE, value)
+    return patterns.matches(patterns.PHONE_RE, value)
 
 
 def to_e164(value: str, default_country: str = "1") -> str:

@@ -21,6 +21,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from trunx import patterns
 from trunx.errors import InvalidInput
 
 MAX_URL = 2048
@@ -49,6 +50,9 @@ def parse(url, *, credentials: bool = False) -> tuple[str, str, int]:
         raise UrlRefused("invalid-url", f"the URL must be a string of 1 to {MAX_URL} characters")
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7f for c in url):
         raise UrlRefused("invalid-url", "the URL must not contain spaces or control characters")
+    if not patterns.URL_RE.fullmatch(url):    # the shape the OpenAPI document publishes
+        raise UrlRefused("invalid-url", "the URL must be http or https with a host name or "
+                         "IPv4 address")
     try:
         parts = urlsplit(url)
         host = parts.hostname
