@@ -76,6 +76,17 @@ def json_body(allowed: set[str] | None = None, *, schema: str | None = None) -> 
     return data
 
 
+def query_int(name: str, default: int, lo: int, hi: int) -> int:
+    """A whole-number query parameter from lo to hi: ASCII digits only (`²` is a digit to
+    str.isdigit, not to int), else 422 naming it."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and lo <= int(raw) <= hi):
+        raise invalid(name, "out-of-range", f"{name} must be a whole number from {lo} to {hi}")
+    return int(raw)
+
+
 def _no_constant(name: str):
     # NaN and Infinity are not JSON, though Python's parser takes them
     raise ValueError(f"{name} is not a JSON number")

@@ -9,9 +9,10 @@ field (`tools[0].http.httpMethod`, `metadata.n`) with a code: the failing subsch
 """
 from __future__ import annotations
 
+import re
 from functools import cache
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 
 from trunx.errors import InvalidInput, problem
 
@@ -27,11 +28,28 @@ KEYWORD_CODES = {
 
 
 @cache
-def _validator(name: str) -> Draft202012Validator:
+def _ecma(pattern: str) -> re.Pattern:
+    # JSON Schema patterns are ECMA-262, where a final `$` is the end of the input; in
+    # Python's re it also matches before a final newline ("+19495551234\n")
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not _ecma(pattern).search(instance):
+        yield ValidationError(f"{instance[:80]!r} does not match the pattern")
+
+
+_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
+@cache
+def _validator(name: str):
     from admin_api.openapi import SCHEMAS
 
     root = {"$ref": f"#/components/schemas/{name}", "components": {"schemas": SCHEMAS}}
-    return Draft202012Validator(root)
+    return _Validator(root)
 
 
 def fields_of(name: str) -> set[str]:

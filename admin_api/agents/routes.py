@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from admin_api import context as ctx
 from admin_api.agents import did_selection
@@ -169,13 +169,7 @@ def create():
 
 @bp.get("")
 def list_agents():
-    raw = request.args.get("limit")
-    limit = LIST_DEFAULT
-    if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= LIST_MAX:
-            raise invalid("limit", "out-of-range",
-                          f"limit must be a whole number from 1 to {LIST_MAX}")
-        limit = int(raw)
+    limit = ctx.query_int("limit", LIST_DEFAULT, 1, LIST_MAX)
     rows = (Agent.select().where(Agent.account == ctx.account_id())
             .order_by(Agent.created_at.desc(), Agent.id).limit(limit))
     items = [summary(a) for a in rows]
