@@ -40,6 +40,8 @@ class Config:
     agi_allow: tuple[str, ...] = ("127.0.0.1", "::1")
     agi_header_timeout: float = 5.0   # a peer slower than this to send its agi_* block is dropped
     agi_idle_timeout: float = 1.0     # a peer that goes quiet mid-header for this long is dropped
+    agi_reply_timeout: float = 30.0   # a reply that has begun must be whole within this
+    agi_max_sessions: int = 2000      # FastAGI connections at once; one more is closed at once
     agi_event_loop: str = "uvloop"    # uvloop | asyncio: the engine's event loop
     # Batching, off the call's path: a finished call's record waits this long for others
     # to share its SQLite transaction; a live call's Redis announcement (what the API's
