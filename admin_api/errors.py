@@ -33,6 +33,7 @@ STATUS_BY_KIND: dict[type, int] = {
     trunx_errors.Forbidden: 403,
     trunx_errors.NotFound: 404,
     trunx_errors.Conflict: 409,
+    trunx_errors.TooMany: 429,
     trunx_errors.NotConfigured: 503,
     trunx_errors.Unavailable: 503,
     trunx_errors.UpstreamError: 502,
@@ -63,6 +64,7 @@ _HTTP_CODES = {
     404: "not-found",
     405: "method-not-allowed",
     409: "conflict",
+    429: "rate-limited",
     413: "payload-too-large",
     415: "unsupported-media-type",
     422: "unprocessable",
@@ -99,7 +101,10 @@ def init_app(app) -> None:
         status = status_for(exc)
         if status >= 500:
             log.error("%s failed: %s %s", type(exc).__name__, exc, exc.details)
-        return body(exc.code, exc.message, exc.details), status
+        headers = {}
+        if status == 429 and isinstance(exc.details, dict) and "retry_after" in exc.details:
+            headers["Retry-After"] = str(exc.details["retry_after"])
+        return body(exc.code, exc.message, exc.details), status, headers
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

@@ -95,10 +95,13 @@ SCHEMAS = {
                       max_tries={**INT, "minimum": 1, "maximum": 10},
                       max_digits={**INT, "minimum": 1, "maximum": 20},
                       invalid_audio=AUDIO_REF, invalid_node=NAME),
-    "ActionNode": obj(["action"], action={"enum": ["transfer", "hangup", "suppress"]},
-                      audio=AUDIO_REF, to=E164, agent=NAME,
+    # `to` and `agent` belong to transfers only (trunx/ivr/tree.py)
+    "TransferNode": obj(["action"], action={"const": "transfer"}, audio=AUDIO_REF, to=E164,
+                        agent=NAME, timeout={**NUM, "minimum": 1, "maximum": 300}),
+    "ActionNode": obj(["action"], action={"enum": ["hangup", "suppress"]}, audio=AUDIO_REF,
                       timeout={**NUM, "minimum": 1, "maximum": 300}),
-    "Node": {"oneOf": [ref("GatherNode"), ref("ActionNode")]},
+    # the three exclude each other (gather or action; action values apart): anyOf is oneOf
+    "Node": {"anyOf": [ref("GatherNode"), ref("TransferNode"), ref("ActionNode")]},
     "IvrRequest": obj(["nodes"], id=NAME, start=NAME,
                       nodes={"type": "object", "minProperties": 1, "maxProperties": 500,
                              "propertyNames": NAME, "additionalProperties": ref("Node")}),
@@ -143,7 +146,7 @@ def ok(schema: str, status: str = "200", description: str = "OK") -> dict:
 
 def errors(*statuses: int) -> dict:
     return {str(s): {"description": "error", "content": {"application/json": {
-        "schema": ref("Error")}}} for s in (401, *statuses)}
+        "schema": ref("Error")}}} for s in (401, 429, *statuses)}   # 429: quotas
 
 
 def op(summary: str, responses: dict, body: dict | None = None, tag: str = "",
@@ -217,7 +220,8 @@ PATHS = {
     },
     "/api/dids": {
         "post": op("Register a DID (trunx addition)", {**ok("Did", "201", "created"),
-                                                       **errors(400, 409, 415, 422)},
+                                                       **errors(400, 403, 409, 413, 415,
+                                                                422)},
                    json_body("DidRequest"), "dids"),
         "get": op("List DIDs", {**ok("DidList"), **errors()}, tag="dids"),
     },
@@ -233,15 +237,25 @@ PATHS = {
 }
 
 # -- Agents (seed 003) ----------------------------------------------------------------------
-ID_LIST = {"type": "array", "maxItems": 50, "items": {"type": "string",
-                                                     "pattern": r"^[A-Za-z0-9_.:\-]{1,128}$"}}
+ID_LIST = {"type": ["array", "null"], "maxItems": 50, "uniqueItems": True,
+           "items": {"type": "string", "pattern": r"^[A-Za-z0-9_.:\-]{1,128}$"}}
+NOT_BLANK = {"not": {"pattern": r"^\s*$"}}      # as admin_api/agents/routes.py _text
+
+
+def _agent_text(max_len: int, nullable: bool, **extra) -> dict:
+    return {"type": ["string", "null"] if nullable else "string", "maxLength": max_len,
+            **NOT_BLANK, **extra}
+
+
 AGENT_FIELDS = dict(
-    name={**STR, "maxLength": 200}, prompt={**STR, "maxLength": 20000},
-    voice={"type": ["string", "null"], "maxLength": 200, "examples": ["Mark"]},
-    first_message={"type": ["string", "null"], "maxLength": 2000},
-    language={**STR, "maxLength": 16, "default": "en"},
+    name=_agent_text(200, False), prompt=_agent_text(20000, False),
+    voice=_agent_text(200, True, examples=["Mark"]),
+    first_message=_agent_text(2000, True),
+    language={"type": ["string", "null"], "maxLength": 16, "default": "en",
+              "pattern": r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$"},
     tool_ids=ID_LIST, knowledge_ids=ID_LIST,
-    max_duration={**NUM, "minimum": 1, "maximum": 86400, "default": 300})
+    max_duration={"type": ["number", "null"], "minimum": 1, "maximum": 86400,
+                  "default": 300})
 SCHEMAS.update({
     "AgentRequest": obj(["name", "prompt"], **AGENT_FIELDS),
     "AgentPatch": obj([], **AGENT_FIELDS),

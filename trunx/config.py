@@ -109,6 +109,12 @@ class Config:
     api_port: int = 8080
     public_base_url: str = ""       # empty: taken from the request
     webhook_secret: str = ""
+    # quotas per account (0: no limit); see docs/api.md "Limits and quotas"
+    api_rate_limit: int = 100           # API requests per second (counted in Redis)
+    max_queued_calls: int = 1000        # outbound calls waiting for the engine
+    max_concurrent_calls: int = 100     # outbound calls ringing or answered
+    audio_quota_bytes: int = 1024 ** 3  # stored audio (8 kHz 16-bit masters: 16,000 B/s)
+    self_service_dids: bool = True      # False: only `trunx dids allocate` gives out DIDs
     # let webhook URLs, answer_url and AI tool URLs reach loopback, private and link-local
     # addresses (trunx/url_policy.py); off: trunx is not a way into the operator's network
     webhook_allow_private: bool = False

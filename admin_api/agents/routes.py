@@ -86,7 +86,7 @@ def _ids(data: dict, name: str) -> list[str]:
     if not isinstance(value, list) or len(value) > 50:
         raise invalid(name, "invalid-type", f"{name} must be an array of at most 50 ids")
     for i, item in enumerate(value):
-        if not isinstance(item, str) or not _REF_ID.match(item):
+        if not isinstance(item, str) or not _REF_ID.fullmatch(item):
             raise invalid(f"{name}[{i}]", "invalid-id",
                           f"{name}[{i}] must be an id of 1-128 letters, digits, _ . : -")
     if len(set(value)) != len(value):
@@ -108,7 +108,7 @@ def _check(data: dict, *, partial: bool) -> dict:
         out["first_message"] = _text(data, "first_message", 2000, nullable=True)
     if "language" in data:
         lang = data["language"]
-        if lang is not None and (not isinstance(lang, str) or not _LANGUAGE.match(lang)
+        if lang is not None and (not isinstance(lang, str) or not _LANGUAGE.fullmatch(lang)
                                  or len(lang) > 16):
             raise invalid("language", "invalid-language",
                           'language must be a BCP 47 language code like "en" or "es-MX"')

@@ -22,6 +22,7 @@ import re
 import secrets
 import time
 
+from admin_api import quotas
 from trunx import dnc, phone, redis_schema, url_policy
 from trunx.calls import ensure_webhook_secret, parse_duration
 from trunx.errors import Forbidden, NotConfigured, Unavailable, invalid
@@ -191,6 +192,7 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
     if ai is not None:
         ai = check_ai(ai, allow_private=config.webhook_allow_private)
         ai_available(config)
+    quotas.check_calls(account_id, config)
     redis = store.redis
     if dnc.is_suppressed(account_id, to_number, redis):
         raise Forbidden("number-suppressed", f"{to_number} is on this account's do-not-call "

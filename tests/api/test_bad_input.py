@@ -58,7 +58,8 @@ def state(server) -> dict:
         files.update(str(Path(dirpath, n)) for n in names if not n.startswith("trunx.db"))
     client = redis_lib.Redis.from_url(server.env["TRUNX_REDIS_URL"])
     try:
-        keys = sorted(client.keys("*"))
+        # per-second request counters (admin_api/quotas.py) expire by themselves
+        keys = sorted(k for k in client.keys("*") if not k.startswith(b"trunx:rate:"))
     finally:
         client.close()
     return {"rows": rows, "files": files, "redis": keys}

@@ -40,6 +40,8 @@ CONTRACT = {
     "transfer-not-found": 404, "call-bridged": 409, "not-attended": 409,
     "transfer-not-consulting": 409, "consult-not-answered": 409,
     "number-suppressed": 403, "ai-bridge-unavailable": 503,
+    # quotas per account, and numbers the operator allocates
+    "rate-limited": 429, "quota-exceeded": 429, "did-allocation-by-operator": 403,
     # Ultravox
     "ultravox-not-configured": 503, "ultravox-timeout": 504, "ultravox-unreachable": 503,
     "ultravox-bad-response": 502, "ultravox-unauthorized": 502, "ultravox-not-found": 502,
