@@ -381,6 +381,10 @@ SCHEMAS.update({
     "Account": obj(["id", "name", "webhookUrl", "webhookSecret", "webhookSecretSource",
                     "default_transfer", "createdAt"], id=STR, name=STR, webhookUrl=NULL_STR,
                    webhookSecret=NULL_STR, webhookSecretSource={"enum": ["account", "operator"]},
+                   webhookSecretPreviousUntil={
+                       "type": ["string", "null"], "format": "date-time",
+                       "description": "after a rotation, until when webhooks are also "
+                                      "signed with the previous secret"},
                    default_transfer=NULL_STR, createdAt=TS),
     "AccountPatch": obj([], webhookUrl={**URL, "type": ["string", "null"]},
                         default_transfer={
@@ -417,8 +421,12 @@ PATHS.update({
     "/api/account": {
         "get": op("The calling account", {**ok("Account"), **errors()}, tag="account"),
         "patch": op("Set the default webhook URL and transfer target",
-                    {**ok("Account"), **errors(400, 415, 422)},
+                    {**ok("Account"), **errors(400, 413, 415, 422)},
                     json_body("AccountPatch"), "account"),
+    },
+    "/api/account/webhook-secret": {
+        "post": op("Rotate the webhook secret (the old one signs too for a while)",
+                   {**ok("Account"), **errors(409)}, tag="account"),
     },
 })
 

@@ -163,7 +163,7 @@ def _mark(event_id: str, attempts: int, error: str | None, delivered: bool) -> N
 
 
 def _undelivered(max_attempts: int, global_secret: str) -> list[dict]:
-    from trunx.calls import ensure_webhook_secret
+    from trunx.calls import webhook_secrets
 
     rows = (CallEvent.select(CallEvent, Call).join(Call)
             .where(CallEvent.webhook_url.is_null(False), CallEvent.delivered_at.is_null(),
@@ -175,5 +175,5 @@ def _undelivered(max_attempts: int, global_secret: str) -> list[dict]:
         jobs.append({"event": event.id, "call": event.call_id, "account": account_id,
                      "url": event.webhook_url,
                      "body": event.payload, "attempts": event.attempts,
-                     "secret": global_secret or ensure_webhook_secret(account_id)})
+                     "secret": global_secret or webhook_secrets(account_id)})
     return jobs

@@ -15,7 +15,7 @@ import re
 import secrets
 
 from trunx.errors import invalid
-from trunx.models import Account, Call, iso
+from trunx.models import Account, Call, iso, utcnow
 
 FINAL = ("completed", "failed")
 STATUSES = ("initiated", "ringing", "answered", *FINAL)
@@ -53,11 +53,38 @@ def ts_from_utc(value: dt.datetime) -> float:
 # -- placing a call -------------------------------------------------------------------
 
 
+def new_webhook_secret() -> str:
+    return "whsec_" + secrets.token_hex(24)
+
+
 def ensure_webhook_secret(account_id: str) -> str:
     """The account's webhook signing secret, made on first use."""
-    Account.update(webhook_secret="whsec_" + secrets.token_hex(24)).where(
+    Account.update(webhook_secret=new_webhook_secret()).where(
         Account.id == account_id, Account.webhook_secret.is_null()).execute()
     return Account.get_by_id(account_id).webhook_secret
+
+
+def webhook_secrets(account_id: str) -> tuple[str, ...]:
+    """What the account's webhooks are signed with: its secret (made on first use), then,
+    for a while after a rotation, the one before it (trunx/webhook_sign.py)."""
+    current = ensure_webhook_secret(account_id)
+    account = Account.get_by_id(account_id)
+    until = account.webhook_secret_previous_until
+    if account.webhook_secret_previous and until is not None and until > utcnow():
+        return (current, account.webhook_secret_previous)
+    return (current,)
+
+
+def rotate_webhook_secret(account_id: str, overlap_seconds: float) -> Account:
+    """A new secret; the old one keeps signing for `overlap_seconds` (receivers move over
+    in that time)."""
+    account = Account.get_by_id(account_id)
+    old = account.webhook_secret
+    Account.update(webhook_secret=new_webhook_secret(), webhook_secret_previous=old,
+                   webhook_secret_previous_until=(
+                       utcnow() + dt.timedelta(seconds=overlap_seconds) if old else None)
+                   ).where(Account.id == account_id).execute()
+    return Account.get_by_id(account_id)
 
 
 # -- the one JSON form ------------------------------------------------------------------

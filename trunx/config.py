@@ -119,6 +119,7 @@ class Config:
     # addresses (trunx/url_policy.py); off: trunx is not a way into the operator's network
     webhook_allow_private: bool = False
     webhook_timeout: float = 10.0         # seconds for a whole webhook POST, answer and all
+    webhook_secret_overlap: float = 86400.0   # after a rotation, the old secret signs too
 
     @property
     def sqlite_path(self) -> str:

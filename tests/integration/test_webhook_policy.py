@@ -147,3 +147,40 @@ async def test_credentials_go_as_basic_auth_and_are_masked_in_the_log(database_t
             await out.drain(10)
     assert hooks.requests[0]["headers"]["Authorization"] == "Basic aG9vay11c2VyOnMzY3JldA=="
     assert "s3cret" not in caplog.text and "***@127.0.0.1" in caplog.text
+
+
+async def test_after_a_rotation_old_and_new_secrets_both_verify_until_the_overlap_ends(
+        database_thread):
+    from trunx import calls, webhook_sign
+    from trunx.models import Account
+
+    cfg, pool = database_thread
+    cfg = cfg.replace(webhook_allow_private=True)
+
+    def setup():
+        account = Account.create(name="rotating")
+        old = calls.ensure_webhook_secret(account.id)
+        calls.rotate_webhook_secret(account.id, overlap_seconds=60)
+        return account.id, old, calls.webhook_secrets(account.id)
+
+    account_id, old, signing = pool.submit(setup).result()
+    new = signing[0]
+    assert signing == (new, old) and new != old
+    with Receiver() as hooks:
+        out = sender(cfg, pool, max_attempts=1)
+        out.submit({**job(hooks.url, account_id), "secret": signing})
+        await out.drain(10)
+    (request,) = hooks.requests
+    headers = request["headers"]
+    for secret in (old, new):           # a receiver holding either secret accepts it
+        assert webhook_sign.verify(secret, headers["X-Trunx-Timestamp"], request["body"],
+                                   headers["X-Trunx-Signature"])
+    assert not webhook_sign.verify("whsec_other", headers["X-Trunx-Timestamp"],
+                                   request["body"], headers["X-Trunx-Signature"])
+
+    def expire():
+        calls.rotate_webhook_secret(account_id, overlap_seconds=-1)   # overlap over
+        return calls.webhook_secrets(account_id)
+
+    (only,) = pool.submit(expire).result()
+    assert only not in (old, new)

@@ -42,6 +42,7 @@ CONTRACT = {
     "number-suppressed": 403, "ai-bridge-unavailable": 503,
     # quotas per account, and numbers the operator allocates
     "rate-limited": 429, "quota-exceeded": 429, "did-allocation-by-operator": 403,
+    "operator-webhook-secret": 409,
     # Ultravox
     "ultravox-not-configured": 503, "ultravox-timeout": 504, "ultravox-unreachable": 503,
     "ultravox-bad-response": 502, "ultravox-unauthorized": 502, "ultravox-not-found": 502,
