@@ -322,28 +322,52 @@ PATHS.update({
 
 # -- Voice (seed 002), suppressions and the account (trunx additions) ------------------------
 NULL_STR = {"type": ["string", "null"]}
+# as admin_api/voice/service.py checks them (check_ai): its codes in x-error
 TOOL = obj(["modelToolName", "description"],
-           modelToolName={**STR, "pattern": r"^[A-Za-z0-9_-]{1,64}$"}, description=STR,
-           dynamicParameters={"type": "array", "items": {"type": "object"}},
-           http=obj([], baseUrlPattern={**STR, "format": "uri"},
-                    httpMethod={"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]}))
+           modelToolName={**STR, "pattern": r"^[A-Za-z0-9_-]{1,64}$", "x-error": "required"},
+           description={**STR, "not": {"pattern": r"^\s*$"}, "x-error": "required"},
+           dynamicParameters={"type": ["array", "null"], "items": {"type": "object"},
+                              "x-error": "invalid-type"},
+           http={**obj([], baseUrlPattern={**URL, "type": ["string", "null"]},
+                       httpMethod={"enum": ["GET", "POST", "PUT", "PATCH", "DELETE", None]}),
+                 "type": ["object", "null"], "x-error": {"type": "invalid-type",
+                                                         "additionalProperties": "invalid-type"}})
+AI_TEXT = {"type": ["string", "null"], "maxLength": 200, "not": {"pattern": r"^\s*$"},
+           "x-error": {"type": "invalid-type", "not": "invalid-type", "maxLength": "too-long"}}
+AI_KEYS = ("model", "voice", "tools", "firstSpeaker", "temperature")
 CALL_STATUS = {"enum": ["initiated", "ringing", "answered", "completed", "failed"]}
 SCHEMAS.update({
     "Tool": TOOL,
-    "VoiceRequest": obj(
+    "VoiceRequest": {**obj(
         ["from", "to"], to=E164,
-        systemPrompt={**STR, "maxLength": 20000,
+        systemPrompt={**STR, "maxLength": 20000, "not": {"pattern": r"^\s*$"},
+                      "x-error": {"type": "invalid-type", "not": "invalid-type",
+                                  "maxLength": "too-long"},
                       "description": "present: an AI call; absent: a plain call"},
-        model={**STR, "examples": ["fixie-ai/ultravox-70B"]}, voice={**STR, "examples": ["Mark"]},
-        tools={"type": "array", "maxItems": 50, "items": ref("Tool")},
-        firstSpeaker={"enum": ["agent", "user"], "default": "agent"},
-        temperature={**NUM, "minimum": 0, "maximum": 1},
-        maxDuration={**STR, "pattern": r"^\d{1,6}(\.\d{1,3})?s$", "examples": ["300s"],
-                     "description": "hang up this long after answer"},
-        metadata={"type": "object", "maxProperties": 50, "additionalProperties": STR},
-        webhookUrl={**STR, "format": "uri", "description": "status webhooks for this call "
-                                                           "(else the account's default)"},
+        model={**AI_TEXT, "examples": ["fixie-ai/ultravox-70B"]},
+        voice={**AI_TEXT, "examples": ["Mark"]},
+        tools={"type": ["array", "null"], "maxItems": 50, "items": ref("Tool"),
+               "x-error": {"type": "invalid-type", "maxItems": "invalid-type"}},
+        firstSpeaker={"enum": ["agent", "user", None], "default": "agent"},
+        temperature={"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                     "x-error": "out-of-range"},
+        maxDuration={"type": ["string", "number", "null"],
+                     "pattern": schema_pattern(patterns.DURATION), "minimum": 1,
+                     "maximum": 86400, "examples": ["300s"],
+                     "x-error": {"type": "invalid-duration", "pattern": "invalid-duration"},
+                     "description": "hang up this long after answer: \"300s\" or seconds"},
+        metadata={"type": ["object", "null"], "maxProperties": 50,
+                  "propertyNames": {"maxLength": 64},
+                  "additionalProperties": {**STR, "maxLength": 500,
+                                           "x-error": {"maxLength": "too-long"}},
+                  "x-error": {"type": "invalid-type", "propertyNames": "too-long"}},
+        webhookUrl={**URL, "type": ["string", "null"],
+                    "description": "status webhooks for this call (else the account's "
+                                   "default); " + URL["description"]},
         **{"from": {**E164, "description": "one of the account's DIDs"}}),
+        # the AI fields make an AI call: they need its systemPrompt
+        "dependentRequired": {key: ["systemPrompt"] for key in AI_KEYS},
+        "x-error": {"dependentRequired": "requires-system-prompt"}},
     "VoiceCreated": obj(["id", "callId", "status"], id=STR,
                         callId={**STR, "examples": ["CA0123456789abcdef0123456789abcdef"]},
                         status={"const": "initiated"}),

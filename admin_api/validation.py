@@ -63,7 +63,7 @@ def check(data, name: str) -> dict:
     that is not (unknown fields first: a typo is the likeliest mistake)."""
     problems = []
     for error in _validator(name).iter_errors(data):
-        problems.extend(_problems(error))
+        problems.extend(p for p in _problems(error) if p not in problems)
     if problems:
         problems.sort(key=lambda p: (p["code"] != "unknown-field", p["field"]))
         raise InvalidInput("invalid-request", problems[0]["message"], problems)
@@ -91,6 +91,11 @@ def _problems(error) -> list[dict]:
         return [problem(_join(where, name), "required", f"{name} is required")
                 for name in error.validator_value
                 if isinstance(instance, dict) and name not in instance]
+    if error.validator == "dependentRequired" and isinstance(instance, dict):
+        return [problem(_join(where, name), _code(error),
+                        f"{name} needs {', '.join(needs)}")
+                for name, needs in error.validator_value.items()
+                if name in instance and any(n not in instance for n in needs)]
     if error.validator == "additionalProperties" and isinstance(instance, dict):
         known = set(error.schema.get("properties", {}))
         expected = ", ".join(sorted(known))

@@ -32,6 +32,9 @@ AUDIO_REF_MAX = 200
 _PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 URL = (r"[Hh][Tt][Tt][Pp][Ss]?://(?:[^\s/?#@\[\]\x00-\x1f\x7f]*@)?[A-Za-z0-9\-.]*[A-Za-z0-9\-]"
        rf"(?::{_PORT})?(?:[/?#][^\s\x00-\x1f\x7f]*)?")
+# A duration as the seeds write it, "300s": 1 to 86400 seconds, at most 3 decimals
+DURATION = (r"(?:(?:[1-9][0-9]{0,3}|[1-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2})"
+            r"(?:\.[0-9]{1,3})?|86400(?:\.0{1,3})?)s")
 SINGLE_LINE = r"[^\x00-\x1f\x7f]*"
 TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*"
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")        # CR, LF, NUL and the other C0 codes
@@ -56,6 +59,7 @@ DTMF_KEYS_RE = compiled(DTMF_KEYS)
 ASSET_ID_RE = compiled(ASSET_ID)
 AUDIO_REF_RE = compiled(AUDIO_REF)
 URL_RE = compiled(URL)
+DURATION_RE = compiled(DURATION)
 
 
 def matches(pattern: re.Pattern, value) -> bool:

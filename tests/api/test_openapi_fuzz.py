@@ -36,7 +36,9 @@ NOT_SHAPE = {
     "unknown-voice", "invalid-voice", "invalid-provider", "number-suppressed",
     "invalid-transfer-target", "immutable", "unreachable", "requires-system-prompt",
     "conflict",
-    "empty-audio",      # text the TTS engine speaks as silence ("¦"): content, not shape
+    # text the TTS engine finds nothing to say in ("¦", private-use characters): content,
+    # not shape (blank and too long are the schema's, and refused before the engine)
+    "empty-audio", "invalid-text",
 }
 # statuses that are about the state of things, not the body
 STATE_STATUSES = {200, 201, 202, 401, 403, 404, 409, 502, 503, 504}
