@@ -459,9 +459,11 @@ PATHS.update({
 UUID = {"type": "string", "format": "uuid"}
 SCHEMAS.update({
     "TransferRequest": obj(["to"], to=E164, caller_id={
-        **E164, "description": "one of the account's DIDs; else the call's caller ID"},
-        answer_url={**STR, "format": "uri",
-                    "description": "gets a signed webhook when the new leg answers"},
+        **E164, "type": ["string", "null"],
+        "description": "one of the account's DIDs; else the call's caller ID"},
+        answer_url={**URL, "type": ["string", "null"],
+                    "description": "gets a signed webhook when the new leg answers; "
+                                   + URL["description"]},
         mode={"enum": ["blind", "attended"], "default": "blind",
               "description": "attended: the caller hears music on hold while the target is "
                              "called; then POST .../transfer/{transfer_uuid}/complete or "

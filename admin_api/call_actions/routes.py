@@ -34,7 +34,9 @@ FIELDS = {"transfer": {"to", "caller_id", "answer_url", "mode"},
           "speak": {"text", "voice", "language", "engine"},
           "dtmf": {"digits"}}
 # bodies checked against the OpenAPI document's schema (the service checks the rest)
-SCHEMAS = {"record": "RecordRequest", "speak": "SpeakRequest", "dtmf": "DtmfRequest"}
+# (play keeps its own checks: its URL errors are the media family's 400s)
+SCHEMAS = {"transfer": "TransferRequest", "record": "RecordRequest", "speak": "SpeakRequest",
+           "dtmf": "DtmfRequest"}
 RECORD_STOP_WAIT = 15.0    # seconds DELETE .../record waits for the finished file
                            # (app.config["RECORD_STOP_WAIT"] overrides it)
 MIMETYPES = {"mp3": "audio/mpeg", "wav": "audio/wav"}
