@@ -82,6 +82,7 @@ class Config:
     fetch_max_bytes: int = 20 * 1024 * 1024   # audio fetched from a URL (the play action)
     fetch_timeout: float = 15.0
     fetch_allow_private: bool = False         # let play URLs reach loopback/private hosts
+    media_cache_days: int = 7       # rendered TTS / transcoded uploads unused this long go
     default_voice: str = "en-us"
     # live-call recordings: MixMonitor writes <id>.wav into the spool (as Asterisk names it,
     # and as this host sees the same folder); the engine transcodes it into
