@@ -142,6 +142,7 @@ class WebhookSender:
             return await asyncio.wait_for(asyncio.shield(done), self.timeout)
         except TimeoutError:
             post.abort()
+            done.cancel()     # the thread's late result is dropped, not left unretrieved
             raise PostFailed(f"no answer within {self.timeout:g} s") from None
 
 
