@@ -4,6 +4,7 @@ parsed JSON body."""
 from __future__ import annotations
 
 import json
+import re
 
 from flask import current_app, g, request
 
@@ -92,17 +93,33 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _no_surrogate(text: str) -> None:
+    if _SURROGATE.search(text):
+        raise InvalidInput("invalid-json", "the body holds a lone UTF-16 surrogate "
+                           "(\\ud800-\\udfff), which is no character")
+
+
 def _too_deep():
     raise InvalidInput("invalid-json", f"the body nests deeper than {JSON_MAX_DEPTH} levels",
                        {"max_depth": JSON_MAX_DEPTH})
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def _depth(value) -> int:
-    """How deep `value` nests (iteratively: a deep body must not recurse here either)."""
+    """How deep `value` nests (iteratively: a deep body must not recurse here either).
+    A string holding a lone UTF-16 surrogate ("\\ud800" is valid JSON syntax, but no
+    character) is refused here: no database or log could store it."""
     deepest, todo = 0, [(value, 1)]
     while todo:
         item, level = todo.pop()
+        if isinstance(item, str):
+            _no_surrogate(item)
+            continue
         if isinstance(item, dict):
+            for key in item:
+                _no_surrogate(key)
             item = item.values()
         elif not isinstance(item, list):
             continue

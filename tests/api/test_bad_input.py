@@ -174,6 +174,11 @@ CASES = [
      "invalid-json", None),
     ("json-not-object", "POST", "/api/suppressions", "[1, 2]", 400, "invalid-json", None),
     ("json-bad-utf8", "POST", "/api/dids", b'{"number": "\xff"}', 400, "invalid-json", None),
+    ("json-lone-surrogate", "POST", "/api/dids",
+     '{"number": "+19495551235", "label": "\\ud800x"}', 400, "invalid-json", None),
+    ("json-lone-surrogate-key", "POST", "/api/voice",
+     '{"from": "+19495551234", "to": "+14155550100", "metadata": {"\\udc00": "x"}}', 400,
+     "invalid-json", None),
     # odd query values
     ("query-superscript", "GET", "/api/voice/agents?limit=²", None, 422, "invalid-request",
      "limit"),
