@@ -4,6 +4,7 @@ parsed JSON body."""
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from flask import current_app, g, request
@@ -55,7 +56,8 @@ def json_body(allowed: set[str] | None = None, *, schema: str | None = None) -> 
     g.body_limit = request.max_content_length = JSON_MAX_BYTES
     raw = request.get_data(cache=True)
     try:
-        data = json.loads(raw, parse_constant=_no_constant) if raw else None
+        data = (json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+                if raw else None)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("invalid-json", f"the body is not valid JSON: {exc}") from exc
     except RecursionError:    # nested deeper than the parser's own stack allows
@@ -91,6 +93,13 @@ def query_int(name: str, default: int, lo: int, hi: int) -> int:
 def _no_constant(name: str):
     # NaN and Infinity are not JSON, though Python's parser takes them
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):      # 1e400: a number JSON allows, a float does not hold
+        raise ValueError(f"{text[:40]} is out of range for a number")
+    return value
 
 
 def _no_surrogate(text: str) -> None:
