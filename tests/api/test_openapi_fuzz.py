@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
-from admin_api.validation import _Validator
+from admin_api.validation import SchemaValidator
 from tests.api.test_bad_input import DID, tree
 from tests.api.test_seed_examples import api_server
 
@@ -105,7 +105,7 @@ def test_schema_valid_bodies_are_never_refused_for_their_shape(served, method, p
     schemas = document["components"]["schemas"]
     body_schema = _resolve(op["requestBody"]["content"]["application/json"]["schema"],
                            schemas)
-    ecma = _Validator(body_schema)
+    ecma = SchemaValidator(body_schema)
     seen = []
 
     @settings(max_examples=SLOW.get((method, path), EXAMPLES), deadline=None, database=None,

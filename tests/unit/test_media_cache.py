@@ -16,7 +16,7 @@ def _entry(root, kind: str, name: str, age_days: float) -> str:
     path = folder / f"{name}.wav"
     path.write_bytes(b"RIFF" + b"\0" * 96)
     then = time.time() - age_days * 86400
-    os.utime(path, (then, then))
+    os.utime(path, (then, then))        # neither rendered nor served since
     return str(path)
 
 
@@ -41,6 +41,8 @@ def test_old_entries_go_and_asset_copies_stay(tmp_path):
 def test_a_cache_hit_keeps_its_entry(tmp_path):
     cfg = trunx_config.load(env={}, data_dir=str(tmp_path), media_cache_days=7)
     entry = _entry(tmp_path, "tts", "d" * 64, 30)
+    rendered = os.stat(entry).st_mtime_ns
     assert pipeline._hit(entry)                   # what render_tts does on a hit
+    assert os.stat(entry).st_mtime_ns == rendered  # when it was rendered stays
     assert cache.purge(cfg) == (0, 0) and os.path.exists(entry)
     assert not pipeline._hit(str(tmp_path / "cache" / "tts" / "missing.wav"))

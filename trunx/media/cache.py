@@ -3,7 +3,8 @@ uploads (`<data_dir>/cache/uploads/`) not used for `media_cache_days` are delete
 
 The cache only saves rendering the same text or file twice; an asset's own copy is a hard
 link (or a copy) under `<data_dir>/audio/`, which outlives its cache entry. A hit touches
-its entry (trunx/media/pipeline.py), so an entry in use is never the oldest. The engine
+its entry's access time (trunx/media/pipeline.py), so an entry in use is never the
+oldest. The engine
 purges every `recording_purge_interval`, beside the recordings' retention.
 """
 from __future__ import annotations
@@ -34,7 +35,9 @@ def purge(config, now: float | None = None) -> tuple[int, int]:
                 continue      # renders in progress live in .render-* / .upload-* folders
             try:
                 stat = entry.stat(follow_symlinks=False)
-                if stat.st_mtime >= cutoff:
+                # last used: rendered (mtime), or served from the cache (atime, set by a
+                # hit even where the filesystem keeps no access times)
+                if max(stat.st_mtime, stat.st_atime) >= cutoff:
                     continue
                 os.unlink(entry.path)
             except FileNotFoundError:

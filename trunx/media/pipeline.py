@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -115,9 +116,10 @@ def tts_hash(text: str, voice: str, provider: str, settings: dict, trim: bool) -
 
 
 def _hit(path: str) -> bool:
-    """A cache entry there, touched: the purge (trunx/media/cache.py) takes the unused."""
+    """A cache entry there, its access time set to now (its modification time, when it was
+    rendered, stays): the purge (trunx/media/cache.py) takes the unused."""
     try:
-        os.utime(path)
+        os.utime(path, ns=(time.time_ns(), os.stat(path).st_mtime_ns))
     except FileNotFoundError:
         return False
     return True
