@@ -12,6 +12,7 @@ Two properties:
 from __future__ import annotations
 
 import copy
+import os
 import uuid
 
 import pytest
@@ -24,10 +25,14 @@ from admin_api.validation import SchemaValidator
 from tests.api.test_bad_input import DID, tree
 from tests.api.test_seed_examples import api_server
 
-EXAMPLES = 15          # per operation and property: bounded, a few seconds each
+# per operation and property: bounded, a few seconds each (FUZZ_EXAMPLES=200 for a
+# deeper run by hand; the slow operations scale along)
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
+SCALE = EXAMPLES / 15
 # TTS on every example, or IVR trees (slow to generate: nested maps under patterns)
-SLOW = {("post", "/audio"): 6, ("post", "/ivr/{ivr_id}/audio"): 6, ("post", "/ivr"): 8,
-        ("patch", "/ivr/{ivr_id}"): 8}
+SLOW = {op: round(n * SCALE) for op, n in {
+    ("post", "/audio"): 6, ("post", "/ivr/{ivr_id}/audio"): 6, ("post", "/ivr"): 8,
+    ("patch", "/ivr/{ivr_id}"): 8}.items()}
 # no shrinking: each step is a request to the server; a failing example is shown as found
 PHASES = (Phase.explicit, Phase.generate)
 # Refusals of a schema-valid body that say something other than its shape.
