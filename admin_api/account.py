@@ -9,8 +9,9 @@ from flask import Blueprint
 from admin_api import context as ctx
 from admin_api.voice import service as voice_service
 from trunx import calls
+from trunx.errors import Conflict
 from trunx.ivr import transfer_target
-from trunx.models import Account, iso
+from trunx.models import Account, iso, utcnow
 
 bp = Blueprint("account", __name__, url_prefix="/api/account")
 
@@ -21,8 +22,28 @@ def as_json(account: Account) -> dict:
             # with an operator-wide secret configured, that one signs (and is not shown)
             "webhookSecret": None if operator else account.webhook_secret,
             "webhookSecretSource": "operator" if operator else "account",
+            # after a rotation: until when the previous secret signs too
+            "webhookSecretPreviousUntil": None if operator else _previous_until(account),
             "default_transfer": account.default_transfer,
             "createdAt": iso(account.created_at)}
+
+
+def _previous_until(account: Account) -> str | None:
+    until = account.webhook_secret_previous_until
+    return iso(until) if account.webhook_secret_previous and until and until > utcnow() \
+        else None
+
+
+@bp.post("/webhook-secret")
+def rotate_secret():
+    """A new webhook secret; the old one signs too for `webhook_secret_overlap` seconds, so
+    receivers can move over without missing a webhook."""
+    if ctx.config().webhook_secret:
+        raise Conflict("operator-webhook-secret",
+                       "webhooks on this server are signed with the operator's secret "
+                       "(webhook_secret); the operator rotates that one", {})
+    calls.rotate_webhook_secret(ctx.account_id(), ctx.config().webhook_secret_overlap)
+    return as_json(Account.get_by_id(ctx.account_id()))
 
 
 @bp.get("")
@@ -32,11 +53,12 @@ def get():
 
 @bp.patch("")
 def update():
-    data = ctx.json_body({"webhookUrl", "default_transfer"})
+    data = ctx.json_body(schema="AccountPatch")
     if "default_transfer" in data:
         target = transfer_target.check(ctx.account_id(), data["default_transfer"])
     if "webhookUrl" in data:
-        url = voice_service.check_webhook_url(data["webhookUrl"])
+        url = voice_service.check_webhook_url(
+            data["webhookUrl"], allow_private=ctx.config().webhook_allow_private)
         Account.update(webhook_url=url).where(Account.id == ctx.account_id()).execute()
         if url:
             calls.ensure_webhook_secret(ctx.account_id())

@@ -17,7 +17,8 @@ import logging
 import os
 import shutil
 
-from admin_api import observe
+from admin_api import observe, quotas
+from trunx.errors import TooMany
 from trunx.ivr import program as ivr_program
 from trunx.ivr import store as ivr_store
 from trunx.ivr import tree as ivr_tree
@@ -69,6 +70,12 @@ def synthesize(text: str, voice: str | None, config, *,
 
 def create(store, account_id: str, name: str, rendered: pipeline.Rendered, config, *,
            source: str, text: str | None = None) -> AudioAsset:
+    try:
+        quotas.check_audio(account_id, rendered.duration_seconds, config)
+    except TooMany:
+        if not rendered.cached:   # rendered for this request only: leave no trace of it
+            _quietly(os.unlink, rendered.path)
+        raise
     asset_id = new_id("aud")
     master = master_path(config, asset_id)
     _link_or_copy(rendered.path, master)

@@ -10,7 +10,7 @@ from admin_api import assets
 from admin_api import context as ctx
 from admin_api.pagination import paginate
 from trunx.errors import Conflict, NotFound, TooLarge, Unsupported, invalid
-from trunx.media import pipeline, prepare_upload
+from trunx.media import prepare_upload
 from trunx.models import AudioAsset
 
 bp = Blueprint("audio", __name__, url_prefix="/audio")
@@ -35,12 +35,11 @@ def created(asset: AudioAsset, warnings: list):
 
 @bp.post("")
 def create_tts():
-    data = ctx.json_body({"name", "text", "voice", "engine"})
-    name = ctx.required_str(data, "name", max_len=NAME_MAX)
-    text = ctx.required_str(data, "text", max_len=pipeline.MAX_TEXT_CHARS)
-    voice = ctx.optional_str(data, "voice")
-    # not in the seed: "standard" | "neural" (default: neural when a neural voice is here)
-    engine = ctx.optional_str(data, "engine")
+    data = ctx.json_body(schema="TtsRequest")
+    name, text = data["name"], data["text"]
+    # engine is not in the seed: "standard" | "neural" (default: neural when a neural voice
+    # is here)
+    voice, engine = data.get("voice"), data.get("engine")
     rendered, warnings = assets.synthesize(text, voice, ctx.config(), engine=engine)
     asset = assets.create(ctx.store(), ctx.account_id(), name, rendered, ctx.config(),
                           source="tts", text=text)
@@ -65,6 +64,7 @@ def upload():
     name = request.form.get("name") or _basename(file.filename) or "upload"
     if len(name) > NAME_MAX:
         raise invalid("name", "too-long", f"name is longer than {NAME_MAX} characters")
+    ctx.check_text("name", name)
     rendered = prepare_upload(data, ctx.config())
     asset = assets.create(ctx.store(), ctx.account_id(), name, rendered, ctx.config(),
                           source="upload")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import g, request
 
+from admin_api import quotas
 from trunx import accounts
 from trunx.errors import Unauthorized
 
@@ -38,3 +39,5 @@ def init_app(app) -> None:
                                "missing or invalid API key; send Authorization: Bearer <key>"
                                if token is None else "the API key is not valid")
         g.account = account
+        quotas.check_rate(app.extensions["trunx.store"].redis, account.id,
+                          app.config["TRUNX"].api_rate_limit)

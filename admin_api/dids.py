@@ -9,7 +9,7 @@ from flask import Blueprint
 from admin_api import context as ctx
 from admin_api.pagination import paginate
 from trunx import phone
-from trunx.errors import Conflict, NotFound, invalid
+from trunx.errors import Conflict, Forbidden, NotFound, invalid
 from trunx.ivr import store as ivr_store
 from trunx.models import Did, iso
 
@@ -42,9 +42,12 @@ def e164(data: dict, field: str) -> str:
 
 @bp.post("")
 def create():
-    data = ctx.json_body({"number", "label"})
-    number = e164(data, "number")
-    label = ctx.optional_str(data, "label")
+    if not ctx.config().self_service_dids:
+        raise Forbidden("did-allocation-by-operator",
+                        "numbers are allocated by the operator on this server "
+                        "(`trunx dids allocate NUMBER ACCOUNT_ID`)", {"field": "number"})
+    data = ctx.json_body(schema="DidRequest")
+    number, label = data["number"], data.get("label")
     try:
         with ctx.store().db.atomic():
             did = Did.create(number=number, account=ctx.account_id(), label=label)

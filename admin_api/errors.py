@@ -7,6 +7,7 @@ HTTP; this module is the one place that says which status each answers with:
                                 code is in STATUS_BY_CODE
     werkzeug HTTPException      routing (404/405), body limits (413), ...: its own status
     redis ConnectionError/TimeoutError   503 redis-unavailable
+    database locked/busy        503 database-busy, with Retry-After
     anything else               500 internal-error, logged with a traceback
 
 Codes are stable kebab-case ids; clients branch on them, so they never change meaning.
@@ -17,6 +18,7 @@ import logging
 
 import peewee
 import redis.exceptions
+from flask import g
 from werkzeug.exceptions import HTTPException
 
 from trunx import errors as trunx_errors
@@ -31,6 +33,7 @@ STATUS_BY_KIND: dict[type, int] = {
     trunx_errors.Forbidden: 403,
     trunx_errors.NotFound: 404,
     trunx_errors.Conflict: 409,
+    trunx_errors.TooMany: 429,
     trunx_errors.NotConfigured: 503,
     trunx_errors.Unavailable: 503,
     trunx_errors.UpstreamError: 502,
@@ -61,6 +64,7 @@ _HTTP_CODES = {
     404: "not-found",
     405: "method-not-allowed",
     409: "conflict",
+    429: "rate-limited",
     413: "payload-too-large",
     415: "unsupported-media-type",
     422: "unprocessable",
@@ -76,6 +80,14 @@ def status_for(exc: trunx_errors.TrunxError) -> int:
         if status is not None:
             return status
     raise TypeError(f"{type(exc).__name__} is not a TrunxError")
+
+
+RETRY_AFTER = 1   # seconds, for 503 database-busy
+
+
+def _busy(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def body(code: str, message: str, details=None) -> dict:
@@ -94,7 +106,10 @@ def init_app(app) -> None:
         status = status_for(exc)
         if status >= 500:
             log.error("%s failed: %s %s", type(exc).__name__, exc, exc.details)
-        return body(exc.code, exc.message, exc.details), status
+        headers = {}
+        if status == 429 and isinstance(exc.details, dict) and "retry_after" in exc.details:
+            headers["Retry-After"] = str(exc.details["retry_after"])
+        return body(exc.code, exc.message, exc.details), status, headers
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
@@ -104,7 +119,9 @@ def init_app(app) -> None:
         if status == 405 and exc.valid_methods:
             details = {"allowed": sorted(exc.valid_methods)}
         if status == 413:
-            details = {"max_bytes": app.config["TRUNX"].upload_max_bytes}
+            # a JSON route's own limit (context.json_body), else the upload limit
+            details = {"max_bytes": g.get("body_limit")
+                       or app.config["TRUNX"].upload_max_bytes}
         response = exc.get_response()
         response.set_data(app.json.dumps(body(code, exc.description or exc.name, details)))
         response.content_type = "application/json"
@@ -118,6 +135,16 @@ def init_app(app) -> None:
         return body("redis-unavailable",
                     "the cache is unavailable; what was stored is published again by "
                     "`trunx resync` once Redis is back"), 503
+
+    @app.errorhandler(peewee.OperationalError)
+    def _database_busy(exc):
+        # SQLite's "database is locked" (or "busy") after its busy timeout: a writer held
+        # the lock too long. The client may simply try again; anything else is ours.
+        if not _busy(exc):
+            return _unexpected(exc)
+        log.warning("database busy: %s", exc)
+        return body("database-busy", "the database is busy; try again shortly",
+                    {"retry_after": RETRY_AFTER}), 503, {"Retry-After": str(RETRY_AFTER)}
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

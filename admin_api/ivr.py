@@ -6,7 +6,6 @@ validate, store a new immutable version in SQLite, publish it to Redis.
 from __future__ import annotations
 
 import copy
-import re
 
 import peewee
 from flask import Blueprint, current_app
@@ -14,16 +13,15 @@ from flask import Blueprint, current_app
 from admin_api import assets, dids, ivr_reads
 from admin_api import context as ctx
 from admin_api.pagination import paginate
-from trunx import db
+from trunx import db, patterns
 from trunx.errors import Conflict, NotFound, invalid
 from trunx.ivr import store as ivr_store
 from trunx.ivr import tree as ivr_tree
-from trunx.media import pipeline
 from trunx.models import Did, Ivr, IvrVersion, new_id
 
 bp = Blueprint("ivr", __name__, url_prefix="/ivr")
 # Ids appear in URLs and Redis keys: the same alphabet as node names.
-IVR_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+IVR_ID = patterns.NAME_RE
 TREE_FIELDS = {"id", "nodes", "start"}
 
 
@@ -86,7 +84,7 @@ def create():
     ivr_id = data.get("id")
     if ivr_id is None:
         ivr_id = new_id("ivr")
-    elif not isinstance(ivr_id, str) or not IVR_ID.match(ivr_id):
+    elif not patterns.matches(IVR_ID, ivr_id):
         raise invalid("id", "invalid-id", "id is 1-64 of A-Z a-z 0-9 _ . -")
     if _IVR_EXISTS.rows(ctx.store().db, ctx.account_id(), ivr_id):
         raise Conflict("ivr-exists", f"an IVR with id {ivr_id!r} already exists",
@@ -150,10 +148,8 @@ def delete(ivr_id: str):
 @bp.post("/<ivr_id>/audio")
 def node_audio(ivr_id: str):
     ivr = get_owned(ivr_id)
-    data = ctx.json_body({"node", "text", "voice"})
-    node = ctx.required_str(data, "node", max_len=64)
-    text = ctx.required_str(data, "text", max_len=pipeline.MAX_TEXT_CHARS)
-    voice = ctx.optional_str(data, "voice")
+    data = ctx.json_body(schema="NodeAudioRequest")
+    node, text, voice = data["node"], data["text"], data.get("voice")
     definition = ivr_store.current_version(ivr).definition
     if node not in definition["nodes"]:
         raise NotFound("node-not-found", f"IVR {ivr_id!r} has no node {node!r}",
@@ -181,8 +177,8 @@ def node_audio(ivr_id: str):
 @bp.post("/<ivr_id>/assign")
 def assign(ivr_id: str):
     ivr = get_owned(ivr_id)
-    data = ctx.json_body({"did"})
-    did = dids.get_owned(dids.e164(data, "did"))
+    data = ctx.json_body(schema="AssignRequest")
+    did = dids.get_owned(data["did"])
     # ivr_store re-reads both under the writer lock (either may be deleted by then) and
     # says what the DID pointed at just before, which is what this assign replaced
     previous = ivr_store.assign(ctx.store(), ivr, did)   # Gone: 404 ivr- or did-not-found

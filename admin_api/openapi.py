@@ -1,11 +1,19 @@
 """GET /openapi.json: the API described as data (OpenAPI 3.1).
 
 A test walks the app's URL map and this document both ways, so a route cannot be added
-or dropped without the description following.
+or dropped without the description following. The request schemas here are also what the
+routes validate bodies with (context.json_body(schema=...), admin_api/validation.py), and
+the identifier and number patterns come from trunx/patterns.py, which the IVR validator
+uses too: each limit is written once. `x-error` names the problem code a failing
+subschema answers with (validation.py); `x-message` its sentence.
 """
 from __future__ import annotations
 
 from flask import Blueprint
+
+from trunx import patterns, url_policy
+from trunx.media.pipeline import MAX_TEXT_CHARS
+from trunx.patterns import schema_pattern
 
 bp = Blueprint("openapi", __name__)
 
@@ -24,12 +32,42 @@ NUM = {"type": "number"}
 INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
 TS = {"type": "string", "format": "date-time", "examples": ["2026-03-09T15:30:00.000Z"]}
-E164 = {"type": "string", "pattern": r"^\+[1-9]\d{7,14}$", "examples": ["+19495551234"]}
-NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,64}$"}
-AUDIO_REF = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-/]{1,200}$",
-             "description": "an audio asset id, an asset name, or an Asterisk sound name"}
+E164 = {"type": "string", "pattern": schema_pattern(patterns.PHONE),
+        "examples": ["+19495551234"], "x-error": "invalid-number",
+        "x-message": "must be an E.164 number like +19495551234 (+1 numbers: NANP)"}
+NAME = {"type": "string", "pattern": schema_pattern(patterns.NAME)}
+AUDIO_REF = {"type": "string", "pattern": schema_pattern(patterns.AUDIO_REF),
+             "maxLength": patterns.AUDIO_REF_MAX,
+             "description": "an audio asset id, an asset name, or a relative Asterisk sound "
+                            "name; never a path"}
 DTMF_MAP = {"type": "object", "minProperties": 1,
-            "propertyNames": {"pattern": r"^[0-9*#]{1,10}$"}, "additionalProperties": NAME}
+            "propertyNames": {"pattern": schema_pattern(patterns.DTMF_KEYS)},
+            "additionalProperties": NAME}
+
+
+def line(max_len: int, *, nullable: bool = False, text: bool = False, **extra) -> dict:
+    """A string of at most `max_len` with no control characters (`text`: tab, CR and LF
+    allowed), as context.check_text refuses them."""
+    return {"type": ["string", "null"] if nullable else "string", "maxLength": max_len,
+            "pattern": schema_pattern(patterns.TEXT if text else patterns.SINGLE_LINE),
+            "x-error": {"pattern": "invalid-characters", "maxLength": "too-long",
+                        "type": "invalid-type"}, **extra}
+
+
+def required_line(max_len: int, *, text: bool = False, **extra) -> dict:
+    """As `line`, and not blank (context.required_str)."""
+    out = line(max_len, text=text, **extra)
+    out["not"] = {"pattern": r"^\s*$"}
+    out["x-error"] = {**out["x-error"], "not": "required", "type": "required"}
+    return out
+
+
+URL = {"type": "string", "maxLength": url_policy.MAX_URL,
+       "pattern": schema_pattern(patterns.URL), "x-error": "invalid-url",
+       "x-message": "must be an http or https URL",
+       "description": "http(s); its host must not resolve to loopback, private or "
+                      "link-local addresses unless the operator allows them "
+                      "(422 url-not-allowed)"}
 
 SCHEMAS = {
     "Problem": obj(["field", "code", "message"], field=STR, code=STR, message=STR),
@@ -42,10 +80,14 @@ SCHEMAS = {
                  url={**STR, "format": "uri"}, durationSeconds=NUM,
                  warnings={"type": "array", "items": ref("Problem")}),
     "AudioList": obj(["audio"], audio={"type": "array", "items": ref("Audio")}),
-    "TtsRequest": obj(["name", "text"], name={**STR, "maxLength": 200},
-                      text={**STR, "maxLength": 5000},
-                      voice={**STR, "description": "ElevenLabs voice id or name, or an "
-                                                   "espeak-ng voice on the standard engine"}),
+    "TtsRequest": obj(["name", "text"], name=required_line(200),
+                      text=required_line(MAX_TEXT_CHARS, text=True),
+                      voice=line(200, nullable=True,
+                                 description="ElevenLabs voice id or name, or an espeak-ng "
+                                             "voice on the standard engine"),
+                      engine=line(200, nullable=True,
+                                  description="standard | neural (default: neural when a "
+                                              "neural voice is here)")),
     "UploadRequest": obj(["file"], file={**STR, "contentMediaType": "audio/*"},
                          name={**STR, "description": "defaults to the file name"}),
     "GatherNode": obj(["audio", "gather"], audio=AUDIO_REF, gather=DTMF_MAP,
@@ -53,30 +95,36 @@ SCHEMAS = {
                       max_tries={**INT, "minimum": 1, "maximum": 10},
                       max_digits={**INT, "minimum": 1, "maximum": 20},
                       invalid_audio=AUDIO_REF, invalid_node=NAME),
-    "ActionNode": obj(["action"], action={"enum": ["transfer", "hangup", "suppress"]},
-                      audio=AUDIO_REF, to=E164, agent=NAME,
+    # `to` and `agent` belong to transfers only (trunx/ivr/tree.py)
+    "TransferNode": obj(["action"], action={"const": "transfer"}, audio=AUDIO_REF, to=E164,
+                        agent=NAME, timeout={**NUM, "minimum": 1, "maximum": 300}),
+    "ActionNode": obj(["action"], action={"enum": ["hangup", "suppress"]}, audio=AUDIO_REF,
                       timeout={**NUM, "minimum": 1, "maximum": 300}),
-    "Node": {"oneOf": [ref("GatherNode"), ref("ActionNode")]},
+    # the three exclude each other (gather or action; action values apart): anyOf is oneOf
+    "Node": {"anyOf": [ref("GatherNode"), ref("TransferNode"), ref("ActionNode")]},
     "IvrRequest": obj(["nodes"], id=NAME, start=NAME,
                       nodes={"type": "object", "minProperties": 1, "maxProperties": 500,
-                             "additionalProperties": ref("Node")}),
-    "IvrPatch": obj([], id={**NAME, "description": "if sent, must equal the path id"},
-                    start={"type": ["string", "null"]},
-                    nodes={"type": "object", "additionalProperties": ref("Node")}),
+                             "propertyNames": NAME, "additionalProperties": ref("Node")}),
+    "IvrPatch": {**obj([], id={**NAME, "description": "if sent, must equal the path id"},
+                       start={"type": ["string", "null"]},
+                       nodes={"type": "object", "minProperties": 1, "maxProperties": 500,
+                              "propertyNames": NAME, "additionalProperties": ref("Node")}),
+                 "anyOf": [{"required": ["nodes"]}, {"required": ["start"]}]},
     "Ivr": obj(["id", "nodes", "version", "createdAt", "updatedAt", "dids", "warnings"],
                id=STR, start=STR, nodes={"type": "object", "additionalProperties": ref("Node")},
                version=INT, createdAt=TS, updatedAt=TS, dids={"type": "array", "items": E164},
                warnings={"type": "array", "items": ref("Problem")}),
     "IvrList": obj(["ivrs", "count"], ivrs={"type": "array", "items": ref("Ivr")}, count=INT),
-    "NodeAudioRequest": obj(["node", "text"], node=NAME, text={**STR, "maxLength": 5000},
-                            voice=STR),
+    "NodeAudioRequest": obj(["node", "text"], node={**NAME, "x-error": "invalid-name"},
+                            text=required_line(MAX_TEXT_CHARS, text=True),
+                            voice=line(200, nullable=True)),
     "AssignRequest": obj(["did"], did=E164),
     "AssignResponse": obj(["ivr", "did", "assigned", "previous"], ivr=STR, did=E164,
                           assigned={"const": True}, previous={"type": ["string", "null"]}),
     "Did": obj(["number", "label", "ivr", "createdAt"], number=E164,
                label={"type": ["string", "null"]}, ivr={"type": ["string", "null"]},
                createdAt=TS),
-    "DidRequest": obj(["number"], number=E164, label={**STR, "maxLength": 200}),
+    "DidRequest": obj(["number"], number=E164, label=line(200, nullable=True)),
     "DidList": obj(["dids", "count"], dids={"type": "array", "items": ref("Did")}, count=INT),
     "Deleted": obj(["deleted"], deleted={"const": True}, id=STR, number=STR),
 }
@@ -98,7 +146,7 @@ def ok(schema: str, status: str = "200", description: str = "OK") -> dict:
 
 def errors(*statuses: int) -> dict:
     return {str(s): {"description": "error", "content": {"application/json": {
-        "schema": ref("Error")}}} for s in (401, *statuses)}
+        "schema": ref("Error")}}} for s in (401, 429, *statuses)}   # 429: quotas
 
 
 def op(summary: str, responses: dict, body: dict | None = None, tag: str = "",
@@ -172,7 +220,8 @@ PATHS = {
     },
     "/api/dids": {
         "post": op("Register a DID (trunx addition)", {**ok("Did", "201", "created"),
-                                                       **errors(400, 409, 415, 422)},
+                                                       **errors(400, 403, 409, 413, 415,
+                                                                422)},
                    json_body("DidRequest"), "dids"),
         "get": op("List DIDs", {**ok("DidList"), **errors()}, tag="dids"),
     },
@@ -188,10 +237,12 @@ PATHS = {
 }
 
 # -- answering-machine detection (admin_api/voice/amd.py) --------------------------------------
+_DROP_NAME = {"type": ["string", "null"], "minLength": 1, "maxLength": 100}
 DROP = {"oneOf": [
-    {**STR, "maxLength": 64, "description": "one of the account's audio asset ids"},
-    obj(["text"], text={**STR, "minLength": 1, "maxLength": 5000},
-        voice={**STR, "maxLength": 100}, engine={**STR, "maxLength": 100})],
+    {**STR, "minLength": 1, "maxLength": 64, "description": "one of the account's audio "
+                                                           "asset ids"},
+    obj(["text"], text={**STR, "pattern": r"\S", "maxLength": 5000}, voice=_DROP_NAME,
+        engine=_DROP_NAME)],
     "description": "played from its first sample when a voicemail greeting ends"}
 ANSWERED_BY = {"enum": ["human", "machine_start", "machine_end_beep", "machine_end_silence",
                         "machine_end_other", "fax", "unknown"]}
@@ -200,23 +251,36 @@ AMD_FIELDS = dict(
                       "description": "Twilio's: decide early, or wait for the greeting's end"},
     asyncAmd={"type": "boolean", "default": True,
               "description": "the call goes on while detection runs; call.amd carries it"},
-    machineDetectionTimeout={**INT, "minimum": 2, "maximum": 60, "default": 30},
-    machineDetectionSpeechThreshold={**INT, "minimum": 1000, "maximum": 6000, "default": 2400},
+    machineDetectionTimeout={**INT, "minimum": 2, "maximum": 60, "default": 30,
+                             "x-error": "out-of-range"},
+    machineDetectionSpeechThreshold={**INT, "minimum": 1000, "maximum": 6000, "default": 2400,
+                                     "x-error": "out-of-range"},
     machineDetectionSpeechEndThreshold={**INT, "minimum": 500, "maximum": 5000,
-                                        "default": 1200},
-    machineDetectionSilenceTimeout={**INT, "minimum": 2000, "maximum": 10000, "default": 5000},
+                                        "default": 1200, "x-error": "out-of-range"},
+    machineDetectionSilenceTimeout={**INT, "minimum": 2000, "maximum": 10000, "default": 5000,
+                                    "x-error": "out-of-range"},
     voicemailDrop=DROP)
 
 # -- Agents (seed 003) ----------------------------------------------------------------------
-ID_LIST = {"type": "array", "maxItems": 50, "items": {"type": "string",
-                                                     "pattern": r"^[A-Za-z0-9_.:\-]{1,128}$"}}
+ID_LIST = {"type": ["array", "null"], "maxItems": 50, "uniqueItems": True,
+           "items": {"type": "string", "pattern": r"^[A-Za-z0-9_.:\-]{1,128}$"}}
+NOT_BLANK = {"not": {"pattern": r"^\s*$"}}      # as admin_api/agents/routes.py _text
+
+
+def _agent_text(max_len: int, nullable: bool, **extra) -> dict:
+    return {"type": ["string", "null"] if nullable else "string", "maxLength": max_len,
+            **NOT_BLANK, **extra}
+
+
 AGENT_FIELDS = dict(
-    name={**STR, "maxLength": 200}, prompt={**STR, "maxLength": 20000},
-    voice={"type": ["string", "null"], "maxLength": 200, "examples": ["Mark"]},
-    first_message={"type": ["string", "null"], "maxLength": 2000},
-    language={**STR, "maxLength": 16, "default": "en"},
+    name=_agent_text(200, False), prompt=_agent_text(20000, False),
+    voice=_agent_text(200, True, examples=["Mark"]),
+    first_message=_agent_text(2000, True),
+    language={"type": ["string", "null"], "maxLength": 16, "default": "en",
+              "pattern": r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$"},
     tool_ids=ID_LIST, knowledge_ids=ID_LIST,
-    max_duration={**NUM, "minimum": 1, "maximum": 86400, "default": 300},
+    max_duration={"type": ["number", "null"], "minimum": 1, "maximum": 86400,
+                  "default": 300},
     voicemail_drop={"oneOf": [{"type": "null"}, *DROP["oneOf"]]})
 SCHEMAS.update({
     "AgentRequest": obj(["name", "prompt"], **AGENT_FIELDS),
@@ -285,29 +349,53 @@ PATHS.update({
 
 # -- Voice (seed 002), suppressions and the account (trunx additions) ------------------------
 NULL_STR = {"type": ["string", "null"]}
+# as admin_api/voice/service.py checks them (check_ai): its codes in x-error
 TOOL = obj(["modelToolName", "description"],
-           modelToolName={**STR, "pattern": r"^[A-Za-z0-9_-]{1,64}$"}, description=STR,
-           dynamicParameters={"type": "array", "items": {"type": "object"}},
-           http=obj([], baseUrlPattern={**STR, "format": "uri"},
-                    httpMethod={"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]}))
+           modelToolName={**STR, "pattern": r"^[A-Za-z0-9_-]{1,64}$", "x-error": "required"},
+           description={**STR, "not": {"pattern": r"^\s*$"}, "x-error": "required"},
+           dynamicParameters={"type": ["array", "null"], "items": {"type": "object"},
+                              "x-error": "invalid-type"},
+           http={**obj([], baseUrlPattern={**URL, "type": ["string", "null"]},
+                       httpMethod={"enum": ["GET", "POST", "PUT", "PATCH", "DELETE", None]}),
+                 "type": ["object", "null"], "x-error": {"type": "invalid-type",
+                                                         "additionalProperties": "invalid-type"}})
+AI_TEXT = {"type": ["string", "null"], "maxLength": 200, "not": {"pattern": r"^\s*$"},
+           "x-error": {"type": "invalid-type", "not": "invalid-type", "maxLength": "too-long"}}
+AI_KEYS = ("model", "voice", "tools", "firstSpeaker", "temperature")
 CALL_STATUS = {"enum": ["initiated", "ringing", "answered", "completed", "failed"]}
 SCHEMAS.update({
     "Tool": TOOL,
-    "VoiceRequest": obj(
+    "VoiceRequest": {**obj(
         ["from", "to"], to=E164,
-        systemPrompt={**STR, "maxLength": 20000,
+        systemPrompt={**STR, "maxLength": 20000, "not": {"pattern": r"^\s*$"},
+                      "x-error": {"type": "invalid-type", "not": "invalid-type",
+                                  "maxLength": "too-long"},
                       "description": "present: an AI call; absent: a plain call"},
-        model={**STR, "examples": ["fixie-ai/ultravox-70B"]}, voice={**STR, "examples": ["Mark"]},
-        tools={"type": "array", "maxItems": 50, "items": ref("Tool")},
-        firstSpeaker={"enum": ["agent", "user"], "default": "agent"},
-        temperature={**NUM, "minimum": 0, "maximum": 1},
-        maxDuration={**STR, "pattern": r"^\d{1,6}(\.\d{1,3})?s$", "examples": ["300s"],
-                     "description": "hang up this long after answer"},
-        metadata={"type": "object", "maxProperties": 50, "additionalProperties": STR},
-        webhookUrl={**STR, "format": "uri", "description": "status webhooks for this call "
-                                                           "(else the account's default)"},
+        model={**AI_TEXT, "examples": ["fixie-ai/ultravox-70B"]},
+        voice={**AI_TEXT, "examples": ["Mark"]},
+        tools={"type": ["array", "null"], "maxItems": 50, "items": ref("Tool"),
+               "x-error": {"type": "invalid-type", "maxItems": "invalid-type"}},
+        firstSpeaker={"enum": ["agent", "user", None], "default": "agent"},
+        temperature={"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                     "x-error": "out-of-range"},
+        maxDuration={"type": ["string", "number", "null"],
+                     "pattern": schema_pattern(patterns.DURATION), "minimum": 1,
+                     "maximum": 86400, "examples": ["300s"],
+                     "x-error": {"type": "invalid-duration", "pattern": "invalid-duration"},
+                     "description": "hang up this long after answer: \"300s\" or seconds"},
+        metadata={"type": ["object", "null"], "maxProperties": 50,
+                  "propertyNames": {"maxLength": 64},
+                  "additionalProperties": {**STR, "maxLength": 500,
+                                           "x-error": {"maxLength": "too-long"}},
+                  "x-error": {"type": "invalid-type", "propertyNames": "too-long"}},
+        webhookUrl={**URL, "type": ["string", "null"],
+                    "description": "status webhooks for this call (else the account's "
+                                   "default); " + URL["description"]},
         **AMD_FIELDS,
         **{"from": {**E164, "description": "one of the account's DIDs"}}),
+        # the AI fields make an AI call: they need its systemPrompt
+        "dependentRequired": {key: ["systemPrompt"] for key in AI_KEYS},
+        "x-error": {"dependentRequired": "requires-system-prompt"}},
     "VoiceCreated": obj(["id", "callId", "status"], id=STR,
                         callId={**STR, "examples": ["CA0123456789abcdef0123456789abcdef"]},
                         status={"const": "initiated"}),
@@ -336,7 +424,7 @@ SCHEMAS.update({
                                  duration={"type": ["integer", "null"]})},
         **{"from": E164}),
     "Ended": obj(["ended"], ended=BOOL, pending={"const": True}),
-    "SuppressionRequest": obj(["number"], number=E164, reason={**STR, "maxLength": 500}),
+    "SuppressionRequest": obj(["number"], number=E164, reason=line(500, nullable=True)),
     "Suppression": obj(["number", "reason", "source", "callId", "did", "node", "ivr",
                         "createdAt"], number=E164, reason=NULL_STR,
                        source={"enum": ["api", "ivr"]}, callId=NULL_STR, did=NULL_STR,
@@ -347,10 +435,14 @@ SCHEMAS.update({
     "Account": obj(["id", "name", "webhookUrl", "webhookSecret", "webhookSecretSource",
                     "default_transfer", "createdAt"], id=STR, name=STR, webhookUrl=NULL_STR,
                    webhookSecret=NULL_STR, webhookSecretSource={"enum": ["account", "operator"]},
+                   webhookSecretPreviousUntil={
+                       "type": ["string", "null"], "format": "date-time",
+                       "description": "after a rotation, until when webhooks are also "
+                                      "signed with the previous secret"},
                    default_transfer=NULL_STR, createdAt=TS),
-    "AccountPatch": obj([], webhookUrl={"type": ["string", "null"], "format": "uri"},
+    "AccountPatch": obj([], webhookUrl={**URL, "type": ["string", "null"]},
                         default_transfer={
-                            "type": ["string", "null"],
+                            "type": ["string", "null"], "x-error": "invalid-transfer-target",
                             "description": "where an IVR transfer node naming no to or agent "
                                            "sends the caller: an agent id of this account or "
                                            "an E.164 number; null clears it"}),
@@ -383,8 +475,12 @@ PATHS.update({
     "/api/account": {
         "get": op("The calling account", {**ok("Account"), **errors()}, tag="account"),
         "patch": op("Set the default webhook URL and transfer target",
-                    {**ok("Account"), **errors(400, 415, 422)},
+                    {**ok("Account"), **errors(400, 413, 415, 422)},
                     json_body("AccountPatch"), "account"),
+    },
+    "/api/account/webhook-secret": {
+        "post": op("Rotate the webhook secret (the old one signs too for a while)",
+                   {**ok("Account"), **errors(409)}, tag="account"),
     },
 })
 
@@ -393,9 +489,11 @@ PATHS.update({
 UUID = {"type": "string", "format": "uuid"}
 SCHEMAS.update({
     "TransferRequest": obj(["to"], to=E164, caller_id={
-        **E164, "description": "one of the account's DIDs; else the call's caller ID"},
-        answer_url={**STR, "format": "uri",
-                    "description": "gets a signed webhook when the new leg answers"},
+        **E164, "type": ["string", "null"],
+        "description": "one of the account's DIDs; else the call's caller ID"},
+        answer_url={**URL, "type": ["string", "null"],
+                    "description": "gets a signed webhook when the new leg answers; "
+                                   + URL["description"]},
         mode={"enum": ["blind", "attended"], "default": "blind",
               "description": "attended: the caller hears music on hold while the target is "
                              "called; then POST .../transfer/{transfer_uuid}/complete or "
@@ -406,7 +504,8 @@ SCHEMAS.update({
     "TransferFinish": obj(["transfer_uuid", "status"], transfer_uuid=UUID,
                           status={"enum": ["completing", "canceling"]}),
     "RecordRequest": obj([], format={"enum": ["mp3", "wav"], "default": "mp3"},
-                         max_length={**INT, "minimum": 1, "maximum": 86400, "default": 14400},
+                         max_length={**INT, "minimum": 1, "maximum": 86400, "default": 14400,
+                                     "x-error": "out-of-range"},
                          trim_silence={**BOOL, "default": False}),
     "RecordResponse": obj(["recording_uuid", "status", "format"], recording_uuid=UUID,
                           status={"const": "recording"}, format={"enum": ["mp3", "wav"]}),
@@ -425,16 +524,22 @@ SCHEMAS.update({
                              "description": "0: until another action or the hangup"}),
     "PlayResponse": obj(["play_uuid", "status"], play_uuid=UUID,
                         status={"const": "playing"}, url=STR, audio_id=STR),
-    "SpeakRequest": obj(["text"], text={**STR, "maxLength": 3000},
-                        voice={**STR, "default": "en-US-Standard-A"},
-                        language={**STR, "default": "en-US"},
+    "SpeakRequest": obj(["text"], text=required_line(3000, text=True),
+                        voice={**STR, "minLength": 1, "maxLength": 100,
+                               "pattern": schema_pattern(patterns.SINGLE_LINE),
+                               "default": "en-US-Standard-A", "x-error": "invalid-type"},
+                        language={**STR, "maxLength": 100, "default": "en-US",
+                                  "pattern": r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$",
+                                  "x-error": {"type": "invalid-type",
+                                              "maxLength": "invalid-type"}},
                         engine={"enum": ["standard", "neural"],
                                 "description": "neural needs ELEVENLABS_API_KEY (else 503); "
                                                "left out: neural when configured, else "
                                                "standard (espeak-ng)"}),
     "SpeakResponse": obj(["speak_uuid", "status", "text"], speak_uuid=UUID,
                          status={"const": "speaking"}, text=STR),
-    "DtmfRequest": obj(["digits"], digits={**STR, "pattern": r"^[0-9*#]{1,100}$"}),
+    "DtmfRequest": obj(["digits"], digits={**STR, "pattern": r"^[0-9*#]{1,100}$",
+                                           "x-error": "invalid-digits"}),
     "DtmfResponse": obj(["dtmf_uuid", "status", "digits"], dtmf_uuid=UUID,
                         status={"const": "sent"}, digits=STR),
     "Action": obj(

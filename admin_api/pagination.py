@@ -46,7 +46,8 @@ def limit_arg(default: int | None, maximum: int = MAX_LIMIT) -> int | None:
     raw = request.args.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    # ASCII digits only: "²" is a digit to str.isdigit (and int() refuses it), "١٢" too
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and 1 <= int(raw) <= maximum):
         raise invalid("limit", "out-of-range",
                       f"limit must be a whole number from 1 to {maximum}")
     return int(raw)

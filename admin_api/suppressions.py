@@ -6,7 +6,6 @@ from __future__ import annotations
 from flask import Blueprint
 
 from admin_api import context as ctx
-from admin_api.dids import e164
 from admin_api.pagination import paginate
 from trunx import dnc
 from trunx.errors import NotFound
@@ -32,9 +31,8 @@ def list_suppressions():
 
 @bp.post("")
 def create():
-    data = ctx.json_body({"number", "reason"})
-    number = e164(data, "number")
-    reason = ctx.optional_str(data, "reason", max_len=500)
+    data = ctx.json_body(schema="SuppressionRequest")
+    number, reason = data["number"], data.get("reason")
     existing = Suppression.get_or_none(Suppression.account == ctx.account_id(),
                                        Suppression.number == number)
     row = dnc.suppress(ctx.account_id(), number, source="api", redis=ctx.redis(),

@@ -10,34 +10,43 @@ database thread. Any 2xx is a delivery; anything else (or no answer in `timeout`
 failure. Delivery is at least once: a receiver that answered too late may see an event
 again, with the same `id` and X-Trunx-Event-Id. Undelivered events are picked up again
 when the engine starts.
+
+Each POST (agi_server/webhook_http.py) re-checks the URL against the address policy of
+every user URL (no loopback or private addresses unless `webhook_allow_private`), has one
+deadline for the whole request (`webhook_timeout`) and reads a capped answer. Deliveries
+are per account: each POST runs on a thread of its own, and an account has at most
+`per_account` POSTs in flight, so a receiver that is slow or trickles bytes holds back
+only its own account's webhooks, never another's. URLs are logged with any credentials
+masked.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
-import requests
-
+from agi_server.webhook_http import Post, PostFailed
 from trunx import webhook_sign
 from trunx.models import Call, CallEvent, utcnow
+from trunx.url_policy import mask
 
 log = logging.getLogger(__name__)
 
 
 class WebhookSender:
     def __init__(self, config, db: Callable, *, max_attempts: int = 6,
-                 base_delay: float = 1.0, max_delay: float = 60.0, timeout: float = 5.0,
-                 concurrency: int = 8):
+                 base_delay: float = 1.0, max_delay: float = 60.0,
+                 timeout: float | None = None, per_account: int = 2):
         self.config = config
         self._db = db
-        self.max_attempts, self.timeout = max_attempts, timeout
+        self.max_attempts = max_attempts
+        self.timeout = config.webhook_timeout if timeout is None else timeout
         self.base_delay, self.max_delay = base_delay, max_delay
+        self.per_account = per_account
         self.stats: Counter = Counter()
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="trunx-webhook")
-        self._session = requests.Session()
+        self._lanes: dict[str, asyncio.Semaphore] = {}   # account -> POSTs in flight
         self._queues: dict[str, deque] = {}
         self._workers: dict[str, asyncio.Task] = {}
 
@@ -56,8 +65,6 @@ class WebhookSender:
         for task in list(self._workers.values()):
             task.cancel()
         await asyncio.gather(*self._workers.values(), return_exceptions=True)
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._session.close()
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until every submitted event was delivered or given up on (tests, shutdown)."""
@@ -66,7 +73,8 @@ class WebhookSender:
                 await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
 
     def submit(self, job: dict) -> None:
-        """job: {event, call, url, body, secret, attempts?}; returns at once."""
+        """job: {event, call, url, body, secret, account?, attempts?}; returns at once.
+        (A job with no account is a lane of its own.)"""
         self._queues.setdefault(job["call"], deque()).append(job)
         if job["call"] not in self._workers:
             task = asyncio.create_task(self._worker(job["call"]), name=f"webhooks-{job['call']}")
@@ -88,31 +96,63 @@ class WebhookSender:
         while attempts < self.max_attempts:
             attempts += 1
             headers = webhook_sign.headers(job["secret"], job["body"], job["event"])
-            try:
-                status = await loop.run_in_executor(self._pool, self._post, job["url"],
-                                                    job["body"], headers)
-                error = None if 200 <= status < 300 else f"HTTP {status}"
-            except requests.RequestException as exc:
-                error = f"{type(exc).__name__}: {exc}"[:200]
+            lane = self._lane(job.get("account") or job["call"])
+            async with lane:
+                try:
+                    status = await self._post(loop, job["url"], job["body"], headers)
+                    error = None if 200 <= status < 300 else f"HTTP {status}"
+                except PostFailed as exc:
+                    error = str(exc)
             if error is None:
                 self.stats["delivered"] += 1
                 await self._db(_mark, job["event"], attempts, None, True)
                 return
             self.stats["failed_attempts"] += 1
-            log.info("webhook %s to %s failed (attempt %d): %s", job["event"], job["url"],
-                     attempts, error)
+            log.info("webhook %s to %s failed (attempt %d): %s", job["event"],
+                     mask(job["url"]), attempts, error)
             await self._db(_mark, job["event"], attempts, error, False)
             if attempts < self.max_attempts:
                 await asyncio.sleep(min(self.max_delay, self.base_delay * 2 ** (attempts - 1)))
         self.stats["given_up"] += 1
-        log.warning("webhook %s to %s given up after %d attempts", job["event"], job["url"],
-                    attempts)
+        log.warning("webhook %s to %s given up after %d attempts", job["event"],
+                    mask(job["url"]), attempts)
 
-    def _post(self, url: str, body: str, headers: dict) -> int:
-        response = self._session.post(url, data=body.encode("utf-8"), headers=headers,
-                                      timeout=self.timeout, allow_redirects=False)
-        response.close()
-        return response.status_code
+    def _lane(self, account: str) -> asyncio.Semaphore:
+        lane = self._lanes.get(account)
+        if lane is None:
+            lane = self._lanes[account] = asyncio.Semaphore(self.per_account)
+        return lane
+
+    async def _post(self, loop, url: str, body: str, headers: dict) -> int:
+        """The POST on a thread of its own, abandoned (its socket shut) at the deadline."""
+        post = Post(url, body.encode("utf-8"), headers, timeout=self.timeout,
+                    allow_private=self.config.webhook_allow_private)
+        done = loop.create_future()
+
+        def run():
+            try:
+                result = post.run()
+            except BaseException as exc:    # handed to the event loop, raised there
+                loop.call_soon_threadsafe(_settle, done, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, done, result, None)
+
+        threading.Thread(target=run, name="trunx-webhook", daemon=True).start()
+        try:
+            return await asyncio.wait_for(asyncio.shield(done), self.timeout)
+        except TimeoutError:
+            post.abort()
+            done.cancel()     # the thread's late result is dropped, not left unretrieved
+            raise PostFailed(f"no answer within {self.timeout:g} s") from None
+
+
+def _settle(future: asyncio.Future, result, exc) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 # -- database-thread functions -----------------------------------------------------------
@@ -124,7 +164,7 @@ def _mark(event_id: str, attempts: int, error: str | None, delivered: bool) -> N
 
 
 def _undelivered(max_attempts: int, global_secret: str) -> list[dict]:
-    from trunx.calls import ensure_webhook_secret
+    from trunx.calls import webhook_secrets
 
     rows = (CallEvent.select(CallEvent, Call).join(Call)
             .where(CallEvent.webhook_url.is_null(False), CallEvent.delivered_at.is_null(),
@@ -133,7 +173,8 @@ def _undelivered(max_attempts: int, global_secret: str) -> list[dict]:
     jobs = []
     for event in rows:
         account_id = event.call.account_id
-        jobs.append({"event": event.id, "call": event.call_id, "url": event.webhook_url,
+        jobs.append({"event": event.id, "call": event.call_id, "account": account_id,
+                     "url": event.webhook_url,
                      "body": event.payload, "attempts": event.attempts,
-                     "secret": global_secret or ensure_webhook_secret(account_id)})
+                     "secret": global_secret or webhook_secrets(account_id)})
     return jobs

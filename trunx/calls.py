@@ -15,12 +15,13 @@ import re
 import secrets
 
 from trunx.errors import invalid
-from trunx.models import Account, Call, iso
+from trunx.models import Account, Call, iso, utcnow
 
 FINAL = ("completed", "failed")
 STATUSES = ("initiated", "ringing", "answered", *FINAL)
 MAX_DURATION_LIMIT = 24 * 3600        # seconds; longer is a mistake, not a call
-_DURATION = re.compile(r"^(\d{1,6}(?:\.\d{1,3})?)s$")   # protobuf Duration form: "300s"
+# the form; the range is checked after (the API's schema says both: trunx.patterns.DURATION)
+_DURATION = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,3})?s", re.ASCII)
 
 
 # -- validation -------------------------------------------------------------------------
@@ -28,8 +29,8 @@ def parse_duration(value, field: str = "maxDuration") -> float | None:
     """"300s" (the seed's form) or a number of seconds -> seconds; None stays None."""
     if value is None:
         return None
-    if isinstance(value, str) and (m := _DURATION.match(value.strip())):
-        seconds = float(m.group(1))
+    if isinstance(value, str) and _DURATION.fullmatch(value):
+        seconds = float(value[:-1])     # the protobuf Duration form, "300s"
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         seconds = float(value)
     else:
@@ -53,11 +54,38 @@ def ts_from_utc(value: dt.datetime) -> float:
 # -- placing a call -------------------------------------------------------------------
 
 
+def new_webhook_secret() -> str:
+    return "whsec_" + secrets.token_hex(24)
+
+
 def ensure_webhook_secret(account_id: str) -> str:
     """The account's webhook signing secret, made on first use."""
-    Account.update(webhook_secret="whsec_" + secrets.token_hex(24)).where(
+    Account.update(webhook_secret=new_webhook_secret()).where(
         Account.id == account_id, Account.webhook_secret.is_null()).execute()
     return Account.get_by_id(account_id).webhook_secret
+
+
+def webhook_secrets(account_id: str) -> tuple[str, ...]:
+    """What the account's webhooks are signed with: its secret (made on first use), then,
+    for a while after a rotation, the one before it (trunx/webhook_sign.py)."""
+    current = ensure_webhook_secret(account_id)
+    account = Account.get_by_id(account_id)
+    until = account.webhook_secret_previous_until
+    if account.webhook_secret_previous and until is not None and until > utcnow():
+        return (current, account.webhook_secret_previous)
+    return (current,)
+
+
+def rotate_webhook_secret(account_id: str, overlap_seconds: float) -> Account:
+    """A new secret; the old one keeps signing for `overlap_seconds` (receivers move over
+    in that time)."""
+    account = Account.get_by_id(account_id)
+    old = account.webhook_secret
+    Account.update(webhook_secret=new_webhook_secret(), webhook_secret_previous=old,
+                   webhook_secret_previous_until=(
+                       utcnow() + dt.timedelta(seconds=overlap_seconds) if old else None)
+                   ).where(Account.id == account_id).execute()
+    return Account.get_by_id(account_id)
 
 
 # -- the one JSON form ------------------------------------------------------------------

@@ -9,6 +9,9 @@
     trunx [--config PATH] keys create ACCOUNT_ID   another key for an account
     trunx [--config PATH] config                   the effective config, secrets masked
     trunx [--config PATH] resync                   rebuild Redis from the database
+    trunx [--config PATH] dids allocate NUMBER ACCOUNT_ID [--label L]
+                                                   give a number to an account (with
+                                                   self_service_dids off, the only way)
     trunx [--config PATH] ultravox sip show|allowlist ADDRESS...|register --proxy ...
                                                    how Ultravox admits our INVITEs
                                                    (trunx/ultravox_sip.py)
@@ -56,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     key_create.add_argument("--name", help="a label for the key")
     sub.add_parser("config", help="print the effective config (secrets masked)")
     sub.add_parser("resync", help="rebuild Redis (IVRs, DID map, DNC) from the database")
+    dids = sub.add_parser("dids", help="allocate phone numbers to accounts")
+    did_sub = dids.add_subparsers(dest="action", required=True)
+    allocate = did_sub.add_parser("allocate", help="give a number to an account")
+    allocate.add_argument("number", help="E.164, e.g. +19495551234")
+    allocate.add_argument("account_id")
+    allocate.add_argument("--label")
     ivr = sub.add_parser("ivr", help="look at IVR trees")
     ivr_sub = ivr.add_subparsers(dest="ivr_command", required=True)
     diagram = ivr_sub.add_parser("diagram", help="print an IVR's current tree as Mermaid "
@@ -204,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
         print(json.dumps(counts))
         return 0
+    if args.command == "dids":
+        return _allocate(args)
     if args.command == "ivr":
         from trunx.ivr import diagram
         from trunx.ivr import store as ivr_store
@@ -226,3 +237,32 @@ def main(argv: list[str] | None = None) -> int:
             print(diagram.to_dot(program) if args.dot else diagram.to_mermaid(program), end="")
         return 0
     return 2   # argparse's required subcommands make this unreachable
+
+
+def _allocate(args) -> int:
+    """A number belongs to one account: a number another account holds is refused."""
+    import peewee
+
+    from trunx import phone
+    from trunx.models import Account, Did
+
+    if not phone.is_e164(args.number):
+        print(f"trunx: not an E.164 number: {args.number!r}", file=sys.stderr)
+        return 2
+    if Account.get_or_none(Account.id == args.account_id) is None:
+        print(f"trunx: no account {args.account_id}", file=sys.stderr)
+        return 1
+    held = Did.get_or_none(Did.number == args.number)
+    if held is not None:
+        if held.account_id == args.account_id:
+            print(f"did {args.number} {args.account_id} (already held)")
+            return 0
+        print(f"trunx: {args.number} is held by another account", file=sys.stderr)
+        return 1
+    try:
+        Did.create(number=args.number, account=args.account_id, label=args.label)
+    except peewee.IntegrityError:
+        print(f"trunx: {args.number} is held by another account", file=sys.stderr)
+        return 1
+    print(f"did {args.number} {args.account_id}")
+    return 0

@@ -59,6 +59,8 @@ class Config:
     agi_allow: tuple[str, ...] = ("127.0.0.1", "::1")
     agi_header_timeout: float = 5.0   # a peer slower than this to send its agi_* block is dropped
     agi_idle_timeout: float = 1.0     # a peer that goes quiet mid-header for this long is dropped
+    agi_reply_timeout: float = 30.0   # a reply that has begun must be whole within this
+    agi_max_sessions: int = 2000      # FastAGI connections at once; one more is closed at once
     agi_event_loop: str = "uvloop"    # uvloop | asyncio: the engine's event loop
     # answering-machine detection: Asterisk streams an answered call's audio here
     # (AudioSocket); `audiosocket_address` is host:port as Asterisk reaches it (empty:
@@ -105,6 +107,7 @@ class Config:
     fetch_max_bytes: int = 20 * 1024 * 1024   # audio fetched from a URL (the play action)
     fetch_timeout: float = 15.0
     fetch_allow_private: bool = False         # let play URLs reach loopback/private hosts
+    media_cache_days: int = 7       # rendered TTS / transcoded uploads unused this long go
     default_voice: str = "en-us"
     # live-call recordings: MixMonitor writes <id>.wav into the spool (as Asterisk names it,
     # and as this host sees the same folder); the engine transcodes it into
@@ -134,6 +137,17 @@ class Config:
     api_port: int = 8080
     public_base_url: str = ""       # empty: taken from the request
     webhook_secret: str = ""
+    # quotas per account (0: no limit); see docs/api.md "Limits and quotas"
+    api_rate_limit: int = 100           # API requests per second (counted in Redis)
+    max_queued_calls: int = 1000        # outbound calls waiting for the engine
+    max_concurrent_calls: int = 100     # outbound calls ringing or answered
+    audio_quota_bytes: int = 1024 ** 3  # stored audio (8 kHz 16-bit masters: 16,000 B/s)
+    self_service_dids: bool = True      # False: only `trunx dids allocate` gives out DIDs
+    # let webhook URLs, answer_url and AI tool URLs reach loopback, private and link-local
+    # addresses (trunx/url_policy.py); off: trunx is not a way into the operator's network
+    webhook_allow_private: bool = False
+    webhook_timeout: float = 10.0         # seconds for a whole webhook POST, answer and all
+    webhook_secret_overlap: float = 86400.0   # after a rotation, the old secret signs too
 
     # watching it run (docs/observability.md)
     engine_http_host: str = "127.0.0.1"   # the engine's /healthz, /readyz, /metrics

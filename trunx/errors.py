@@ -10,6 +10,7 @@
     ├── Forbidden           valid credentials, but not for this (or a number on the DNC list)
     ├── NotFound            no such thing, or not this account's
     ├── Conflict            the thing's state does not allow it now (in use, exists, busy)
+    ├── TooMany             over a quota of the account (requests per second, queued calls)
     ├── NotConfigured       this host lacks a setting or a provider key the request needs
     ├── Unavailable         a part we depend on is down or refusing work for now; try later
     ├── UpstreamError       a provider or peer answered with a failure (Ultravox, SFTP, AMI)
@@ -73,6 +74,10 @@ class Conflict(TrunxError):
     pass
 
 
+class TooMany(TrunxError):
+    pass
+
+
 class NotConfigured(TrunxError):
     pass
 
@@ -94,7 +99,7 @@ class Internal(TrunxError):
 
 
 KINDS = (InvalidInput, Unsupported, TooLarge, Unauthorized, Forbidden, NotFound, Conflict,
-         NotConfigured, Unavailable, UpstreamError, UpstreamTimeout, Internal)
+         TooMany, NotConfigured, Unavailable, UpstreamError, UpstreamTimeout, Internal)
 
 
 def problem(field: str, code: str, message: str) -> dict:

@@ -59,6 +59,9 @@ class Account(Base):
     webhook_url = peewee.CharField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     webhook_secret = peewee.CharField(null=True)   # signs call webhooks; made on first use
+    # after a rotation, the secret before it also signs until this time (trunx/calls.py)
+    webhook_secret_previous = peewee.CharField(null=True)
+    webhook_secret_previous_until = peewee.DateTimeField(null=True)
     # where a bare IVR transfer node goes: an agent id of this account, or an E.164 number
     default_transfer = peewee.CharField(null=True)
 

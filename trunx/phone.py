@@ -1,14 +1,8 @@
 """Phone numbers: E.164 validation and the national forms a carrier may deliver."""
 from __future__ import annotations
 
-import re
-
+from trunx import patterns
 from trunx.errors import InvalidInput
-
-_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-# Every +1 number is in the North American Numbering Plan: NXX-NXX-XXXX, as the dialplan's
-# patterns say too, so a number one side accepts the other never refuses.
-_NANP = re.compile(r"^\+1[2-9]\d\d[2-9]\d{6}$")
 
 
 class InvalidNumber(InvalidInput, ValueError):
@@ -19,9 +13,9 @@ class InvalidNumber(InvalidInput, ValueError):
 
 
 def is_e164(value) -> bool:
-    if not isinstance(value, str) or not _E164.match(value):
-        return False
-    return not value.startswith("+1") or bool(_NANP.match(value))
+    """A whole string of `+` and ASCII digits (no trailing newline, no other scripts'
+    digits); +1 numbers must be NANP."""
+    return patterns.matches(patterns.PHONE_RE, value)
 
 
 def to_e164(value: str, default_country: str = "1") -> str:
@@ -31,7 +25,7 @@ def to_e164(value: str, default_country: str = "1") -> str:
     digits = value.strip()
     if is_e164(digits):
         return digits
-    if digits.isdigit():
+    if digits.isascii() and digits.isdigit():
         if default_country == "1" and len(digits) == 10 and digits[0] in "23456789":
             return "+1" + digits
         if default_country == "1" and len(digits) == 11 and digits[0] == "1":

@@ -55,6 +55,11 @@ PUBLISH_CHANNEL = "trunx:published"
 SYNCED_KEY = "trunx:synced"
 
 
+def rate_key(account_id: str, second: int) -> str:
+    """The account's API requests in one second (admin_api/quotas.py); expires by itself."""
+    return f"trunx:rate:{account_id}:{second}"
+
+
 def ivr_version_key(account: str, ivr_id: str, version: int) -> str:
     return f"trunx:ivr:{account}:{ivr_id}:v{version}"
 

@@ -92,7 +92,7 @@ def _ids(data: dict, name: str) -> list[str]:
     for i, item in enumerate(value):
         if name == "tool_ids":   # Ultravox takes a tool's UUID, or a built-in's name
             ultravox_tools.check_tool_id(f"{name}[{i}]", item)
-        elif not isinstance(item, str) or not _REF_ID.match(item):
+        elif not isinstance(item, str) or not _REF_ID.fullmatch(item):
             raise invalid(f"{name}[{i}]", "invalid-id",
                           f"{name}[{i}] must be an id of 1-128 letters, digits, _ . : -")
     if len(set(value)) != len(value):
@@ -118,7 +118,7 @@ def _check(data: dict, *, partial: bool) -> dict:
             ultravox_tools.check_template(name, out[name])
     if "language" in data:
         lang = data["language"]
-        if lang is not None and (not isinstance(lang, str) or not _LANGUAGE.match(lang)
+        if lang is not None and (not isinstance(lang, str) or not _LANGUAGE.fullmatch(lang)
                                  or len(lang) > 16):
             raise invalid("language", "invalid-language",
                           'language must be a BCP 47 language code like "en" or "es-MX"')

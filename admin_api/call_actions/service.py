@@ -163,7 +163,8 @@ def transfer(redis, config, account_id: str, call_id: str, data: dict,
         if not Did.select().where(Did.number == caller_id, Did.account == account_id).exists():
             raise invalid("caller_id", "unknown-did",
                           f"{caller_id} is not one of this account's numbers (see /api/dids)")
-    answer_url = check_webhook_url(data.get("answer_url"), "answer_url")
+    answer_url = check_webhook_url(data.get("answer_url"), "answer_url",
+                                   allow_private=config.webhook_allow_private)
     mode = data.get("mode", "blind")
     if mode not in TRANSFER_MODES:
         raise invalid("mode", "invalid-value", "mode must be blind or attended")
@@ -298,7 +299,7 @@ def _own_asset_id(url: str, base_url: str) -> str | None:
     """The asset id if `url` is this API's GET /audio/{id}/file URL."""
     if not base_url or not url.startswith(base_url.rstrip("/") + "/audio/"):
         return None
-    match = _ASSET_URL.match(url[len(base_url.rstrip("/")):].split("?", 1)[0])
+    match = _ASSET_URL.fullmatch(url[len(base_url.rstrip("/")):].split("?", 1)[0])
     return match.group(1) if match else None
 
 
@@ -334,7 +335,7 @@ def speak(redis, config, account_id: str, call_id: str, data: dict) -> dict:
     for name, value in (("voice", voice), ("language", language)):
         if not isinstance(value, str) or not 0 < len(value) <= 100:
             raise invalid(name, "invalid-type", f"{name} must be a string")
-    if not _LANGUAGE.match(language):
+    if not _LANGUAGE.fullmatch(language):
         raise invalid("language", "invalid-value", "language is a code like en-US")
     engine = data.get("engine")
     if engine is not None and engine not in ("standard", "neural"):
@@ -360,7 +361,7 @@ def tts_voice(provider: str, voice: str, language: str, config) -> str | None:
     if provider == "neural":
         if not config.elevenlabs_api_key:
             return None      # the local neural engine speaks with its one voice
-        return None if _CLOUD_VOICE.match(voice) else voice
+        return None if _CLOUD_VOICE.fullmatch(voice) else voice
     for candidate in (voice, language.lower(), language.split("-")[0].lower()):
         try:
             return tts.check_voice(candidate)
@@ -371,7 +372,7 @@ def tts_voice(provider: str, voice: str, language: str, config) -> str | None:
 
 def dtmf(redis, config, account_id: str, call_id: str, data: dict) -> dict:
     digits = data.get("digits")
-    if not isinstance(digits, str) or not _DIGITS.match(digits) or len(digits) > MAX_DIGITS:
+    if not isinstance(digits, str) or not _DIGITS.fullmatch(digits) or len(digits) > MAX_DIGITS:
         raise invalid("digits", "invalid-digits",
                       f"digits must be 1 to {MAX_DIGITS} of 0-9, * and #")
     action_id = enqueue(redis, call_id, account_id, "dtmf", {"digits": digits})

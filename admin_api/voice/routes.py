@@ -21,8 +21,6 @@ from trunx.models import Call
 
 bp = Blueprint("voice", __name__, url_prefix="/api/voice")
 
-FIELDS = {"from", "to", "systemPrompt", "model", "voice", "tools", "firstSpeaker",
-          "temperature", "maxDuration", "metadata", "webhookUrl", *voice_amd.FIELDS}
 HANGUP_WAIT = 5.0      # seconds DELETE waits for the engine to confirm the call ended
                        # (app.config["VOICE_HANGUP_WAIT"] overrides it)
 
@@ -38,7 +36,7 @@ def get_owned(call_id: str) -> Call:
 @bp.post("")
 @idempotent
 def create():
-    data = ctx.json_body(FIELDS)
+    data = ctx.json_body(schema="VoiceRequest")
     ai = None
     if "systemPrompt" in data:
         ai = {key: data[key] for key in voice_service.AI_KEYS if key in data}

@@ -21,15 +21,15 @@ import importlib.util
 import re
 import secrets
 import time
-from urllib.parse import urlsplit
 
+from admin_api import quotas
 from admin_api.voice.amd import amd_settings
-from trunx import dnc, phone, redis_schema, ultravox_tools
+from trunx import dnc, phone, redis_schema, ultravox_tools, url_policy
 from trunx.calls import ensure_webhook_secret, parse_duration
 from trunx.errors import Forbidden, NotConfigured, Unavailable, invalid
 from trunx.models import Account, Call, Did, new_uuid, utcnow
 
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -54,14 +54,19 @@ def check_metadata(value) -> dict | None:
     return dict(value)
 
 
-def check_webhook_url(value, field: str = "webhookUrl") -> str | None:
+def check_webhook_url(value, field: str = "webhookUrl", *,
+                      allow_private: bool = False) -> str | None:
+    """A URL trunx will POST to (or hand Ultravox to call): well-formed http(s), and not
+    resolving to loopback, private or link-local addresses unless the operator allows
+    them (`webhook_allow_private`); the engine checks it again when it sends."""
     if value is None:
         return None
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
-            or len(value) > 2000 or any(c.isspace() for c in value)):
-        raise invalid(field, "invalid-url", f"{field} must be an http or https URL")
-    return value
+    try:
+        return url_policy.check_input(value, allow_private, credentials=True)
+    except url_policy.UrlRefused as exc:
+        message = (f"{field} must be an http or https URL" if exc.code == "invalid-url"
+                   else f"{field}: {exc.message}")
+        raise invalid(field, exc.code, message) from None
 
 
 def _string(ai: dict, key: str, max_len: int, required: bool = False) -> None:
@@ -75,7 +80,7 @@ def _string(ai: dict, key: str, max_len: int, required: bool = False) -> None:
         raise invalid(key, "too-long", f"{key} is longer than {max_len} characters")
 
 
-def _check_tool(i: int, tool) -> None:
+def _check_tool(i: int, tool, allow_private: bool) -> None:
     where = f"tools[{i}]"
     if not isinstance(tool, dict):
         raise invalid(where, "invalid-type", f"{where} must be an object")
@@ -83,7 +88,7 @@ def _check_tool(i: int, tool) -> None:
         raise invalid(f"{where}.{key}", "unknown-field",
                       f"unknown tool field {key!r}; expected {', '.join(sorted(_TOOL_KEYS))}")
     name = tool.get("modelToolName")
-    if not isinstance(name, str) or not _TOOL_NAME.match(name):
+    if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
         raise invalid(f"{where}.modelToolName", "required",
                       "modelToolName is required: 1-64 of A-Z a-z 0-9 _ -")
     if not isinstance(tool.get("description"), str) or not tool["description"].strip():
@@ -96,20 +101,21 @@ def _check_tool(i: int, tool) -> None:
                       "dynamicParameters must be an array of objects")
     ultravox_tools.check_inline_http(where, tool)   # Ultravox refuses a tool without it
     http = tool["http"]
-    if set(http) - {"baseUrlPattern", "httpMethod"}:
+    if not isinstance(http, dict) or set(http) - {"baseUrlPattern", "httpMethod"}:
         raise invalid(f"{where}.http", "invalid-type",
                       "http must be an object with baseUrlPattern and httpMethod")
     if http.get("baseUrlPattern") is None:
         raise invalid(f"{where}.http.baseUrlPattern", "required",
                       "an http tool needs baseUrlPattern, the URL Ultravox calls")
-    check_webhook_url(http.get("baseUrlPattern"), f"{where}.http.baseUrlPattern")
+    check_webhook_url(http.get("baseUrlPattern"), f"{where}.http.baseUrlPattern",
+                      allow_private=allow_private)
     method = http.get("httpMethod")
     if method is not None and method not in _HTTP_METHODS:
         raise invalid(f"{where}.http.httpMethod", "invalid-value",
                       f"httpMethod must be one of {', '.join(_HTTP_METHODS)}")
 
 
-def check_ai(ai: dict) -> dict:
+def check_ai(ai: dict, *, allow_private: bool = False) -> dict:
     """The AI config of a call, checked. The seed's keys (AI_KEYS) are validated; any other
     key (an agent's firstMessage, language, ultravoxAgentId, ...) is stored as given."""
     if not isinstance(ai, dict):
@@ -132,7 +138,7 @@ def check_ai(ai: dict) -> dict:
         if not isinstance(tools, list) or len(tools) > 50:
             raise invalid("tools", "invalid-type", "tools must be an array (at most 50)")
         for i, tool in enumerate(tools):
-            _check_tool(i, tool)
+            _check_tool(i, tool, allow_private)
     return {k: v for k, v in ai.items() if v is not None}
 
 
@@ -191,11 +197,12 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
                       f"{from_number} is not one of this account's numbers (see /api/dids)")
     seconds = parse_duration(max_duration)
     metadata = check_metadata(metadata)
-    webhook_url = check_webhook_url(webhook_url)
+    webhook_url = check_webhook_url(webhook_url, allow_private=config.webhook_allow_private)
     if ai is not None:
-        ai = check_ai(ai)
+        ai = check_ai(ai, allow_private=config.webhook_allow_private)
         ultravox_tools.check_metadata_keys("metadata", metadata)
         ai_available(config)
+    quotas.check_calls(account_id, config)
     # last of the checks: a {text} drop is rendered and staged (named by its content)
     amd = amd_settings(detection or {}, account_id, config, agent_drop=agent_drop)
     redis = store.redis

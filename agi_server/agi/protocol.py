@@ -169,6 +169,11 @@ class AGIConnection:
         self.hung_up = False
 
     @property
+    def buffered(self) -> int:
+        """Bytes received that do not make a whole event yet (a reply cut mid-line)."""
+        return len(self._buffer)
+
+    @property
     def outstanding(self) -> str | None:
         """The command sent whose final reply has not arrived yet, if any."""
         return self._outstanding

@@ -11,6 +11,13 @@ after `agi_idle_timeout`, one that dribbles after `agi_header_timeout`); then th
 routes by `agi_network_script` and runs the route in a task of its own. That task never
 swallows: a hangup ends it quietly, anything else is logged with the call's uniqueid and
 counted, cancellation is re-raised, and the socket is always closed.
+
+Limits, so no peer holds the engine: at most `agi_max_sessions` connections at once (one
+more is closed at once, counted as `over_capacity`: Asterisk's AGI() then returns
+AGISTATUS=FAILURE and the dialplan goes on); and a reply that has begun must be whole
+within `agi_reply_timeout` (a peer that stops mid-reply fails the command with a
+RemoteProtocolError and the session is closed). A command's wait for its reply to begin is
+not limited: EXEC Dial rightly answers only when the bridged call ends, hours later.
 """
 from __future__ import annotations
 
@@ -51,6 +58,7 @@ class AGISession(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._reply_timer: asyncio.TimerHandle | None = None   # a reply begun, not whole
 
     @property
     def hung_up(self) -> bool:
@@ -68,6 +76,13 @@ class AGISession(asyncio.Protocol):
             self.closed = True
             transport.close()
             return
+        if self.server.sessions >= self.server.config.agi_max_sessions:
+            self.server.stats["over_capacity"] += 1
+            log.warning("refused FastAGI connection: %d sessions already (agi_max_sessions)",
+                        self.server.sessions)
+            self.closed = True
+            transport.close()
+            return
         self.server.pending.add(self)
         self._deadline = self._loop.time() + self.server.config.agi_header_timeout
         self._arm_header_timer()
@@ -75,12 +90,15 @@ class AGISession(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.conn.receive_data(data)
         self._pump()
+        if self.env is not None and not self.closed:
+            self._watch_reply()
 
     def eof_received(self) -> bool:
         return False      # close our side too: FastAGI has no half-closed use
 
     def connection_lost(self, exc) -> None:
         self._cancel_timer()
+        self._stop_reply_timer()
         self.server.pending.discard(self)
         self.conn.receive_data(b"")       # EOF: what was left is an event or truncated
         self._pump()
@@ -120,6 +138,33 @@ class AGISession(asyncio.Protocol):
         self.server.pending.discard(self)
         self.env = env
         self.server.start_call(self, env)
+
+    # -- a reply that stops midway ---------------------------------------------------------
+    def _watch_reply(self) -> None:
+        """Armed while part of a reply sits in the parser, disarmed once it is whole."""
+        if self.conn.buffered and self._waiter is not None:
+            if self._reply_timer is None:
+                self._reply_timer = self._loop.call_later(
+                    self.server.config.agi_reply_timeout, self._reply_too_slow)
+        else:
+            self._stop_reply_timer()
+
+    def _stop_reply_timer(self) -> None:
+        if self._reply_timer is not None:
+            self._reply_timer.cancel()
+            self._reply_timer = None
+
+    def _reply_too_slow(self) -> None:
+        self._reply_timer = None
+        self.server.stats["reply_timeouts"] += 1
+        error = RemoteProtocolError(
+            f"the reply to {self.conn.outstanding!r} stopped midway: not whole within "
+            f"{self.server.config.agi_reply_timeout:g} s")
+        waiter, self._waiter = self._waiter, None
+        self.closed = True
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+        self.transport.close()
 
     # -- events ------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -214,6 +259,11 @@ class FastAGIServer:
     def calls(self) -> int:
         """Calls being run now."""
         return len(self._tasks)
+
+    @property
+    def sessions(self) -> int:
+        """Connections held now: calls, and peers still sending their agi_* block."""
+        return len(self._tasks) + len(self.pending)
 
     async def stop(self) -> None:
         if self._server:

@@ -384,7 +384,8 @@ def _persist(database, call_id: str, status: str, at: float, changes: dict,
         event.save()
         if not url:
             return None
-        secret = global_secret or (calls.ensure_webhook_secret(row.account_id)
+        secret = global_secret or (calls.webhook_secrets(row.account_id)
                                    if account else "")
-    return {"event": event.id, "call": call_id, "url": url, "body": body, "secret": secret,
+    return {"event": event.id, "call": call_id, "account": row.account_id, "url": url,
+            "body": body, "secret": secret,
             "created": utcnow()}

@@ -23,6 +23,7 @@ from agi_server.calls.actions import ActionRunner
 from agi_server.calls.live_call import LiveCall
 from agi_server.calls.session import CallSession
 from trunx import recordings
+from trunx.media import cache as media_cache
 from trunx.models import iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ class Registry:
     async def purge(self) -> int:
         count = await self._db(recordings.purge_expired, self.config)
         self.purged += count
+        await asyncio.to_thread(media_cache.purge, self.config)   # files only: no database
         return count
 
     async def _upkeep(self) -> None:

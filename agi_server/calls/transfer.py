@@ -26,7 +26,7 @@ import time
 from agi_server.agi import commands
 from agi_server.agi.errors import AGIHangup
 from agi_server.calls import control
-from trunx.calls import ensure_webhook_secret, utc_from_ts
+from trunx.calls import utc_from_ts, webhook_secrets
 from trunx.models import iso
 
 log = logging.getLogger(__name__)
@@ -101,14 +101,15 @@ async def _answer_webhook(runner, s, action_id: str, p: dict, at: float) -> None
                        "caller_id": p.get("caller_id"), "at": iso(utc_from_ts(at))},
                       separators=(",", ":"))
     try:
-        secret = runner.config.webhook_secret or await runner._db(ensure_webhook_secret,
+        secret = runner.config.webhook_secret or await runner._db(webhook_secrets,
                                                                    s.account)
     except Exception:
         log.exception("call %s: no webhook secret; answer_url not called", s.call_id)
         return
     # Not a CallEvent row (an inbound call has none yet): retried in memory only.
     runner.webhooks.submit({"event": "evt_" + secrets.token_hex(8), "call": s.call_id,
-                            "url": p["answer_url"], "body": body, "secret": secret})
+                            "account": s.account, "url": p["answer_url"], "body": body,
+                            "secret": secret})
 
 
 def _ts(event: dict) -> float:

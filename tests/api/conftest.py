@@ -116,5 +116,7 @@ def state(config, redis) -> dict:
         "rows": {m.__name__: m.select().count() for m in ALL_MODELS},
         "files": {f for f in files_under(data, config.staged_sounds_dir)
                   if not Path(f).name.startswith("trunx.db")},
-        "redis": sorted(redis.keys("*")),
+        # the per-second request counters (admin_api/quotas.py) are bookkeeping that
+        # expires by itself, not something a request stored
+        "redis": sorted(k for k in redis.keys("*") if not k.startswith("trunx:rate:")),
     }

@@ -57,3 +57,23 @@ def test_account_webhook_url_and_secret(client, tenant, make_app, config):
     operator = make_app(config.replace(webhook_secret="op")).test_client()
     shown = operator.get("/api/account", headers=h).get_json()
     assert (shown["webhookSecret"], shown["webhookSecretSource"]) == (None, "operator")
+
+
+def test_webhook_secret_rotation_keeps_the_old_one_for_a_while(client, tenant):
+    h = tenant.headers
+    first = client.patch("/api/account", json={"webhookUrl": "https://hooks.example/calls"},
+                         headers=h).get_json()
+    assert first["webhookSecretPreviousUntil"] is None
+    rotated = client.post("/api/account/webhook-secret", headers=h)
+    assert rotated.status_code == 200
+    body = rotated.get_json()
+    assert body["webhookSecret"].startswith("whsec_")
+    assert body["webhookSecret"] != first["webhookSecret"]
+    assert body["webhookSecretPreviousUntil"] is not None
+    assert client.get("/api/account", headers=h).get_json() == body
+
+
+def test_with_an_operator_secret_accounts_do_not_rotate(make_app, config, tenant):
+    client = make_app(config.replace(webhook_secret="operator")).test_client()
+    r = client.post("/api/account/webhook-secret", headers=tenant.headers)
+    assert (r.status_code, r.get_json()["error"]["code"]) == (409, "operator-webhook-secret")

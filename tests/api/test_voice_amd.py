@@ -83,12 +83,12 @@ def test_an_asset_drop_is_the_assets_staged_file(client, tenant, did):
     ({"asyncAmd": False}, "asyncAmd", "requires-machine-detection"),
     ({"machineDetectionTimeout": 10}, "machineDetectionTimeout", "requires-machine-detection"),
     ({"voicemailDrop": "no-such-asset"}, "voicemailDrop", "unknown-audio"),
-    ({"voicemailDrop": ""}, "voicemailDrop", "unknown-audio"),
-    ({"voicemailDrop": 5}, "voicemailDrop", "invalid-type"),
-    ({"voicemailDrop": {"text": ""}}, "voicemailDrop.text", "invalid-value"),
-    ({"voicemailDrop": {"text": "hi", "url": "http://x"}}, "voicemailDrop.url",
-     "unknown-field"),
-    ({"voicemailDrop": {"text": "hi", "voice": ["a"]}}, "voicemailDrop.voice", "invalid-type"),
+    # the published schema's answer: an asset id or {text, voice, engine}, neither
+    ({"voicemailDrop": ""}, "voicemailDrop", "invalid-value"),
+    ({"voicemailDrop": 5}, "voicemailDrop", "invalid-value"),
+    ({"voicemailDrop": {"text": " "}}, "voicemailDrop", "invalid-value"),
+    ({"voicemailDrop": {"text": "hi", "url": "http://x"}}, "voicemailDrop", "invalid-value"),
+    ({"voicemailDrop": {"text": "hi", "voice": ["a"]}}, "voicemailDrop", "invalid-value"),
 ])
 def test_bad_detection_fields_are_refused_and_nothing_is_stored(client, tenant, did, config,
                                                                  redis, body, field, code):

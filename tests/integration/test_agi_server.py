@@ -67,3 +67,96 @@ async def test_a_reply_between_commands_fails_the_next_command_as_a_protocol_err
         await server.stop()
     assert "no command outstanding" in str(seen[0])
     assert server.stats["errors"] == 1           # logged as a fault, not a hangup
+
+
+async def test_a_reply_that_stops_midway_fails_its_command_at_the_deadline():
+    seen = []
+
+    async def route(ch):
+        try:
+            await ch.answer()
+        except RemoteProtocolError as exc:
+            seen.append(exc)
+            raise
+
+    server = FastAGIServer(trunx_config.load(env={}, agi_port=0, agi_reply_timeout=0.3),
+                           {"probe": route})
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(HEADER)
+        assert await reader.readline() == b"ANSWER\n"
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        writer.write(b"200 res")                 # ... and nothing more
+        assert await asyncio.wait_for(reader.read(), 5) == b""   # the server gave up
+        waited = loop.time() - start
+        writer.close()
+    finally:
+        await server.stop()
+    assert 0.25 < waited < 2.0
+    assert "stopped midway" in str(seen[0]) and server.stats["reply_timeouts"] == 1
+
+
+async def test_a_command_waiting_for_its_reply_to_begin_is_not_limited():
+    got = []
+
+    async def route(ch):
+        got.append(await ch.run("ANSWER"))
+
+    server = FastAGIServer(trunx_config.load(env={}, agi_port=0, agi_reply_timeout=0.2),
+                           {"probe": route})
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(HEADER)
+        assert await reader.readline() == b"ANSWER\n"
+        await asyncio.sleep(0.5)                 # longer than agi_reply_timeout, no bytes
+        writer.write(b"200 result=0\n")
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+    finally:
+        await server.stop()
+    assert got[0].result == "0" and server.stats["reply_timeouts"] == 0
+
+
+async def test_sessions_past_the_cap_are_refused_at_once_and_counted():
+    release = asyncio.Event()
+
+    async def route(ch):
+        await release.wait()
+
+    server = FastAGIServer(trunx_config.load(env={}, agi_port=0, agi_max_sessions=2),
+                           {"probe": route})
+    await server.start()
+    peers = []
+    try:
+        for _ in range(2):
+            peers.append(await asyncio.open_connection("127.0.0.1", server.port))
+            peers[-1][1].write(HEADER)
+        for _ in range(200):
+            if server.calls == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert server.calls == 2
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(HEADER)
+        assert await asyncio.wait_for(reader.read(), 5) == b""   # closed, never routed
+        writer.close()
+        assert server.stats["over_capacity"] == 1 and server.stats["calls"] == 2
+        release.set()
+        for reader, writer in peers:
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+        for _ in range(200):                     # the finished calls free their places
+            if server.calls == 0:
+                break
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(HEADER)
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        assert server.stats["calls"] == 3 and server.stats["over_capacity"] == 1
+    finally:
+        release.set()
+        await server.stop()

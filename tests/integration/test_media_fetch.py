@@ -119,8 +119,7 @@ def test_loopback_is_refused_by_default_without_a_request(server):
 
 @pytest.mark.parametrize("url", [
     "http://10.1.2.3/a.wav", "http://192.168.0.10/a.wav", "http://169.254.169.254/latest",
-    "http://[::1]/a.wav", "http://[::ffff:127.0.0.1]/a.wav", "http://0.0.0.0/a.wav",
-    "http://224.0.0.1/a.wav",
+    "http://0.0.0.0/a.wav", "http://224.0.0.1/a.wav", "http://127.1/a.wav",
 ])
 def test_private_and_special_addresses_are_refused(url):
     with pytest.raises(MediaError) as excinfo:
@@ -131,6 +130,8 @@ def test_private_and_special_addresses_are_refused(url):
 @pytest.mark.parametrize("url", [
     "file:///etc/passwd", "ftp://example.com/a.mp3", "http:///nohost", "http://u:p@host/a.wav",
     "http://host:notaport/a.wav", "x" * 3000, None,
+    # IPv6 literals are not taken at all (trunx/patterns.py URL): names may resolve to v6
+    "http://[::1]/a.wav", "http://[::ffff:127.0.0.1]/a.wav", "http://[::1",
 ])
 def test_malformed_urls_are_refused(url):
     with pytest.raises(MediaError) as excinfo:

@@ -44,6 +44,9 @@ CONTRACT = {
     "transfer-not-found": 404, "call-bridged": 409, "not-attended": 409,
     "transfer-not-consulting": 409, "consult-not-answered": 409,
     "number-suppressed": 403, "ai-bridge-unavailable": 503,
+    # quotas per account, and numbers the operator allocates
+    "rate-limited": 429, "quota-exceeded": 429, "did-allocation-by-operator": 403,
+    "operator-webhook-secret": 409,
     # Ultravox
     "ultravox-not-configured": 503, "ultravox-timeout": 504, "ultravox-unreachable": 503,
     "ultravox-bad-response": 502, "ultravox-unauthorized": 502, "ultravox-not-found": 502,
@@ -55,6 +58,7 @@ CONTRACT = {
     "empty-audio": 422, "transcode-failed": 422, "invalid-text": 400, "invalid-voice": 400,
     "unknown-voice": 400, "invalid-settings": 400, "invalid-provider": 400,
     "invalid-asset-id": 400, "invalid-url": 400, "url-not-allowed": 400,
+    "url-unresolvable": 422,
     "provider-not-configured": 503, "tts-failed": 500, "tool-missing": 500,
     "tts-provider-error": 502, "tts-provider-timeout": 504, "tts-provider-unavailable": 503,
     "staging-failed": 502, "staging-host-key": 502, "fetch-failed": 502, "fetch-timeout": 504,

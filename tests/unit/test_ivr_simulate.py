@@ -13,8 +13,8 @@ SETTINGS = events.Settings(trunk_endpoint="carrier", transfer_dial="", transfer_
                            fallback_audio="fallback", polite_hangup_audio="goodbye",
                            agents=False)
 TREE = {"nodes": {
-    "menu": {"audio": "/s/menu", "gather": {"1": "sales", "12": "deep", "9": "dnc"},
-             "timeout_node": "menu", "max_tries": 2, "invalid_audio": "/s/oops"},
+    "menu": {"audio": "s/menu", "gather": {"1": "sales", "12": "deep", "9": "dnc"},
+             "timeout_node": "menu", "max_tries": 2, "invalid_audio": "s/oops"},
     "sales": {"action": "transfer", "to": "+19495550101"},
     "deep": {"action": "transfer", "agent": "ag-1"},
     "dnc": {"action": "suppress"},
@@ -25,7 +25,7 @@ PROGRAM = compile_program(validate(TREE), lambda ref: ref, gather_timeout=5.0,
 
 def run(inputs, **world):
     return simulate.run(PROGRAM, SETTINGS, inputs,
-                        simulate.World(seconds=lambda f: 2.0 if f == "/s/menu" else None,
+                        simulate.World(seconds=lambda f: 2.0 if f == "s/menu" else None,
                                        **world))
 
 

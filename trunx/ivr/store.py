@@ -19,15 +19,15 @@ import re
 
 from redis.exceptions import NoScriptError
 
-from trunx import redis_schema
+from trunx import patterns, redis_schema
 from trunx.errors import Conflict, InvalidInput, NotFound
 from trunx.ivr import checks, transfer_target
 from trunx.ivr import program as ivr_program
 from trunx.ivr import tree as ivr_tree
 from trunx.models import AudioAsset, Did, Ivr, IvrVersion, utcnow
 
-_ASSET_ID = re.compile(r"^aud_[0-9a-f]{16}$")
-_SOUND_EXT = re.compile(r"\.(wav|mp3|gsm|ulaw|alaw|sln|g722|ogg)$", re.IGNORECASE)
+_ASSET_ID = patterns.ASSET_ID_RE
+_SOUND_EXT = re.compile(r"\.(wav|mp3|gsm|ulaw|alaw|sln|g722|ogg)\Z", re.IGNORECASE)
 
 
 class InvalidTree(InvalidInput):
@@ -46,7 +46,7 @@ def audio_resolver(account_id: str, config, names=(), sounds: set | None = None)
     to `sounds` (publishing checks those against the staging target)."""
     base = config.asterisk_sounds_path.rstrip("/")
     known: dict[str, str | None] = {}
-    wanted = sorted({n for n in names if not _ASSET_ID.match(n)})
+    wanted = sorted({n for n in names if not _ASSET_ID.fullmatch(n)})
     if wanted:
         known = dict.fromkeys(wanted)
         # oldest first, so the newest asset of a name is the one kept
@@ -57,7 +57,7 @@ def audio_resolver(account_id: str, config, names=(), sounds: set | None = None)
             known[name] = asset_id
 
     def resolve(ref: str) -> str:
-        if _ASSET_ID.match(ref):
+        if _ASSET_ID.fullmatch(ref):
             return f"{base}/{ref}"
         if ref in known:
             asset_id = known[ref]
@@ -83,7 +83,7 @@ def _audio_refs(tree) -> set[str]:
 def _unknown_assets(account_id, tree) -> list:
     """Asset ids a tree names that this account does not have, by the field naming them."""
     wanted = {(f"nodes.{name}.{key}", node[key]) for name, node in tree["nodes"].items()
-              for key in ("audio", "invalid_audio") if _ASSET_ID.match(node.get(key) or "")}
+              for key in ("audio", "invalid_audio") if _ASSET_ID.fullmatch(node.get(key) or "")}
     return _not_in_account(AudioAsset, account_id, wanted, "unknown-audio", "audio asset")
 
 

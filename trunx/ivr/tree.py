@@ -7,19 +7,21 @@ only a tree that validated becomes a Program.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from trunx import patterns
 from trunx.phone import is_e164
 
 ACTIONS = ("transfer", "hangup", "suppress")
-DTMF_KEY = re.compile(r"^[0-9*#]{1,10}$")
+# whole-string, ASCII-only shapes (trunx/patterns.py; the OpenAPI schemas use the same)
+DTMF_KEY = patterns.DTMF_KEYS_RE
+NODE_NAME = patterns.NAME_RE
+# Audio references end up as STREAM FILE arguments: an asset id, an asset name or a
+# relative Asterisk sound name, never a path.
+AUDIO_REF = patterns.AUDIO_REF_RE
 # every DTMF key, as escape digits: any key cuts a gather's prompt short (the same set as
 # agi_server.agi.commands.ALL_DTMF, which the AGI room keeps for itself: it imports nothing)
 ALL_DTMF = "0123456789*#"
-NODE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-# Audio references end up as STREAM FILE arguments: keep them to path-safe characters.
-AUDIO_REF = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")
 MAX_NODES = 500
 
 GATHER_FIELDS = {"audio", "gather", "timeout_node", "timeout", "max_tries", "max_digits",
@@ -77,7 +79,7 @@ def validate(tree) -> Checked:
 
 def _check_node(name, node, nodes, bad) -> None:
     where = f"nodes.{name}"
-    if not NODE_NAME.match(name):
+    if not patterns.matches(NODE_NAME, name):
         bad(Problem(where, "invalid-name", "node names are 1-64 of A-Z a-z 0-9 _ . -"))
     if not isinstance(node, dict):
         bad(Problem(where, "invalid-type", "a node must be an object"))
@@ -97,9 +99,11 @@ def _check_audio(where, value, bad, required):
     if value is None:
         if required:
             bad(Problem(where, "required", "audio is required"))
-    elif not isinstance(value, str) or not AUDIO_REF.match(value) or ".." in value:
+    elif (not patterns.matches(AUDIO_REF, value)
+          or len(value) > patterns.AUDIO_REF_MAX):
         bad(Problem(where, "invalid-audio",
-                    "audio is an asset id, asset name or sound name (A-Z a-z 0-9 _ . - /)"))
+                    "audio is an asset id, asset name or relative sound name "
+                    f"(A-Z a-z 0-9 _ . - /, at most {patterns.AUDIO_REF_MAX}), never a path"))
 
 
 def _check_target(where, value, nodes, bad):
@@ -122,7 +126,7 @@ def _check_gather(where, node, nodes, bad):
         bad(Problem(f"{where}.gather", "required", "gather maps DTMF keys to node names"))
         return
     for key, target in gather.items():
-        if not DTMF_KEY.match(key):
+        if not patterns.matches(DTMF_KEY, key):
             bad(Problem(f"{where}.gather.{key}", "invalid-dtmf",
                         "gather keys are 1-10 of the DTMF digits 0-9 * #"))
         _check_target(f"{where}.gather.{key}", target, nodes, bad)
@@ -148,8 +152,8 @@ def _check_action(where, node, bad):
     _check_audio(f"{where}.audio", node.get("audio"), bad, required=False)
     if "to" in node and (action != "transfer" or not is_e164(node["to"])):
         bad(Problem(f"{where}.to", "invalid-number", "to is an E.164 number on a transfer"))
-    if "agent" in node and (action != "transfer" or not isinstance(node["agent"], str)
-                            or not NODE_NAME.match(node["agent"])):
+    if "agent" in node and (action != "transfer"
+                            or not patterns.matches(NODE_NAME, node["agent"])):
         bad(Problem(f"{where}.agent", "invalid-agent", "agent is an agent id on a transfer"))
     if "dial" in node:
         bad(Problem(f"{where}.dial", "not-allowed",

@@ -1,8 +1,9 @@
 """Fetching audio from a user's URL (the `play` action) without becoming an open proxy.
 
 - http and https only; no credentials in the URL.
-- The host is resolved once and every address checked: loopback, private, link-local,
-  multicast, reserved and unspecified addresses are refused unless `fetch_allow_private`.
+- The host is resolved once and every address checked by the policy all user URLs share
+  (trunx/url_policy.py): loopback, private, link-local, multicast, reserved and
+  unspecified addresses are refused unless `fetch_allow_private`.
   The connection then goes to the checked address (the Host header and TLS name stay the
   URL's), so a DNS answer that changes between check and connect cannot redirect it.
 - Redirects are followed by hand, at most MAX_REDIRECTS, each hop checked the same way.
@@ -11,12 +12,12 @@
 """
 from __future__ import annotations
 
-import ipaddress
-import socket
 import time
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
+
+from trunx import url_policy
 
 from .errors import BadMedia, MediaTooLarge, ProviderFailed, ProviderTimeout, UnsupportedMedia
 from .sniff import sniff
@@ -26,43 +27,17 @@ PLAYABLE = ("mp3", "wav")
 _CHUNK = 64 * 1024
 
 
-def _addresses(host: str, port: int) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ProviderFailed("fetch-failed", f"cannot resolve {host!r}",
-                             {"reason": str(exc)}) from exc
-    return sorted({info[4][0] for info in infos})
-
-
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
 def check_url(url: str, allow_private: bool) -> tuple[str, str, int, str]:
-    """(scheme, host, port, the address to connect to) for an acceptable URL."""
-    if not isinstance(url, str) or len(url) > 2048:
-        raise BadMedia("invalid-url", "url must be a string of at most 2048 characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadMedia("invalid-url", "url must be an http or https URL with a host",
-                       {"url": url})
-    if parts.username or parts.password:
-        raise BadMedia("invalid-url", "credentials in the URL are not accepted")
+    """(scheme, host, port, the address to connect to) for an acceptable URL: the address
+    policy every user URL shares (trunx/url_policy.py), its refusals as media errors."""
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise BadMedia("invalid-url", "the URL's port is not a number") from None
-    addresses = _addresses(parts.hostname, port)
-    refused = [a for a in addresses if not _public(a)]
-    if refused and not allow_private:
-        raise BadMedia("url-not-allowed",
-                       "the URL resolves to a loopback or private address",
-                       {"host": parts.hostname, "addresses": refused})
-    return parts.scheme, parts.hostname, port, addresses[0]
+        where = url_policy.target(url, allow_private)
+    except url_policy.UrlRefused as exc:
+        if exc.code == "url-unresolvable":
+            raise ProviderFailed("fetch-failed", exc.message, exc.details) from None
+        raise BadMedia(exc.code, exc.message, exc.details or {"url": url_policy.mask(url)}) \
+            from None
+    return where.scheme, where.host, where.port, where.address
 
 
 def fetch_audio(url: str, *, max_bytes: int, timeout: float,

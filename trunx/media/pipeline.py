@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -114,6 +115,16 @@ def tts_hash(text: str, voice: str, provider: str, settings: dict, trim: bool) -
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
+def _hit(path: str) -> bool:
+    """A cache entry there, its access time set to now (its modification time, when it was
+    rendered, stays): the purge (trunx/media/cache.py) takes the unused."""
+    try:
+        os.utime(path, ns=(time.time_ns(), os.stat(path).st_mtime_ns))
+    except FileNotFoundError:
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=8)
 def _elevenlabs(api_key: str, base_url: str) -> elevenlabs.ElevenLabs:
     # One client per key and URL, so its voice-name cache outlives a single request.
@@ -131,7 +142,7 @@ def render_tts(text: str, voice: str | None, provider: str | None, settings: dic
     digest = tts_hash(text, voice, _HASH_ENGINE[engine], settings, trim)
     cache_dir = os.path.join(config.data_dir, "cache", "tts")
     path = os.path.join(cache_dir, digest + ".wav")
-    if os.path.exists(path):
+    if _hit(path):
         return Rendered(path, duration(path), digest, provider, voice, cached=True)
     os.makedirs(cache_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".render-", dir=cache_dir) as work:
@@ -181,7 +192,7 @@ def prepare_upload(data: bytes, config, *, trim_silence: bool = False) -> Render
     digest = h.hexdigest()
     cache_dir = os.path.join(config.data_dir, "cache", "uploads")
     path = os.path.join(cache_dir, digest + ".wav")
-    if os.path.exists(path):
+    if _hit(path):
         return Rendered(path, duration(path), digest, "upload", None, cached=True)
     os.makedirs(cache_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".upload-", dir=cache_dir) as work:
