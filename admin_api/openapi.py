@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from trunx import patterns, url_policy
+from trunx import patterns, ultravox_sip, ultravox_tools, url_policy
 from trunx.media.pipeline import MAX_TEXT_CHARS
 from trunx.patterns import schema_pattern
 
@@ -264,6 +264,10 @@ AMD_FIELDS = dict(
 # -- Agents (seed 003) ----------------------------------------------------------------------
 ID_LIST = {"type": ["array", "null"], "maxItems": 50, "uniqueItems": True,
            "items": {"type": "string", "pattern": r"^[A-Za-z0-9_.:\-]{1,128}$"}}
+# Ultravox takes a durable tool's UUID or a built-in tool's name (trunx/ultravox_tools.py)
+TOOL_ID_LIST = {**ID_LIST, "items": {"anyOf": [
+    {"type": "string", "pattern": ultravox_sip.UUID_PATTERN},
+    {"enum": list(ultravox_tools.BUILT_IN)}], "x-error": "invalid-tool-id"}}
 NOT_BLANK = {"not": {"pattern": r"^\s*$"}}      # as admin_api/agents/routes.py _text
 
 
@@ -278,7 +282,7 @@ AGENT_FIELDS = dict(
     first_message=_agent_text(2000, True),
     language={"type": ["string", "null"], "maxLength": 16, "default": "en",
               "pattern": r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$"},
-    tool_ids=ID_LIST, knowledge_ids=ID_LIST,
+    tool_ids=TOOL_ID_LIST, knowledge_ids=ID_LIST,
     max_duration={"type": ["number", "null"], "minimum": 1, "maximum": 86400,
                   "default": 300},
     voicemail_drop={"oneOf": [{"type": "null"}, *DROP["oneOf"]]})

@@ -28,8 +28,9 @@ import sys
 from trunx.errors import InvalidInput
 
 MODES = ("allowlist", "register")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                   r"[0-9a-fA-F]{12}$")
+UUID_PATTERN = (r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                r"[0-9a-fA-F]{12}$")
+_UUID = re.compile(UUID_PATTERN)
 # a SIP host (name or IPv4) with an optional port: what may follow the @ of the dial URI
 _DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::\d{1,5})?$")
 _ENDPOINT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -41,7 +42,7 @@ class SipSetupError(InvalidInput):
 
 
 def is_uuid(value) -> bool:
-    return isinstance(value, str) and bool(_UUID.match(value))
+    return isinstance(value, str) and bool(_UUID.fullmatch(value))   # no "\n" after it
 
 
 def sip_user(agent_id: str) -> str:
