@@ -17,6 +17,16 @@ So trunx's Asterisk dials, from the caller's channel:
 
 `trunx ultravox sip` (trunx/cli.py) sets either admission up; `pjsip_registration_conf`
 is what the operator's Asterisk needs for the second.
+
+The other way round, "Outgoing SIP Calls" (same guide; Create Agent Call,
+POST /api/agents/{agent_id}/calls, whose body also takes `templateContext` and `metadata`):
+    medium: {"sip": {"outgoing": {"to": "sip:<destination>@<sip_domain>", "from": ...,
+                                  "username": ..., "password": ...}}}
+makes Ultravox INVITE the SIP address given. trunx gives `sip:<token>@<this Asterisk>`,
+a one-time token naming the caller who waits; the INVITE authenticates as the PJSIP user
+`pjsip_outgoing_conf` describes and lands in [trunx-ultravox-out], which bridges it to the
+caller waiting in [trunx-ai-meet] (dialplan/extensions.conf; docs/ai.md, "The outgoing
+flow").
 """
 from __future__ import annotations
 
@@ -27,7 +37,13 @@ import sys
 
 from trunx.errors import InvalidInput
 
-MODES = ("allowlist", "register")
+MODES = ("allowlist", "register")        # how our INVITE reaches Ultravox
+OUTGOING = "outgoing"                       # Ultravox INVITEs us instead
+MEET_CONTEXT = "trunx-ai-meet"              # where the caller waits for Ultravox's INVITE
+OUT_CONTEXT = "trunx-ultravox-out"          # where Ultravox's INVITE lands
+OUTGOING_CONF_NAME = "pjsip_ultravox_outgoing.conf"
+# a one-time token: the request URI user of Ultravox's INVITE and the waiting caller's key
+_TOKEN = re.compile(r"^uv[0-9a-f]{32}$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                    r"[0-9a-fA-F]{12}$")
 # a SIP host (name or IPv4) with an optional port: what may follow the @ of the dial URI
@@ -72,6 +88,43 @@ def dial_target(mode: str, endpoint: str, agent_id: str, domain: str | None) -> 
     if mode == "allowlist":
         return f"PJSIP/{endpoint}/sip:{user}@{check_domain(domain)}"
     raise SipSetupError("bad-sip-mode", f"ultravox_sip_mode must be one of {MODES}")
+
+
+def new_token() -> str:
+    return "uv" + secrets.token_hex(16)
+
+
+def meet_target(token: str) -> str:
+    """The Dial target the waiting caller dials: a Local channel into [trunx-ai-meet]."""
+    if not isinstance(token, str) or not _TOKEN.match(token):
+        raise SipSetupError("bad-token", "not a token trunx made")
+    return f"Local/{token}@{MEET_CONTEXT}"
+
+
+def outgoing_medium(token: str, host: str, *, from_user: str | None = None,
+                    username: str = "", password: str = "") -> dict:
+    """The Create Agent Call `medium` that makes Ultravox INVITE sip:<token>@<host>."""
+    if not isinstance(token, str) or not _TOKEN.match(token):
+        raise SipSetupError("bad-token", "not a token trunx made")
+    outgoing = {"to": f"sip:{token}@{check_domain(host)}", "from": from_user or "trunx"}
+    if username:
+        outgoing.update(username=username, password=password)
+    return {"sip": {"outgoing": outgoing}}
+
+
+def pjsip_outgoing_conf(username: str, password: str) -> str:
+    """The PJSIP user Ultravox's INVITE authenticates as (Asterisk's `auth_username`
+    identifier finds the endpoint by the digest credentials' username), whose calls land in
+    [trunx-ultravox-out]."""
+    if not _USERNAME.match(username or "") or not password \
+            or any(c in password for c in "\r\n;#\"") or password != password.strip():
+        raise SipSetupError("bad-sip-username", "username or password unusable in pjsip.conf")
+    return (f"; written for trunx's outgoing Ultravox flow: Ultravox INVITEs here as "
+            f"{username}\n[{username}]\ntype = endpoint\ncontext = {OUT_CONTEXT}\n"
+            f"disallow = all\nallow = ulaw,alaw\ndtmf_mode = rfc4733\ndirect_media = no\n"
+            f"rtp_symmetric = yes\nauth = {username}-auth\n\n"
+            f"[{username}-auth]\ntype = auth\nauth_type = userpass\nusername = {username}\n"
+            f"password = {password}\n")
 
 
 def cidr(address: str) -> str:
