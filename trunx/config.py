@@ -209,7 +209,8 @@ def _coerce(raw: str, kind):
 
 _PORTS = ("agi_port", "ami_port", "api_port", "sftp_port", "audiosocket_port")
 _CHOICES = {"environment": ENVIRONMENTS, "agi_event_loop": ("uvloop", "asyncio"),
-            "staging": ("local", "sftp"), "ultravox_sip_mode": ("allowlist", "register", "outgoing")}
+            "staging": ("local", "sftp"),
+            "ultravox_sip_mode": ("allowlist", "register", "outgoing")}
 
 
 def check(config: Config) -> Config:

@@ -122,7 +122,7 @@ def pjsip_outgoing_conf(username: str, password: str) -> str:
     return (f"; written for trunx's outgoing Ultravox flow: Ultravox INVITEs here as "
             f"{username}\n[{username}]\ntype = endpoint\ncontext = {OUT_CONTEXT}\n"
             f"disallow = all\nallow = ulaw,alaw\ndtmf_mode = rfc4733\ndirect_media = no\n"
-            f"rtp_symmetric = yes\nauth = {username}-auth\n\n"
+            f"rtp_symmetric = yes\nauth = {username}-auth\nidentify_by = auth_username\n\n"
             f"[{username}-auth]\ntype = auth\nauth_type = userpass\nusername = {username}\n"
             f"password = {password}\n")
 

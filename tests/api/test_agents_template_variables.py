@@ -70,7 +70,8 @@ def test_patching_in_an_unknown_variable_is_refused(client, tenant, fake):
 
 def test_a_plain_call_prompt_with_supplied_variables_is_queued(client, tenant, did, redis):
     r = client.post("/api/voice", headers=tenant.headers,
-                    json={"from": FROM, "to": TO, "systemPrompt": "You called {{to}} from {{from}}"})
+                    json={"from": FROM, "to": TO,
+                          "systemPrompt": "You called {{to}} from {{from}}"})
     assert r.status_code == 201, r.get_json()
     assert Call.get_by_id(r.get_json()["id"]).ai["systemPrompt"].endswith("{{from}}")
     assert redis.xlen(redis_schema.ORIGINATE_STREAM) == 1
