@@ -202,6 +202,38 @@ def add_cli(sub) -> None:
     reg.add_argument("--password", help="default: a new random one")
     reg.add_argument("--asterisk-etc", metavar="DIR", required=True,
                      help=f"Asterisk's config folder: {CONF_NAME} is written there")
+    outgoing = sip_sub.add_parser("outgoing", help="let Ultravox INVITE this Asterisk "
+                                  "(agent calls created over HTTP, which carry "
+                                  "templateContext): write its PJSIP user")
+    outgoing.add_argument("--host", required=True,
+                          help="this Asterisk's public address as Ultravox reaches it: "
+                               "host[:port]")
+    outgoing.add_argument("--username", default="ultravox-out")
+    outgoing.add_argument("--password", help="default: a new random one")
+    outgoing.add_argument("--asterisk-etc", metavar="DIR", required=True,
+                          help=f"Asterisk's config folder: {OUTGOING_CONF_NAME} is written "
+                               "there")
+
+
+def _outgoing_setup(args) -> dict:
+    """`trunx ultravox sip outgoing`: the PJSIP user Ultravox's INVITEs authenticate as,
+    and the settings that make trunx hand it to Ultravox. Asks Ultravox nothing: the
+    credentials travel in each agent call's medium."""
+    from pathlib import Path
+
+    password = args.password or new_password()
+    conf = pjsip_outgoing_conf(args.username, password)
+    host = check_domain(args.host)
+    target = Path(args.asterisk_etc) / OUTGOING_CONF_NAME
+    target.write_text(conf)
+    target.chmod(0o640)             # it holds the password
+    return {"wrote": str(target),
+            "config": {"ultravox_outgoing_host": host,
+                       "ultravox_outgoing_username": args.username,
+                       "ultravox_outgoing_password": password},
+            "next": "reload Asterisk's PJSIP (module reload res_pjsip.so) and put `config` "
+                    "in trunx's config (ultravox_sip_mode = outgoing sends every AI call "
+                    "this way)"}
 
 
 def cli(config, args, out) -> int:
@@ -222,6 +254,8 @@ def cli(config, args, out) -> int:
             elif args.sip_command == "allowlist":
                 body = allowlist_body(client.get_sip(), args.address)
                 result = client.update_sip(body)
+            elif args.sip_command == "outgoing":
+                result = _outgoing_setup(args)
             else:
                 password = args.password or new_password()
                 conf = pjsip_registration_conf(args.username, password)

@@ -22,6 +22,7 @@ from tests.fakes.fake_ultravox import (
     attach_outgoing,
 )
 from tests.integration.test_ai_bridge_emulated import KEY
+from tests.integration.test_ultravox_sip_admission import trunx_cli
 from trunx import db, ultravox_sip
 from trunx.models import Account, Agent, Call
 
@@ -39,13 +40,19 @@ def fake():
 
 
 @pytest.fixture
-def outgoing_user(pbx):
-    """The PBX's PJSIP user for Ultravox's INVITEs, as an operator installs it."""
-    conf = pbx.instance_dir_host / "etc" / ultravox_sip.OUTGOING_CONF_NAME
-    conf.write_text(ultravox_sip.pjsip_outgoing_conf(OUTGOING_USER, OUTGOING_PASSWORD))
+def outgoing_user(pbx, tmp_path, fake):
+    """The PBX's PJSIP user for Ultravox's INVITEs, as an operator installs it with
+    `trunx ultravox sip outgoing` (the carrier holds the same credentials)."""
+    etc = pbx.instance_dir_host / "etc"
+    done = trunx_cli(make_config(tmp_path, "redis://127.0.0.1:1/0",
+                                 ultravox_base_url=fake.base_url), tmp_path,
+                     "ultravox", "sip", "outgoing", "--host", f"127.0.0.1:{pbx.sip_port}",
+                     "--username", OUTGOING_USER, "--password", OUTGOING_PASSWORD,
+                     "--asterisk-etc", str(etc))
+    assert done["wrote"] == str(etc / ultravox_sip.OUTGOING_CONF_NAME)
     pbx.cli("module reload res_pjsip.so")
-    yield
-    conf.unlink()
+    yield done["config"]
+    (etc / ultravox_sip.OUTGOING_CONF_NAME).unlink()
     pbx.cli("module reload res_pjsip.so")
 
 
@@ -58,10 +65,7 @@ async def test_ivr_keys_reach_the_agent_prompt_by_template_context(
                                         "Value": "w2-h"})
     cfg = make_config(tmp_path, redis_server.url, agi_port=pbx.agi_port,
                       ultravox_api_key=KEY, ultravox_base_url=fake.base_url,
-                      ultravox_end_wait=5.0,
-                      ultravox_outgoing_host=f"127.0.0.1:{pbx.sip_port}",
-                      ultravox_outgoing_username=OUTGOING_USER,
-                      ultravox_outgoing_password=OUTGOING_PASSWORD)
+                      ultravox_end_wait=5.0, **outgoing_user)
     database = db.connect(cfg)
     try:
         remote = fake.add_agent("keys-agent", systemPrompt=PROMPT)
