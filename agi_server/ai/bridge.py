@@ -33,6 +33,13 @@ this returns; a callee who hung up first is no error here.
 Step 3 is exact for one engine per Ultravox account as long as two calls to the same agent
 are not answered in the opposite order of their INVITEs; Ultravox documents no field that
 carries our call's identity through an INVITE.
+
+The outgoing flow (`_run_outgoing`; docs/ai.md) replaces steps 2-3 when the agent's prompt
+uses `{{...}}` template variables, or for every call under `ultravox_sip_mode = outgoing`:
+POST /api/agents/{id}/calls with the call's templateContext and metadata and the SIP
+medium's outgoing form, `to` = sip:<one-time token>@<ultravox_outgoing_host>; the caller
+dials Local/<token>@trunx-ai-meet and waits on hold music until Ultravox's INVITE, landing
+in [trunx-ultravox-out], bridges itself to it. The call id comes back from the request.
 """
 from __future__ import annotations
 
