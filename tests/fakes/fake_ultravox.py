@@ -44,9 +44,9 @@ to admit an INVITE and reports its end; the admitted call then plays the carrier
 `sip_line` (recording what it hears, running STEPS_<digits>). `on_registration(reg)` is
 called when a registration is created, so a test can make the carrier register.
 An agent call with the outgoing SIP medium calls `on_outgoing(call, outgoing)` (in a
-thread, after answering the request): `attach_outgoing` makes the carrier originate the
-INVITE to `to` ([ultravox-sip-out] in its dialplan), which asks `/_sip/joined` and then
-plays `sip_line` the same way.
+thread, after answering the request): tests/fakes/ultravox_outgoing.py makes the carrier
+originate the INVITE to `to` ([ultravox-sip-out] in its dialplan), which asks
+`/_sip/joined` and then plays `sip_line` the same way.
 
 Without an Asterisk (`emulate_invites = True`), listing an agent's calls creates the call
 an INVITE would have made, and GET /api/calls/{id} ends it after the script's
@@ -509,26 +509,3 @@ def register_from_carrier(fake: FakeUltravox, carrier) -> None:
         fake.registered_endpoints.add("ultravox-registered")
     fake.on_registration = register
 
-
-OUTGOING_USER = "trunx-uv-out"            # the carrier's [ultravox-out-auth] credentials
-OUTGOING_PASSWORD = "uv-out-test-secret"
-
-
-def attach_outgoing(fake: FakeUltravox, carrier) -> None:
-    """Agent calls with the outgoing SIP medium make the carrier (Ultravox's SIP side,
-    attach_carrier first) INVITE their `to` URI over its endpoint `ultravox-out`, which
-    authenticates as OUTGOING_USER; answered, the leg runs [ultravox-sip-out] with the
-    Ultravox call id as extension."""
-    def place(call: dict, outgoing: dict) -> None:
-        to = outgoing["to"]
-        if not re.fullmatch(r"sip:[A-Za-z0-9]+@[0-9.]+:\d+", to):
-            return                       # nothing the CLI could take safely
-        fake.outgoing_placed.append({"call": call["callId"], "to": to})
-        carrier.cli(f"channel originate PJSIP/ultravox-out/{to} extension "
-                    f"{call['callId']}@ultravox-sip-out")
-    # answering the PBX's digest challenge (the carrier role does not load it)
-    module = "res_pjsip_outbound_authenticator_digest.so"
-    if module.split(".")[0] not in carrier.cli(f"module show like {module}"):
-        carrier.cli(f"module load {module}")
-    fake.outgoing_placed = []
-    fake.on_outgoing = place
