@@ -14,13 +14,8 @@ import pytest
 
 from devtools.stack.ami import originate_local
 from tests.engine_support import make_config, running_engine, seed_account
-from tests.fakes.fake_ultravox import (
-    OUTGOING_PASSWORD,
-    OUTGOING_USER,
-    FakeUltravox,
-    attach_carrier,
-    attach_outgoing,
-)
+from tests.fakes.fake_ultravox import FakeUltravox, attach_carrier
+from tests.fakes.ultravox_outgoing import OUTGOING_PASSWORD, OUTGOING_USER, attach_outgoing
 from tests.integration.test_ai_bridge_emulated import KEY
 from tests.integration.test_ultravox_sip_admission import trunx_cli
 from trunx import db, ultravox_sip
