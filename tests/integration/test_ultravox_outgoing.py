@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 
-from devtools.stack.ami import originate_local
+from devtools.stack.ami import event_is, originate_local
 from tests.engine_support import make_config, running_engine, seed_account
 from tests.fakes.fake_ultravox import FakeUltravox, attach_carrier
 from tests.fakes.ultravox_outgoing import OUTGOING_PASSWORD, OUTGOING_USER, attach_outgoing
@@ -105,3 +105,23 @@ async def test_ivr_keys_reach_the_agent_prompt_by_template_context(
     assert row.ai_result["ultravoxCallId"] == uv_id
     assert row.ai_result["endReason"] == "agent_hangup"
     assert row.ai_result["transcript"].startswith("Agent: ")
+
+
+async def test_the_outgoing_user_reaches_no_call_but_a_waiting_one(pbx, carrier, carrier_ami,
+                                                                   fake, outgoing_user):
+    """Authenticated as Ultravox, an INVITE to a well-formed token no caller waits under, to
+    an agent user, or to a number (what [inbound] would take) is refused: the PJSIP user
+    lands only in [trunx-ultravox-out], which bridges to nothing else."""
+    attach_outgoing(fake, carrier)       # the carrier answers the digest challenge
+    token = ultravox_sip.new_token()
+    for user in (token, "agent_x", "+19495550111"):
+        response = await carrier_ami.action("Originate", [
+            ("Channel", f"PJSIP/ultravox-out/sip:{user}@127.0.0.1:{pbx.sip_port}"),
+            ("Application", "Wait"), ("Data", "1"), ("Timeout", "15000"),
+            ("Async", "true")])
+        event = await carrier_ami.wait_event(
+            event_is("OriginateResponse", ActionID=response["ActionID"]), timeout=15)
+        assert event["Response"] == "Failure", (user, event)
+    log = pbx.log_tail(400_000)
+    assert f"[{token}@trunx-ultravox-out:1]" in log          # looked for, found no caller
+    assert "+19495550111@inbound" not in log and "+19495550111@trunx-ivr" not in log
