@@ -17,7 +17,7 @@ from tests.engine_support import make_config, running_engine, seed_account
 from tests.fakes.fake_ultravox import FakeUltravox, attach_carrier
 from tests.fakes.ultravox_outgoing import OUTGOING_PASSWORD, OUTGOING_USER, attach_outgoing
 from tests.integration.test_ai_bridge_emulated import KEY
-from tests.integration.test_ultravox_sip_admission import trunx_cli
+from tests.integration.test_ultravox_sip_admission import agent_call, trunx_cli
 from trunx import db, ultravox_sip
 from trunx.models import Account, Agent, Call
 
@@ -57,7 +57,7 @@ async def test_ivr_keys_reach_the_agent_prompt_by_template_context(
     await attach_carrier(fake, carrier, carrier_ami, AGENT_LINE, allow=None)  # no INVITE
     attach_outgoing(fake, carrier)                                            # admitted
     await carrier_ami.action("Setvar", {"Variable": f"STEPS_{AGENT_LINE[1:]}",
-                                        "Value": "w2-h"})
+                                        "Value": "pbeep-w1-h"})      # the agent's script
     cfg = make_config(tmp_path, redis_server.url, agi_port=pbx.agi_port,
                       ultravox_api_key=KEY, ultravox_base_url=fake.base_url,
                       ultravox_end_wait=5.0, **outgoing_user)
@@ -125,3 +125,28 @@ async def test_the_outgoing_user_reaches_no_call_but_a_waiting_one(pbx, carrier,
     log = pbx.log_tail(400_000)
     assert f"[{token}@trunx-ultravox-out:1]" in log          # looked for, found no caller
     assert "+19495550111@inbound" not in log and "+19495550111@trunx-ivr" not in log
+
+
+async def test_mode_outgoing_places_an_agent_call_that_way(tmp_path, redis_server, pbx, carrier,
+                                                            pbx_ami, carrier_ami, fake,
+                                                            outgoing_user):
+    """`ultravox_sip_mode = outgoing`: an outbound agent call whose prompt has no variables
+    goes the same way, and its end lands on it by the call id the request returned."""
+    await attach_carrier(fake, carrier, carrier_ami, AGENT_LINE, allow=None)
+    attach_outgoing(fake, carrier)
+    await carrier_ami.action("Setvar", {"Variable": f"STEPS_{AGENT_LINE[1:]}",
+                                        "Value": "w1-h"})
+    cfg = make_config(tmp_path, redis_server.url, agi_port=pbx.agi_port,
+                      ultravox_api_key=KEY, ultravox_base_url=fake.base_url,
+                      ultravox_end_wait=5.0, ultravox_sip_mode="outgoing", **outgoing_user)
+    database = db.connect(cfg)
+    try:
+        row, uv_agent = await agent_call(cfg, fake, pbx_ami, "outgoing-mode")
+    finally:
+        database.close()
+    (body,) = fake.agent_calls
+    assert body["templateContext"]["to"] == "+19495551234" and fake.invites == []
+    (uv_id,) = fake.calls
+    assert fake.calls[uv_id]["agentId"] == uv_agent
+    assert row.ai_result["status"] == "ended" and row.ai_result["ultravoxCallId"] == uv_id
+    assert row.ai_result["endReason"] == "agent_hangup"
