@@ -267,8 +267,8 @@ class Engine:
     async def _bridge_agent(self, ch, record: CallRecord, agent_id: str) -> dict:
         """An IVR caller meets an AI agent. The call's row is written now (the bridge
         stores its result on it; the final save keeps that). The IVR path stays in the
-        record (the `metadata` here is for our logs): an INVITE-created Ultravox call takes
-        no per-call metadata (docs/ai.md)."""
+        record; the `metadata` here reaches Ultravox (as metadata and as the prompt's
+        template variables) only in the outgoing flow (docs/ai.md)."""
         entered = [p["node"] for p in record.path if p["event"] == "enter"]
         digits = [p["digits"] for p in record.path if p["event"] == "digits"]
         call = {"id": record.id, "account": record.account, "agent_id": agent_id, "ai": None,

@@ -27,7 +27,7 @@ _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")   # scheme://user:PASSWORD@ho
 DEV_AMI_SECRET = "trunx-dev-secret"
 ENVIRONMENTS = ("development", "production")
 _SECRETS = {"elevenlabs_api_key", "ultravox_api_key", "ami_secret", "sftp_password",
-            "webhook_secret"}
+            "webhook_secret", "ultravox_outgoing_password"}
 
 
 def _default_data_dir() -> str:
@@ -128,7 +128,12 @@ class Config:
     ultravox_base_url: str = "https://api.ultravox.ai"
     ultravox_timeout: float = 10.0      # seconds per Ultravox request
     ultravox_sip_endpoint: str = ""     # PJSIP endpoint that dials Ultravox; empty: trunk_endpoint
-    ultravox_sip_mode: str = "allowlist"  # allowlist | register (trunx/ultravox_sip.py)
+    ultravox_sip_mode: str = "allowlist"  # allowlist | register | outgoing (trunx/ultravox_sip.py)
+    # the outgoing flow (docs/ai.md): where Ultravox INVITEs this Asterisk (host[:port];
+    # empty: off), and the PJSIP user it authenticates as
+    ultravox_outgoing_host: str = ""
+    ultravox_outgoing_username: str = ""
+    ultravox_outgoing_password: str = ""
     ultravox_sip_domain: str = ""       # empty: the domain GET /api/sip names
     ultravox_end_wait: float = 15.0     # after the bridge, how long to wait for Ultravox's end
 
@@ -223,7 +228,8 @@ def _coerce(raw: str, kind):
 
 _PORTS = ("agi_port", "ami_port", "api_port", "sftp_port", "audiosocket_port")
 _CHOICES = {"environment": ENVIRONMENTS, "agi_event_loop": ("uvloop", "asyncio"),
-            "staging": ("local", "sftp"), "ultravox_sip_mode": ("allowlist", "register")}
+            "staging": ("local", "sftp"),
+            "ultravox_sip_mode": ("allowlist", "register", "outgoing")}
 
 
 def check(config: Config) -> Config:

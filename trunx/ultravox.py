@@ -192,6 +192,11 @@ class Ultravox:
     def create_call(self, body: dict) -> dict:
         return self._request("POST", "/api/calls", json=body)
 
+    def create_agent_call(self, agent_id: str, body: dict) -> dict:
+        """POST /api/agents/{agent_id}/calls (StartAgentCallRequest: templateContext,
+        metadata, medium, ...) -> the Call."""
+        return self._request("POST", f"/api/agents/{_seg(agent_id)}/calls", json=body)
+
     def get_call(self, call_id: str) -> dict:
         return self._request("GET", f"/api/calls/{_seg(call_id)}")
 

@@ -101,6 +101,31 @@ def ai_template(ai: dict, max_duration=None) -> dict:
     return template
 
 
+def template_context(call: dict) -> dict:
+    """The templateContext of a call (ultravox_tools.TEMPLATE_VARIABLES, every one a
+    string, "" when the call has none): an IVR transfer's DID, caller, IVR ("<id> v<n>"),
+    nodes entered ("menu>sales") and keys pressed in order ("1,2"), from the metadata the
+    engine gives it; `from` and `to` of every call."""
+    meta = call.get("metadata") or {}
+    ivr = meta.get("trunxSource") == "ivr"
+    return {"did": str(meta.get("trunxDid") or "") if ivr else "",
+            "caller": str(meta.get("trunxCaller") or "") if ivr else "",
+            "keys": str(meta.get("trunxDigits") or "") if ivr else "",
+            "nodes": str(meta.get("trunxPath") or "") if ivr else "",
+            "ivr": str(meta.get("trunxIvr") or "") if ivr else "",
+            "from": str(call.get("from_number") or ""), "to": str(call.get("to_number") or "")}
+
+
+def uses_variables(template: dict) -> bool:
+    """Whether a call template's prompt or first message uses `{{...}}` (only a call
+    created over HTTP can fill them)."""
+    from trunx import ultravox_tools
+
+    first = (template.get("firstSpeakerSettings") or {}).get("agent") or {}
+    return bool(ultravox_tools.template_variables(template.get("systemPrompt"))
+                or ultravox_tools.template_variables(first.get("text")))
+
+
 def managed_agent_name(template: dict) -> str:
     """The name of the Ultravox agent trunx keeps for one call template: the same
     configuration always finds the same agent; a changed one makes another."""

@@ -17,6 +17,16 @@ So trunx's Asterisk dials, from the caller's channel:
 
 `trunx ultravox sip` (trunx/cli.py) sets either admission up; `pjsip_registration_conf`
 is what the operator's Asterisk needs for the second.
+
+The other way round, "Outgoing SIP Calls" (same guide; Create Agent Call,
+POST /api/agents/{agent_id}/calls, whose body also takes `templateContext` and `metadata`):
+    medium: {"sip": {"outgoing": {"to": "sip:<destination>@<sip_domain>", "from": ...,
+                                  "username": ..., "password": ...}}}
+makes Ultravox INVITE the SIP address given. trunx gives `sip:<token>@<this Asterisk>`,
+a one-time token naming the caller who waits; the INVITE authenticates as the PJSIP user
+`pjsip_outgoing_conf` describes and lands in [trunx-ultravox-out], which bridges it to the
+caller waiting in [trunx-ai-meet] (dialplan/extensions.conf; docs/ai.md, "The outgoing
+flow").
 """
 from __future__ import annotations
 
@@ -27,7 +37,13 @@ import sys
 
 from trunx.errors import InvalidInput
 
-MODES = ("allowlist", "register")
+MODES = ("allowlist", "register")        # how our INVITE reaches Ultravox
+OUTGOING = "outgoing"                       # Ultravox INVITEs us instead
+MEET_CONTEXT = "trunx-ai-meet"              # where the caller waits for Ultravox's INVITE
+OUT_CONTEXT = "trunx-ultravox-out"          # where Ultravox's INVITE lands
+OUTGOING_CONF_NAME = "pjsip_ultravox_outgoing.conf"
+# a one-time token: the request URI user of Ultravox's INVITE and the waiting caller's key
+_TOKEN = re.compile(r"^uv[0-9a-f]{32}$")
 UUID_PATTERN = (r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                 r"[0-9a-fA-F]{12}$")
 _UUID = re.compile(UUID_PATTERN)
@@ -53,13 +69,13 @@ def sip_user(agent_id: str) -> str:
 
 
 def check_domain(domain) -> str:
-    if not isinstance(domain, str) or not _DOMAIN.match(domain):
+    if not isinstance(domain, str) or not _DOMAIN.fullmatch(domain):
         raise SipSetupError("bad-sip-domain", f"not a SIP domain: {domain!r}")
     return domain
 
 
 def check_endpoint(name) -> str:
-    if not isinstance(name, str) or not _ENDPOINT.match(name):
+    if not isinstance(name, str) or not _ENDPOINT.fullmatch(name):
         raise SipSetupError("bad-sip-endpoint", f"not a PJSIP endpoint name: {name!r}")
     return name
 
@@ -73,6 +89,43 @@ def dial_target(mode: str, endpoint: str, agent_id: str, domain: str | None) -> 
     if mode == "allowlist":
         return f"PJSIP/{endpoint}/sip:{user}@{check_domain(domain)}"
     raise SipSetupError("bad-sip-mode", f"ultravox_sip_mode must be one of {MODES}")
+
+
+def new_token() -> str:
+    return "uv" + secrets.token_hex(16)
+
+
+def meet_target(token: str) -> str:
+    """The Dial target the waiting caller dials: a Local channel into [trunx-ai-meet]."""
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise SipSetupError("bad-token", "not a token trunx made")
+    return f"Local/{token}@{MEET_CONTEXT}"
+
+
+def outgoing_medium(token: str, host: str, *, from_user: str | None = None,
+                    username: str = "", password: str = "") -> dict:
+    """The Create Agent Call `medium` that makes Ultravox INVITE sip:<token>@<host>."""
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise SipSetupError("bad-token", "not a token trunx made")
+    outgoing = {"to": f"sip:{token}@{check_domain(host)}", "from": from_user or "trunx"}
+    if username:
+        outgoing.update(username=username, password=password)
+    return {"sip": {"outgoing": outgoing}}
+
+
+def pjsip_outgoing_conf(username: str, password: str) -> str:
+    """The PJSIP user Ultravox's INVITE authenticates as (Asterisk's `auth_username`
+    identifier finds the endpoint by the digest credentials' username), whose calls land in
+    [trunx-ultravox-out]."""
+    if not _USERNAME.fullmatch(username or "") or not password \
+            or any(c in password for c in "\r\n;#\"") or password != password.strip():
+        raise SipSetupError("bad-sip-username", "username or password unusable in pjsip.conf")
+    return (f"; written for trunx's outgoing Ultravox flow: Ultravox INVITEs here as "
+            f"{username}\n[{username}]\ntype = endpoint\ncontext = {OUT_CONTEXT}\n"
+            f"disallow = all\nallow = ulaw,alaw\ndtmf_mode = rfc4733\ndirect_media = no\n"
+            f"rtp_symmetric = yes\nauth = {username}-auth\nidentify_by = auth_username\n\n"
+            f"[{username}-auth]\ntype = auth\nauth_type = userpass\nusername = {username}\n"
+            f"password = {password}\n")
 
 
 def cidr(address: str) -> str:
@@ -100,7 +153,7 @@ def allowlist_body(current: dict, addresses: list[str]) -> dict:
 
 def registration_body(username: str, password: str, proxy: str) -> dict:
     """POST /api/sip/registrations: the PBX user Ultravox registers as, and where."""
-    if not _USERNAME.match(username or ""):
+    if not _USERNAME.fullmatch(username or ""):
         raise SipSetupError("bad-sip-username", "username: 1-60 of A-Z a-z 0-9 _ . -")
     return {"username": username, "password": password, "proxy": check_domain(proxy)}
 
@@ -118,7 +171,7 @@ def pjsip_registration_conf(username: str, password: str) -> str:
     the username of the REGISTER's digest credentials), its digest auth, and an AOR of the
     same name holding the one registered contact that `PJSIP/agent_<id>@<username>`
     dials."""
-    if not _USERNAME.match(username or "") or not password \
+    if not _USERNAME.fullmatch(username or "") or not password \
             or any(c in password for c in "\r\n;#\"") or password != password.strip():
         raise SipSetupError("bad-sip-username", "username or password unusable in pjsip.conf")
     return (f"; written by `trunx ultravox sip register`: Ultravox registers here as {username}\n"
@@ -150,6 +203,38 @@ def add_cli(sub) -> None:
     reg.add_argument("--password", help="default: a new random one")
     reg.add_argument("--asterisk-etc", metavar="DIR", required=True,
                      help=f"Asterisk's config folder: {CONF_NAME} is written there")
+    outgoing = sip_sub.add_parser("outgoing", help="let Ultravox INVITE this Asterisk "
+                                  "(agent calls created over HTTP, which carry "
+                                  "templateContext): write its PJSIP user")
+    outgoing.add_argument("--host", required=True,
+                          help="this Asterisk's public address as Ultravox reaches it: "
+                               "host[:port]")
+    outgoing.add_argument("--username", default="ultravox-out")
+    outgoing.add_argument("--password", help="default: a new random one")
+    outgoing.add_argument("--asterisk-etc", metavar="DIR", required=True,
+                          help=f"Asterisk's config folder: {OUTGOING_CONF_NAME} is written "
+                               "there")
+
+
+def _outgoing_setup(args) -> dict:
+    """`trunx ultravox sip outgoing`: the PJSIP user Ultravox's INVITEs authenticate as,
+    and the settings that make trunx hand it to Ultravox. Asks Ultravox nothing: the
+    credentials travel in each agent call's medium."""
+    from pathlib import Path
+
+    password = args.password or new_password()
+    conf = pjsip_outgoing_conf(args.username, password)
+    host = check_domain(args.host)
+    target = Path(args.asterisk_etc) / OUTGOING_CONF_NAME
+    target.write_text(conf)
+    target.chmod(0o640)             # it holds the password
+    return {"wrote": str(target),
+            "config": {"ultravox_outgoing_host": host,
+                       "ultravox_outgoing_username": args.username,
+                       "ultravox_outgoing_password": password},
+            "next": "reload Asterisk's PJSIP (module reload res_pjsip.so) and put `config` "
+                    "in trunx's config (ultravox_sip_mode = outgoing sends every AI call "
+                    "this way)"}
 
 
 def cli(config, args, out) -> int:
@@ -170,6 +255,8 @@ def cli(config, args, out) -> int:
             elif args.sip_command == "allowlist":
                 body = allowlist_body(client.get_sip(), args.address)
                 result = client.update_sip(body)
+            elif args.sip_command == "outgoing":
+                result = _outgoing_setup(args)
             else:
                 password = args.password or new_password()
                 conf = pjsip_registration_conf(args.username, password)

@@ -11,7 +11,9 @@ SelectedTool, BaseToolDefinition, StartAgentCallRequest) and its tools guide
     client side, so inline tools must have `http`;
   - metadata keys may not start with "ultravox.", which is reserved for system-provided
     metadata;
-  - `{{name}}` in a prompt is a template variable, filled from the call's templateContext.
+  - `{{name}}` in a prompt is a template variable, filled from the call's templateContext
+    (Create Agent Call; trunx supplies TEMPLATE_VARIABLES, see
+    ultravox_mapping.template_context).
 
 Errors are InvalidInput (422) naming the field.
 """
@@ -26,6 +28,8 @@ from trunx.ultravox_sip import is_uuid
 # out what they ask of the call on its side of the SIP leg (docs/ai.md)
 BUILT_IN = ("hangUp", "coldTransfer", "leaveVoicemail", "playDtmfSounds")
 RESERVED_PREFIX = "ultravox."
+# what trunx puts in every templateContext (ultravox_mapping.template_context; docs/ai.md)
+TEMPLATE_VARIABLES = ("did", "caller", "keys", "nodes", "ivr", "from", "to")
 # mustache variables: {{name}} or {{ name }}, dotted paths allowed
 _VARIABLE = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
 
@@ -69,7 +73,7 @@ def template_variables(text: str | None) -> list[str]:
     return seen
 
 
-def check_template(field: str, text: str | None, supplied=()) -> None:
+def check_template(field: str, text: str | None, supplied=TEMPLATE_VARIABLES) -> None:
     """Every `{{...}}` in `text` must be a variable trunx supplies for the call; Ultravox
     would refuse the call (or read the braces out) otherwise."""
     missing = [v for v in template_variables(text) if v not in supplied]

@@ -112,7 +112,8 @@ def _check(data: dict, *, partial: bool) -> dict:
         out["voice"] = _text(data, "voice", 200, nullable=True)
     if "first_message" in data:
         out["first_message"] = _text(data, "first_message", 2000, nullable=True)
-    # {{...}} is an Ultravox template variable; trunx supplies none (docs/ai.md)
+    # {{...}} is an Ultravox template variable: only those trunx fills from the call
+    # (ultravox_tools.TEMPLATE_VARIABLES; the outgoing flow carries them, docs/ai.md)
     for name in ("prompt", "first_message"):
         if out.get(name):
             ultravox_tools.check_template(name, out[name])

@@ -121,7 +121,7 @@ def check_ai(ai: dict, *, allow_private: bool = False) -> dict:
     if not isinstance(ai, dict):
         raise invalid("ai", "invalid-type", "ai must be an object")
     _string(ai, "systemPrompt", 20000, required=True)
-    # no templateContext reaches a call Ultravox creates from an INVITE (docs/ai.md)
+    # only the template variables trunx fills (the outgoing flow carries them, docs/ai.md)
     ultravox_tools.check_template("systemPrompt", ai["systemPrompt"])
     _string(ai, "model", 200)
     _string(ai, "voice", 200)

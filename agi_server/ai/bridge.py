@@ -33,6 +33,13 @@ this returns; a callee who hung up first is no error here.
 Step 3 is exact for one engine per Ultravox account as long as two calls to the same agent
 are not answered in the opposite order of their INVITEs; Ultravox documents no field that
 carries our call's identity through an INVITE.
+
+The outgoing flow (`_run_outgoing`; docs/ai.md) replaces steps 2-3 when the agent's prompt
+uses `{{...}}` template variables, or for every call under `ultravox_sip_mode = outgoing`:
+POST /api/agents/{id}/calls with the call's templateContext and metadata and the SIP
+medium's outgoing form, `to` = sip:<one-time token>@<ultravox_outgoing_host>; the caller
+dials Local/<token>@trunx-ai-meet and waits on hold music until Ultravox's INVITE, landing
+in [trunx-ultravox-out], bridges itself to it. The call id comes back from the request.
 """
 from __future__ import annotations
 
@@ -84,8 +91,9 @@ class _Taken:
 _taken = _Taken()
 
 
-def _agent_for(client: Ultravox, call: dict) -> str:
-    """Blocking: the Ultravox agent id the call's INVITE goes to."""
+def _agent_for(client: Ultravox, call: dict) -> tuple[str, bool]:
+    """Blocking: the Ultravox agent id the call goes to, and whether its template uses
+    `{{...}}` template variables (then only the outgoing flow can fill them)."""
     ai = call.get("ai") or {}
     agent_id = call.get("agent_id")
     if agent_id:
@@ -93,13 +101,16 @@ def _agent_for(client: Ultravox, call: dict) -> str:
         uv_agent = (agent.ultravox_id if agent else None) or ai.get("ultravoxAgentId")
         if not uv_agent:
             raise BridgeError("agent-not-found", f"agent {agent_id} no longer exists")
-        return uv_agent
+        templated = agent is not None and ultravox_mapping.uses_variables(
+            ultravox_mapping.call_template(agent))
+        return uv_agent, templated
     if not ai.get("systemPrompt"):
         raise BridgeError("no-ai-config", "the call has neither an agent nor a systemPrompt")
     template = ultravox_mapping.ai_template(ai, call.get("max_duration"))
     name = ultravox_mapping.managed_agent_name(template)
     # asked each time rather than cached: an agent deleted in the console is made again
-    return (client.find_agent(name) or client.create_agent(name, template))["agentId"]
+    uv_agent = (client.find_agent(name) or client.create_agent(name, template))["agentId"]
+    return uv_agent, ultravox_mapping.uses_variables(template)
 
 
 def _domain(client: Ultravox, config) -> str:
@@ -194,7 +205,10 @@ async def _run(ch, call: dict, config, client: Ultravox) -> None:
     call_id = call["id"]
     await _hold(ch, True)      # no dead air while Ultravox is asked
     try:
-        uv_agent = await asyncio.to_thread(_agent_for, client, call)
+        uv_agent, templated = await asyncio.to_thread(_agent_for, client, call)
+        if templated or config.ultravox_sip_mode == ultravox_sip.OUTGOING:
+            await _run_outgoing(ch, call, config, client, uv_agent)
+            return
         domain = (await asyncio.to_thread(_domain, client, config)
                   if config.ultravox_sip_mode == "allowlist" else None)
         dial = dial_target(config, uv_agent, domain)
@@ -256,6 +270,78 @@ async def _run(ch, call: dict, config, client: Ultravox) -> None:
     if not state.get("ended"):
         log.warning("call %s: Ultravox had not ended call %s after %ss", call_id, uv_call_id,
                     config.ultravox_end_wait)
+
+
+def _agent_call_body(call: dict, config, token: str) -> dict:
+    """POST /api/agents/{id}/calls: the call's context as template variables and metadata,
+    and the SIP medium that makes Ultravox INVITE us at sip:<token>@<our host>."""
+    if not config.ultravox_outgoing_host:
+        raise BridgeError("outgoing-not-configured",
+                          "the agent's prompt uses template variables, which only the "
+                          "outgoing flow carries: set ultravox_outgoing_host")
+    metadata = {str(k): str(v) for k, v in (call.get("metadata") or {}).items()}
+    metadata["trunxCallId"] = call["id"]
+    try:
+        medium = ultravox_sip.outgoing_medium(
+            token, config.ultravox_outgoing_host, from_user=call.get("from_number"),
+            username=config.ultravox_outgoing_username,
+            password=config.ultravox_outgoing_password)
+    except ultravox_sip.SipSetupError as exc:
+        raise BridgeError(exc.code, exc.message) from None
+    return {"templateContext": ultravox_mapping.template_context(call),
+            "metadata": metadata, "medium": medium}
+
+
+async def _run_outgoing(ch, call: dict, config, client: Ultravox, uv_agent: str) -> None:
+    """The outgoing flow (docs/ai.md): create the agent call over HTTP with our SIP address
+    as its medium, then the caller dials Local/<token>@trunx-ai-meet, which answers with
+    hold music until Ultravox's INVITE to sip:<token>@<host> bridges itself there
+    ([trunx-ultravox-out]). The Ultravox call id comes back from the request."""
+    call_id = call["id"]
+    token = ultravox_sip.new_token()
+    try:
+        body = _agent_call_body(call, config, token)
+        created = await asyncio.to_thread(client.create_agent_call, uv_agent, body)
+    except (UltravoxError, BridgeError) as exc:
+        await _hold(ch, False)
+        await _failed(call_id, exc.code, getattr(exc, "message", str(exc)))
+        return
+    uv_call_id = created.get("callId")
+    if not uv_call_id:
+        await _hold(ch, False)
+        await _failed(call_id, "ultravox-call-not-found", "Ultravox answered no callId")
+        return
+    await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result(
+        "active", ultravox_call_id=uv_call_id))
+    log.info("call %s: Ultravox agent %s calls us back as %s", call_id, uv_agent, uv_call_id)
+    caller_gone = False
+    try:
+        for name, value in ai_transfer.channel_variables(call):
+            await ch.run(commands.set_variable(name, value))
+        # how long [trunx-ai-meet] holds the caller for Ultravox's INVITE
+        await ch.run(commands.set_variable("__TRUNX_UV_WAIT",
+                                           str(int(config.transfer_timeout))))
+        await _hold(ch, False)
+        reply = await ch.exec("Dial", ultravox_sip.meet_target(token),
+                              str(int(config.transfer_timeout)), dial_options(call))
+        caller_gone = _code(reply) == -1 or getattr(ch.transport, "hung_up", False)
+    except AGIHangup:
+        caller_gone = True
+    try:
+        state, messages = await asyncio.to_thread(
+            _finish, client, uv_call_id, float(config.ultravox_end_wait))
+    except UltravoxError as exc:
+        await _failed(call_id, exc.code, exc.message, uv_call_id)
+        return
+    if not state.get("joined"):
+        await _failed(call_id, "ultravox-never-joined",
+                      "Ultravox's INVITE never reached the waiting caller", uv_call_id)
+        return
+    reason = state.get("endReason") or ("hangup" if caller_gone else "agent_hangup")
+    await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result(
+        "ended", transcript=ultravox_mapping.transcript(messages),
+        seconds=ultravox_mapping.call_seconds(state), end_reason=reason,
+        ultravox_call_id=uv_call_id))
 
 
 def _code(reply) -> int:

@@ -177,7 +177,7 @@ def test_unknown_and_other_accounts_agents_are_404(client, tenant, other, method
     ({"name": "n", "prompt": "p", "tool_ids": ["hangUp", "bad id"]}, "tool_ids[1]"),
     ({"name": "n", "prompt": "p", "tool_ids": ["tool-1"]}, "tool_ids[0]"),      # not a UUID
     ({"name": "n", "prompt": "p", "tool_ids": ["hangup"]}, "tool_ids[0]"),      # not a built-in
-    ({"name": "n", "prompt": "Hi {{caller}}"}, "prompt"),      # no templateContext reaches it
+    ({"name": "n", "prompt": "Hi {{customer}}"}, "prompt"),   # a variable trunx never fills
     ({"name": "n", "prompt": "p", "first_message": "{{ x }}"}, "first_message"),
     ({"name": "n", "prompt": "p", "knowledge_ids": ["a", "a"]}, "knowledge_ids"),
     ({"name": "n", "prompt": "p", "systemPrompt": "x"}, "systemPrompt"),

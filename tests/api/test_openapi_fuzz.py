@@ -45,6 +45,8 @@ NOT_SHAPE = {
     # machineDetection or a voicemailDrop, and a drop needs DetectMessageEnd (as
     # requires-system-prompt: a rule across fields the document states in words)
     "requires-machine-detection", "requires-detect-message-end",
+    # {{name}} in a prompt must be a variable trunx supplies (docs/ai.md): content, not shape
+    "unknown-template-variable",
     # text the TTS engine finds nothing to say in ("¦", private-use characters): content,
     # not shape (blank and too long are the schema's, and refused before the engine)
     "empty-audio", "invalid-text",

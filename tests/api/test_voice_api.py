@@ -104,7 +104,7 @@ def test_unknown_and_other_accounts_calls_are_404(client, tenant, other, did):
      "tools[0].http.baseUrlPattern", "required"),
     ({"systemPrompt": "x", "metadata": {"ultravox.sip": "x"}}, "metadata.ultravox.sip",
      "reserved-key"),
-    ({"systemPrompt": "Hello {{caller}}"}, "systemPrompt", "unknown-template-variable"),
+    ({"systemPrompt": "Hello {{customer}}"}, "systemPrompt", "unknown-template-variable"),
     ({"voice": "Mark"}, "voice", "requires-system-prompt"),
     ({"agent_id": "a"}, "agent_id", "unknown-field"),
 ])

@@ -8,6 +8,11 @@ operations are named after its operationIds):
     GET    /api/agents/{id}           -> Agent (404 {"detail": "Not found."}) agents_retrieve
     PATCH  /api/agents/{id}           {name?, callTemplate?} -> Agent         agents_partial_update
     DELETE /api/agents/{id}           -> 204                                  agents_destroy
+    POST   /api/agents/{id}/calls     {templateContext, metadata, medium} -> 201 Call
+                                         (Create Agent Call, StartAgentCallRequest; the
+                                         SIP guide's "Outgoing SIP Calls": medium
+                                         {"sip": {"outgoing": {to, from, username?,
+                                         password?}}} makes Ultravox INVITE `to`)
     GET    /api/calls?agentIds&fromDate -> {results, next, ...}               calls_list
     GET    /api/calls/{id}            -> Call                                 calls_retrieve
     GET    /api/calls/{id}/messages   ?pageSize&cursor -> {results, next, ...} calls_messages_list
@@ -25,6 +30,9 @@ operations are named after its operationIds):
     an INVITE to an agent whose template has {{...}}: refused (CallTemplate.contextSchema:
                                          "Call creation requests must provide context
                                          adhering to this schema"; an INVITE has none)
+    an agent call whose templateContext lacks a {{variable}} of the agent's prompt or first
+                                         message -> 400 (the same); given them all, the
+                                         call's systemPrompt is the prompt filled in
 
 SIP (https://docs.ultravox.ai/telephony/sip, "Incoming SIP Calls"): an INVITE to
 `agent_{agent_id}` creates a call from the agent's call template, admitted when its source
@@ -35,6 +43,10 @@ allowedAgents) or when it arrives over a registration Ultravox made. The carrier
 to admit an INVITE and reports its end; the admitted call then plays the carrier line
 `sip_line` (recording what it hears, running STEPS_<digits>). `on_registration(reg)` is
 called when a registration is created, so a test can make the carrier register.
+An agent call with the outgoing SIP medium calls `on_outgoing(call, outgoing)` (in a
+thread, after answering the request): tests/fakes/ultravox_outgoing.py makes the carrier
+originate the INVITE to `to` ([ultravox-sip-out] in its dialplan), which asks
+`/_sip/joined` and then plays `sip_line` the same way.
 
 Without an Asterisk (`emulate_invites = True`), listing an agent's calls creates the call
 an INVITE would have made, and GET /api/calls/{id} ends it after the script's
@@ -49,6 +61,7 @@ import copy
 import datetime as dt
 import ipaddress
 import re
+import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler
@@ -58,6 +71,7 @@ from tests.fakes.http_fake import HTTPFake, read_json, send_json
 
 VOICES = ["Mark", "Jessica", "Emily-English", "Tanya-English", "Mark-Spanish"]
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_VARIABLE = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")     # a template variable
 
 DEFAULT_SCRIPT = {
     "messages": [
@@ -93,6 +107,8 @@ class FakeUltravox(HTTPFake):
         self.registrations: list[dict] = []
         self.registered_endpoints: set[str] = set()   # carrier endpoints a registration made
         self.on_registration = None
+        self.on_outgoing = None                       # (call, outgoing medium) -> None
+        self.agent_calls: list[dict] = []             # every agent call's request body
         self.sip_line = "+12025550103"
         self.emulate_invites = False
         self._emulated: set = set()
@@ -227,6 +243,12 @@ class FakeUltravox(HTTPFake):
                 call["joined"] = _now()
                 digits = "".join(c for c in self.sip_line if c.isdigit())
                 return _send_text(h, 200, f"{call['callId']},{digits}")
+            if path == "/_sip/joined":     # our outgoing INVITE was answered
+                call = self.calls.get(query.get("call", ""))
+                if call is None or call["ended"] is not None:
+                    return _send_text(h, 404, "")
+                call["joined"] = _now()
+                return _send_text(h, 200, "".join(c for c in self.sip_line if c.isdigit()))
             if path == "/_sip/bye":
                 call_id = query.get("call", "")
                 self.byes.append(query)
@@ -260,6 +282,8 @@ class FakeUltravox(HTTPFake):
         agent = self.agents.get(rest[0])
         if agent is None:
             return 404, {"detail": "Not found."}
+        if rest[1:] == ["calls"] and method == "POST":
+            return self._agent_call(agent, body)
         if len(rest) != 1:
             return 404, {"detail": "Not found."}
         if method == "GET":
@@ -278,6 +302,41 @@ class FakeUltravox(HTTPFake):
                 agent["publishedRevisionId"] = str(uuid.uuid4())
             return 200, agent
         return 405, {"detail": f'Method "{method}" not allowed.'}
+
+    def _agent_call(self, agent: dict, body):
+        """Create Agent Call: the agent's template filled from templateContext."""
+        if not isinstance(body, dict):
+            return 400, {"detail": "JSON parse error."}
+        context = body.get("templateContext") or {}
+        metadata = body.get("metadata") or {}
+        if not isinstance(context, dict) or not isinstance(metadata, dict):
+            return 400, {"detail": "templateContext and metadata must be objects."}
+        if any(str(k).lower().startswith("ultravox.") for k in metadata):
+            return 400, {"metadata": ["Keys starting with 'ultravox.' are reserved."]}
+        template = copy.deepcopy(agent["callTemplate"] or {})
+        first = (template.get("firstSpeakerSettings") or {}).get("agent") or {}
+        missing = [v for text in (template.get("systemPrompt"), first.get("text"))
+                   for v in _VARIABLE.findall(text or "") if v not in context]
+        if missing:
+            return 400, {"templateContext": [f"Missing value for template variable "
+                                             f"'{missing[0]}'."]}
+        template["systemPrompt"] = _fill(template.get("systemPrompt"), context)
+        if first.get("text"):
+            first["text"] = _fill(first["text"], context)
+        medium = body.get("medium") or {}
+        outgoing = (medium.get("sip") or {}).get("outgoing") if isinstance(medium, dict) \
+            else None
+        if outgoing is not None and not str(outgoing.get("to", "")).startswith("sip:"):
+            return 400, {"medium": ["sip.outgoing.to must be a SIP URI."]}
+        call = self._new_call({**template, "metadata": metadata, "medium": medium},
+                              agent_id=agent["agentId"])
+        call["templateContext"] = context
+        agent["statistics"]["calls"] += 1
+        self.agent_calls.append(copy.deepcopy(body))
+        if outgoing is not None and self.on_outgoing is not None:
+            threading.Thread(target=self.on_outgoing, args=(dict(call), dict(outgoing)),
+                             daemon=True).start()
+        return 201, call
 
     def _check_agent(self, body, *, partial: bool):
         if not isinstance(body, dict):
@@ -394,6 +453,10 @@ def _check_tools(tools: list) -> dict | None:
     return None
 
 
+def _fill(text: str | None, context: dict) -> str | None:
+    return _VARIABLE.sub(lambda m: str(context[m.group(1)]), text) if text else text
+
+
 def _parse(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -445,3 +508,4 @@ def register_from_carrier(fake: FakeUltravox, carrier) -> None:
                 carrier.cli(f"module load {module}")
         fake.registered_endpoints.add("ultravox-registered")
     fake.on_registration = register
+

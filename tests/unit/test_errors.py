@@ -53,6 +53,7 @@ CONTRACT = {
     "ultravox-rate-limited": 503, "ultravox-rejected": 422, "ultravox-error": 502,
     # Ultravox SIP settings trunx cannot use (trunx ultravox sip, the AI bridge)
     "bad-agent-id": 422, "bad-sip-domain": 422, "bad-sip-endpoint": 422, "bad-sip-mode": 422,
+    "bad-token": 422,
     "bad-cidr": 422, "bad-sip-username": 422,
     # the media pipeline
     "empty-audio": 422, "transcode-failed": 422, "invalid-text": 400, "invalid-voice": 400,

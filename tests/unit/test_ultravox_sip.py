@@ -87,3 +87,42 @@ def test_reserved_metadata_keys_and_template_variables():
     with pytest.raises(InvalidInput) as err:
         ultravox_tools.check_template("prompt", "Hi {{name}}")
     assert err.value.details[0]["code"] == "unknown-template-variable"
+
+
+def test_the_outgoing_medium_and_meeting_point_take_only_what_trunx_made():
+    token = ultravox_sip.new_token()
+    assert ultravox_sip.meet_target(token) == f"Local/{token}@trunx-ai-meet"
+    assert ultravox_sip.outgoing_medium(token, "pbx.example.com:5070", from_user="+1415") == \
+        {"sip": {"outgoing": {"to": f"sip:{token}@pbx.example.com:5070", "from": "+1415"}}}
+    medium = ultravox_sip.outgoing_medium(token, "203.0.113.7", username="u", password="p")
+    assert medium["sip"]["outgoing"]["username"] == "u"
+    for bad in ("uvXYZ", "s@trunx-ai-meet", token + ",m", ""):
+        with pytest.raises(ultravox_sip.SipSetupError):
+            ultravox_sip.meet_target(bad)
+    with pytest.raises(ultravox_sip.SipSetupError):
+        ultravox_sip.outgoing_medium(token, "pbx.example.com;transport=tcp")
+
+
+def test_the_outgoing_pjsip_user_is_found_by_its_digest_username():
+    conf = ultravox_sip.pjsip_outgoing_conf("uv-out", "pw")
+    assert "identify_by = auth_username" in conf and "context = trunx-ultravox-out" in conf
+    with pytest.raises(ultravox_sip.SipSetupError):
+        ultravox_sip.pjsip_outgoing_conf("uv-out", "pw\n[evil]")
+
+
+def test_template_context_carries_the_ivr_path_and_every_variable():
+    from trunx import ultravox_mapping
+    ivr = {"id": "c", "from_number": "+12025550177", "to_number": "+19495550169",
+           "metadata": {"trunxSource": "ivr", "trunxDid": "+19495550169",
+                        "trunxCaller": "+12025550177", "trunxIvr": "sales v2",
+                        "trunxPath": "menu>sales", "trunxDigits": "1,2"}}
+    context = ultravox_mapping.template_context(ivr)
+    assert tuple(context) == ultravox_tools.TEMPLATE_VARIABLES
+    assert (context["keys"], context["nodes"], context["ivr"]) == ("1,2", "menu>sales",
+                                                                  "sales v2")
+    outbound = ultravox_mapping.template_context(
+        {"from_number": "+1415", "to_number": "+1949", "metadata": {"trunxDigits": "9"}})
+    assert outbound["keys"] == "" and outbound["to"] == "+1949"   # only the IVR's own
+    assert ultravox_mapping.uses_variables({"systemPrompt": "x", "firstSpeakerSettings":
+                                            {"agent": {"text": "Hi {{caller}}"}}})
+    assert not ultravox_mapping.uses_variables({"systemPrompt": "{ not one }"})

@@ -33,7 +33,7 @@ FOLDER = "trunx"
 # trunx's contexts, endpoints and users: the names an operator's config must not hold already
 CONTEXTS = ("inbound", "outbound", "trunx-ivr", "trunx-reject", "trunx-trunk",
             "trunx-outbound", "trunx-spy", "trunx-inject", "trunx-consult",
-            "trunx-ai-transfer")
+            "trunx-ai-transfer", "trunx-ai-meet", "trunx-ultravox-out")
 TRUNK = "carrier"
 TRANSPORT = "trunx-udp"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
