@@ -17,11 +17,12 @@ threads = 16
 import os as _os  # noqa: E402
 import tempfile as _tempfile  # noqa: E402
 
-if not _os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _os.environ["PROMETHEUS_MULTIPROC_DIR"] = _tempfile.mkdtemp(prefix="trunx-api-metrics-")
-
 
 def on_starting(server):
+    # set here, in the master before it forks workers, not when this file is imported: a
+    # process that only reads these settings must not switch its own metrics to files
+    if not _os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _os.environ["PROMETHEUS_MULTIPROC_DIR"] = _tempfile.mkdtemp(prefix="trunx-api-metrics-")
     folder = _os.environ["PROMETHEUS_MULTIPROC_DIR"]
     _os.makedirs(folder, exist_ok=True)
     for name in _os.listdir(folder):     # counts of an earlier run are not this run's

@@ -51,7 +51,8 @@ def test_metrics_move_with_requests_tts_and_redis_errors(make_app, config, tenan
     text = client.get("/metrics").get_data(as_text=True)
     before = sample(text, "trunx_api_requests_total", method="GET", endpoint="dids.list_dids",
                     status="200")
-    client.get("/api/dids", headers=tenant.headers)
+    listed = client.get("/api/dids", headers=tenant.headers)
+    assert listed.status_code == 200, listed.get_json()
     body = {"name": "hi", "text": "hello there", "engine": "standard"}
     for _ in range(2):      # rendered once, then served from the content cache
         assert client.post("/audio", json=body, headers=tenant.headers).status_code == 201
