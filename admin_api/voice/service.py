@@ -220,18 +220,19 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
         if webhook_url:
             ensure_webhook_secret(account_id)
     try:
-        enqueue(redis, call.id)
+        enqueue(redis, call.id, account_id)
     except Exception:
         call.delete_instance()
         raise
     return call
 
 
-def enqueue(redis, call_id: str) -> None:
-    """Into the visible queue and onto the engine's stream, in one MULTI."""
+def enqueue(redis, call_id: str, account_id: str = "") -> None:
+    """Into the visible queue and onto the engine's stream, in one MULTI. The account
+    gives the call its lane: the engine dials accounts in turn (agi_server/ami/lanes.py)."""
     pipe = redis.pipeline(transaction=True)
     pipe.zadd(redis_schema.ORIGINATE_QUEUE, {call_id: time.time() * 1000}, nx=True)
-    pipe.xadd(redis_schema.ORIGINATE_STREAM, {"call": call_id})
+    pipe.xadd(redis_schema.ORIGINATE_STREAM, {"call": call_id, "account": account_id})
     pipe.execute()
 
 

@@ -1,9 +1,10 @@
-"""The dialer: takes queued calls off the Redis stream in order and originates them, paced.
+"""The dialer: takes queued calls off the Redis stream and originates them, paced, each
+account in turn (agi_server.ami.lanes: one account's backlog never holds back another's).
 
-admin_api.voice.service.place_call puts a call's id on `trunx:originate` (and in the visible queue,
-a sorted set the API reads the position from). The dialer reads one entry at a time with
-a consumer group, so an entry read but not finished before a crash is read again at
-start, and:
+admin_api.voice.service.place_call puts a call's id and account on `trunx:originate` (and
+in the visible queue, a sorted set the API reads the position from). The dialer reads the
+stream with a consumer group, ahead into per-account lanes; an entry read but not finished
+before a crash stays pending in the group and is read again at start. For each call:
 
 1. waits for AMI, then for its pacing slot (`originate_cps` calls per second);
 2. skips the call unless it is still `initiated` (a DELETE may have cancelled it);
@@ -30,6 +31,7 @@ import logging
 import socket
 
 from agi_server.ami.client import AmiError, AmiUnavailable
+from agi_server.ami.lanes import Lanes
 from agi_server.background import ensure_group, keep_reading, stop_task, wait_or_stop
 from agi_server.calls import control
 from trunx import redis_schema
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 ANSWERED_CONTEXT = "trunx-outbound"
 MARK_TTL = 7 * 24 * 3600
 READ_BLOCK_MS = 500     # a stop waits at most this long for the read in flight
+READ_AHEAD = 1000       # entries per read while looking past one account's backlog
+BUFFER_MAX = 50_000     # queued calls held in the lanes at most
 
 
 class Dialer:
@@ -57,6 +61,7 @@ class Dialer:
         self._next_slot = 0.0
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
+        self.lanes = Lanes()
         self.on_redis_error = None      # the engine's metrics: the stream read failed
 
     async def start(self) -> None:
@@ -71,29 +76,40 @@ class Dialer:
 
     async def _dial(self, healthy) -> None:
         await self._ensure_group()
-        await self._read(pending=True)
+        self.lanes = Lanes()         # anything read before a reconnect is read again
+        await self._fill(pending=True)
         healthy()
         while not self._stopping.is_set():
-            await self._read(pending=False)
+            # read past any backlog before each call, so a newly queued account's call
+            # takes its turn (agi_server.ami.lanes); block only when nothing waits
+            await self._fill(pending=False, block=not self.lanes)
+            item = self.lanes.take()
+            if item is not None:
+                await self._take(*item)
 
     async def _ensure_group(self) -> None:
         await ensure_group(self.redis, redis_schema.ORIGINATE_STREAM,
                            redis_schema.ORIGINATE_GROUP)
 
-    async def _read(self, pending: bool) -> None:
-        """One entry: this consumer's unfinished ones first (pending), else a new one."""
-        streams = {redis_schema.ORIGINATE_STREAM: "0" if pending else ">"}
-        while True:
+    async def _fill(self, pending: bool, block: bool = False) -> None:
+        """Read entries into the lanes: this consumer's unfinished ones (pending: read
+        before a restart and never acknowledged), or new ones, up to BUFFER_MAX held.
+        Entries read stay pending in the group until placed, so a crash loses none."""
+        last = "0" if pending else ">"
+        while len(self.lanes) < BUFFER_MAX:
             reply = await self.redis.xreadgroup(
-                redis_schema.ORIGINATE_GROUP, self.consumer, streams, count=1,
-                block=None if pending else READ_BLOCK_MS)
+                redis_schema.ORIGINATE_GROUP, self.consumer,
+                {redis_schema.ORIGINATE_STREAM: last}, count=READ_AHEAD,
+                block=READ_BLOCK_MS if block and not pending else None)
             entries = [e for _, items in reply or [] for e in items]
             for entry_id, fields in entries:
-                if self._stopping.is_set():
-                    return       # unacknowledged: read again (pending) at the next start
-                await self._take(entry_id, (fields or {}).get("call"))
-            if not pending or not entries:
+                fields = fields or {}
+                self.lanes.add(fields.get("account", ""), (entry_id, fields.get("call")))
+            if len(entries) < READ_AHEAD:
                 return
+            if pending:
+                last = entries[-1][0]        # pending entries after the last one read
+            block = False
 
     async def _take(self, entry_id: str, call_id: str | None) -> None:
         if call_id:

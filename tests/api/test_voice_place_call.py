@@ -24,7 +24,7 @@ def test_a_plain_call_is_stored_and_queued(tenant, did, redis, config):
     assert row.call_sid.startswith("CA") and len(row.call_sid) == 34
     assert row.metadata == {"crm": "42"} and row.ai is None
     (entry,) = redis.xrange(redis_schema.ORIGINATE_STREAM)
-    assert entry[1] == {"call": call.id}
+    assert entry[1] == {"call": call.id, "account": tenant.id}
     assert voice_service.queue_position(redis, call.id) == 1
     second = voice_service.place_call(store_on(redis), tenant.id, FROM, TO, config=config)
     assert voice_service.queue_position(redis, second.id) == 2
