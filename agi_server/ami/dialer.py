@@ -45,6 +45,7 @@ MARK_TTL = 7 * 24 * 3600
 READ_BLOCK_MS = 500     # a stop waits at most this long for the read in flight
 READ_AHEAD = 1000       # entries per read while looking past one account's backlog
 BUFFER_MAX = 50_000     # queued calls held in the lanes at most
+CAP_RECHECK = 0.2       # seconds between looks when every waiting account is at its cap
 
 
 class Dialer:
@@ -79,13 +80,37 @@ class Dialer:
         self.lanes = Lanes()         # anything read before a reconnect is read again
         await self._fill(pending=True)
         healthy()
+        deferred = 0
         while not self._stopping.is_set():
             # read past any backlog before each call, so a newly queued account's call
             # takes its turn (agi_server.ami.lanes); block only when nothing waits
             await self._fill(pending=False, block=not self.lanes)
             item = self.lanes.take()
-            if item is not None:
-                await self._take(*item)
+            if item is None:
+                continue
+            entry_id, call_id, account = item
+            if self._at_cap(account):
+                # the account has max_concurrent_calls ringing or answered: its next call
+                # waits at the head of its lane; others go meanwhile
+                self.lanes.put_back(account, item)
+                deferred += 1
+                if deferred >= self.lanes.accounts:     # every waiting account is capped
+                    deferred = 0
+                    try:
+                        await asyncio.wait_for(self._stopping.wait(), CAP_RECHECK)
+                    except TimeoutError:
+                        pass
+                continue
+            deferred = 0
+            await self._take(entry_id, call_id)
+
+    def _at_cap(self, account: str) -> bool:
+        cap = int(getattr(self.config, "max_concurrent_calls", 0) or 0)
+        if not account or cap <= 0:
+            return False
+        live = sum(1 for c in self.tracker.outbound_calls()
+                   if c.account == account and not c.final)
+        return live >= cap
 
     async def _ensure_group(self) -> None:
         await ensure_group(self.redis, redis_schema.ORIGINATE_STREAM,
@@ -104,7 +129,8 @@ class Dialer:
             entries = [e for _, items in reply or [] for e in items]
             for entry_id, fields in entries:
                 fields = fields or {}
-                self.lanes.add(fields.get("account", ""), (entry_id, fields.get("call")))
+                account = fields.get("account", "")
+                self.lanes.add(account, (entry_id, fields.get("call"), account))
             if len(entries) < READ_AHEAD:
                 return
             if pending:

@@ -36,3 +36,16 @@ class Lanes:
             self._lanes[account] = lane
         self._size -= 1
         return item
+
+    def put_back(self, account: str, item) -> None:
+        """Return a taken item to the head of its lane; the account keeps its place at
+        the back of the rotation."""
+        lane = self._lanes.get(account)
+        if lane is None:
+            lane = self._lanes[account] = deque()
+        lane.appendleft(item)
+        self._size += 1
+
+    @property
+    def accounts(self) -> int:
+        return len(self._lanes)

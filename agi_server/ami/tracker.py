@@ -91,7 +91,7 @@ class CallTracker:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for call in self._outbound():
+        for call in self.outbound_calls():
             call.cancel_timers()
 
     # -- registry --------------------------------------------------------------------------
@@ -112,7 +112,7 @@ class CallTracker:
         call = self.registry.get(call_id)
         return call if call is not None and call.direction == OUTBOUND else None
 
-    def _outbound(self) -> list[LiveCall]:
+    def outbound_calls(self) -> list[LiveCall]:
         return [c for c in self.registry.calls.values() if c.direction == OUTBOUND]
 
     # -- events ----------------------------------------------------------------------------
@@ -316,7 +316,7 @@ class CallTracker:
             return (not call.final and call.originated_login is not None
                     and call.originated_login < login)
 
-        if not any(stale(c) for c in self._outbound()):
+        if not any(stale(c) for c in self.outbound_calls()):
             return
         try:
             reply = await self.ami.action("CoreShowChannels", as_list=True)
@@ -325,7 +325,7 @@ class CallTracker:
             return
         live = {e.get("Uniqueid"): e for e in reply if e.get("Event") == "CoreShowChannel"}
         checked = 0
-        for call in self._outbound():
+        for call in self.outbound_calls():
             if not stale(call):      # checked again: sent after the snapshot, or ended
                 continue
             checked += 1

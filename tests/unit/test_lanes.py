@@ -22,3 +22,14 @@ def test_accounts_take_turns_and_keep_their_order():
     taken = [lanes.take() for _ in range(6)]
     assert taken == ["a0", "b0", "c0", "a1", "b1", "a2"]
     assert lanes.take() is None and len(lanes) == 0
+
+
+def test_a_call_put_back_keeps_its_accounts_order():
+    lanes = Lanes()
+    for item in ("a0", "a1"):
+        lanes.add("A", item)
+    lanes.add("B", "b0")
+    first = lanes.take()                  # a0, but A is at its cap: back it goes
+    lanes.put_back("A", first)
+    assert (lanes.take(), lanes.take(), lanes.take()) == ("b0", "a0", "a1")
+    assert lanes.take() is None and lanes.accounts == 0
