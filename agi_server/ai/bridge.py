@@ -52,7 +52,7 @@ from datetime import UTC, datetime
 from agi_server.agi import commands
 from agi_server.agi.errors import AGIHangup
 from agi_server.ai import cold_transfer as ai_transfer
-from trunx import ultravox_mapping, ultravox_sip
+from trunx import ultravox_mapping, ultravox_sip, url_policy
 from trunx.errors import TrunxError
 from trunx.models import Agent, Call
 from trunx.ultravox import Ultravox, UltravoxError
@@ -111,6 +111,21 @@ def _agent_for(client: Ultravox, call: dict) -> tuple[str, bool]:
     # asked each time rather than cached: an agent deleted in the console is made again
     uv_agent = (client.find_agent(name) or client.create_agent(name, template))["agentId"]
     return uv_agent, ultravox_mapping.uses_variables(template)
+
+
+def check_tool_urls(call: dict, config) -> None:
+    """Blocking: the call's inline tools' URLs under the address policy again, now that
+    they are handed to Ultravox (they were checked when the call was placed; a name can
+    resolve elsewhere since). BridgeError `url-not-allowed` ends the AI leg before it
+    starts."""
+    for i, tool in enumerate((call.get("ai") or {}).get("tools") or []):
+        url = ((tool or {}).get("http") or {}).get("baseUrlPattern")
+        if not url:
+            continue
+        try:
+            url_policy.check_input(url, config.webhook_allow_private, credentials=True)
+        except url_policy.UrlRefused as exc:
+            raise BridgeError("url-not-allowed", f"tools[{i}]: {exc.message}") from None
 
 
 def _domain(client: Ultravox, config) -> str:
@@ -205,6 +220,7 @@ async def _run(ch, call: dict, config, client: Ultravox) -> None:
     call_id = call["id"]
     await _hold(ch, True)      # no dead air while Ultravox is asked
     try:
+        await asyncio.to_thread(check_tool_urls, call, config)
         uv_agent, templated = await asyncio.to_thread(_agent_for, client, call)
         if templated or config.ultravox_sip_mode == ultravox_sip.OUTGOING:
             await _run_outgoing(ch, call, config, client, uv_agent)
