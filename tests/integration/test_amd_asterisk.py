@@ -304,3 +304,16 @@ async def test_async_detection_lets_actions_through_sync_holds_them(cfg, redis, 
     assert seen[False] == (None, "unknown")
     first = carrier.finished_recordings(f"{number[1:]}-*.wav")[-2]     # the async call's
     assert tone_seconds(first) == pytest.approx(1.0, abs=0.25)
+
+
+async def test_the_sandbox_voicemail_line_gets_the_drop(cfg, redis, carrier):
+    """The README's sandbox voicemail number (Asterisk's own vm-intro and beep sounds):
+    a call with a voicemailDrop ends voicemail-dropped after the beep."""
+    account = make_account(cfg)
+    async with running_engine(cfg):
+        call = voice_service.place_call(
+            store_on(redis), account.id, FROM, "+12025550170", config=cfg,
+            detection={"voicemailDrop": {"text": "Hello from the sandbox.",
+                                         "engine": "standard"}})
+        (row,) = (await settle({"vm": call}, redis, timeout=60)).values()
+    assert (row.answered_by, row.end_reason) == ("machine_end_beep", "voicemail-dropped")
