@@ -9,24 +9,13 @@ import pytest
 
 from tests.api.conftest import state
 from tests.api.test_openapi import conforms
+from tests.api.test_voice_api import did, post  # noqa: F401  (did: the fixture, used below)
 from trunx.models import Call
 
-FROM, TO = "+14155559876", "+14155551234"
+pytestmark = pytest.mark.usefixtures("did")      # the account holds the calls' `from`
 
 
-@pytest.fixture
-def did(client, tenant):
-    assert client.post("/api/dids", json={"number": FROM},
-                       headers=tenant.headers).status_code == 201
-    return FROM
-
-
-def post(client, tenant, **body):
-    return client.post("/api/voice", json={"from": FROM, "to": TO, **body},
-                       headers=tenant.headers)
-
-
-def test_detection_is_stored_for_the_engine_and_shown(client, tenant, did):
+def test_detection_is_stored_for_the_engine_and_shown(client, tenant):
     r = post(client, tenant, machineDetection="Enable", asyncAmd=False,
              machineDetectionTimeout=20, machineDetectionSpeechThreshold=2000,
              machineDetectionSpeechEndThreshold=900, machineDetectionSilenceTimeout=4000)
@@ -43,7 +32,7 @@ def test_detection_is_stored_for_the_engine_and_shown(client, tenant, did):
                                           headers=tenant.headers).get_json()
 
 
-def test_a_text_drop_is_rendered_and_staged_before_the_call(client, tenant, did, config):
+def test_a_text_drop_is_rendered_and_staged_before_the_call(client, tenant, config):
     r = post(client, tenant, voicemailDrop={"text": "Please call us back.",
                                             "engine": "standard"})
     assert r.status_code == 201, r.get_json()
@@ -58,7 +47,7 @@ def test_a_text_drop_is_rendered_and_staged_before_the_call(client, tenant, did,
     assert Call.get_by_id(again.get_json()["id"]).amd["drop"]["file"] == drop["file"]
 
 
-def test_an_asset_drop_is_the_assets_staged_file(client, tenant, did):
+def test_an_asset_drop_is_the_assets_staged_file(client, tenant):
     asset = client.post("/audio", json={"name": "vm", "text": "Hello from the clinic.",
                                         "engine": "standard"}, headers=tenant.headers)
     assert asset.status_code == 201
@@ -90,7 +79,7 @@ def test_an_asset_drop_is_the_assets_staged_file(client, tenant, did):
     ({"voicemailDrop": {"text": "hi", "url": "http://x"}}, "voicemailDrop", "invalid-value"),
     ({"voicemailDrop": {"text": "hi", "voice": ["a"]}}, "voicemailDrop", "invalid-value"),
 ])
-def test_bad_detection_fields_are_refused_and_nothing_is_stored(client, tenant, did, config,
+def test_bad_detection_fields_are_refused_and_nothing_is_stored(client, tenant, config,
                                                                  redis, body, field, code):
     before = state(config, redis)
     r = post(client, tenant, **body)
@@ -100,7 +89,7 @@ def test_bad_detection_fields_are_refused_and_nothing_is_stored(client, tenant, 
     assert state(config, redis) == before
 
 
-def test_another_accounts_asset_is_not_a_drop(client, tenant, other, did):
+def test_another_accounts_asset_is_not_a_drop(client, tenant, other):
     theirs = client.post("/audio", json={"name": "vm", "text": "Theirs.", "engine": "standard"},
                          headers=other.headers).get_json()["id"]
     r = post(client, tenant, voicemailDrop=theirs)
