@@ -92,12 +92,18 @@ def parse_time(name: str, value: str | None) -> datetime | None:
     return ts
 
 
+MAX_VERSION = 999_999_999      # versions count up from 1; SQLite's integers end far above
+
+
 def parse_version(value) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
+    text = str(value)
+    # ASCII digits only ("²" is a digit to str.isdigit, not to int), and a bounded number
+    if (isinstance(value, bool) or not (text.isascii() and text.isdigit())
+            or not 1 <= int(text) <= MAX_VERSION):
         raise invalid("version", "invalid-version", "version is a version number (1, 2, ...)")
-    return int(value)
+    return int(text)
 
 
 def stats_of(account_id: str, ivr: Ivr, args) -> dict:

@@ -627,7 +627,7 @@ SCHEMAS.update({
         "inputs": {"type": "array", "maxItems": 100, "items": {
             "type": "string", "pattern": r"^([0-9*#]{1,10}|timeout|hangup)$"},
             "examples": [["1", "timeout", "2"]]},
-        "version": {"type": "integer", "minimum": 1}}},
+        "version": {"type": "integer", "minimum": 1, "maximum": 999_999_999}}},
     "Simulation": obj(["ivr", "version", "inputs", "nodes", "path", "outcome", "reason",
                        "unusedInputs", "assumed"],
                       ivr=STR, version={"type": "integer"},
@@ -684,7 +684,7 @@ def _query(name: str, description: str, schema=STR) -> dict:
 WINDOW = [_query("since", "ISO 8601 time: calls that started at or after it"),
           _query("until", "ISO 8601 time: calls that started before it"),
           _query("version", "only calls (and the tree) of this version",
-                 {"type": "integer", "minimum": 1})]
+                 {"type": "integer", "minimum": 1, "maximum": 999_999_999})]
 DIAGRAM_PARAMS = [_query("overlay", "stats: label each edge with the calls that took it",
                          {"type": "string", "enum": ["stats"]})] + WINDOW
 SVG = {"200": {"description": "the diagram drawn by Graphviz",

@@ -69,11 +69,16 @@ def _number(name: str, text: str):
         return text
 
 
+def _index(text: str) -> bool:
+    """A row number in a field name: ASCII digits (a form can send "n².name")."""
+    return text.isascii() and text.isdigit() and len(text) <= 4
+
+
 def from_form(form) -> tuple[dict, list[NodeForm]]:
     """The tree the form describes, and the form's rows (to show again if it fails)."""
     rows, nodes = [], {}
     indexes = sorted({int(k[1:k.index(".")]) for k in form if k.startswith("n")
-                      and "." in k and k[1:k.index(".")].isdigit()})
+                      and "." in k and _index(k[1:k.index(".")])})
     for i in indexes:
         name = form.get(f"n{i}.name", "").strip()
         kind = "gather" if form.get(f"n{i}.kind") == "gather" else "action"

@@ -75,6 +75,13 @@ def test_simulate_an_old_version_and_bad_input(client, seeded):
     assert r.status_code == 404 and r.json["error"]["code"] == "version-not-found"
     r = client.post("/ivr/nope/simulate", json={"inputs": []}, headers=seeded.headers)
     assert r.status_code == 404
+    # the fuzz run's find: a version past SQLite's integers was a 500
+    r = sim(client, seeded, [], version=1_258_305_210_256_177_766_596_608)
+    assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == "version"
+    for version in ("²", "١", "99999999999"):
+        r = client.get(f"/ivr/qualify-business/stats?version={version}",
+                       headers=seeded.headers)
+        assert r.status_code == 422 and r.json["error"]["details"][0]["field"] == "version"
 
 
 def test_diagram_svg_names_every_node_and_dashes_timeouts(client, seeded):

@@ -119,7 +119,7 @@ def parse_agi(url: str) -> tuple[str, int]:
 
 def _host_port(value: str, what: str) -> str:
     host, sep, port = value.rpartition(":")
-    if not sep or not _HOST.fullmatch(host) or not port.isdigit() or \
+    if not sep or not _HOST.fullmatch(host) or not (port.isascii() and port.isdigit()) or \
             not 0 < int(port) < 65536:
         raise InstallError(f"{what} must be host:port, not {value!r}")
     return value
