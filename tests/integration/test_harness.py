@@ -16,6 +16,7 @@ import redis
 
 from devtools.stack import Asterisk, wait_until
 from devtools.stack.ami import AmiClient, AmiError, event_is, originate_local
+from devtools.stack.asterisk import wav_closed
 
 
 class AgiTalk:
@@ -210,7 +211,8 @@ async def test_caller_steps_record_what_the_caller_hears(pbx, pbx_ami, agi_port)
                                      variables={"RECFILE": recording})
         await pbx_ami.wait_event(call.is_hangup_of("caller"), timeout=30)
     heard = pbx.host_path(recording)
-    wait_until(heard.exists, timeout=5, message="MixMonitor file")
+    # MixMonitor writes the RIFF sizes as it closes the file, a moment after the Hangup
+    wait_until(lambda: wav_closed(heard), timeout=5, message="MixMonitor file, closed")
     with wave.open(str(heard)) as wav:
         samples = array.array("h", wav.readframes(wav.getnframes()))
         seconds = wav.getnframes() / wav.getframerate()
