@@ -22,10 +22,12 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")    # as the engine runs (agi_server/__main__)
 
-from agi_server.amd.audiosocket import AudioSocketServer
-from agi_server.amd.detector import Detector
+import numpy as np  # noqa: E402
+
+from agi_server.amd.audiosocket import AudioSocketServer  # noqa: E402
+from agi_server.amd.detector import Detector  # noqa: E402
 
 RATE, FRAME = 8000, 160
 
