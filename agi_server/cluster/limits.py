@@ -34,7 +34,8 @@ class AccountLimits:
             return entry[1], entry[2]
         row = await self._db(_limits, account)
         cap, cps = row if row is not None else (None, None)
-        cap = int(self.config.max_concurrent_calls or 0) if cap is None else int(cap)
+        most = int(self.config.max_concurrent_calls or 0)     # the operator's, per account
+        cap = most if cap is None else (min(int(cap), most) if most > 0 else int(cap))
         entry = (time.monotonic(), cap, float(cps or 0.0))
         self._cache[account] = entry
         return entry[1], entry[2]
