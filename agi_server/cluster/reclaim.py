@@ -53,8 +53,8 @@ class Reclaimer:
         self.reclaimed: dict[str, dict] = {}    # engine -> what was taken over (counts)
 
     async def run(self) -> None:
-        """After each heartbeat: take over every dead engine's work, once."""
-        await self._orphaned_consumers()
+        """After each heartbeat: take over every dead engine's work, once; then entries
+        of consumers that are no engine at all."""
         for engine in list(self.membership.dead):
             if await self.redis.set(redis_schema.engine_reclaim_key(engine), self.membership.id,
                                     nx=True, ex=RECLAIM_LOCK):
@@ -65,6 +65,7 @@ class Reclaimer:
                 except Exception:
                     await self.redis.delete(redis_schema.engine_reclaim_key(engine))
                     raise
+        await self._orphaned_consumers()
 
     async def _orphaned_consumers(self) -> None:
         try:
