@@ -13,6 +13,7 @@ needs) is touched once per batch, not once per call.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -85,7 +86,8 @@ class Engine:
         self.server = FastAGIServer(config, {"ivr": self.ivr_call, "outbound": self.outbound,
                                              "ai-transfer": self._ai_transfer})
         self.services = Services(config=config, suppress=self._suppress, redis=redis,
-                                 db=self._db, bridge_agent=self._bridge_agent)
+                                 db=self._db, bridge_agent=self._bridge_agent,
+                                 entered=self._entered)
         self.records_saved = 0
         self._unsaved: list[list] = []   # ended calls' column values, not written yet
         self._writer: asyncio.Task | None = None
@@ -136,6 +138,13 @@ class Engine:
                           self.config.engine_heartbeat), name="engine-heartbeat")
         await self.commands.start()
         await self.dialer.start()
+
+    def _entered(self, record: CallRecord) -> None:
+        """The path so far into the call's live hash, with the next batch: if this engine
+        dies, the one that closes the call as lost keeps it (agi_server.cluster.reclaim)."""
+        self.registry.index.update(record.id, urgent=False, ivr=record.ivr_id or "",
+                                   ivr_version=record.ivr_version or "",
+                                   path=json.dumps(record.path, separators=(",", ":")))
 
     def _load(self) -> tuple[int, dict[str, int]]:
         """Calls this engine holds, and its outbound calls ringing or answered by account."""

@@ -99,13 +99,15 @@ class LiveIndex:
         change.fields, change.withdraw = {}, False
         self._kick()
 
-    def update(self, call_id: str, **fields) -> None:
+    def update(self, call_id: str, urgent: bool = True, **fields) -> None:
+        """Change fields of a live call's hash: at once (a status the API must see), or
+        with the next batch (urgent=False: the IVR path so far, for the record only)."""
         entry = self.live.get(call_id)
         if entry is None:
             return                    # withdrawn already: nothing to change
         entry[1].update(fields)
         self._change(call_id, entry[0]).fields.update(fields)
-        self._kick(urgent=True)
+        self._kick(urgent=urgent)
 
     def withdraw(self, call_id: str) -> None:
         entry = self.live.pop(call_id, None)

@@ -14,8 +14,9 @@ is gone while it is still listed in `trunx:engines`. One live engine wins
 4. closes its calls: outbound calls it originated (`trunx:call:{id}:engine`) end
    `failed`, or `completed` if answered, with endReason `lost`, through the tracker (row,
    call event, status webhook); inbound calls in its set (`trunx:engine:{id}:calls`) get
-   outcome and endReason `lost`, keeping the path their row holds; their live hashes go,
-   so the API answers 409 for them at once;
+   outcome and endReason `lost` with the IVR path they had (the engine keeps it in the
+   call's live hash, `path`, node by node); their live hashes go, so the API answers 409
+   for them at once;
 5. drops it from `trunx:engines`.
 
 Placed at most once: the dialer still takes the `trunx:call:{id}:originated` mark with
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
 
@@ -178,22 +180,35 @@ def _unfinished_outbound() -> list[Call]:
 def _close_inbound(calls: list[tuple[str, dict]]) -> None:
     """An inbound call whose engine died: its row (if the engine wrote one while the call
     ran, with the path so far) ends `lost`; without one, a row from what the live hash
-    said (who called which number, since when), with no path."""
+    said (who called which number, since when, the path so far)."""
     now = utcnow()
     for call_id, live in calls:
+        path = _path(live.get("path"))
         row = Call.get_or_none(Call.id == call_id)
         if row is not None:
             if row.ended_at is None or row.outcome is None:
                 Call.update(outcome="lost", end_reason="lost", status="completed",
-                            ended_at=now).where(Call.id == call_id).execute()
+                            ended_at=now, path=row.path or path
+                            ).where(Call.id == call_id).execute()
             continue
         started = _parse_iso(live.get("since")) or now
         Call.create(id=call_id, account=live.get("account") or None, direction="inbound",
                     from_number=live.get("from") or None, to_number=live.get("to") or None,
-                    status="completed", channel=live.get("channel") or None, path=[],
+                    status="completed", channel=live.get("channel") or None, path=path,
+                    ivr_id=live.get("ivr") or None,
+                    ivr_version=int(live["ivr_version"]) if live.get("ivr_version", "").isdigit()
+                    else None,
                     outcome="lost", end_reason="lost", created_at=started,
                     answered_at=started, ended_at=now,
                     duration=round((now - started).total_seconds(), 3))
+
+
+def _path(text: str | None) -> list:
+    try:
+        path = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return path if isinstance(path, list) else []
 
 
 def _parse_iso(text: str | None) -> dt.datetime | None:

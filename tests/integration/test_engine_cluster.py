@@ -85,7 +85,8 @@ async def test_a_dead_engines_work_is_taken_over(tmp_path, redis_server, redis):
     redis.hset(redis_schema.live_call_key(inbound), mapping={
         "account": account.id, "direction": "inbound", "status": "in-progress",
         "from": "+12025550199", "to": FROM, "since": "2026-11-21T15:00:00.000Z",
-        "engine": "ghost"})
+        "engine": "ghost", "ivr": "menu", "ivr_version": "2",
+        "path": json.dumps([{"node": "welcome", "event": "enter", "t": 0.0}])})
     redis.zadd(redis_schema.live_calls_key(account.id), {inbound: 1.0})
     redis.sadd(redis_schema.engine_calls_key("ghost"), inbound)
     redis.zadd(redis_schema.ENGINES, {"ghost": 1})        # listed, but no heartbeat
@@ -108,8 +109,9 @@ async def test_a_dead_engines_work_is_taken_over(tmp_path, redis_server, redis):
     assert action["status"] == "failed"
     assert json.loads(action["error"])["code"] == "call-not-in-progress"
     row = Call.get_by_id(inbound)
-    assert (row.direction, row.outcome, row.end_reason, row.from_number) == \
-        ("inbound", "lost", "lost", "+12025550199")
+    assert (row.direction, row.outcome, row.end_reason, row.from_number, row.ivr_id,
+            row.ivr_version) == ("inbound", "lost", "lost", "+12025550199", "menu", 2)
+    assert row.path == [{"node": "welcome", "event": "enter", "t": 0.0}]
     assert not redis.exists(redis_schema.live_call_key(inbound))
     assert redis.zscore(redis_schema.live_calls_key(account.id), inbound) is None
     assert redis.zscore(redis_schema.ENGINES, "ghost") is None

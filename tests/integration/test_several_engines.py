@@ -178,8 +178,10 @@ async def test_two_engines_spread_calls_and_the_survivor_takes_over(
             # west's inbound call: gone from the live index, its row says lost
             assert not redis.exists(redis_schema.live_call_key(inbound[0]))
             row = Call.get_by_id(inbound[0])
-            assert (row.direction, row.outcome, row.end_reason, row.to_number) == \
-                ("inbound", "lost", "lost", DID)
+            assert (row.direction, row.outcome, row.end_reason, row.to_number,
+                    row.ivr_id) == ("inbound", "lost", "lost", DID, "hold")
+            # with the path it had: the welcome prompt, entered at least once
+            assert [p["node"] for p in row.path if p["event"] == "enter"][:1] == ["welcome"]
             for call_id in rows:                           # hang the survivors up
                 voice_service.request_hangup(redis, call_id)
             await wait_until_async(lambda: all(
