@@ -9,7 +9,7 @@ from flask import Blueprint
 from admin_api import context as ctx
 from admin_api.voice import service as voice_service
 from trunx import calls
-from trunx.errors import Conflict, invalid
+from trunx.errors import Conflict
 from trunx.ivr import transfer_target
 from trunx.models import Account, iso, utcnow
 
@@ -62,12 +62,9 @@ def update():
         target = transfer_target.check(ctx.account_id(), data["default_transfer"])
     limits = {}
     if "maxConcurrentCalls" in data:
-        cap, most = data["maxConcurrentCalls"], ctx.config().max_concurrent_calls
-        if cap is not None and most > 0 and cap > most:
-            raise invalid("maxConcurrentCalls", "out-of-range",
-                          f"maxConcurrentCalls must be at most {most} (the operator's "
-                          "max_concurrent_calls)")
-        limits["max_concurrent_calls"] = cap
+        # stored as asked; the dialer holds the account to the operator's quota all the same
+        # (the lower of the two: agi_server/cluster/limits.py)
+        limits["max_concurrent_calls"] = data["maxConcurrentCalls"]
     if "callsPerSecond" in data:
         limits["calls_per_second"] = data["callsPerSecond"]
     if "webhookUrl" in data:

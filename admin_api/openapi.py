@@ -450,8 +450,9 @@ SCHEMAS.update({
                         maxConcurrentCalls={
                             "type": ["integer", "null"], "minimum": 1, "maximum": 100000,
                             "description": "outbound calls ringing or answered at once, on "
-                                           "all engines; more wait their turn (at most the "
-                                           "operator's max_concurrent_calls); null: that"},
+                                           "all engines; more wait their turn (the "
+                                           "operator's max_concurrent_calls still holds); "
+                                           "null: the operator's"},
                         callsPerSecond={
                             "type": ["number", "null"], "minimum": 0.01, "maximum": 1000,
                             "description": "outbound calls this account places per second "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agi_server.cluster.limits import AccountLimits
 from tests.api.test_openapi import conforms
 from trunx.models import Account
 
@@ -41,9 +42,20 @@ def test_bad_values_are_a_422_naming_the_field_and_change_nothing(client, tenant
         (None, None, None)
 
 
-def test_a_cap_above_the_operators_quota_is_refused(client, tenant, config):
-    r = patch(client, tenant, maxConcurrentCalls=config.max_concurrent_calls + 1,
-              webhookUrl="https://example.com/hook")
-    assert r.status_code == 422, r.json
-    assert r.json["error"]["details"][0]["field"] == "maxConcurrentCalls"
-    assert Account.get_by_id(tenant.id).webhook_url is None
+async def test_the_dialer_holds_an_account_to_the_lower_of_its_cap_and_the_quota(config):
+    """A cap above the operator's max_concurrent_calls is stored as asked; the engines use
+    the quota (agi_server/cluster/limits.py)."""
+    account = Account.create(name="limits", max_concurrent_calls=config.max_concurrent_calls + 5,
+                             calls_per_second=2.5)
+    other = Account.create(name="defaults")
+
+    async def db(fn, *args):
+        return fn(*args)
+
+    limits = AccountLimits(config, db)
+    assert await limits.get(account.id) == (config.max_concurrent_calls, 2.5)
+    assert await limits.get(other.id) == (config.max_concurrent_calls, 0.0)
+    Account.update(max_concurrent_calls=3).where(Account.id == account.id).execute()
+    assert await limits.get(account.id) == (config.max_concurrent_calls, 2.5)   # cached
+    limits.ttl = 0
+    assert await limits.get(account.id) == (3, 2.5)
