@@ -155,11 +155,13 @@ class Engine:
         return len(self.registry.calls), accounts
 
     async def _leave(self) -> None:
-        """A clean stop: out of the spread at once; the queued calls read ahead and not
-        placed are taken by the other engines (agi_server.cluster.reclaim)."""
+        """A clean stop: out of the spread at once (no free capacity), but alive until the
+        heartbeat expires, so a restart within `engine_dead_after` takes back its own
+        queued calls and nobody closes its calls as lost; after that the others take over
+        (agi_server.cluster.reclaim)."""
         await stop_task(self._cluster, self._cluster_stop)
         try:
-            await self.redis.delete(redis_schema.engine_key(self.engine_id))
+            await self.redis.hset(redis_schema.engine_key(self.engine_id), "free", 0)
         except Exception as exc:
             log.warning("engine heartbeat not withdrawn: %s", exc)
 

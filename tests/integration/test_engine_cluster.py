@@ -115,5 +115,7 @@ async def test_a_dead_engines_work_is_taken_over(tmp_path, redis_server, redis):
     assert not redis.exists(redis_schema.live_call_key(inbound))
     assert redis.zscore(redis_schema.live_calls_key(account.id), inbound) is None
     assert redis.zscore(redis_schema.ENGINES, "ghost") is None
-    # a clean stop: the live engine left the spread at once
-    assert not redis.exists(redis_schema.engine_key("live"))
+    # a clean stop: the live engine left the spread at once (no free capacity), and is
+    # taken for dead only once its heartbeat expires
+    assert redis.hget(redis_schema.engine_key("live"), "free") == "0"
+    assert 0 < redis.pttl(redis_schema.engine_key("live")) <= 1000
