@@ -119,3 +119,27 @@ async def test_a_dead_engines_work_is_taken_over(tmp_path, redis_server, redis):
     # taken for dead only once its heartbeat expires
     assert redis.hget(redis_schema.engine_key("live"), "free") == "0"
     assert 0 < redis.pttl(redis_schema.engine_key("live")) <= 1000
+
+
+async def test_a_command_for_a_call_another_engine_holds_is_passed_to_it(tmp_path, redis_server,
+                                                                          redis):
+    """The API looked before the engine named itself, so the hangup went to the shared
+    stream: the engine that reads it does not hold the call and passes it on."""
+    cfg = make_config(tmp_path, redis_server.url, engine_id="live", engine_heartbeat=0.2,
+                      engine_dead_after=5.0, ami_port=free_port())
+    db.connect(cfg)
+    redis.hset(redis_schema.engine_key("other"), mapping={"free": 10, "accounts": "{}"})
+    redis.expire(redis_schema.engine_key("other"), 60)
+    redis.zadd(redis_schema.ENGINES, {"other": int(time.time() * 1000)})
+    redis.set(redis_schema.call_engine_key("call-1"), "other")
+    async with running_engine(cfg) as engine:
+        await wait_until_async(lambda: "other" in engine.membership.peers, timeout=5,
+                               message="the live engine sees the other")
+        voice_service.request_hangup(redis, "call-1")      # routed: straight to "other"
+        redis.xadd(redis_schema.COMMAND_STREAM, {"call": "call-1", "action": "hangup"})
+        passed = await wait_until_async(
+            lambda: redis.xlen(redis_schema.engine_command_stream("other")) == 2
+            and redis.xrange(redis_schema.engine_command_stream("other")), timeout=5,
+            message="the shared entry passed on")
+    assert [f for _, f in passed] == [{"call": "call-1", "action": "hangup"}] * 2
+    assert redis.xlen(redis_schema.COMMAND_STREAM) == 0
