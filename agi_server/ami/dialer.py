@@ -108,7 +108,13 @@ class Dialer:
             if item is None:
                 continue
             entry_id, call_id, account = item
-            wait = await self._turn(account) if call_id else 0.0
+            if call_id and not self._someone_ready():
+                # no engine could place it now: wait for our AMI before taking a slot of
+                # the pace, so the first calls after a (re)connect keep their spacing
+                if not await wait_or_stop(self.ami.connected, self._stopping):
+                    self.lanes.put_back(account, item)
+                    continue
+            wait = await self._turn(account) if call_id else None
             if wait is not None:
                 # the account is at its max_concurrent_calls, or not due at its own
                 # calls_per_second: its next call waits at the head of its lane; others
@@ -124,6 +130,9 @@ class Dialer:
                 continue
             deferred, due = 0, CAP_RECHECK
             await self._dispatch(entry_id, call_id, account)
+
+    def _someone_ready(self) -> bool:
+        return self.ami.connected.is_set() or bool(self.membership and self.membership.peers)
 
     async def _turn(self, account: str) -> float | None:
         """None when the account may place a call now (its pace slot is then reserved
