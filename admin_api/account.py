@@ -25,7 +25,11 @@ def as_json(account: Account) -> dict:
             # after a rotation: until when the previous secret signs too
             "webhookSecretPreviousUntil": None if operator else _previous_until(account),
             "default_transfer": account.default_transfer,
-            "createdAt": iso(account.created_at)}
+            "createdAt": iso(account.created_at),
+            # its own outbound limits (null: the operator's defaults): the engines' dialer
+            # holds its calls to them, so its backlog never crowds out other accounts
+            "maxConcurrentCalls": account.max_concurrent_calls,
+            "callsPerSecond": account.calls_per_second}
 
 
 def _previous_until(account: Account) -> str | None:
@@ -56,12 +60,21 @@ def update():
     data = ctx.json_body(schema="AccountPatch")
     if "default_transfer" in data:
         target = transfer_target.check(ctx.account_id(), data["default_transfer"])
+    limits = {}
+    if "maxConcurrentCalls" in data:
+        # stored as asked; the dialer holds the account to the operator's quota all the same
+        # (the lower of the two: agi_server/cluster/limits.py)
+        limits["max_concurrent_calls"] = data["maxConcurrentCalls"]
+    if "callsPerSecond" in data:
+        limits["calls_per_second"] = data["callsPerSecond"]
     if "webhookUrl" in data:
         url = voice_service.check_webhook_url(
             data["webhookUrl"], allow_private=ctx.config().webhook_allow_private)
         Account.update(webhook_url=url).where(Account.id == ctx.account_id()).execute()
         if url:
             calls.ensure_webhook_secret(ctx.account_id())
+    if limits:
+        Account.update(**limits).where(Account.id == ctx.account_id()).execute()
     if "default_transfer" in data:
         # the row first (the record), then Redis, where the engine reads it at call time
         Account.update(default_transfer=target).where(Account.id == ctx.account_id()).execute()

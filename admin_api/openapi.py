@@ -443,8 +443,21 @@ SCHEMAS.update({
                        "type": ["string", "null"], "format": "date-time",
                        "description": "after a rotation, until when webhooks are also "
                                       "signed with the previous secret"},
-                   default_transfer=NULL_STR, createdAt=TS),
+                   default_transfer=NULL_STR, createdAt=TS,
+                   maxConcurrentCalls={"type": ["integer", "null"]},
+                   callsPerSecond={"type": ["number", "null"]}),
     "AccountPatch": obj([], webhookUrl={**URL, "type": ["string", "null"]},
+                        maxConcurrentCalls={
+                            "type": ["integer", "null"], "minimum": 1, "maximum": 100000,
+                            "description": "outbound calls ringing or answered at once, on "
+                                           "all engines; more wait their turn (the "
+                                           "operator's max_concurrent_calls still holds); "
+                                           "null: the operator's"},
+                        callsPerSecond={
+                            "type": ["number", "null"], "minimum": 0.01, "maximum": 1000,
+                            "description": "outbound calls this account places per second "
+                                           "at most, within the shared pace; null: no own "
+                                           "limit"},
                         default_transfer={
                             "type": ["string", "null"], "x-error": "invalid-transfer-target",
                             "description": "where an IVR transfer node naming no to or agent "

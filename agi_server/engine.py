@@ -13,6 +13,7 @@ needs) is touched once per batch, not once per call.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +25,7 @@ from agi_server.amd.audiosocket import AudioSocketServer
 from agi_server.ami.client import AmiConnection
 from agi_server.ami.dialer import Dialer
 from agi_server.ami.tracker import CallTracker
+from agi_server.background import stop_task
 from agi_server.calls import control
 from agi_server.calls.intake import CommandReader
 from agi_server.calls.live_call import INBOUND, LiveCall
@@ -31,6 +33,9 @@ from agi_server.calls.notify import CallNotifier
 from agi_server.calls.outbound import OutboundRoute
 from agi_server.calls.record import CallRecord, column_values, save_rows
 from agi_server.calls.registry import Registry
+from agi_server.cluster import reclaim
+from agi_server.cluster.membership import Membership, engine_id
+from agi_server.cluster.reclaim import Reclaimer
 from agi_server.health import HealthServer
 from agi_server.ivr.runner import IvrRunner, Services
 from agi_server.ivr.tree_cache import TreeCache, TreeUnavailable
@@ -61,16 +66,28 @@ class Engine:
         # outbound calls: status from AMI events, the dialer
         self.tracker = CallTracker(config, self._db, self.ami, redis, self.webhooks,
                                    self.registry, database=self.store.db)
-        self.dialer = Dialer(config, self._db, redis, self.ami, self.tracker)
+        # this engine among others (docs/operators.md): its id names its streams, its
+        # calls in the live index, and its heartbeat with free capacity
+        self.engine_id = engine_id(config)
+        self.tracker.engine = self.registry.index.engine = self.engine_id
+        self.membership = Membership(config, redis, self.engine_id, self._load)
+        self.dialer = Dialer(config, self._db, redis, self.ami, self.tracker,
+                             consumer=self.engine_id, membership=self.membership)
         # commands from the API (actions, hangups) reach the calls through the registry
-        self.commands = CommandReader(self._db, redis, self.tracker, self.registry)
+        self.commands = CommandReader(self._db, redis, self.tracker, self.registry,
+                                      consumer=self.engine_id, membership=self.membership)
+        self.reclaimer = Reclaimer(self._db, redis, self.membership, self.dialer,
+                                   self.tracker, self.registry.runner)
+        self._cluster: asyncio.Task | None = None
+        self._cluster_stop = asyncio.Event()
         self.sockets = AudioSocketServer(config.audiosocket_host, config.audiosocket_port,
                                          config.audiosocket_address)
         self.outbound = OutboundRoute(config, self.tracker, self.registry, self.sockets)
         self.server = FastAGIServer(config, {"ivr": self.ivr_call, "outbound": self.outbound,
                                              "ai-transfer": self._ai_transfer})
         self.services = Services(config=config, suppress=self._suppress, redis=redis,
-                                 db=self._db, bridge_agent=self._bridge_agent)
+                                 db=self._db, bridge_agent=self._bridge_agent,
+                                 entered=self._entered)
         self.records_saved = 0
         self._unsaved: list[list] = []   # ended calls' column values, not written yet
         self._writer: asyncio.Task | None = None
@@ -112,11 +129,45 @@ class Engine:
             log.exception("unfinished outbound calls not adopted")
         await self.ami.start()          # connects in the background, and keeps reconnecting
         await self.registry.start()
+        try:
+            await self.membership.beat()     # named and counted before taking any work
+        except Exception as exc:
+            log.warning("engine heartbeat not written: %s", exc)
+        self._cluster = asyncio.create_task(
+            reclaim.watch(self.membership, self.reclaimer, self._cluster_stop,
+                          self.config.engine_heartbeat), name="engine-heartbeat")
         await self.commands.start()
         await self.dialer.start()
 
+    def _entered(self, record: CallRecord) -> None:
+        """The path so far into the call's live hash, with the next batch: if this engine
+        dies, the one that closes the call as lost keeps it (agi_server.cluster.reclaim)."""
+        self.registry.index.update(record.id, urgent=False, ivr=record.ivr_id or "",
+                                   ivr_version=record.ivr_version or "",
+                                   path=json.dumps(record.path, separators=(",", ":")))
+
+    def _load(self) -> tuple[int, dict[str, int]]:
+        """Calls this engine holds, and its outbound calls ringing or answered by account."""
+        accounts: dict[str, int] = {}
+        for call in self.tracker.outbound_calls():
+            if not call.final and call.account:
+                accounts[call.account] = accounts.get(call.account, 0) + 1
+        return len(self.registry.calls), accounts
+
+    async def _leave(self) -> None:
+        """A clean stop: out of the spread at once (no free capacity), but alive until the
+        heartbeat expires, so a restart within `engine_dead_after` takes back its own
+        queued calls and nobody closes its calls as lost; after that the others take over
+        (agi_server.cluster.reclaim)."""
+        await stop_task(self._cluster, self._cluster_stop)
+        try:
+            await self.redis.hset(redis_schema.engine_key(self.engine_id), "free", 0)
+        except Exception as exc:
+            log.warning("engine heartbeat not withdrawn: %s", exc)
+
     async def stop(self) -> None:
         await asyncio.gather(self.dialer.stop(), self.commands.stop())
+        await self._leave()
         await self.server.stop()
         await self.sockets.stop()
         await self.registry.stop()       # after the sessions: their recordings finish

@@ -87,6 +87,9 @@ def _asterisk_parser(sub) -> None:
     inst.add_argument("--etc", required=True, help="the folder Asterisk reads its config from")
     inst.add_argument("--agi", default="agi://127.0.0.1:4573",
                       help="where the engine listens (agi://host:port)")
+    inst.add_argument("--agi-backup", action="append", default=[], metavar="AGI",
+                      help="another engine, tried when the one before cannot be reached "
+                           "(repeat, in order)")
     inst.add_argument("--dry-run", action="store_true", help="print the change, write nothing")
     inst.add_argument("--ami-user", default="trunx")
     inst.add_argument("--ami-secret", default="",
@@ -119,7 +122,8 @@ def _install(args) -> int:
             args.trunk_host, args.trunk_user,
             args.trunk_secret or os.environ.get("TRUNX_TRUNK_SECRET", ""),
             register=args.register, match=tuple(args.trunk_match))
-    options = asterisk_install.Options(agi=args.agi, ami_user=args.ami_user,
+    options = asterisk_install.Options(agi=args.agi, agi_backup=tuple(args.agi_backup),
+                                       ami_user=args.ami_user,
                                        ami_secret=args.ami_secret, ami_bind=args.ami_bind,
                                        ami_permit=args.ami_permit,
                                        sip_bind=args.sip_bind, trunk=trunk)

@@ -82,6 +82,13 @@ class Config:
     ami_secret: str = DEV_AMI_SECRET
     originate_cps: float = 5.0        # outbound calls placed per second at most (0: no limit)
     originate_timeout: int = 45       # seconds an outbound call may ring before no-answer
+    # several engines (docs/operators.md "Several Asterisk servers and engines"): each
+    # engine holds AMI to its own Asterisk and names itself in Redis; empty engine_id:
+    # <hostname>-<agi_port>. originate_cps above is then the pace all engines share.
+    engine_id: str = ""
+    engine_capacity: int = 0          # calls it holds at once, for the spread (0: no limit)
+    engine_heartbeat: float = 1.0     # seconds between capacity/heartbeat writes
+    engine_dead_after: float = 5.0    # an engine silent this long is dead: its work is reclaimed
 
     # IVR behaviour
     fallback_audio: str = "ss-noservice"      # played when a DID has no usable tree
@@ -246,6 +253,10 @@ def check(config: Config) -> Config:
         value = getattr(config, f.name)
         if f.type in ("int", "float") and value < 0:
             raise ConfigError(f.name, f"must not be negative: {value}")
+    if config.engine_id and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", config.engine_id,
+                                             re.ASCII):
+        # it names Redis keys and streams: one plain token
+        raise ConfigError("engine_id", "must be 1-64 letters, digits, '.', '_' or '-'")
     if config.environment != "development":
         if not config.ami_secret:
             raise ConfigError("ami_secret", "is not set: use the secret `trunx asterisk "

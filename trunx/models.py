@@ -64,6 +64,11 @@ class Account(Base):
     webhook_secret_previous_until = peewee.DateTimeField(null=True)
     # where a bare IVR transfer node goes: an agent id of this account, or an E.164 number
     default_transfer = peewee.CharField(null=True)
+    # the account's own outbound limits (PATCH /api/account): calls ringing or answered at
+    # once on all engines (null: the config's max_concurrent_calls), calls placed per
+    # second (null or 0: only the shared originate_cps)
+    max_concurrent_calls = peewee.IntegerField(null=True)
+    calls_per_second = peewee.FloatField(null=True)
 
 
 class ApiKey(Base):

@@ -36,6 +36,23 @@ agi_server.calls.actions carries them out):
     trunx:action:{uuid}                 hash: one action's state {type, call, account,
                                         status, params, result, error, *_at} (TTL 7 days)
 
+Several engines (agi_server/cluster/; each engine has an id, config engine_id):
+
+    trunx:engines                       sorted set engine id -> last heartbeat (epoch ms):
+                                        every engine that ever ran, until its work is
+                                        reclaimed after it died
+    trunx:engine:{id}                   hash {free, capacity, calls, accounts, at}: the
+                                        engine's free capacity and per-account outbound
+                                        calls, written each heartbeat, TTL engine_dead_after
+    trunx:engine:{id}:calls             set: the calls whose live hash this engine wrote
+    trunx:engine:{id}:reclaim           SET NX while one engine takes over the dead one's work
+    trunx:originate-to:{id}             stream {call, account}: calls handed to this engine
+                                        to place now (already paced and taken in turn)
+    trunx:commands:{id}                 stream: commands for calls this engine holds
+    trunx:call:{id}:engine              the engine that originated an outbound call
+    trunx:pace                          the shared calls-per-second pace (next free slot, s)
+    trunx:pace:{account}                the account's own next free slot (its calls_per_second)
+
 API requests (admin_api.idempotency):
 
     trunx:idem:{account}:{sha256 of key} {state: pending|done, fp, status, body, ...}: a
@@ -97,6 +114,48 @@ COMMAND_GROUP = "engine"
 
 def originated_key(call_id: str) -> str:
     return f"trunx:call:{call_id}:originated"
+
+
+ENGINES = "trunx:engines"
+PACE_KEY = "trunx:pace"
+
+
+def engine_key(engine: str) -> str:
+    return f"trunx:engine:{engine}"
+
+
+def engine_calls_key(engine: str) -> str:
+    return f"trunx:engine:{engine}:calls"
+
+
+def engine_reclaim_key(engine: str) -> str:
+    return f"trunx:engine:{engine}:reclaim"
+
+
+def engine_originate_stream(engine: str) -> str:
+    return f"trunx:originate-to:{engine}"
+
+
+def engine_command_stream(engine: str | None) -> str:
+    """Where commands about a call go: the stream of the engine holding it, or the shared
+    one (a queued call no engine holds yet; any engine may cancel it)."""
+    return f"trunx:commands:{engine}" if engine else COMMAND_STREAM
+
+
+def call_engine_key(call_id: str) -> str:
+    return f"trunx:call:{call_id}:engine"
+
+
+def account_pace_key(account: str) -> str:
+    return f"trunx:pace:{account}"
+
+
+def command_stream_for(redis, call_id: str) -> str:
+    """Where the API sends a command about a call (sync client): the stream of the engine
+    holding it (its live hash names it, else the engine that originated it), or the
+    shared stream when none does (a queued call; an engine from before engine ids)."""
+    engine = redis.hget(live_call_key(call_id), "engine") or redis.get(call_engine_key(call_id))
+    return engine_command_stream(engine or None)
 
 
 LIVE_TTL = 120            # seconds; the engine refreshes live keys well within it

@@ -117,8 +117,9 @@ def enqueue(redis, call_id: str, account_id: str, kind: str, params: dict,
                             "status": "queued", "params": json.dumps(params),
                             "created_at": iso(utcnow())})
     pipe.expire(key, redis_schema.ACTION_TTL)
-    pipe.xadd(redis_schema.COMMAND_STREAM, {"call": call_id, "action": kind, "id": action_id,
-                                            "params": json.dumps(params)})
+    stream = redis_schema.command_stream_for(redis, call_id)     # the engine holding it
+    pipe.xadd(stream, {"call": call_id, "action": kind, "id": action_id,
+                       "params": json.dumps(params)})
     pipe.execute()
     return action_id
 
@@ -207,8 +208,9 @@ def finish_transfer(redis, account_id: str, call_id: str, transfer_id: str,
                        "call yet; cancel it, or complete once it answers",
                        details={"transfer_uuid": transfer_id,
                                 "consult": state.get("consult") or "ringing"})
-    redis.xadd(redis_schema.COMMAND_STREAM, {"call": call_id, "action": f"transfer_{how}",
-                                             "id": transfer_id, "params": "{}"})
+    redis.xadd(redis_schema.command_stream_for(redis, call_id),
+               {"call": call_id, "action": f"transfer_{how}", "id": transfer_id,
+                "params": "{}"})
     return {"transfer_uuid": transfer_id,
             "status": "completing" if how == "complete" else "canceling"}
 

@@ -245,7 +245,8 @@ def queue_position(redis, call_id: str) -> int | None:
 def request_hangup(redis, call_id: str) -> str:
     """Ask the engine to end the call (queued: never placed; ringing or live: hung up).
     Returns the command's stream id."""
-    return redis.xadd(redis_schema.COMMAND_STREAM, {"call": call_id, "action": "hangup"})
+    return redis.xadd(redis_schema.command_stream_for(redis, call_id),
+                      {"call": call_id, "action": "hangup"})
 
 
 def get_owned(account_id: str, call_id: str) -> Call | None:

@@ -6,7 +6,11 @@ in the visible queue, a sorted set the API reads the position from). The dialer 
 stream with a consumer group, ahead into per-account lanes; an entry read but not finished
 before a crash stays pending in the group and is read again at start. For each call:
 
-1. waits for AMI, then for its pacing slot (`originate_cps` calls per second);
+1. takes the account's turn: under its `max_concurrent_calls` (on all engines), due at
+   its own `calls_per_second`, then a slot of the pace all engines share
+   (`originate_cps`, agi_server.cluster.pace); then picks the engine with the most free
+   capacity (agi_server.cluster.membership): another engine gets the call on its own
+   stream `trunx:originate-to:{engine}` and places it at once; this one waits for AMI;
 2. skips the call unless it is still `initiated` (a DELETE may have cancelled it);
 3. checks the DNC list again (it may have changed while the call waited);
 4. marks the call originated with SET NX (as "refused" if the number is now suppressed):
@@ -29,11 +33,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections import deque
 
 from agi_server.ami.client import AmiError, AmiUnavailable
 from agi_server.ami.lanes import Lanes
 from agi_server.background import ensure_group, keep_reading, stop_task, wait_or_stop
 from agi_server.calls import control
+from agi_server.cluster.limits import AccountLimits
+from agi_server.cluster.pace import SharedPace
 from trunx import redis_schema
 from trunx.calls import ts_from_utc
 from trunx.models import Call
@@ -50,19 +57,26 @@ CAP_RECHECK = 0.2       # seconds between looks when every waiting account is at
 
 class Dialer:
     def __init__(self, config, db, redis, ami, tracker, *,
-                 consumer: str | None = None):
+                 consumer: str | None = None, membership=None, limits=None):
         self.config = config
         self._db = db
         self.redis = redis
         self.ami, self.tracker = ami, tracker
         self.consumer = consumer or f"{socket.gethostname()}"
-        self.cps = float(config.originate_cps)
+        # several engines (agi_server.cluster): the shared pace, who takes the next call
+        self.pace = SharedPace(redis, config.originate_cps)
+        self.membership = membership
+        self.limits = limits or AccountLimits(config, db)
+        self.direct_stream = redis_schema.engine_originate_stream(self.consumer)
         self.ring_timeout = int(config.originate_timeout)
         self.originated = 0
-        self._next_slot = 0.0
+        self.handed = 0                 # calls handed to another engine to place
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self.lanes = Lanes()
+        # calls handed to this engine (already paced and taken in turn): placed first.
+        # (stream, entry id, call id): a dead engine's stream too, once reclaimed
+        self.direct: deque[tuple[str, str, str | None]] = deque()
         self.on_redis_error = None      # the engine's metrics: the stream read failed
 
     async def start(self) -> None:
@@ -78,83 +92,134 @@ class Dialer:
     async def _dial(self, healthy) -> None:
         await self._ensure_group()
         self.lanes = Lanes()         # anything read before a reconnect is read again
+        self.direct = deque()
         await self._fill(pending=True)
         healthy()
-        deferred = 0
+        deferred, due = 0, CAP_RECHECK
         while not self._stopping.is_set():
             # read past any backlog before each call, so a newly queued account's call
             # takes its turn (agi_server.ami.lanes); block only when nothing waits
-            await self._fill(pending=False, block=not self.lanes)
+            await self._fill(pending=False, block=not self.lanes and not self.direct)
+            if self.direct:
+                stream, entry_id, call_id = self.direct.popleft()
+                await self._take(stream, entry_id, call_id)
+                continue
             item = self.lanes.take()
             if item is None:
                 continue
             entry_id, call_id, account = item
-            if self._at_cap(account):
-                # the account has max_concurrent_calls ringing or answered: its next call
-                # waits at the head of its lane; others go meanwhile
+            if call_id and not self._someone_ready():
+                # no engine could place it now: wait for our AMI before taking a slot of
+                # the pace, so the first calls after a (re)connect keep their spacing
+                if not await wait_or_stop(self.ami.connected, self._stopping):
+                    self.lanes.put_back(account, item)
+                    continue
+            wait = await self._turn(account) if call_id else None
+            if wait is not None:
+                # the account is at its max_concurrent_calls, or not due at its own
+                # calls_per_second: its next call waits at the head of its lane; others
+                # go meanwhile
                 self.lanes.put_back(account, item)
-                deferred += 1
-                if deferred >= self.lanes.accounts:     # every waiting account is capped
-                    deferred = 0
+                deferred, due = deferred + 1, min(due, wait)
+                if deferred >= self.lanes.accounts:     # every waiting account waits
                     try:
-                        await asyncio.wait_for(self._stopping.wait(), CAP_RECHECK)
+                        await asyncio.wait_for(self._stopping.wait(), max(0.005, due))
                     except TimeoutError:
                         pass
+                    deferred, due = 0, CAP_RECHECK
                 continue
-            deferred = 0
-            await self._take(entry_id, call_id)
+            deferred, due = 0, CAP_RECHECK
+            await self._dispatch(entry_id, call_id, account)
 
-    def _at_cap(self, account: str) -> bool:
-        cap = int(getattr(self.config, "max_concurrent_calls", 0) or 0)
-        if not account or cap <= 0:
-            return False
-        live = sum(1 for c in self.tracker.outbound_calls()
+    def _someone_ready(self) -> bool:
+        return self.ami.connected.is_set() or bool(self.membership and self.membership.peers)
+
+    async def _turn(self, account: str) -> float | None:
+        """None when the account may place a call now (its pace slot is then reserved
+        and waited for); else seconds until it might."""
+        if not account:
+            ok, wait = await self.pace.reserve("", 0.0)
+        else:
+            cap, cps = await self.limits.get(account)
+            if cap > 0 and self.account_calls(account) >= cap:
+                return CAP_RECHECK
+            ok, wait = await self.pace.reserve(account, cps)
+            if not ok:
+                return wait
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return None
+
+    def account_calls(self, account: str) -> int:
+        """The account's outbound calls ringing or answered, on every engine."""
+        here = sum(1 for c in self.tracker.outbound_calls()
                    if c.account == account and not c.final)
-        return live >= cap
+        return here + (self.membership.account_calls(account) if self.membership else 0)
+
+    async def _dispatch(self, entry_id: str, call_id: str | None, account: str) -> None:
+        """Place the call here, or hand it to the engine with the most free capacity."""
+        target = self.consumer
+        if call_id and self.membership is not None:
+            target = self.membership.pick(self_ready=self.ami.connected.is_set()) \
+                or self.consumer
+        if target == self.consumer:
+            await self._take(redis_schema.ORIGINATE_STREAM, entry_id, call_id)
+            return
+        # the XADD and the ACK in one MULTI: the call is in exactly one stream's hands
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(redis_schema.engine_originate_stream(target),
+                  {"call": call_id, "account": account})
+        pipe.xack(redis_schema.ORIGINATE_STREAM, redis_schema.ORIGINATE_GROUP, entry_id)
+        pipe.xdel(redis_schema.ORIGINATE_STREAM, entry_id)
+        await pipe.execute()
+        self.handed += 1
 
     async def _ensure_group(self) -> None:
         await ensure_group(self.redis, redis_schema.ORIGINATE_STREAM,
                            redis_schema.ORIGINATE_GROUP)
+        await ensure_group(self.redis, self.direct_stream, redis_schema.ORIGINATE_GROUP)
 
     async def _fill(self, pending: bool, block: bool = False) -> None:
         """Read entries into the lanes: this consumer's unfinished ones (pending: read
         before a restart and never acknowledged), or new ones, up to BUFFER_MAX held.
-        Entries read stay pending in the group until placed, so a crash loses none."""
-        last = "0" if pending else ">"
+        Entries read stay pending in the group until placed, so a crash loses none.
+        The calls handed to this engine come in the same read."""
+        last = direct_last = "0" if pending else ">"
         while len(self.lanes) < BUFFER_MAX:
             reply = await self.redis.xreadgroup(
                 redis_schema.ORIGINATE_GROUP, self.consumer,
-                {redis_schema.ORIGINATE_STREAM: last}, count=READ_AHEAD,
-                block=READ_BLOCK_MS if block and not pending else None)
-            entries = [e for _, items in reply or [] for e in items]
-            for entry_id, fields in entries:
-                fields = fields or {}
-                account = fields.get("account", "")
-                self.lanes.add(account, (entry_id, fields.get("call"), account))
-            if len(entries) < READ_AHEAD:
+                {redis_schema.ORIGINATE_STREAM: last, self.direct_stream: direct_last},
+                count=READ_AHEAD, block=READ_BLOCK_MS if block and not pending else None)
+            shared = []
+            for stream, items in reply or []:
+                if stream == self.direct_stream:
+                    self.direct.extend((stream, entry_id, (fields or {}).get("call"))
+                                       for entry_id, fields in items)
+                    if pending and items:
+                        direct_last = items[-1][0]
+                    continue
+                shared = items
+            self.add_entries(shared)
+            if len(shared) < READ_AHEAD:
                 return
             if pending:
-                last = entries[-1][0]        # pending entries after the last one read
+                last = shared[-1][0]        # pending entries after the last one read
             block = False
 
-    async def _take(self, entry_id: str, call_id: str | None) -> None:
+    def add_entries(self, entries) -> None:
+        """Queued calls into their accounts' lanes (read, or reclaimed from a dead engine)."""
+        for entry_id, fields in entries:
+            fields = fields or {}
+            account = fields.get("account", "")
+            self.lanes.add(account, (entry_id, fields.get("call"), account))
+
+    async def _take(self, stream: str, entry_id: str, call_id: str | None) -> None:
         if call_id:
             if not await wait_or_stop(self.ami.connected, self._stopping):
                 return           # stopping: the entry stays pending for the next start
-            await self._pace()
             await self._place(call_id)
-        await self.redis.xack(redis_schema.ORIGINATE_STREAM, redis_schema.ORIGINATE_GROUP,
-                              entry_id)
-        await self.redis.xdel(redis_schema.ORIGINATE_STREAM, entry_id)
-
-    async def _pace(self) -> None:
-        if self.cps <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        wait = self._next_slot - loop.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._next_slot = max(loop.time(), self._next_slot) + 1.0 / self.cps
+        await self.redis.xack(stream, redis_schema.ORIGINATE_GROUP, entry_id)
+        await self.redis.xdel(stream, entry_id)
 
     async def _place(self, call_id: str) -> None:
         row = await self._db(Call.get_or_none, Call.id == call_id)
@@ -168,12 +233,20 @@ class Dialer:
                                     ex=MARK_TTL):
             # sent before (a previous run) or cancelled by a DELETE: never (again). The
             # reconcile after a login finds out what became of a sent one.
-            if await self.redis.get(mark) == "sent" and self.tracker.get(call_id) is None:
+            # (one another engine sent is that engine's: if it died, the reclaim closes it)
+            if (await self.redis.get(mark) == "sent" and self.tracker.get(call_id) is None
+                    and await self.redis.get(redis_schema.call_engine_key(call_id))
+                    in (None, self.consumer)):
                 log.warning("call %s was sent before; not originating it again", call_id)
                 self.tracker.track(row).originated_login = 0
                 await self.tracker.reconcile()
             return
-        await self.redis.zrem(redis_schema.ORIGINATE_QUEUE, call_id)
+        # which engine holds it: commands about it come here, and if this engine dies
+        # another closes it (agi_server.cluster.reclaim)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(redis_schema.call_engine_key(call_id), self.consumer, ex=MARK_TTL)
+        pipe.zrem(redis_schema.ORIGINATE_QUEUE, call_id)
+        await pipe.execute()
         call = self.tracker.track(row)
         await self.tracker.announce(call, "initiated", ts_from_utc(row.created_at))
         if suppressed:

@@ -75,6 +75,7 @@ class CallTracker:
         self.redis = redis            # redis.asyncio
         self.webhooks = webhooks
         self.registry = registry      # agi_server.calls.registry.Registry: every live call
+        self.engine = ""              # this engine's id (agi_server.cluster.membership)
         self._events: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
         # hooks the engine sets for its metrics: (status, end_reason) of each ended call;
@@ -293,6 +294,12 @@ class CallTracker:
             self._later(call, 3.0, self.finish, call, time.time())
 
     # -- reconnects ------------------------------------------------------------------------
+    async def _mine(self, call_id: str) -> bool:
+        """Placed by this engine (or by one from before engine ids): another live engine's
+        call is its own, a dead one's is closed by agi_server.cluster.reclaim."""
+        engine = await self.redis.get(redis_schema.call_engine_key(call_id))
+        return engine in (None, self.engine)
+
     async def adopt(self) -> int:
         """At engine start, before the dialer runs: track the unfinished calls a previous
         run placed (their originated mark is set), so the first login's reconcile finds
@@ -300,7 +307,7 @@ class CallTracker:
         adopted = 0
         for row in await self._db(_unfinished_outbound):
             if self.registry.get(row.id) is None and await self.redis.get(
-                    redis_schema.originated_key(row.id)) == "sent":
+                    redis_schema.originated_key(row.id)) == "sent" and await self._mine(row.id):
                 self.track(row).originated_login = 0
                 adopted += 1
         if adopted:

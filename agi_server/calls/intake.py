@@ -6,7 +6,10 @@ at start) routes each to the call: a queued call is cancelled before it is ever 
 originated mark makes that race-free against the dialer); a ringing or live call is hung
 up. Live-call actions (play, speak, dtmf, record, transfer) arrive the same way; they, and
 a hangup for a call an AGI session holds without AMI tracking it (an inbound call), go to
-the call's session (agi_server.calls.registry.Registry.route).
+the call's session (agi_server.calls.registry.Registry.route). With several engines each
+reads the shared stream and its own, `trunx:commands:{engine}`, where the API sends the
+commands for the calls that engine holds; so an engine never takes a command for a call
+it does not hold.
 """
 from __future__ import annotations
 
@@ -26,12 +29,18 @@ READ_BLOCK_MS = 500     # a stop waits at most this long for the read in flight
 
 
 class CommandReader:
-    def __init__(self, db, redis, tracker, registry, *, consumer: str | None = None):
+    def __init__(self, db, redis, tracker, registry, *, consumer: str | None = None,
+                 membership=None):
         self._db = db
         self.redis = redis
         self.tracker = tracker
         self.registry = registry          # agi_server.calls.registry.Registry: every live call
         self.consumer = consumer or socket.gethostname()
+        # several engines: the API sends commands for a call to the stream of the engine
+        # holding it (its live hash or trunx:call:{id}:engine names it); the shared
+        # stream carries the rest (a queued call's cancel, which any engine may do)
+        self.own_stream = redis_schema.engine_command_stream(self.consumer)
+        self.membership = membership
         self.handled = 0
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
@@ -49,22 +58,43 @@ class CommandReader:
 
     async def _read(self, healthy) -> None:
         await ensure_group(self.redis, redis_schema.COMMAND_STREAM, redis_schema.COMMAND_GROUP)
-        start = "0"     # this consumer's unfinished entries first, then new ones
+        await ensure_group(self.redis, self.own_stream, redis_schema.COMMAND_GROUP)
+        # this consumer's unfinished entries first, then new ones; this engine's own
+        # stream (commands for calls it holds) and the shared one in the same read
+        start = {redis_schema.COMMAND_STREAM: "0", self.own_stream: "0"}
         while not self._stopping.is_set():
+            pending = "0" in start.values()
             reply = await self.redis.xreadgroup(
-                redis_schema.COMMAND_GROUP, self.consumer,
-                {redis_schema.COMMAND_STREAM: start}, count=16,
-                block=None if start == "0" else READ_BLOCK_MS)
-            entries = [e for _, items in reply or [] for e in items]
-            if start == "0" and not entries:
-                start = ">"
-            for entry_id, fields in entries:
-                # when the API queued it (the entry id's milliseconds): action latency
-                await self._handle({**(fields or {}), "queued_ms": entry_id.split("-")[0]})
-                await self.redis.xack(redis_schema.COMMAND_STREAM,
-                                      redis_schema.COMMAND_GROUP, entry_id)
-                await self.redis.xdel(redis_schema.COMMAND_STREAM, entry_id)
+                redis_schema.COMMAND_GROUP, self.consumer, start, count=16,
+                block=None if pending else READ_BLOCK_MS)
+            read = {stream: items for stream, items in reply or []}
+            for stream in start:
+                if start[stream] == "0" and not read.get(stream):
+                    start[stream] = ">"
+            for stream, items in read.items():
+                for entry_id, fields in items:
+                    # when the API queued it (the entry id's milliseconds): action latency
+                    fields = {**(fields or {}), "queued_ms": entry_id.split("-")[0]}
+                    if stream == self.own_stream or not await self._forward(fields):
+                        await self._handle(fields)
+                    await self.redis.xack(stream, redis_schema.COMMAND_GROUP, entry_id)
+                    await self.redis.xdel(stream, entry_id)
             healthy()
+
+    async def _forward(self, fields: dict) -> bool:
+        """A shared-stream command for a call another live engine holds (the API looked
+        before that engine named itself): onto that engine's stream. True if forwarded."""
+        call_id = fields.get("call", "")
+        if (not call_id or self.tracker.get(call_id) is not None
+                or self.registry.get(call_id) is not None):
+            return False
+        engine = await self.redis.get(redis_schema.call_engine_key(call_id))
+        if not engine or engine == self.consumer or (
+                self.membership is not None and not self.membership.alive(engine)):
+            return False
+        fields = {k: v for k, v in fields.items() if k != "queued_ms"}
+        await self.redis.xadd(redis_schema.engine_command_stream(engine), fields)
+        return True
 
     async def _handle(self, fields: dict) -> None:
         call_id, action = fields.get("call", ""), fields.get("action")

@@ -27,24 +27,27 @@ from trunx import redis_schema
 
 log = logging.getLogger(__name__)
 
-# KEYS: each change's hash key and its account's index, in pairs. ARGV[1]: the TTL;
-# ARGV[2]: [{id, a: [field, value, ...] (announce), s: score, f: [...] (update),
-# w: 1 (withdraw)}, ...] in the order of KEYS.
+# KEYS[1]: the engine's set of calls (trunx:engine:{id}:calls); then each change's hash
+# key and its account's index, in pairs. ARGV[1]: the TTL; ARGV[2]: [{id, a: [field,
+# value, ...] (announce), s: score, f: [...] (update), w: 1 (withdraw)}, ...] in the
+# order of KEYS.
 APPLY = """
 local ttl = tonumber(ARGV[1])
 local changes = cjson.decode(ARGV[2])
 for i, c in ipairs(changes) do
-  local key, index = KEYS[2 * i - 1], KEYS[2 * i]
+  local key, index = KEYS[2 * i], KEYS[2 * i + 1]
   if c.a then
     redis.call('HSET', key, unpack(c.a))
     redis.call('EXPIRE', key, ttl)
     redis.call('ZADD', index, c.s, c.id)
+    redis.call('SADD', KEYS[1], c.id)
   elseif c.f then
     redis.call('HSET', key, unpack(c.f))
   end
   if c.w then
     redis.call('DEL', key)
     redis.call('ZREM', index, c.id)
+    redis.call('SREM', KEYS[1], c.id)
   end
 end
 return #changes
@@ -70,6 +73,10 @@ class LiveIndex:
         self.redis = redis
         self.delay = delay        # seconds a change waits for others to share its script call
         self.ttl = ttl
+        # the engine holding these calls: named in each hash (the API sends the call's
+        # commands to its stream) and keeping the set of them (a dead engine's calls are
+        # closed from it: agi_server.cluster.reclaim)
+        self.engine = ""
         self.batches = 0          # script calls made
         self.failed = 0           # script calls that failed (their changes were dropped)
         self.live: dict[str, tuple[str, dict, float]] = {}   # id -> (account, hash, since)
@@ -92,13 +99,15 @@ class LiveIndex:
         change.fields, change.withdraw = {}, False
         self._kick()
 
-    def update(self, call_id: str, **fields) -> None:
+    def update(self, call_id: str, urgent: bool = True, **fields) -> None:
+        """Change fields of a live call's hash: at once (a status the API must see), or
+        with the next batch (urgent=False: the IVR path so far, for the record only)."""
         entry = self.live.get(call_id)
         if entry is None:
             return                    # withdrawn already: nothing to change
         entry[1].update(fields)
         self._change(call_id, entry[0]).fields.update(fields)
-        self._kick(urgent=True)
+        self._kick(urgent=urgent)
 
     def withdraw(self, call_id: str) -> None:
         entry = self.live.pop(call_id, None)
@@ -142,7 +151,7 @@ class LiveIndex:
             # a script runs atomically, holding Redis up meanwhile: at most _CHUNK calls each
             for start in range(0, len(batch), _CHUNK):
                 chunk = batch[start:start + _CHUNK]
-                keys, changes = _encode(chunk)
+                keys, changes = _encode(chunk, self.engine)
                 try:
                     await self._apply(keys=keys, args=[self.ttl, changes])
                     self.batches += 1
@@ -171,14 +180,15 @@ def _wake(nap: asyncio.Future) -> None:
         nap.set_result(None)
 
 
-def _encode(batch: list[tuple[str, _Change]]) -> tuple[list[str], str]:
+def _encode(batch: list[tuple[str, _Change]], engine: str = "") -> tuple[list[str], str]:
     """The batch as APPLY's KEYS and its JSON argument."""
-    keys, changes = [], []
+    keys, changes = [redis_schema.engine_calls_key(engine or "-")], []
     for call_id, change in batch:
         keys += [redis_schema.live_call_key(call_id), redis_schema.live_calls_key(change.account)]
         out: dict = {"id": call_id}
         if change.announce is not None:
-            out["a"] = _flat({**change.announce, **change.fields})
+            out["a"] = _flat({**change.announce, **change.fields,
+                              **({"engine": engine} if engine else {})})
             out["s"] = change.since
         elif change.fields:
             out["f"] = _flat(change.fields)

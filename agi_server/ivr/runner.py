@@ -38,6 +38,9 @@ class Services:
     db: Callable[..., Awaitable]                   # runs a blocking database call
     # (channel, record, agent id) -> the AI result {status, endReason, ...}
     bridge_agent: Callable[..., Awaitable[dict]] | None = None
+    # told of each node the call enters (the engine keeps the path in the live index, so
+    # another engine can close the call with it if this one dies)
+    entered: Callable[[CallRecord], None] | None = None
     stats: Counter = field(default_factory=Counter)
     settings: m.Settings = field(init=False)
 
@@ -69,6 +72,8 @@ class IvrRunner:
                     step(effect.node, effect.event, **effect.data)
                     if effect.event == "enter":
                         NODE.set(effect.node)      # log lines name the node (trunx/logs.py)
+                        if self.svc.entered is not None:
+                            self.svc.entered(self.record)
                 elif kind is Play:
                     played = await play(ch, effect.file, effect.escape)
                     event = (self._missing(effect, machine) if played.missing

@@ -60,6 +60,20 @@ def test_globals_are_added_to_the_operators_own(etc):
     assert "[globals]\nTRUNX_AGI" in ours
 
 
+def test_backup_engines_are_tried_in_order(etc):
+    """--agi-backup: TRUNX_AGI_2, _3 for the dialplan's failover ([trunx-ivr] tries the next
+    while the last could not be reached)."""
+    changes = plan(etc, Options(agi="agi://10.0.0.5:4573",
+                                agi_backup=("agi://10.0.0.6:4573", "agi://10.0.0.7"))).changes
+    ours = next(c.new for c in changes if c.path == etc / "trunx/extensions.conf")
+    assert ("TRUNX_AGI = agi://10.0.0.5:4573/ivr\n"
+            "; tried in order when the engine before cannot be reached\n"
+            "TRUNX_AGI_2 = agi://10.0.0.6:4573/ivr\n"
+            "TRUNX_AGI_3 = agi://10.0.0.7:4573/ivr\n") in ours
+    dialplan = (dialplan_dir() / "extensions.conf").read_text()
+    assert "Set(TRUNX_TRY=${TRUNX_AGI_${TRUNX_N}})" in dialplan
+
+
 def test_trunk_with_registration_auth_and_identify(etc):
     trunk = Trunk("sip.example.net:5080", "acct42", "pa55word", match=("192.0.2.0/24",))
     text = next(c.new for c in plan(etc, Options(trunk=trunk)).changes
@@ -103,6 +117,7 @@ def test_a_name_the_operator_uses_refuses_the_install(etc, file, text, named):
 @pytest.mark.parametrize("options,field", [
     (Options(agi="http://127.0.0.1:4573"), "--agi"),
     (Options(agi="agi://127.0.0.1:4573/ivr\nexten"), "--agi"),
+    (Options(agi_backup=("agi://10.0.0.6:4573/ivr\nexten",)), "--agi-backup"),
     (Options(ami_user="trunx]\n[admin"), "--ami-user"),
     (Options(ami_secret="short"), "--ami-secret"),
     (Options(sip_bind="0.0.0.0"), "--sip-bind"),

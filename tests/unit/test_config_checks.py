@@ -33,6 +33,8 @@ def ini(tmp_path, body: str) -> str:
     ("[trunx]\nenvironment = prod\n", "environment", "not one of development, production"),
     ("[trunx]\nfetch_allow_private = perhaps\n", "fetch_allow_private", "not a boolean"),
     ("[trunx\n", None, "not an INI file"),
+    ("[trunx]\nengine_id = east:1\n", "engine_id", "letters, digits"),
+    ("[trunx]\nengine_id = -east\n", "engine_id", "letters, digits"),
 ])
 def test_a_bad_file_is_refused_naming_the_key(tmp_path, body, key, why):
     with pytest.raises(config.ConfigError, match=why) as caught:

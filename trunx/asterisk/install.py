@@ -63,6 +63,9 @@ class Trunk:
 @dataclass(frozen=True)
 class Options:
     agi: str = "agi://127.0.0.1:4573"
+    # more engines this Asterisk tries, in order, when the one before cannot be reached
+    # (TRUNX_AGI_2, TRUNX_AGI_3, ...: the dialplan's [trunx-ivr])
+    agi_backup: tuple[str, ...] = ()
     ami_user: str = "trunx"
     ami_secret: str = ""            # empty: keep the one already installed, or make one
     ami_bind: str = ""              # host:port; empty: leave manager.conf's [general] alone
@@ -104,16 +107,16 @@ class Plan:
 
 
 # validation ------------------------------------------------------------------------------
-def parse_agi(url: str) -> tuple[str, int]:
+def parse_agi(url: str, flag: str = "--agi") -> tuple[str, int]:
     """agi://host[:port] -> (host, port); anything else is refused."""
     parts = urlsplit(url)
     if parts.scheme != "agi" or not parts.hostname or parts.path not in ("", "/") \
             or parts.query or parts.fragment or not _HOST.fullmatch(parts.hostname):
-        raise InstallError(f"--agi must look like agi://host:port, not {url!r}")
+        raise InstallError(f"{flag} must look like agi://host:port, not {url!r}")
     try:
         port = parts.port or 4573
     except ValueError:
-        raise InstallError(f"--agi has a bad port: {url!r}") from None
+        raise InstallError(f"{flag} has a bad port: {url!r}") from None
     return parts.hostname, port
 
 
@@ -127,6 +130,8 @@ def _host_port(value: str, what: str) -> str:
 
 def _check(options: Options) -> None:
     parse_agi(options.agi)
+    for url in options.agi_backup:
+        parse_agi(url, "--agi-backup")
     if not _NAME.fullmatch(options.ami_user):
         raise InstallError(f"--ami-user must be letters, digits, _ . -: {options.ami_user!r}")
     if options.ami_secret and not _SECRET.fullmatch(options.ami_secret):
@@ -185,12 +190,18 @@ def _existing_secret(text: str) -> str:
 _HEAD = "; written by `trunx asterisk install`: rewritten on each run, edit the options instead\n"
 
 
-def extensions_text(agi: str, has_globals: bool) -> str:
+def extensions_text(agi: str, has_globals: bool, backups: tuple[str, ...] = ()) -> str:
     host, port = parse_agi(agi)
     # (+) adds to the operator's [globals]; a second plain [globals] would be ignored
     globals_head = "[globals](+)" if has_globals else "[globals]"
+    more = ""
+    for n, url in enumerate(backups, start=2):
+        b_host, b_port = parse_agi(url)
+        more += f"TRUNX_AGI_{n} = agi://{b_host}:{b_port}/ivr\n"
+    if more:
+        more = "; tried in order when the engine before cannot be reached\n" + more
     return (f"{_HEAD}; where the engine listens for FastAGI (the route is added per context)\n"
-            f"{globals_head}\nTRUNX_AGI = agi://{host}:{port}/ivr\n\n"
+            f"{globals_head}\nTRUNX_AGI = agi://{host}:{port}/ivr\n{more}\n"
             f'#include "{FOLDER}/dialplan.conf"\n')
 
 
@@ -289,7 +300,8 @@ def plan(etc: str | Path, options: Options) -> Plan:
     files = {
         "dialplan.conf": (dialplan_dir() / "extensions.conf").read_text(),
         "extensions.conf": extensions_text(options.agi,
-                                           "globals" in _categories(operator["extensions"])),
+                                           "globals" in _categories(operator["extensions"]),
+                                           options.agi_backup),
         "manager.conf": manager_text(options.ami_user, secret, options.ami_bind,
                                      "general" in _categories(operator["manager"]),
                                      options.ami_permit),
