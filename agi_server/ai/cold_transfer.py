@@ -11,8 +11,16 @@ dialplan context named by the transferring channel's TRANSFER_CONTEXT; the bridg
 call and account as `__TRUNX_AI_CALL` and `__TRUNX_ACCOUNT`. `[trunx-ai-transfer]`
 (dialplan/extensions.conf) hands the caller to this route (`ai-transfer`), which checks
 the Refer-To number and the account's do-not-call list and dials it over the trunk; the
-call's `ai_result.transfer` says how it went: {to, status (answered, busy, ...,
+call's `ai_result.transfer` says how it went: {to, status (answer, busy, ...,
 refused), reason?}.
+
+The target is what the agent was configured with (trunx/ultravox_transfer.py: Ultravox's
+coldTransfer takes its target as a parameter override, so the model cannot make one up):
+an E.164 number, or `ivr~<ivr_id>~<node>`, an IVR node of the account. The dialplan takes
+only those two shapes (`_+X.`, `_ivr~.`), so a REFER to anything else is refused there
+(404 to the REFER: the agent's tool call fails and the caller stays with the agent). An
+IVR target goes to `to_ivr` (the engine's: the caller's IVR walk resumes at that node,
+on the call's own record; status `returned`).
 """
 from __future__ import annotations
 
@@ -20,8 +28,8 @@ import logging
 
 from agi_server.agi.errors import AGIHangup
 from agi_server.calls import control
+from trunx import ultravox_transfer
 from trunx.models import Call
-from trunx.phone import is_e164
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +51,30 @@ def _note(call_id: str, transfer: dict) -> None:
         Call.update(ai_result=result).where(Call.id == call_id).execute()
 
 
-async def run_transfer(ch, config, *, redis, db) -> None:
-    """The `ai-transfer` route: the caller, blind-transferred by the agent's REFER."""
-    to = ch.env.get("agi_extension", "")
+def note(call_id: str, transfer: dict) -> None:
+    """Blocking: what became of the agent's transfer, on the call's ai_result."""
+    _note(call_id, transfer)
+
+
+async def run_transfer(ch, config, *, redis, db, to_ivr=None) -> None:
+    """The `ai-transfer` route: the caller, blind-transferred by the agent's REFER.
+    `to_ivr(ch, call_id, account, (ivr_id, node))` carries out an IVR target."""
+    user = ch.env.get("agi_extension", "")
     call_id = await ch.get_variable("TRUNX_AI_CALL") or ""
     account = await ch.get_variable("TRUNX_ACCOUNT") or ""
-    if not is_e164(to):
-        await _refuse(ch, db, call_id, to, "not-a-number")
+    target = ultravox_transfer.from_sip_user(user)
+    if isinstance(target, tuple):
+        if to_ivr is None:
+            await _refuse(ch, db, call_id, ultravox_transfer.written(target), "no-ivr")
+            return
+        log.info("call %s: the agent sends the caller back to IVR %s at %s", call_id,
+                 *target)
+        await to_ivr(ch, call_id, account, target)
         return
+    if target is None:
+        await _refuse(ch, db, call_id, user, "not-a-target")
+        return
+    to = target
     if account and await control.is_suppressed(account, to, redis=redis, db=db):
         await _refuse(ch, db, call_id, to, "number-suppressed")
         return
@@ -74,6 +98,12 @@ async def run_transfer(ch, config, *, redis, db) -> None:
         await ch.hangup()
     except AGIHangup:
         pass
+
+
+async def refuse(ch, db, call_id: str, to: str, reason: str) -> None:
+    """The transfer cannot be carried out: noted on the call, and the caller hung up on
+    (they are no longer with the agent)."""
+    await _refuse(ch, db, call_id, to, reason)
 
 
 async def _refuse(ch, db, call_id: str, to: str, reason: str) -> None:
