@@ -195,6 +195,51 @@ async def test_the_agent_sends_the_caller_back_to_an_ivr_node(
     assert tone_seconds(recording) >= 1.5                 # the caller heard `more`
 
 
+async def test_a_node_gone_since_the_agent_was_saved_does_not_drop_the_caller(
+        setup, redis, pbx_ami, carrier_ami, fake):
+    """The agent still names `ivr:front#more`, but the IVR no longer has `more` (the API
+    checks targets when the agent is saved, not when the IVR changes): the caller is taken
+    back to the IVR's entry, and the record says what was asked and why not."""
+    cfg = setup
+    account = Account.create(name="cold-gone")
+    agent = make_agent(fake, account, [f"ivr:{IVR}#more"])
+    seed_account(cfg, redis, tree={"nodes": {
+        "menu": {"audio": "beep", "gather": {"1": "desk"}, "timeout": 30},
+        "desk": {"action": "transfer", "agent": agent.id}}}, did=DID, ivr_id=IVR,
+        account=account)
+    await carrier_ami.action("Setvar", {"Variable": f"STEPS_{AGENT_LINE[1:]}",
+                                        "Value": "w1-x-w30"})
+    async with running_engine(cfg) as engine:
+        call = await originate_local(pbx_ami, DID, "w1-d1-w60")
+
+        def back_at_menu():
+            for r in engine.live_records():
+                walked = [(p["node"], p["event"]) for p in r.path]
+                if ("menu", "returned") in walked:
+                    return ("menu", "prompt") in walked[walked.index(("menu", "returned")):]
+            return False
+        async with asyncio.timeout(40):        # back in the IVR: the entry's prompt played
+            while not back_at_menu():
+                await asyncio.sleep(0.1)
+        leg = await pbx_ami.wait_event(event_is("Newchannel", Uniqueid=call.caller_id), 10)
+        await pbx_ami.action("Hangup", {"Channel": leg["Channel"]})     # the caller leaves
+        await pbx_ami.wait_event(call.is_hangup_of("caller"), timeout=20)
+        row = await wait_record(call)
+        async with asyncio.timeout(10):
+            while Call.get_by_id(row.id).outcome != "caller-hangup":
+                await asyncio.sleep(0.1)
+        assert engine.server.stats["errors"] == 0
+    row = Call.get_by_id(row.id)
+    walked = events(row)
+    at = walked.index(("menu", "returned"))
+    assert walked[at - 1] == ("desk", "transfer-ended")
+    assert walked[at + 1:at + 3] == [("menu", "enter"), ("menu", "prompt")]
+    returned = row.path[at]
+    assert (returned["asked"], returned["reason"]) == (f"ivr:{IVR}#more", "unknown-node")
+    assert row.ai_result["transfer"] == {"to": f"ivr:{IVR}#more", "status": "returned",
+                                         "reason": "unknown-node"}
+
+
 async def test_a_target_the_pbx_does_not_take_leaves_the_caller_with_the_agent(
         setup, redis, pbx_ami, carrier_ami, fake):
     """A coldTransfer whose target is neither a number nor an IVR node (an agent edited in
