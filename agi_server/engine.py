@@ -123,6 +123,7 @@ class Engine:
         await self.dialer.start()
 
     async def stop(self) -> None:
+        self._returning.clear()      # (their rows are written; no timer acts on them now)
         await asyncio.gather(self.dialer.stop(), self.commands.stop())
         await self.server.stop()
         await self.sockets.stop()
@@ -299,7 +300,7 @@ class Engine:
             await ai_transfer.refuse(ch, self._db, call_id, written, "no-ivr-call")
             return
         ivr_id, node = target
-        program, reason = await self._return_program(record, ivr_id, node)
+        program, reason = await ai_transfer.return_program(self.cache, record, ivr_id, node)
         if program is None:
             await ai_transfer.refuse(ch, self._db, call_id, written, reason)
             return
@@ -334,17 +335,6 @@ class Engine:
         if record is not None:
             self._save(record)
 
-    async def _return_program(self, record: CallRecord, ivr_id: str,
-                              node: str) -> tuple[Program | None, str | None]:
-        """The program a returning caller walks, and why not the node asked (None: it)."""
-        own = await self.cache.version(record.account, record.ivr_id, record.ivr_version)
-        program = (own if ivr_id == record.ivr_id
-                   else await self.cache.current(record.account, ivr_id))
-        if program is None:
-            return own, "unknown-ivr"
-        if node not in program.nodes:
-            return program, "unknown-node"
-        return program, None
 
     async def _bridge_agent(self, ch, record: CallRecord, agent_id: str) -> dict:
         """An IVR caller meets an AI agent. The call's row is written now (the bridge

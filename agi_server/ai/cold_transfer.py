@@ -28,6 +28,7 @@ import logging
 
 from agi_server.agi.errors import AGIHangup
 from agi_server.calls import control
+from agi_server.ivr.tree_cache import TreeUnavailable
 from trunx import ultravox_transfer
 from trunx.models import Call
 
@@ -104,6 +105,25 @@ async def refuse(ch, db, call_id: str, to: str, reason: str) -> None:
     """The transfer cannot be carried out: noted on the call, and the caller hung up on
     (they are no longer with the agent)."""
     await _refuse(ch, db, call_id, to, reason)
+
+
+async def return_program(cache, record, ivr_id: str, node: str):
+    """The Program a caller the agent sends back to `ivr_id`/`node` walks, and why it is
+    not that node (None: it is): the IVR the call came through on its pinned version,
+    another IVR of the account on its current one; a node (or IVR) gone since the agent
+    was saved falls back to that IVR's (or the call's own IVR's) entry. (None, reason)
+    when there is nothing to walk."""
+    try:
+        own = await cache.version(record.account, record.ivr_id, record.ivr_version)
+        program = (own if ivr_id == record.ivr_id
+                   else await cache.current(record.account, ivr_id))
+    except TreeUnavailable:
+        return None, "tree-unavailable"
+    if program is None:
+        return own, "unknown-ivr"
+    if node not in program.nodes:
+        return program, "unknown-node"
+    return program, None
 
 
 async def _refuse(ch, db, call_id: str, to: str, reason: str) -> None:
