@@ -20,7 +20,7 @@ import subprocess
 
 import pytest
 
-from admin_api import assets
+from admin_api import assets, create_app
 from devtools.stack import wait_until
 from devtools.stack.ami import event_is, originate_local
 from tests.engine_support import make_config, running_engine, seed_account
@@ -28,9 +28,15 @@ from tests.fakes.fake_ultravox import attach_carrier
 from tests.fakes.ultravox_outgoing import attach_outgoing
 from tests.integration import ai_support
 from tests.integration.ai_support import KEY
+from tests.integration.outbound_support import (
+    ANSWERS,
+    carrier_channels,
+    make_account,
+    outbound_config,
+)
 from tests.integration.test_call_actions_asterisk import tone_seconds
 from tests.store_support import store_on
-from trunx import db, ultravox_mapping
+from trunx import accounts, db, ultravox_mapping
 from trunx.media import prepare_upload
 from trunx.models import Account, Agent, Call
 
@@ -42,6 +48,7 @@ AGENT_LINE = "+12025550106"      # the carrier line the agent's leg plays (recor
 TARGET = "+12025550107"          # a carrier line that answers: a human at that number
 DID = "+19495550181"
 IVR = "front"
+FROM_DID = "+12025559871"        # the agent call's caller ID (local presence: same area)
 
 
 @pytest.fixture
@@ -119,6 +126,47 @@ async def test_the_agent_transfers_the_caller_to_a_number(setup, redis, pbx_ami,
     assert row.ai_result["transfer"] == {"to": TARGET, "status": "answer"}
     ended = [p for p in row.path if p["event"] == "transfer-ended"]
     assert ended[0]["moved_to"] == TARGET and row.outcome == "transferred"
+
+
+async def test_an_agent_call_from_the_api_is_transferred_to_a_number(
+        tmp_path, redis_server, redis, pbx, carrier, carrier_ami, fake, outgoing_user):
+    """`POST /api/voice/agents {transfers}` then `.../call`: the engine's outbound route
+    hands the answered callee to the agent over the outgoing flow; the agent's coldTransfer
+    takes the callee to the number, and the route does not hang them up."""
+    await attach_carrier(fake, carrier, carrier_ami, AGENT_LINE, allow=None)
+    attach_outgoing(fake, carrier)
+    cfg = outbound_config(tmp_path, redis_server.url, pbx, ultravox_api_key=KEY,
+                          ultravox_base_url=fake.base_url, ultravox_end_wait=5.0,
+                          ultravox_sip_mode="outgoing", transfer_timeout=10, **outgoing_user)
+    account = make_account(cfg, number=FROM_DID)
+    client = create_app(cfg, redis=redis).test_client()
+    auth = {"Authorization": f"Bearer {accounts.create_key(account)}"}
+    agent = client.post("/api/voice/agents", headers=auth, json={
+        "name": "Desk", "prompt": "Help, then transfer.", "transfers": [TARGET]})
+    assert agent.status_code == 201, agent.get_json()
+    await carrier_ami.action("Setvar", {"Variable": f"STEPS_{AGENT_LINE[1:]}",
+                                        "Value": "w1-x-w30"})
+    await carrier_ami.action("Setvar", {"Variable": f"STEPS_{TARGET[1:]}", "Value": "w2-h"})
+    placed = client.post(f"/api/voice/agents/{agent.get_json()['id']}/call", headers=auth,
+                         json={"to": ANSWERS})
+    assert placed.status_code == 201, placed.get_json()
+    call_id = placed.get_json()["id"]
+    async with running_engine(cfg) as engine:
+        dialled = await carrier_ami.wait_event(
+            lambda e: e.get("Event") == "Newchannel" and e.get("Exten") == TARGET, 40)
+        async with asyncio.timeout(40):
+            while "transfer" not in (Call.get_by_id(call_id).ai_result or {}) \
+                    or Call.get_by_id(call_id).ai_result["status"] in ("starting", "active"):
+                await asyncio.sleep(0.1)
+        assert engine.server.stats["errors"] == 0
+    row = Call.get_by_id(call_id)
+    assert dialled["Exten"] == TARGET and carrier_channels(carrier_ami, ANSWERS)
+    (uv_id,) = fake.calls
+    assert fake.calls[uv_id]["agentId"] == agent.get_json()["ultravoxId"]
+    assert [(t["call"], t["target"]) for t in fake.transfers] == [(uv_id, TARGET)]
+    assert fake.calls[uv_id]["ended"] is not None         # the AI leg ended
+    assert row.ai_result["ultravoxCallId"] == uv_id and row.ai_result["status"] == "ended"
+    assert row.ai_result["transfer"] == {"to": TARGET, "status": "answer"}
 
 
 @pytest.fixture
