@@ -352,11 +352,14 @@ class Engine:
         early = {**record.row(), "status": "answered", "ended_at": None, "duration": None}
         await self._db(save_rows, self.store.db, [early])
         moved = await ai_bridge.run_ai_call(ch, call, self.config)
-        if isinstance(ai_transfer_target.from_sip_user(moved or ""), tuple):
+        target = ai_transfer_target.from_sip_user(moved or "")
+        if isinstance(target, tuple):
             self._returning[record.id] = record     # the `ai-transfer` route takes it on
             asyncio.get_running_loop().call_later(RETURN_WAIT, self._not_returned, record.id)
         row = await self._db(Call.get_or_none, Call.id == record.id)
-        return {**((row.ai_result if row is not None else None) or {}), "movedTo": moved}
+        # the path says where as users write it (ivr:<ivr_id>#<node>, a number)
+        return {**((row.ai_result if row is not None else None) or {}),
+                "movedTo": ai_transfer_target.written(target) if target else moved}
 
 
 def loop_factory(name: str):

@@ -1,15 +1,18 @@
 """The agent's coldTransfer carried out on the call, on the two real Asterisks, through the
-engine itself (its `ivr` and `ai-transfer` routes) and the outgoing Ultravox flow (the
-carrier plays Ultravox's SIP side and INVITEs the PBX; tests/fakes/ultravox_outgoing.py).
+engine itself (its `ivr`, `outbound` and `ai-transfer` routes) and the outgoing Ultravox
+flow (the carrier plays Ultravox's SIP side and INVITEs the PBX;
+tests/fakes/ultravox_outgoing.py).
 
 The agent's `transfers` become built-in coldTransfer tools whose `target` override names
 where to go (trunx.ultravox_mapping; Ultravox's call-transfers guide). When the carrier's
 script says `x`, the fake's agent calls that tool: the carrier sends a REFER to the
 target it reads from the call's tools (tests/fakes/fake_ultravox.py). Then:
 
-- a number: the PBX dials it over the trunk (the carrier sees the dial), the AI leg ends;
+- a number (an IVR caller, and an agent call placed through the API): the PBX dials it
+  over the trunk (the carrier sees the dial), the AI leg ends;
 - an IVR node: the caller hears that node's prompt and their next key walks the IVR, on
-  the same call record, after the agent's steps;
+  the same call record, after the agent's steps; a node gone since the agent was saved
+  takes the caller to the IVR's entry instead of dropping them;
 - a target the PBX does not take: the REFER is refused, the tool call fails, the caller
   stays with the agent.
 """
@@ -232,7 +235,7 @@ async def test_the_agent_sends_the_caller_back_to_an_ivr_node(
                            ("bye", "enter"), ("bye", "hangup")]
     returned = row.path[at + 1]
     assert (returned["ivr"], returned["version"]) == (IVR, 1)
-    assert row.path[at]["moved_to"] == f"ivr~{IVR}~more"
+    assert row.path[at]["moved_to"] == f"ivr:{IVR}#more"
     prompt = row.path[at + 3]
     assert prompt["endpos"] >= 15000 and prompt["barge_in"] is False   # all 2 s of it
     assert row.path[at + 4]["digits"] == "2"
