@@ -44,17 +44,13 @@ def channel_variables(call: dict) -> list[tuple[str, str]]:
             ("__TRUNX_ACCOUNT", str(call.get("account") or ""))]
 
 
-def _note(call_id: str, transfer: dict) -> None:
+def note(call_id: str, transfer: dict) -> None:
+    """Blocking: what became of the agent's transfer, on the call's ai_result."""
     row = Call.get_or_none(Call.id == call_id)
     if row is not None:
         result = dict(row.ai_result or {})
         result["transfer"] = transfer
         Call.update(ai_result=result).where(Call.id == call_id).execute()
-
-
-def note(call_id: str, transfer: dict) -> None:
-    """Blocking: what became of the agent's transfer, on the call's ai_result."""
-    _note(call_id, transfer)
 
 
 async def run_transfer(ch, config, *, redis, db, to_ivr=None) -> None:
@@ -66,18 +62,18 @@ async def run_transfer(ch, config, *, redis, db, to_ivr=None) -> None:
     target = ultravox_transfer.from_sip_user(user)
     if isinstance(target, tuple):
         if to_ivr is None:
-            await _refuse(ch, db, call_id, ultravox_transfer.written(target), "no-ivr")
+            await refuse(ch, db, call_id, ultravox_transfer.written(target), "no-ivr")
             return
         log.info("call %s: the agent sends the caller back to IVR %s at %s", call_id,
                  *target)
         await to_ivr(ch, call_id, account, target)
         return
     if target is None:
-        await _refuse(ch, db, call_id, user, "not-a-target")
+        await refuse(ch, db, call_id, user, "not-a-target")
         return
     to = target
     if account and await control.is_suppressed(account, to, redis=redis, db=db):
-        await _refuse(ch, db, call_id, to, "number-suppressed")
+        await refuse(ch, db, call_id, to, "number-suppressed")
         return
     log.info("call %s: the agent transfers the caller to %s", call_id, to)
     try:
@@ -94,17 +90,11 @@ async def run_transfer(ch, config, *, redis, db, to_ivr=None) -> None:
     else:
         status = result.status.lower()
     if call_id:
-        await db(_note, call_id, {"to": to, "status": status})
+        await db(note, call_id, {"to": to, "status": status})
     try:
         await ch.hangup()
     except AGIHangup:
         pass
-
-
-async def refuse(ch, db, call_id: str, to: str, reason: str) -> None:
-    """The transfer cannot be carried out: noted on the call, and the caller hung up on
-    (they are no longer with the agent)."""
-    await _refuse(ch, db, call_id, to, reason)
 
 
 async def return_program(cache, record, ivr_id: str, node: str):
@@ -126,10 +116,12 @@ async def return_program(cache, record, ivr_id: str, node: str):
     return program, None
 
 
-async def _refuse(ch, db, call_id: str, to: str, reason: str) -> None:
+async def refuse(ch, db, call_id: str, to: str, reason: str) -> None:
+    """The transfer cannot be carried out: noted on the call, and the caller hung up on
+    (they are no longer with the agent)."""
     log.warning("call %s: agent transfer to %r refused: %s", call_id, to, reason)
     if call_id:
-        await db(_note, call_id, {"to": to, "status": "refused", "reason": reason})
+        await db(note, call_id, {"to": to, "status": "refused", "reason": reason})
     try:
         await ch.hangup()
     except AGIHangup:
