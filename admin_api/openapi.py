@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from trunx import patterns, ultravox_sip, ultravox_tools, url_policy
+from trunx import patterns, ultravox_sip, ultravox_tools, ultravox_transfer, url_policy
 from trunx.media.pipeline import MAX_TEXT_CHARS
 from trunx.patterns import schema_pattern
 
@@ -269,6 +269,14 @@ TOOL_ID_LIST = {**ID_LIST, "items": {"anyOf": [
     {"type": "string", "pattern": ultravox_sip.UUID_PATTERN},
     {"enum": list(ultravox_tools.BUILT_IN)}], "x-error": "invalid-tool-id"}}
 NOT_BLANK = {"not": {"pattern": r"^\s*$"}}      # as admin_api/agents/routes.py _text
+# coldTransfer targets: a number, or an IVR node of the account (trunx/ultravox_transfer.py)
+TRANSFER_LIST = {"type": ["array", "null"], "maxItems": ultravox_transfer.MAX_TARGETS,
+                 "uniqueItems": True, "items": {"type": "string", "anyOf": [
+                     {"pattern": schema_pattern(patterns.E164)},
+                     {"pattern": schema_pattern(f"ivr:{patterns.NAME}#{patterns.NAME}")}],
+                     "examples": ["+14155550100", "ivr:sales#menu"]},
+                 "x-error": "invalid-transfer-target",
+                 "description": "where the agent's coldTransfer may send the caller"}
 
 
 def _agent_text(max_len: int, nullable: bool, **extra) -> dict:
@@ -282,7 +290,7 @@ AGENT_FIELDS = dict(
     first_message=_agent_text(2000, True),
     language={"type": ["string", "null"], "maxLength": 16, "default": "en",
               "pattern": r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$"},
-    tool_ids=TOOL_ID_LIST, knowledge_ids=ID_LIST,
+    tool_ids=TOOL_ID_LIST, knowledge_ids=ID_LIST, transfers=TRANSFER_LIST,
     max_duration={"type": ["number", "null"], "minimum": 1, "maximum": 86400,
                   "default": 300},
     voicemail_drop={"oneOf": [{"type": "null"}, *DROP["oneOf"]]})
@@ -301,6 +309,7 @@ SCHEMAS.update({
         voice={"type": ["string", "null"]}, first_message={"type": ["string", "null"]},
         language=STR, max_duration=NUM, tool_ids={"type": "array", "items": STR},
         knowledge_ids={"type": "array", "items": STR}, createdAt=TS, updatedAt=TS,
+        transfers={"type": "array", "items": STR},
         voicemail_drop={"oneOf": [{"type": "null"}, *DROP["oneOf"]]},
         ultravoxStatus={"enum": ["active", "missing", "unreachable", "not-configured"],
                         "description": "what Ultravox says of the agent's twin, asked live"},

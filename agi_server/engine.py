@@ -42,6 +42,7 @@ from agi_server.ivr.tree_cache import TreeCache, TreeUnavailable
 from agi_server.metrics import EngineMetrics
 from agi_server.webhooks import WebhookSender
 from trunx import dnc, logs, redis_schema
+from trunx import ultravox_transfer as ai_transfer_target
 from trunx.ivr import store as ivr_store
 from trunx.ivr.program import Program
 from trunx.models import Call
@@ -49,6 +50,8 @@ from trunx.phone import InvalidNumber, to_e164
 from trunx.store import Store
 
 log = logging.getLogger(__name__)
+
+RETURN_WAIT = 30.0   # seconds an agent's caller may take from the REFER to the IVR route
 
 
 class Engine:
@@ -89,6 +92,10 @@ class Engine:
                                  db=self._db, bridge_agent=self._bridge_agent,
                                  entered=self._entered)
         self.records_saved = 0
+        # IVR records whose caller an AI agent sends back to an IVR node: the `ai-transfer`
+        # route picks the record up (a few seconds at most; dropped if the caller hangs up
+        # first, bounded by the calls bridged to agents at once)
+        self._returning: dict[str, CallRecord] = {}
         self._unsaved: list[list] = []   # ended calls' column values, not written yet
         self._writer: asyncio.Task | None = None
         self.resyncs = 0                         # times Redis was found empty and rebuilt
@@ -166,6 +173,7 @@ class Engine:
             log.warning("engine heartbeat not withdrawn: %s", exc)
 
     async def stop(self) -> None:
+        self._returning.clear()      # (their rows are written; no timer acts on them now)
         await asyncio.gather(self.dialer.stop(), self.commands.stop())
         await self._leave()
         await self.server.stop()
@@ -229,12 +237,18 @@ class Engine:
             record.finish("error")
             raise
         finally:
-            call.status = "completed"
-            self.registry.release(call)
-            # one line a call, in its task: the JSON form carries call_id, account, node
-            log.info("inbound call from %s to %s ended: %s (%s), %d steps", record.caller,
-                     record.did, record.outcome, record.end_reason, len(record.path))
-            self._save(record)      # Asterisk gets its socket closed without waiting for it
+            self._ended(call, record)
+
+    def _ended(self, call: LiveCall, record: CallRecord) -> None:
+        call.status = "completed"
+        self.registry.release(call)
+        # one line a call, in its task: the JSON form carries call_id, account, node
+        log.info("inbound call from %s to %s ended: %s (%s), %d steps", record.caller,
+                 record.did, record.outcome, record.end_reason, len(record.path))
+        # Asterisk gets its socket closed without waiting for the write. A caller an AI
+        # agent sends back to an IVR node goes on on this record (`_ai_to_ivr`): written
+        # now all the same, but counted and announced once, when it really ends.
+        self._save(record, final=record.id not in self._returning)
 
     async def _tree_for(self, record: CallRecord) -> Program | None:
         if record.did is None:
@@ -252,16 +266,22 @@ class Engine:
             record.finish("fallback", "no-ivr-for-did")
         return tree
 
-    def _save(self, record: CallRecord) -> None:
+    def _save(self, record: CallRecord, *, final: bool = True) -> None:
         """Queue the record for the writer; `stop` waits until all are written."""
         try:
-            self._unsaved.append(column_values(record.row()))
+            values = column_values(record.row())
         except Exception:       # never in place of what ended the call (we're in a finally)
             log.exception("call %s: its record could not be encoded", record.id)
             return
+        # one row per call in a batch (a record written twice: an agent's caller back in
+        # the IVR); the later values are the whole record
+        self._unsaved = [r for r in self._unsaved if r[0] != record.id]
+        self._unsaved.append(values)
         loop = asyncio.get_running_loop()
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_records())
+        if not final:
+            return
         try:       # (the writer runs at the next await: the waiter is registered first)
             self.metrics.inbound_ended(record)
             if self.notify.wants(record.account):
@@ -313,7 +333,59 @@ class Engine:
 
     async def _ai_transfer(self, ch) -> None:
         """An AI agent's cold transfer of its caller (agi_server/ai/cold_transfer.py)."""
-        await ai_transfer.run_transfer(ch, self.config, redis=self.redis, db=self._db)
+        await ai_transfer.run_transfer(ch, self.config, redis=self.redis, db=self._db,
+                                       to_ivr=self._ai_to_ivr)
+
+    async def _ai_to_ivr(self, ch, call_id: str, account: str, target: tuple) -> None:
+        """An agent's coldTransfer to `ivr:<ivr_id>#<node>`: the caller's walk resumes at
+        that node, on the call's own record (the path goes on after the agent's steps with
+        `returned`). The record is the one the IVR session left when the agent moved its
+        caller (`_returning`). The target IVR's current version runs, or the call's pinned
+        one when it is the IVR the call came through. A target gone since the agent was
+        saved does not drop the caller: the walk resumes at that IVR's entry (or the
+        call's own IVR's), the step saying why."""
+        record = self._returning.pop(call_id, None)
+        written = ai_transfer_target.written(target)
+        if record is None or record.account != account:
+            # an outbound agent call has no IVR walk to resume (docs/ai.md)
+            await ai_transfer.refuse(ch, self._db, call_id, written, "no-ivr-call")
+            return
+        ivr_id, node = target
+        program, reason = await ai_transfer.return_program(self.cache, record, ivr_id, node)
+        if program is None:
+            await ai_transfer.refuse(ch, self._db, call_id, written, reason)
+            return
+        start = node if reason is None else program.entry
+        record.outcome = record.end_reason = None
+        record.step(start, "returned", ivr=program.ivr_id, version=program.version,
+                    **({"asked": written, "reason": reason} if reason else {}))
+        await self._db(ai_transfer.note, call_id, {"to": written, "status": "returned",
+                                                    **({"reason": reason} if reason else {})})
+        logs.bind(call_id=record.id, account_id=record.account)
+        call = self.registry.add(LiveCall(
+            id=record.id, account=record.account, direction=INBOUND,
+            from_number=record.caller, to_number=record.did, status="answered",
+            channel=ch.env.get("agi_channel"), record=record))
+        try:
+            async with self.registry.session(call, ch,
+                                             on_handoff=lambda at: _transferred(record)
+                                             ) as session:
+                await IvrRunner(session.channel, program, record, self.services).run(start)
+        except AGIHangup:
+            record.finish("caller-hangup")
+        except BaseException:
+            record.finish("error")
+            raise
+        finally:
+            self._ended(call, record)
+
+    def _not_returned(self, call_id: str) -> None:
+        """The caller never reached the `ai-transfer` route (hung up on the way): the
+        record written when the IVR session ended is final; count and announce it."""
+        record = self._returning.pop(call_id, None)
+        if record is not None:
+            self._save(record)
+
 
     async def _bridge_agent(self, ch, record: CallRecord, agent_id: str) -> dict:
         """An IVR caller meets an AI agent. The call's row is written now (the bridge
@@ -330,9 +402,15 @@ class Engine:
                              "trunxPath": ">".join(entered), "trunxDigits": ",".join(digits)}}
         early = {**record.row(), "status": "answered", "ended_at": None, "duration": None}
         await self._db(save_rows, self.store.db, [early])
-        await ai_bridge.run_ai_call(ch, call, self.config)
+        moved = await ai_bridge.run_ai_call(ch, call, self.config)
+        target = ai_transfer_target.from_sip_user(moved or "")
+        if isinstance(target, tuple):
+            self._returning[record.id] = record     # the `ai-transfer` route takes it on
+            asyncio.get_running_loop().call_later(RETURN_WAIT, self._not_returned, record.id)
         row = await self._db(Call.get_or_none, Call.id == record.id)
-        return (row.ai_result if row is not None else None) or {}
+        # the path says where as users write it (ivr:<ivr_id>#<node>, a number)
+        return {**((row.ai_result if row is not None else None) or {}),
+                "movedTo": ai_transfer_target.written(target) if target else moved}
 
 
 def loop_factory(name: str):

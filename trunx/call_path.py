@@ -20,7 +20,7 @@ _ASSET = re.compile(r"^aud_[0-9a-f]{16}$")
 # stored keys shown under another name, or not at all (the file is a path on the Asterisk
 # host: the asset id or sound name says the same without it)
 _RENAMED = {"t": "at", "barge_in": "bargeIn", "dial_status": "dialStatus",
-            "ai_status": "aiStatus"}
+            "ai_status": "aiStatus", "moved_to": "movedTo"}
 _HIDDEN = {"file", "endpos"}
 
 

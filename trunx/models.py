@@ -212,6 +212,9 @@ class Agent(Base):
     tool_ids = JSONField(default=list)
     knowledge_ids = JSONField(default=list)
     voicemail_drop = JSONField(null=True)   # an asset id or {text, voice}: left on machines
+    # where its coldTransfer may send the caller: E.164 numbers, ivr:<ivr_id>#<node>
+    # (trunx/ultravox_transfer.py)
+    transfers = JSONField(default=list)
     ultravox_id = peewee.CharField(null=True, index=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)

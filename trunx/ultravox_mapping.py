@@ -67,6 +67,17 @@ def first_speaker_settings(first_speaker: str = "agent", text: str | None = None
     return {"agent": {"text": text}} if text else {"agent": {}}
 
 
+def _agent_tools(agent) -> list[dict]:
+    """An agent's tools; its `transfers` as coldTransfer tools with their targets (a bare
+    `coldTransfer` in tool_ids then gives way: tool names are unique within a call)."""
+    from trunx import ultravox_transfer
+
+    transfers = list(getattr(agent, "transfers", None) or [])
+    tool_ids = [t for t in agent.tool_ids or [] if not (transfers and t == "coldTransfer")]
+    return (selected_tools(tool_ids, agent.knowledge_ids or [])
+            + ultravox_transfer.selected_tools(transfers))
+
+
 def call_template(agent) -> dict:
     """An Agent row (or anything with its fields) as an Ultravox callTemplate."""
     template = {
@@ -74,7 +85,7 @@ def call_template(agent) -> dict:
         "languageHint": agent.language or "en",
         "maxDuration": duration(parse_duration(agent.max_duration) or 300),
         "firstSpeakerSettings": first_speaker_settings("agent", agent.first_message),
-        "selectedTools": selected_tools(agent.tool_ids or [], agent.knowledge_ids or []),
+        "selectedTools": _agent_tools(agent),
     }
     if agent.voice:
         template["voice"] = agent.voice

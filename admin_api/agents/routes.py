@@ -25,14 +25,14 @@ from admin_api.idempotency import idempotent
 from admin_api.pagination import paginate
 from admin_api.voice import amd as voice_amd
 from admin_api.voice import service as voice_service
-from trunx import dnc, phone, ultravox, ultravox_mapping, ultravox_tools
+from trunx import dnc, phone, ultravox, ultravox_mapping, ultravox_tools, ultravox_transfer
 from trunx.errors import Forbidden, NotFound, invalid
 from trunx.models import Agent, iso, new_uuid, utcnow
 
 bp = Blueprint("agents", __name__, url_prefix="/api/voice/agents")
 
 FIELDS = {"name", "prompt", "voice", "first_message", "language", "tool_ids", "knowledge_ids",
-          "max_duration", "voicemail_drop"}
+          "max_duration", "voicemail_drop", "transfers"}
 DEFAULTS = {"language": "en", "max_duration": 300}
 MAX_DURATION = 24 * 3600
 LIST_DEFAULT, LIST_MAX = 50, 500
@@ -57,6 +57,7 @@ def as_json(agent: Agent) -> dict:
             "language": agent.language, "max_duration": _number(agent.max_duration),
             "tool_ids": list(agent.tool_ids or []),
             "knowledge_ids": list(agent.knowledge_ids or []),
+            "transfers": list(agent.transfers or []),
             "voicemail_drop": agent.voicemail_drop,
             "createdAt": iso(agent.created_at), "updatedAt": iso(agent.updated_at)}
 
@@ -136,13 +137,16 @@ def _check(data: dict, *, partial: bool) -> dict:
     for name in ("tool_ids", "knowledge_ids"):
         if name in data:
             out[name] = _ids(data, name)
+    if "transfers" in data:   # the coldTransfer targets (trunx/ultravox_transfer.py)
+        out["transfers"] = ultravox_transfer.check("transfers", data["transfers"],
+                                                   ctx.account_id())
     if data.get("voicemail_drop") is not None:
         out["voicemail_drop"] = voice_amd.check_drop(data["voicemail_drop"], "voicemail_drop")
     elif "voicemail_drop" in data:
         out["voicemail_drop"] = None
     if not partial:
         out = {"voice": None, "first_message": None, "tool_ids": [], "knowledge_ids": [],
-               "voicemail_drop": None,
+               "voicemail_drop": None, "transfers": [],
                **DEFAULTS, **out}
     return out
 

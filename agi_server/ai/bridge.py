@@ -182,7 +182,12 @@ def _finish(client: Ultravox, uv_call_id: str, wait: float) -> tuple[dict, list]
     return state, client.messages(uv_call_id)
 
 
-async def run_ai_call(ch, call: dict, config, *, client: Ultravox | None = None) -> None:
+async def run_ai_call(ch, call: dict, config, *,
+                      client: Ultravox | None = None) -> str | None:
+    """Bridge the answered call to its agent until the AI leg ends. Returns where the
+    agent's coldTransfer moved the caller (the REFER's user: a number, `ivr~<ivr>~<node>`),
+    or None: then the caller is done with and the route hangs up; otherwise Asterisk takes
+    the channel to `[trunx-ai-transfer]` as soon as this AGI session lets it go."""
     call_id = call["id"]
     await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result("starting"))
     own = client is None
@@ -190,9 +195,9 @@ async def run_ai_call(ch, call: dict, config, *, client: Ultravox | None = None)
         client = client or Ultravox.from_config(config)
     except UltravoxError as exc:
         await _failed(call_id, exc.code, exc.message)
-        return
+        return None
     try:
-        await _run(ch, call, config, client)
+        return await _run(ch, call, config, client)
     finally:
         if own:
             client.close()
@@ -212,26 +217,39 @@ async def _hold(ch, on: bool) -> None:
         pass
 
 
+async def moved_to(ch) -> str | None:
+    """Where a REFER took the caller, read once the Dial returned. res_pjsip_refer makes it
+    a blind transfer: the bridge leaves the caller's channel set to continue at
+    TRANSFER_CONTEXT, extension = the Refer-To user, and hung up for this AGI session
+    only (an async goto); CONTEXT and EXTEN say where (GET VARIABLE works on such a
+    channel)."""
+    try:
+        if await ch.get_variable("CONTEXT") != ai_transfer.CONTEXT:
+            return None
+        return await ch.get_variable("EXTEN") or None
+    except AGIHangup:
+        return None
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-async def _run(ch, call: dict, config, client: Ultravox) -> None:
+async def _run(ch, call: dict, config, client: Ultravox) -> str | None:
     call_id = call["id"]
     await _hold(ch, True)      # no dead air while Ultravox is asked
     try:
         await asyncio.to_thread(check_tool_urls, call, config)
         uv_agent, templated = await asyncio.to_thread(_agent_for, client, call)
         if templated or config.ultravox_sip_mode == ultravox_sip.OUTGOING:
-            await _run_outgoing(ch, call, config, client, uv_agent)
-            return
+            return await _run_outgoing(ch, call, config, client, uv_agent)
         domain = (await asyncio.to_thread(_domain, client, config)
                   if config.ultravox_sip_mode == "allowlist" else None)
         dial = dial_target(config, uv_agent, domain)
     except (UltravoxError, BridgeError) as exc:
         await _hold(ch, False)
         await _failed(call_id, exc.code, getattr(exc, "message", str(exc)))
-        return
+        return None
     await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result("active"))
     log.info("call %s: dialling Ultravox agent %s", call_id, uv_agent)
 
@@ -257,27 +275,28 @@ async def _run(ch, call: dict, config, client: Ultravox) -> None:
         dial_status = await ch.get_variable("DIALSTATUS")
     except AGIHangup:
         pass
+    moved = await moved_to(ch)
     if dial_status and dial_status != "ANSWER":
         stop.set()               # no INVITE was admitted: no call to look for
     try:
         uv_call_id = await claim
     except UltravoxError as exc:
         await _failed(call_id, exc.code, exc.message)
-        return
+        return moved
 
     if dial_status != "ANSWER" and (not caller_gone or dial_status):
         await _failed(call_id, f"dial-{(dial_status or 'unknown').lower()}",
                       "Ultravox's SIP side did not answer", uv_call_id)
-        return
+        return moved
     if uv_call_id is None:
         await _failed(call_id, "ultravox-call-not-found",
                       "Ultravox listed no call for the agent after the INVITE")
-        return
+        return moved
     try:
         state, messages = await asyncio.to_thread(_finish, client, uv_call_id, wait)
     except UltravoxError as exc:
         await _failed(call_id, exc.code, exc.message, uv_call_id)
-        return
+        return moved
     reason = state.get("endReason") or ("hangup" if caller_gone else "agent_hangup")
     await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result(
         "ended", transcript=ultravox_mapping.transcript(messages),
@@ -286,6 +305,7 @@ async def _run(ch, call: dict, config, client: Ultravox) -> None:
     if not state.get("ended"):
         log.warning("call %s: Ultravox had not ended call %s after %ss", call_id, uv_call_id,
                     config.ultravox_end_wait)
+    return moved
 
 
 def _agent_call_body(call: dict, config, token: str) -> dict:
@@ -308,7 +328,8 @@ def _agent_call_body(call: dict, config, token: str) -> dict:
             "metadata": metadata, "medium": medium}
 
 
-async def _run_outgoing(ch, call: dict, config, client: Ultravox, uv_agent: str) -> None:
+async def _run_outgoing(ch, call: dict, config, client: Ultravox,
+                        uv_agent: str) -> str | None:
     """The outgoing flow (docs/ai.md): create the agent call over HTTP with our SIP address
     as its medium, then the caller dials Local/<token>@trunx-ai-meet, which answers with
     hold music until Ultravox's INVITE to sip:<token>@<host> bridges itself there
@@ -321,12 +342,12 @@ async def _run_outgoing(ch, call: dict, config, client: Ultravox, uv_agent: str)
     except (UltravoxError, BridgeError) as exc:
         await _hold(ch, False)
         await _failed(call_id, exc.code, getattr(exc, "message", str(exc)))
-        return
+        return None
     uv_call_id = created.get("callId")
     if not uv_call_id:
         await _hold(ch, False)
         await _failed(call_id, "ultravox-call-not-found", "Ultravox answered no callId")
-        return
+        return None
     await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result(
         "active", ultravox_call_id=uv_call_id))
     log.info("call %s: Ultravox agent %s calls us back as %s", call_id, uv_agent, uv_call_id)
@@ -343,21 +364,23 @@ async def _run_outgoing(ch, call: dict, config, client: Ultravox, uv_agent: str)
         caller_gone = _code(reply) == -1 or getattr(ch.transport, "hung_up", False)
     except AGIHangup:
         caller_gone = True
+    moved = await moved_to(ch)
     try:
         state, messages = await asyncio.to_thread(
             _finish, client, uv_call_id, float(config.ultravox_end_wait))
     except UltravoxError as exc:
         await _failed(call_id, exc.code, exc.message, uv_call_id)
-        return
+        return moved
     if not state.get("joined"):
         await _failed(call_id, "ultravox-never-joined",
                       "Ultravox's INVITE never reached the waiting caller", uv_call_id)
-        return
+        return moved
     reason = state.get("endReason") or ("hangup" if caller_gone else "agent_hangup")
     await asyncio.to_thread(_store, call_id, ultravox_mapping.ai_result(
         "ended", transcript=ultravox_mapping.transcript(messages),
         seconds=ultravox_mapping.call_seconds(state), end_reason=reason,
         ultravox_call_id=uv_call_id))
+    return moved
 
 
 def _code(reply) -> int:

@@ -11,8 +11,16 @@ dialplan context named by the transferring channel's TRANSFER_CONTEXT; the bridg
 call and account as `__TRUNX_AI_CALL` and `__TRUNX_ACCOUNT`. `[trunx-ai-transfer]`
 (dialplan/extensions.conf) hands the caller to this route (`ai-transfer`), which checks
 the Refer-To number and the account's do-not-call list and dials it over the trunk; the
-call's `ai_result.transfer` says how it went: {to, status (answered, busy, ...,
+call's `ai_result.transfer` says how it went: {to, status (answer, busy, ...,
 refused), reason?}.
+
+The target is what the agent was configured with (trunx/ultravox_transfer.py: Ultravox's
+coldTransfer takes its target as a parameter override, so the model cannot make one up):
+an E.164 number, or `ivr~<ivr_id>~<node>`, an IVR node of the account. The dialplan takes
+only those two shapes (`_+X.`, `_ivr~.`), so a REFER to anything else is refused there
+(404 to the REFER: the agent's tool call fails and the caller stays with the agent). An
+IVR target goes to `to_ivr` (the engine's: the caller's IVR walk resumes at that node,
+on the call's own record; status `returned`).
 """
 from __future__ import annotations
 
@@ -20,8 +28,9 @@ import logging
 
 from agi_server.agi.errors import AGIHangup
 from agi_server.calls import control
+from agi_server.ivr.tree_cache import TreeUnavailable
+from trunx import ultravox_transfer
 from trunx.models import Call
-from trunx.phone import is_e164
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +44,8 @@ def channel_variables(call: dict) -> list[tuple[str, str]]:
             ("__TRUNX_ACCOUNT", str(call.get("account") or ""))]
 
 
-def _note(call_id: str, transfer: dict) -> None:
+def note(call_id: str, transfer: dict) -> None:
+    """Blocking: what became of the agent's transfer, on the call's ai_result."""
     row = Call.get_or_none(Call.id == call_id)
     if row is not None:
         result = dict(row.ai_result or {})
@@ -43,16 +53,27 @@ def _note(call_id: str, transfer: dict) -> None:
         Call.update(ai_result=result).where(Call.id == call_id).execute()
 
 
-async def run_transfer(ch, config, *, redis, db) -> None:
-    """The `ai-transfer` route: the caller, blind-transferred by the agent's REFER."""
-    to = ch.env.get("agi_extension", "")
+async def run_transfer(ch, config, *, redis, db, to_ivr=None) -> None:
+    """The `ai-transfer` route: the caller, blind-transferred by the agent's REFER.
+    `to_ivr(ch, call_id, account, (ivr_id, node))` carries out an IVR target."""
+    user = ch.env.get("agi_extension", "")
     call_id = await ch.get_variable("TRUNX_AI_CALL") or ""
     account = await ch.get_variable("TRUNX_ACCOUNT") or ""
-    if not is_e164(to):
-        await _refuse(ch, db, call_id, to, "not-a-number")
+    target = ultravox_transfer.from_sip_user(user)
+    if isinstance(target, tuple):
+        if to_ivr is None:
+            await refuse(ch, db, call_id, ultravox_transfer.written(target), "no-ivr")
+            return
+        log.info("call %s: the agent sends the caller back to IVR %s at %s", call_id,
+                 *target)
+        await to_ivr(ch, call_id, account, target)
         return
+    if target is None:
+        await refuse(ch, db, call_id, user, "not-a-target")
+        return
+    to = target
     if account and await control.is_suppressed(account, to, redis=redis, db=db):
-        await _refuse(ch, db, call_id, to, "number-suppressed")
+        await refuse(ch, db, call_id, to, "number-suppressed")
         return
     log.info("call %s: the agent transfers the caller to %s", call_id, to)
     try:
@@ -69,17 +90,38 @@ async def run_transfer(ch, config, *, redis, db) -> None:
     else:
         status = result.status.lower()
     if call_id:
-        await db(_note, call_id, {"to": to, "status": status})
+        await db(note, call_id, {"to": to, "status": status})
     try:
         await ch.hangup()
     except AGIHangup:
         pass
 
 
-async def _refuse(ch, db, call_id: str, to: str, reason: str) -> None:
+async def return_program(cache, record, ivr_id: str, node: str):
+    """The Program a caller the agent sends back to `ivr_id`/`node` walks, and why it is
+    not that node (None: it is): the IVR the call came through on its pinned version,
+    another IVR of the account on its current one; a node (or IVR) gone since the agent
+    was saved falls back to that IVR's (or the call's own IVR's) entry. (None, reason)
+    when there is nothing to walk."""
+    try:
+        own = await cache.version(record.account, record.ivr_id, record.ivr_version)
+        program = (own if ivr_id == record.ivr_id
+                   else await cache.current(record.account, ivr_id))
+    except TreeUnavailable:
+        return None, "tree-unavailable"
+    if program is None:
+        return own, "unknown-ivr"
+    if node not in program.nodes:
+        return program, "unknown-node"
+    return program, None
+
+
+async def refuse(ch, db, call_id: str, to: str, reason: str) -> None:
+    """The transfer cannot be carried out: noted on the call, and the caller hung up on
+    (they are no longer with the agent)."""
     log.warning("call %s: agent transfer to %r refused: %s", call_id, to, reason)
     if call_id:
-        await db(_note, call_id, {"to": to, "status": "refused", "reason": reason})
+        await db(note, call_id, {"to": to, "status": "refused", "reason": reason})
     try:
         await ch.hangup()
     except AGIHangup:

@@ -65,8 +65,10 @@ class OutboundRoute:
                 if call.ai is not None:
                     # the bridge's Dial puts the session in bridged mode: actions reach
                     # the call over AMI (agi_server.calls.bridged)
-                    await ai_bridge.run_ai_call(session.channel, dict(call.row), self.config)
-                    await ch.hangup()
+                    moved = await ai_bridge.run_ai_call(session.channel, dict(call.row),
+                                                        self.config)
+                    if not moved:     # else the agent's coldTransfer took the callee on
+                        await ch.hangup()
                 else:
                     await self.hold(session.channel, call)
         except AGIHangup:

@@ -56,14 +56,15 @@ class IvrRunner:
         self.record = record
         self.svc = services
 
-    async def run(self) -> None:
+    async def run(self, start: str | None = None) -> None:
+        """Walk the tree from its entry, or from `start` (a caller an AI agent sent back)."""
         # Every call walks this loop once per event: names are bound once, and the two
         # effects nearly every event asks for (a prompt, a wait) are carried out inline.
         machine = m.Machine(self.program, self.svc.settings)
         send, step, ch = machine.send, self.record.step, self.ch
         Step, Finish, Play, WaitDigit = m.Step, m.Finish, m.Play, m.WaitDigit
         PromptEnded, Digit, play = m.PromptEnded, m.Digit, control.play
-        event = m.Started()
+        event = m.Started(start)
         while event is not None:     # None: the machine hung up
             effects, event = send(event), None
             for effect in effects:
@@ -109,7 +110,8 @@ class IvrRunner:
             return m.DialEnded(result.status)
         if kind is m.BridgeAgent:
             result = await self.svc.bridge_agent(self.ch, self.record, effect.agent)
-            return m.AgentEnded(result.get("status"), result.get("endReason"))
+            return m.AgentEnded(result.get("status"), result.get("endReason"),
+                                result.get("movedTo"))
         if kind is m.FetchDefault:
             target = await self._default_transfer() or {}
             return m.DefaultTarget(to=target.get("to"), agent=target.get("agent"))

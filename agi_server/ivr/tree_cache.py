@@ -155,7 +155,11 @@ class TreeCache:
                 self._dids[did] = target
         if not target:
             return None
-        ident = (target["account"], target["ivr_id"])
+        return await self.current(target["account"], target["ivr_id"])
+
+    async def current(self, account: str, ivr_id: str) -> Program | None:
+        """The Program an IVR of the account runs now, or None if it has none."""
+        ident = (account, ivr_id)
         gen = self._generation
         if self.listening and ident in self._current:
             version = self._current[ident]
@@ -167,6 +171,10 @@ class TreeCache:
         if version is None:
             return None
         return await self._version(*ident, version)
+
+    async def version(self, account: str, ivr_id: str, version: int) -> Program | None:
+        """One version of an IVR (a call's pinned one)."""
+        return await self._version(account, ivr_id, version)
 
     async def _version(self, account: str, ivr_id: str, version: int) -> Program | None:
         key = (account, ivr_id, version)

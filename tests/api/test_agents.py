@@ -312,3 +312,52 @@ def test_every_agents_route_is_documented():
     paths = {p for p in DOCUMENT["paths"] if p.startswith("/api/voice/agents")}
     assert paths == {"/api/voice/agents", "/api/voice/agents/{agent_id}",
                      "/api/voice/agents/{agent_id}/call"}
+
+
+# -- where the agent's coldTransfer may send the caller -------------------------------------
+
+def test_transfers_become_cold_transfer_targets_at_ultravox(client, tenant, fake):
+    from tests.api.conftest import SEED_TREE
+
+    assert client.post("/ivr", json=SEED_TREE, headers=tenant.headers).status_code == 201
+    made = create(client, tenant, tool_ids=["hangUp", "coldTransfer"],
+                  transfers=["+14155550100", "ivr:qualify-business#has_business"])
+    template = fake.agents[made["ultravoxId"]]["callTemplate"]
+    assert [(t.get("toolName"), t.get("nameOverride"), t.get("parameterOverrides"))
+            for t in template["selectedTools"]] == [
+        ("hangUp", None, None),
+        ("coldTransfer", "coldTransfer1", {"target": "+14155550100"}),
+        ("coldTransfer", "coldTransfer2", {"target": "ivr~qualify-business~has_business"})]
+    got = client.get(f"/api/voice/agents/{made['id']}", headers=tenant.headers)
+    assert got.get_json()["transfers"] == ["+14155550100", "ivr:qualify-business#has_business"]
+    conforms(got, "/api/voice/agents/{agent_id}", "get")
+    r = client.patch(f"/api/voice/agents/{made['id']}", json={"transfers": None},
+                     headers=tenant.headers)
+    assert r.get_json()["transfers"] == []
+    assert fake.agents[made["ultravoxId"]]["callTemplate"]["selectedTools"] == [
+        {"toolName": "hangUp"}, {"toolName": "coldTransfer"}]
+
+
+@pytest.mark.parametrize(("transfers", "field", "code"), [
+    (["ivr:nope#menu"], "transfers[0]", "unknown-ivr"),
+    (["ivr:theirs#has_business"], "transfers[0]", "unknown-ivr"),   # another account's
+    (["+14155550100", "ivr:qualify-business#nope"], "transfers[1]", "unknown-node"),
+    (["sales desk"], "transfers[0]", "invalid-transfer-target"),
+    (["ivr:qualify-business"], "transfers[0]", "invalid-transfer-target"),
+    ("+14155550100", "transfers", "invalid-type"),
+    (["+14155550100", "+14155550100"], "transfers", "duplicate"),
+])
+def test_bad_transfers_are_refused_naming_the_entry(client, tenant, other, fake, transfers,
+                                                    field, code):
+    from tests.api.conftest import SEED_TREE
+
+    assert client.post("/ivr", json=SEED_TREE, headers=tenant.headers).status_code == 201
+    # another account's IVR is no target of this one's agents
+    assert client.post("/ivr", json={**SEED_TREE, "id": "theirs"},
+                       headers=other.headers).status_code == 201
+    r = client.post("/api/voice/agents", json={**SEED_AGENT, "transfers": transfers},
+                    headers=tenant.headers)
+    assert r.status_code == 422
+    (detail,) = r.get_json()["error"]["details"]
+    assert (detail["field"], detail["code"]) == (field, code)
+    assert fake.agents == {} and Agent.select().count() == 0

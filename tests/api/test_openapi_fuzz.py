@@ -37,7 +37,8 @@ SLOW = {op: round(n * SCALE) for op, n in {
 PHASES = (Phase.explicit, Phase.generate)
 # Refusals of a schema-valid body that say something other than its shape.
 NOT_SHAPE = {
-    "unknown-did", "unknown-node", "unknown-audio", "unknown-agent", "url-not-allowed",
+    "unknown-did", "unknown-node", "unknown-ivr", "unknown-audio", "unknown-agent",
+    "url-not-allowed",
     "unknown-voice", "invalid-voice", "invalid-provider", "number-suppressed",
     "invalid-transfer-target", "immutable", "unreachable", "requires-system-prompt",
     "conflict",

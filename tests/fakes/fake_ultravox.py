@@ -48,6 +48,18 @@ thread, after answering the request): tests/fakes/ultravox_outgoing.py makes the
 originate the INVITE to `to` ([ultravox-sip-out] in its dialplan), which asks
 `/_sip/joined` and then plays `sip_line` the same way.
 
+The agent's built-in coldTransfer (https://docs.ultravox.ai/telephony/call-transfers,
+"Built-in coldTransfer tool"): it "works with sip", takes its `target` from a parameter
+override ("which should be a sip user"), and on a SIP call it is a REFER. The carrier's
+scripted step `x[NAME]` (devtools test-caller.conf) asks `/_sip/transfer?call&tool` for
+the target of the call's coldTransfer (the selected tool named NAME by `nameOverride`, or
+the one `coldTransfer`); without a target override the tool call fails (404: the agent
+carries on, no REFER). The answer is `sip:<target>@<the PBX>` (the INVITE's source, or
+the outgoing medium's host), where the carrier sends the REFER; it then reports
+Transfer()'s TRANSFERSTATUS to `/_sip/transferred` and, the REFER done, leaves the call
+(hangs up, "removing the agent ... altogether"). `.transfers` holds {call, tool, target,
+status} ("no-target" when there was none to send; None until the carrier reported).
+
 Without an Asterisk (`emulate_invites = True`), listing an agent's calls creates the call
 an INVITE would have made, and GET /api/calls/{id} ends it after the script's
 `ended_after_polls`. What a call "said" and how it ended come from `script`.
@@ -114,6 +126,8 @@ class FakeUltravox(HTTPFake):
         self._emulated: set = set()
         self.invites: list[dict] = []                 # every INVITE the SIP side was asked about
         self.byes: list[dict] = []                    # every end the SIP side reported
+        self.transfers: list[dict] = []               # every coldTransfer the agent made
+        self._peers: dict[str, str] = {}              # call id -> the SIP peer's host:port
         self._failures: list[tuple[str, str, int, object]] = []
 
     def last(self, method: str, prefix: str = "/") -> dict:
@@ -241,6 +255,7 @@ class FakeUltravox(HTTPFake):
                     return _send_text(h, 403, "")
                 call = self._invite_call(agent_id)
                 call["joined"] = _now()
+                self._peers[call["callId"]] = query.get("source", "")
                 digits = "".join(c for c in self.sip_line if c.isdigit())
                 return _send_text(h, 200, f"{call['callId']},{digits}")
             if path == "/_sip/joined":     # our outgoing INVITE was answered
@@ -249,6 +264,21 @@ class FakeUltravox(HTTPFake):
                     return _send_text(h, 404, "")
                 call["joined"] = _now()
                 return _send_text(h, 200, "".join(c for c in self.sip_line if c.isdigit()))
+            if path == "/_sip/transfer":      # the agent calls its coldTransfer tool
+                call = self.calls.get(query.get("call", ""))
+                target = _transfer_target(call, query.get("tool") or "coldTransfer")
+                self.transfers.append({"call": query.get("call"), "tool": query.get("tool"),
+                                       "target": target,
+                                       "status": None if target else "no-target"})
+                peer = self._peer(call)
+                return _send_text(h, 200 if target and peer else 404,
+                                  f"sip:{target}@{peer}" if target and peer else "")
+            if path == "/_sip/transferred":   # how the REFER went (Transfer()'s status)
+                for t in reversed(self.transfers):
+                    if t["call"] == query.get("call") and t["status"] is None:
+                        t["status"] = query.get("status") or "UNKNOWN"
+                        break
+                return _send_text(h, 200, "ok")
             if path == "/_sip/bye":
                 call_id = query.get("call", "")
                 self.byes.append(query)
@@ -261,6 +291,14 @@ class FakeUltravox(HTTPFake):
                                         else "hangup"}, joined_now=False)
                 return _send_text(h, 200, "ok")
         return _send_text(h, 404, "")
+
+    def _peer(self, call: dict | None) -> str | None:
+        """Where the call's SIP leg goes: the INVITE's source, or the outgoing `to` host."""
+        if call is None:
+            return None
+        to = ((call.get("medium") or {}).get("sip") or {}).get("outgoing", {}).get("to", "")
+        peer = self._peers.get(call["callId"]) or to.partition("@")[2]
+        return peer if re.fullmatch(r"[0-9.]+:[0-9]+", peer or "") else None
 
     def _invite_call(self, agent_id: str) -> dict:
         agent = self.agents[agent_id]
@@ -450,6 +488,20 @@ def _check_tools(tools: list) -> dict | None:
         if temp is not None and ("http" in temp) == ("client" in temp):
             return {"selectedTools": [f"{i}: Exactly one implementation (http or client) "
                                       "should be set."]}
+    return None
+
+
+def _transfer_target(call: dict | None, name: str) -> str | None:
+    """The `target` override of the call's coldTransfer tool called `name` (its
+    nameOverride, else its toolName), or None: the guide's coldTransfer needs one."""
+    for tool in (call or {}).get("selectedTools") or []:
+        if tool.get("toolName") == "coldTransfer" and \
+                (tool.get("nameOverride") or "coldTransfer") == name:
+            target = (tool.get("parameterOverrides") or {}).get("target")
+            # a SIP URI's user part, as the carrier's CLI-free REFER can take it safely
+            if isinstance(target, str) and re.fullmatch(r"[A-Za-z0-9+_.~-]{1,140}", target):
+                return target
+            return None
     return None
 
 

@@ -16,10 +16,10 @@ from agi_server.agi.server import FastAGIServer
 from agi_server.ai import bridge as ai_bridge
 from devtools.stack import wait_until
 from devtools.stack.ami import originate_local
-from tests.engine_support import make_config
-from tests.fakes.fake_ultravox import FakeUltravox, attach_carrier
-from tests.integration.test_ai_bridge_emulated import KEY, row_dict
-from trunx import calls, db
+from tests.fakes.fake_ultravox import attach_carrier
+from tests.integration import ai_support
+from tests.integration.test_ai_bridge_emulated import row_dict
+from trunx import calls
 from trunx.models import Account, Call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
@@ -27,20 +27,7 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 AGENT_LINE = "+12025550103"     # carrier: answers, records, runs STEPS_12025550103
 
 
-@pytest.fixture
-def fake():
-    with FakeUltravox(api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture
-def cfg(tmp_path, redis_server, pbx, fake):
-    cfg = make_config(tmp_path, redis_server.url, agi_port=pbx.agi_port,
-                      ultravox_api_key=KEY, ultravox_base_url=fake.base_url,
-                      ultravox_end_wait=5.0)
-    database = db.connect(cfg)
-    yield cfg
-    database.close()
+fake, cfg = ai_support.fake, ai_support.cfg     # the same fixtures
 
 
 async def test_an_ai_call_is_bridged_to_ultravox_over_sip(cfg, fake, pbx, carrier, pbx_ami,

@@ -84,13 +84,15 @@ async def test_a_plain_call_reaches_the_agent_trunx_manages_for_its_prompt(cfg, 
     assert template["maxDuration"] == "300s"
     assert agent["name"].startswith("trunx-call-")
     # hold music while Ultravox is asked; where an agent's transfer (a REFER) sends the
-    # caller; then the INVITE to agent_<id>@<domain>
+    # caller; then the INVITE to agent_<id>@<domain>; after it, whether a REFER moved the
+    # caller (the channel's context: not the transfer's here)
     assert result.commands == [
         'EXEC StartMusicOnHold',
         'SET VARIABLE "__TRANSFER_CONTEXT" "trunx-ai-transfer"',
         f'SET VARIABLE "__TRUNX_AI_CALL" "{row.id}"',
         f'SET VARIABLE "__TRUNX_ACCOUNT" "{account.id}"',
-        'EXEC StopMusicOnHold', the_dial(agent["agentId"]), 'GET VARIABLE "DIALSTATUS"']
+        'EXEC StopMusicOnHold', the_dial(agent["agentId"]), 'GET VARIABLE "DIALSTATUS"',
+        'GET VARIABLE "CONTEXT"']
     assert fake.count("GET", "/api/sip") == 1
     assert fake.count("POST", "/api/calls") == 0          # no call is created over HTTP
     (uv_id,) = fake.calls

@@ -14,10 +14,11 @@ import pytest
 
 from devtools.stack.ami import event_is, originate_local
 from tests.engine_support import make_config, running_engine, seed_account
-from tests.fakes.fake_ultravox import FakeUltravox, attach_carrier
+from tests.fakes.fake_ultravox import attach_carrier
 from tests.fakes.ultravox_outgoing import OUTGOING_PASSWORD, OUTGOING_USER, attach_outgoing
-from tests.integration.test_ai_bridge_emulated import KEY
-from tests.integration.test_ultravox_sip_admission import agent_call, trunx_cli
+from tests.integration import ai_support
+from tests.integration.ai_support import KEY
+from tests.integration.test_ultravox_sip_admission import agent_call
 from trunx import db, ultravox_sip
 from trunx.models import Account, Agent, Call
 
@@ -28,27 +29,7 @@ DID = "+19495550169"
 PROMPT = "The caller pressed {{keys}} on the way {{nodes}}; they called {{did}}."
 
 
-@pytest.fixture
-def fake():
-    with FakeUltravox(api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture
-def outgoing_user(pbx, tmp_path, fake):
-    """The PBX's PJSIP user for Ultravox's INVITEs, as an operator installs it with
-    `trunx ultravox sip outgoing` (the carrier holds the same credentials)."""
-    etc = pbx.instance_dir_host / "etc"
-    done = trunx_cli(make_config(tmp_path, "redis://127.0.0.1:1/0",
-                                 ultravox_base_url=fake.base_url), tmp_path,
-                     "ultravox", "sip", "outgoing", "--host", f"127.0.0.1:{pbx.sip_port}",
-                     "--username", OUTGOING_USER, "--password", OUTGOING_PASSWORD,
-                     "--asterisk-etc", str(etc))
-    assert done["wrote"] == str(etc / ultravox_sip.OUTGOING_CONF_NAME)
-    pbx.cli("module reload res_pjsip.so")
-    yield done["config"]
-    (etc / ultravox_sip.OUTGOING_CONF_NAME).unlink()
-    pbx.cli("module reload res_pjsip.so")
+fake, outgoing_user = ai_support.fake, ai_support.outgoing_user     # the same fixtures
 
 
 async def test_ivr_keys_reach_the_agent_prompt_by_template_context(

@@ -13,7 +13,6 @@ agent and its transcript and end reason land on the trunx call."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 
 import pytest
@@ -22,10 +21,10 @@ from agi_server.agi.server import FastAGIServer
 from agi_server.ai import bridge as ai_bridge
 from devtools.stack import wait_until
 from devtools.stack.ami import originate_local
-from tests.engine_support import make_config, running_engine, seed_account
-from tests.fakes.fake_ultravox import FakeUltravox, attach_carrier, register_from_carrier
-from tests.integration.test_ai_bridge_emulated import KEY, row_dict
-from trunx import cli, db
+from tests.engine_support import running_engine, seed_account
+from tests.fakes.fake_ultravox import attach_carrier, register_from_carrier
+from tests.integration import ai_support
+from tests.integration.test_ai_bridge_emulated import row_dict
 from trunx.models import Account, Agent, Call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
@@ -33,32 +32,7 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 AGENT_LINE = "+12025550104"
 
 
-@pytest.fixture
-def fake():
-    with FakeUltravox(api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture
-def cfg(tmp_path, redis_server, pbx, fake):
-    cfg = make_config(tmp_path, redis_server.url, agi_port=pbx.agi_port,
-                      ultravox_api_key=KEY, ultravox_base_url=fake.base_url,
-                      ultravox_end_wait=5.0)
-    database = db.connect(cfg)
-    yield cfg
-    database.close()
-
-
-def trunx_cli(cfg, tmp_path, *argv) -> dict:
-    ini = tmp_path / "trunx.ini"
-    ini.write_text(f"[trunx]\ndata_dir = {cfg.data_dir}\nultravox_api_key = {KEY}\n"
-                   f"ultravox_base_url = {cfg.ultravox_base_url}\n")
-    out = io.StringIO()
-    args = cli._parser().parse_args(["--config", str(ini), *argv])
-    from trunx import config as trunx_config
-    from trunx import ultravox_sip
-    assert ultravox_sip.cli(trunx_config.load(str(ini)), args, out) == 0
-    return json.loads(out.getvalue())
+fake, cfg, trunx_cli = ai_support.fake, ai_support.cfg, ai_support.trunx_cli
 
 
 async def agent_call(cfg, fake, pbx_ami, name: str) -> Call:

@@ -157,6 +157,19 @@ CASES = [
                                             "finish transfer-failed agent-timeout",
                                             "play fallback"]),
     ]),
+    ("the agent's coldTransfer moves the caller on: transferred, and no hangup", tree_of(
+        {"action": "transfer", "agent": "ag-1"}), {}, [
+        (m.Started(), ["n:enter", "n:transfer agent=ag-1", "bridgeagent ag-1"]),
+        (m.AgentEnded("ended", "hangup", "ivr~ivr~end"), [
+            "n:transfer-ended agent=ag-1 ai_status=ended end_reason=hangup "
+            "moved_to=ivr~ivr~end", "finish transferred"]),
+    ]),
+    ("a caller an agent sent back starts at that node", SEED, {}, [
+        (m.Started("has_business"), ["has_business:enter", "play business_check [all]"]),
+    ]),
+    ("a node gone from the program: the walk starts at the entry", SEED, {}, [
+        (m.Started("gone"), ENTER_WELCOME),
+    ]),
     ("9 suppresses the caller", SEED, {}, [
         (m.Started(), ENTER_WELCOME),
         (m.PromptEnded("9", 5), ["welcome:prompt file=welcome endpos=5 barge_in=True",

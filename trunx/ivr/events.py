@@ -29,7 +29,8 @@ class Settings:
 # Events and effects are NamedTuples: immutable like frozen dataclasses, and several times
 # cheaper to make (a call makes a few dozen; the engine's CPU per call is benchmarked).
 class Started(NamedTuple):
-    pass
+    node: str | None = None   # where the walk starts: the entry, unless a caller comes back
+                              # to a node from an AI agent (agi_server/ai/cold_transfer.py)
 
 
 class PromptEnded(NamedTuple):
@@ -65,6 +66,8 @@ class DialEnded(NamedTuple):
 class AgentEnded(NamedTuple):
     status: str | None
     end_reason: str | None = None
+    moved_to: str | None = None   # the agent's coldTransfer took the caller there (a number,
+                                  # an IVR node): the call goes on elsewhere, not hung up
 
 
 # -- effects: what to do next ---------------------------------------------------------------

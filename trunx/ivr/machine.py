@@ -25,7 +25,9 @@ transition from a table. It lives in trunx so both processes run this one walk.
 
 Path events (the call record's `path`, stored and read by the API): enter, prompt,
 prompt-missing, digits, timeout, invalid, played, hangup, suppress, transfer,
-transfer-refused, transfer-ended, loop-limit. Outcomes: hangup, suppressed,
+transfer-refused, transfer-ended, loop-limit; and `returned`, which the engine records when
+an AI agent's coldTransfer brings the caller back to a node (`Started(node)` then starts
+the walk there). Outcomes: hangup, suppressed,
 suppress-no-callerid, transferred, transfer-failed (with its reason), max-tries,
 loop-limit.
 """
@@ -117,8 +119,8 @@ class Machine:
         self._play(self.settings.fallback_audio, "", CLOSING)
 
     # -- walking -------------------------------------------------------------------------
-    def _start(self, _event) -> None:
-        self._enter(self.program.entry)
+    def _start(self, event: Started) -> None:
+        self._enter(event.node if event.node in self.program.nodes else self.program.entry)
 
     def _enter(self, name: str) -> None:
         self.steps += 1
@@ -288,9 +290,15 @@ class Machine:
         self.state = AGENT
 
     def _agent_ended(self, event: AgentEnded) -> None:
+        moved = {"moved_to": event.moved_to} if event.moved_to else {}
         self._step("transfer-ended", agent=self._agent, ai_status=event.status,
-                   end_reason=event.end_reason)
-        if event.status == "ended":
+                   end_reason=event.end_reason, **moved)
+        if event.moved_to:
+            # the agent's coldTransfer moved the caller on: Asterisk takes the channel to
+            # the transfer once this session lets go of it, so no hangup here
+            self._out.append(Finish("transferred"))
+            self.state = DONE
+        elif event.status == "ended":
             self._out.append(Finish("transferred"))
             self._hangup()
         else:
