@@ -70,6 +70,13 @@ class RedisServer:
             stop_process(self._proc)
             self._proc = None
 
+    def kill(self) -> None:
+        """kill -9: no shutdown save, clients see their connections reset."""
+        if self._proc is not None:
+            self._proc.kill()
+            stop_process(self._proc)      # reaps it
+            self._proc = None
+
     def restart(self) -> RedisServer:
         """Stop and start again on the same port (without persistence: an empty Redis)."""
         self.stop()

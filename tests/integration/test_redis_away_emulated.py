@@ -1,0 +1,90 @@
+"""Redis killed (kill -9) under the engine, with a scripted FastAGI peer for Asterisk: a DID
+the engine has served keeps running its last-known tree (marked stale in the path), a DID
+it never served hears the fallback, and once Redis answers again (empty: resynced from
+SQLite) the engine re-checks what it served and caches normally within a second. The same
+on the real Asterisk with SIP callers: test_redis_away_asterisk.py."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import redis as redis_lib
+
+from bench.agi_emulator import Scenario, run_session
+from devtools.stack import RedisServer
+from tests.engine_support import SEED_DID, make_config, running_engine, seed_account
+from trunx.models import Call
+
+UNSEEN_DID = "+19495550002"      # assigned too, but never called before Redis went away
+
+
+async def call(engine, did=SEED_DID, keys=("1", "2")) -> Call:
+    """One call, and its row (written just after the socket closes)."""
+    result = await run_session("127.0.0.1", engine.server.port,
+                               Scenario(did=did, keys=list(keys)))
+    assert result.error is None
+    seen = engine.seen_rows = getattr(engine, "seen_rows", set())
+    async with asyncio.timeout(5):
+        while True:
+            row = Call.get_or_none(Call.to_number == did, Call.id.not_in(seen))
+            if row is not None:
+                seen.add(row.id)
+                return row
+            await asyncio.sleep(0.01)
+
+
+def nodes(row):
+    return [p["node"] for p in row.path if p["event"] == "enter"]
+
+
+async def test_a_known_did_runs_its_last_tree_while_redis_is_away(tmp_path):
+    with RedisServer(tmp_path / "own-redis") as own:
+        cfg = make_config(tmp_path, own.url)
+        client = redis_lib.Redis.from_url(own.url, decode_responses=True)
+        account, _ = seed_account(cfg, client)
+        seed_account(cfg, client, did=UNSEEN_DID, ivr_id="other", account=account)
+        client.close()
+        async with running_engine(cfg) as engine:
+            warm = await call(engine)
+            own.kill()
+            stale = await call(engine)
+            unseen = await call(engine, did=UNSEEN_DID)
+            assert not engine.cache.listening
+            assert engine.server.stats["errors"] == 0
+
+            own.start()                       # empty: the engine resyncs from SQLite
+            back = time.monotonic()
+            async with asyncio.timeout(5):
+                while not (engine.cache.listening and engine.cache.rechecked == 1):
+                    await asyncio.sleep(0.01)
+            resumed = time.monotonic() - back
+            fresh = await call(engine)
+            after_unseen = await call(engine, did=UNSEEN_DID)
+
+    assert nodes(warm) == nodes(stale) == nodes(fresh) == ["welcome", "has_business",
+                                                          "unqualified"]
+    assert stale.outcome == fresh.outcome == "hangup"
+    assert stale.path[0]["event"] == "tree-stale" and stale.path[0]["version"] == 1
+    assert [p for p in warm.path + fresh.path if p["event"] == "tree-stale"] == []
+    assert (unseen.outcome, unseen.end_reason) == ("fallback", "redis-unavailable")
+    assert nodes(after_unseen) == ["welcome", "has_business", "unqualified"]
+    assert engine.resyncs == 1 and engine.cache.recheck_changed == 0
+    assert resumed < 1.5, f"caching resumed {resumed:.2f} s after Redis answered"
+
+
+async def test_a_redis_back_empty_is_not_taken_for_an_unassigned_did(tmp_path):
+    """Redis restarts empty and the engine has not rebuilt it yet: the DID's key is
+    missing, but that is not "no IVR for this DID": the last-known tree still runs."""
+    with RedisServer(tmp_path / "own-redis") as own:
+        cfg = make_config(tmp_path, own.url)
+        client = redis_lib.Redis.from_url(own.url, decode_responses=True)
+        seed_account(cfg, client)
+        async with running_engine(cfg) as engine:
+            await call(engine)
+            await engine.cache.stop()         # no resubscription, so no resync
+            own.restart()
+            assert client.dbsize() == 0
+            row = await call(engine)
+        client.close()
+    assert nodes(row) == ["welcome", "has_business", "unqualified"]
+    assert row.path[0]["event"] == "tree-stale"
