@@ -111,10 +111,16 @@ def sync_client(url: str, *, decode_responses: bool = True, **kwargs):
         return redis.Redis.from_url(url, decode_responses=decode_responses, **kwargs)
     from redis.sentinel import Sentinel
 
+    class SentinelRedis(redis.Redis):
+        def close(self) -> None:
+            super().close()
+            for client in self.connection_pool.sentinel_manager.sentinels:
+                client.close()      # the sentinels' own connections: ours to close too
+
     sentinel_kwargs, master_kwargs = _sentinel_args(target)
     sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
-    return sentinel.master_for(target.service, decode_responses=decode_responses,
-                               **master_kwargs, **kwargs)
+    return sentinel.master_for(target.service, redis_class=SentinelRedis,
+                               decode_responses=decode_responses, **master_kwargs, **kwargs)
 
 
 def async_client(url: str, *, decode_responses: bool = True, **kwargs):
@@ -126,7 +132,13 @@ def async_client(url: str, *, decode_responses: bool = True, **kwargs):
         return aioredis.Redis.from_url(url, decode_responses=decode_responses, **kwargs)
     from redis.asyncio.sentinel import Sentinel
 
+    class SentinelRedis(aioredis.Redis):
+        async def aclose(self, close_connection_pool: bool | None = None) -> None:
+            await super().aclose(close_connection_pool)
+            for client in self.connection_pool.sentinel_manager.sentinels:
+                await client.aclose()
+
     sentinel_kwargs, master_kwargs = _sentinel_args(target)
     sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
-    return sentinel.master_for(target.service, decode_responses=decode_responses,
-                               **master_kwargs, **kwargs)
+    return sentinel.master_for(target.service, redis_class=SentinelRedis,
+                               decode_responses=decode_responses, **master_kwargs, **kwargs)
