@@ -137,9 +137,10 @@ class Engine:
             counts = await self._db(ivr_store.resync, self.store)
             self.resyncs += 1
             log.warning("Redis had lost its data; resynced from SQLite: %s", counts)
-        if self.registry.index.failed:
-            # live calls whose index writes failed while Redis was away: written again
-            # now rather than at the registry's next upkeep (up to 30 s later)
+        if self.registry.index.live:
+            # a Redis that was away may have lost the index (restarted empty, a replica
+            # that missed the last writes) or a batch written meanwhile: the live calls
+            # are written again now, not at the registry's next upkeep (up to 30 s later)
             await self.registry.index.refresh()
 
     async def _db(self, fn, *args):

@@ -124,8 +124,20 @@ def sync_client(url: str, *, decode_responses: bool = True, **kwargs):
 
 
 def async_client(url: str, *, decode_responses: bool = True, **kwargs):
-    """A redis.asyncio.Redis for `url` (the engine's event loop)."""
+    """A redis.asyncio.Redis for `url` (the engine's event loop).
+
+    A command that fails with a connection error is sent once more, at once, on a fresh
+    connection: after Redis restarts or fails over, each connection idle in the asyncio
+    pool fails its first command ("Connection closed by server": unlike the sync pool, it
+    does not notice the dead socket before use), which cost a call its tree and the live
+    index a batch. Every write the engine makes is safe to repeat (hash and set writes,
+    the index script, XACK/XDEL) or guarded (the originate mark is SET NX: a repeat reads
+    as "sent before", so a call is never placed twice)."""
     import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    kwargs.setdefault("retry", Retry(NoBackoff(), 1))
 
     target = check(url)
     if target is None:

@@ -31,7 +31,6 @@ import logging
 from collections import OrderedDict
 from typing import NamedTuple
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from trunx import redis_schema
@@ -214,13 +213,7 @@ class TreeCache:
         self._reading[key] = pending = asyncio.get_running_loop().create_future()
         self.redis_reads += 1
         try:
-            try:
-                value = await self._redis.get(key)
-            except RedisConnectionError:
-                # a pooled connection to a Redis that restarted (or a demoted master)
-                # fails its first command; redis-py has dropped it, so a second GET
-                # (harmless: a read) takes a fresh one and answers if Redis is back
-                value = await self._redis.get(key)
+            value = await self._redis.get(key)
         except BaseException as exc:
             failed = TreeUnavailable(str(exc) or type(exc).__name__)
             pending.set_exception(failed)

@@ -13,6 +13,7 @@ import redis as redis_lib
 from bench.agi_emulator import Scenario, run_session
 from devtools.stack import RedisServer
 from tests.engine_support import SEED_DID, make_config, running_engine, seed_account
+from trunx import redis_schema
 from trunx.models import Call
 
 UNSEEN_DID = "+19495550002"      # assigned too, but never called before Redis went away
@@ -43,13 +44,22 @@ async def test_a_known_did_runs_its_last_tree_while_redis_is_away(tmp_path):
         client = redis_lib.Redis.from_url(own.url, decode_responses=True)
         account, _ = seed_account(cfg, client)
         seed_account(cfg, client, did=UNSEEN_DID, ivr_id="other", account=account)
-        client.close()
         async with running_engine(cfg) as engine:
             warm = await call(engine)
+            # a slow caller whose call spans the outage (its index entry is lost with Redis)
+            slow = asyncio.create_task(run_session("127.0.0.1", engine.server.port, Scenario(
+                did=SEED_DID, keys=["1", "2"], reply_delay=1.0)))
+            async with asyncio.timeout(5):
+                while not engine.live_records() or not client.exists(
+                        redis_schema.live_call_key(engine.live_records()[0].id)):
+                    await asyncio.sleep(0.01)
+            (held,) = engine.live_records()
             own.kill()
+            async with asyncio.timeout(5):    # until then, its cache is as good as Redis
+                while engine.cache.listening:
+                    await asyncio.sleep(0.01)
             stale = await call(engine)
             unseen = await call(engine, did=UNSEEN_DID)
-            assert not engine.cache.listening
             assert engine.server.stats["errors"] == 0
 
             own.start()                       # empty: the engine resyncs from SQLite
@@ -58,9 +68,14 @@ async def test_a_known_did_runs_its_last_tree_while_redis_is_away(tmp_path):
                 while not (engine.cache.listening and engine.cache.rechecked == 1):
                     await asyncio.sleep(0.01)
             resumed = time.monotonic() - back
+            # the call in progress is in the live index again, before it ends
+            assert client.exists(redis_schema.live_call_key(held.id)) and not slow.done()
+            assert (await slow).error is None
+            engine.seen_rows.add(held.id)     # not to be taken for the next call's row
             fresh = await call(engine)
             after_unseen = await call(engine, did=UNSEEN_DID)
 
+        client.close()
     assert nodes(warm) == nodes(stale) == nodes(fresh) == ["welcome", "has_business",
                                                           "unqualified"]
     assert stale.outcome == fresh.outcome == "hangup"
