@@ -15,7 +15,13 @@ import pytest
 from admin_api import create_app
 from bench.agi_emulator import Scenario, run_session
 from devtools.stack.sentinel import SentinelStack
-from tests.engine_support import SEED_DID, SEED_TREE, running_engine, seed_account
+from tests.engine_support import (
+    SEED_DID,
+    SEED_TREE,
+    make_config,
+    running_engine,
+    seed_account,
+)
 from tests.integration.outbound_support import (
     ANSWERS_2S,
     FROM,
@@ -28,8 +34,6 @@ from tests.store_support import store_on
 from trunx import accounts, redis_client
 from trunx.ivr import store as ivr_store
 from trunx.models import Call
-
-pytestmark = [pytest.mark.asterisk]
 
 NEW_TREE = {"nodes": {**SEED_TREE["nodes"],
                       "welcome": {**SEED_TREE["nodes"]["welcome"], "audio": "welcome2"}}}
@@ -54,6 +58,7 @@ class InboundLoad:
         return asyncio.gather(*(self.caller() for _ in range(3)))
 
 
+@pytest.mark.asterisk
 @pytest.mark.timeout(120)
 async def test_a_sentinel_failover_under_load(tmp_path, pbx, carrier, carrier_ami):
     with SentinelStack(tmp_path / "sentinel") as stack:
@@ -128,6 +133,40 @@ async def test_a_sentinel_failover_under_load(tmp_path, pbx, carrier, carrier_am
     print(f"{len(inbound)} inbound calls ({stale} on the last-known tree), {len(placed)} "
           f"outbound placed once each, API reads {reads.count(200)} x 200 "
           f"{reads.count(503)} x 503; master {old} -> {new}")
+
+
+@pytest.mark.timeout(60)
+async def test_a_planned_failover_is_followed_by_calls_and_the_subscription(tmp_path):
+    """SENTINEL FAILOVER: the old master lives on as a replica, so connections to it stay
+    open; writes there fail READONLY and the client asks the sentinels again, and the old
+    master drops its subscribers, so the tree cache subscribes on the new one."""
+    with SentinelStack(tmp_path / "sentinel") as stack:
+        cfg = make_config(tmp_path, stack.url)
+        sync = redis_client.sync_client(stack.url)
+        account, _ = seed_account(cfg, sync)
+        async with running_engine(cfg) as engine:
+            load = InboundLoad(engine.server.port)
+            callers = load.start()
+            async with asyncio.timeout(10):
+                while len(load.results) < 10:
+                    await asyncio.sleep(0.05)
+            old = stack.master_port()
+            new = await asyncio.to_thread(stack.failover)
+            ivr_store.save(store_on(sync), account.id, "qualify-business", NEW_TREE, cfg,
+                           create=False)
+            async with asyncio.timeout(10):
+                while not any(_ran_new_tree(r) for r in load.results[-6:]):
+                    await asyncio.sleep(0.05)
+            load.stopping.set()
+            await callers
+            assert engine.server.stats["errors"] == 0
+        sync.close()
+    assert new != old
+    assert [r.error for r in load.results] == [None] * len(load.results)
+    inbound = list(Call.select().where(Call.to_number == SEED_DID))
+    assert len(inbound) == len(load.results)
+    assert {tuple(p["node"] for p in r.path if p["event"] == "enter") for r in inbound} == {
+        ("welcome", "has_business", "unqualified")}
 
 
 def _ran_new_tree(result) -> bool:
