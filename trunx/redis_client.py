@@ -132,19 +132,25 @@ def async_client(url: str, *, decode_responses: bool = True, **kwargs):
     does not notice the dead socket before use), which cost a call its tree and the live
     index a batch. Every write the engine makes is safe to repeat (hash and set writes,
     the index script, XACK/XDEL) or guarded (the originate mark is SET NX: a repeat reads
-    as "sent before", so a call is never placed twice)."""
+    as "sent before", so a call is never placed twice). Only single commands are resent:
+    not pipelines, and not a subscription, whose loss its owner must see (the tree cache
+    drops what it cached and resyncs an emptied Redis when it subscribes again)."""
     import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
 
-    kwargs.setdefault("retry", Retry(NoBackoff(), 1))
+    class Redis(aioredis.Redis):
+        async def execute_command(self, *args, **options):
+            try:
+                return await super().execute_command(*args, **options)
+            except RedisConnectionError:
+                return await super().execute_command(*args, **options)
 
     target = check(url)
     if target is None:
-        return aioredis.Redis.from_url(url, decode_responses=decode_responses, **kwargs)
+        return Redis.from_url(url, decode_responses=decode_responses, **kwargs)
     from redis.asyncio.sentinel import Sentinel
 
-    class SentinelRedis(aioredis.Redis):
+    class SentinelRedis(Redis):
         async def aclose(self, close_connection_pool: bool | None = None) -> None:
             await super().aclose(close_connection_pool)
             for client in self.connection_pool.sentinel_manager.sentinels:
