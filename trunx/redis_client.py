@@ -93,9 +93,12 @@ def _port(parts) -> None:
         raise ValueError("port is not a number from 0 to 65535") from None
 
 
-def _sentinel_args(target: SentinelTarget) -> tuple[dict, dict]:
+def _sentinel_args(target: SentinelTarget, retry) -> tuple[dict, dict]:
+    # a sentinel that does not answer is skipped for the next one, not retried: redis-py's
+    # default for a client made by host and port retries 10 times with a backoff (3.7 s
+    # before a lookup gave up with one dead sentinel)
     sentinel_kwargs = {"socket_timeout": SENTINEL_TIMEOUT,
-                       "socket_connect_timeout": SENTINEL_TIMEOUT}
+                       "socket_connect_timeout": SENTINEL_TIMEOUT, "retry": retry}
     if target.sentinel_password:
         sentinel_kwargs["password"] = target.sentinel_password
     master_kwargs = {"db": target.db, "password": target.password}
@@ -109,6 +112,8 @@ def sync_client(url: str, *, decode_responses: bool = True, **kwargs):
     target = check(url)
     if target is None:
         return redis.Redis.from_url(url, decode_responses=decode_responses, **kwargs)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
     from redis.sentinel import Sentinel
 
     class SentinelRedis(redis.Redis):
@@ -117,7 +122,7 @@ def sync_client(url: str, *, decode_responses: bool = True, **kwargs):
             for client in self.connection_pool.sentinel_manager.sentinels:
                 client.close()      # the sentinels' own connections: ours to close too
 
-    sentinel_kwargs, master_kwargs = _sentinel_args(target)
+    sentinel_kwargs, master_kwargs = _sentinel_args(target, Retry(NoBackoff(), 0))
     sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
     return sentinel.master_for(target.service, redis_class=SentinelRedis,
                                decode_responses=decode_responses, **master_kwargs, **kwargs)
@@ -148,7 +153,9 @@ def async_client(url: str, *, decode_responses: bool = True, **kwargs):
     target = check(url)
     if target is None:
         return Redis.from_url(url, decode_responses=decode_responses, **kwargs)
+    from redis.asyncio.retry import Retry
     from redis.asyncio.sentinel import Sentinel
+    from redis.backoff import NoBackoff
 
     class SentinelRedis(Redis):
         async def aclose(self, close_connection_pool: bool | None = None) -> None:
@@ -156,7 +163,7 @@ def async_client(url: str, *, decode_responses: bool = True, **kwargs):
             for client in self.connection_pool.sentinel_manager.sentinels:
                 await client.aclose()
 
-    sentinel_kwargs, master_kwargs = _sentinel_args(target)
+    sentinel_kwargs, master_kwargs = _sentinel_args(target, Retry(NoBackoff(), 0))
     sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
     return sentinel.master_for(target.service, redis_class=SentinelRedis,
                                decode_responses=decode_responses, **master_kwargs, **kwargs)

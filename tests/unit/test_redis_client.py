@@ -48,3 +48,22 @@ def test_clients_for_a_sentinel_url_ask_the_named_service():
     assert sync.connection_pool.connection_kwargs["db"] == 3
     aio = redis_client.async_client(url)
     assert aio.connection_pool.service_name == "trunx"
+
+
+def test_no_sentinel_answering_is_a_redis_connection_error():
+    """MasterNotFoundError is a redis ConnectionError: the API's handler answers 503
+    redis-unavailable, and the engine's retry loops treat it as Redis being away. A dead
+    sentinel is skipped at once, not retried with a backoff."""
+    import time
+
+    import redis
+
+    from devtools.stack import free_port
+
+    client = redis_client.sync_client(
+        f"redis+sentinel://127.0.0.1:{free_port()},127.0.0.1:{free_port()}/trunx")
+    started = time.monotonic()
+    with pytest.raises(redis.exceptions.ConnectionError, match="No master found"):
+        client.ping()
+    assert time.monotonic() - started < 1.0
+    client.close()
