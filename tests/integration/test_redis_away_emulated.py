@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 import redis as redis_lib
 
 from bench.agi_emulator import Scenario, run_session
 from devtools.stack import RedisServer
-from tests.engine_support import SEED_DID, make_config, running_engine, seed_account
+from tests.engine_support import SEED_DID, SEED_TREE, make_config, running_engine, seed_account
+from tests.store_support import store_on
 from trunx import redis_schema
+from trunx.ivr import store as ivr_store
 from trunx.models import Call
 
 UNSEEN_DID = "+19495550002"      # assigned too, but never called before Redis went away
@@ -103,3 +106,34 @@ async def test_a_redis_back_empty_is_not_taken_for_an_unassigned_did(tmp_path):
         client.close()
     assert nodes(row) == ["welcome", "has_business", "unqualified"]
     assert row.path[0]["event"] == "tree-stale"
+
+
+async def test_a_tree_saved_while_redis_was_away_runs_once_it_is_back(tmp_path):
+    """The DID was served stale v1 while an IVR save reached the database but not Redis;
+    Redis comes back empty, the engine rebuilds it from the database, re-checks the DID it
+    served stale (its version moved: counted) and the next call runs v2."""
+    new_tree = {"nodes": {**SEED_TREE["nodes"],
+                          "welcome": {**SEED_TREE["nodes"]["welcome"], "audio": "welcome2"}}}
+    with RedisServer(tmp_path / "own-redis") as own:
+        cfg = make_config(tmp_path, own.url)
+        client = redis_lib.Redis.from_url(own.url, decode_responses=True)
+        account, _ = seed_account(cfg, client)
+        async with running_engine(cfg) as engine:
+            await call(engine)
+            own.kill()
+            async with asyncio.timeout(5):
+                while engine.cache.listening:
+                    await asyncio.sleep(0.01)
+            stale = await call(engine)
+            with pytest.raises(redis_lib.exceptions.ConnectionError):
+                ivr_store.save(store_on(client), account.id, "qualify-business", new_tree,
+                               cfg, create=False)       # the database has v2; Redis never did
+            own.start()
+            async with asyncio.timeout(5):
+                while engine.cache.rechecked == 0:
+                    await asyncio.sleep(0.01)
+            fresh = await call(engine)
+        client.close()
+    assert (stale.ivr_version, fresh.ivr_version) == (1, 2)
+    assert engine.cache.recheck_changed == 1
+    assert not any(p["event"] == "tree-stale" for p in fresh.path)
