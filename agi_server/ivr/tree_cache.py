@@ -173,9 +173,10 @@ class TreeCache:
                     raise
                 raise TreeUnavailable(str(exc) or type(exc).__name__) from exc
             self.stale_served += 1
-            self._served_stale.setdefault(did, known.version)
-            log.warning("DID %s: Redis unreachable (%s); running its last-known tree %s v%d",
-                        did, exc, known.ivr_id, known.version)
+            if did not in self._served_stale:     # once per DID and outage, not per call
+                self._served_stale[did] = known.version
+                log.warning("DID %s: Redis unreachable (%s); running its last-known tree "
+                            "%s v%d", did, exc, known.ivr_id, known.version)
             return Served(known, stale=True)
         if program is None:
             self._known.pop(did, None)
