@@ -24,7 +24,7 @@ from tests.store_support import store_on
 from trunx import db
 from trunx.models import Account, Call, Did, utcnow
 
-pytestmark = [pytest.mark.asterisk,
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("sipp") is None,
                                  reason="sipp missing: `make deps` installs sip-tester")]
 

@@ -59,6 +59,7 @@ class InboundLoad:
 
 
 @pytest.mark.asterisk
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_sentinel_failover_under_load(tmp_path, pbx, carrier, carrier_ami):
     with SentinelStack(tmp_path / "sentinel") as stack:
@@ -135,6 +136,7 @@ async def test_a_sentinel_failover_under_load(tmp_path, pbx, carrier, carrier_am
           f"{reads.count(503)} x 503; master {old} -> {new}")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 async def test_a_planned_failover_is_followed_by_calls_and_the_subscription(tmp_path):
     """SENTINEL FAILOVER: the old master lives on as a replica, so connections to it stay
