@@ -64,6 +64,9 @@ async def test_a_known_did_runs_its_last_tree_while_redis_is_away(tmp_path):
             stale = await call(engine)
             unseen = await call(engine, did=UNSEEN_DID)
             assert engine.server.stats["errors"] == 0
+            # a scrape still answers while Redis is away, and counts the stale call
+            scraped = (await engine.metrics.exposition()).decode()
+            assert "trunx_ivr_trees_stale_total 1.0" in scraped
 
             own.start()                       # empty: the engine resyncs from SQLite
             back = time.monotonic()
