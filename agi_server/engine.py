@@ -196,6 +196,11 @@ class Engine:
             counts = await self._db(ivr_store.resync, self.store)
             self.resyncs += 1
             log.warning("Redis had lost its data; resynced from SQLite: %s", counts)
+        if self.registry.index.live:
+            # a Redis that was away may have lost the index (restarted empty, a replica
+            # that missed the last writes) or a batch written meanwhile: the live calls
+            # are written again now, not at the registry's next upkeep (up to 30 s later)
+            await self.registry.index.refresh()
 
     async def _db(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
@@ -255,13 +260,17 @@ class Engine:
             record.finish("fallback", "no-called-number")
             return None
         try:
-            tree = await self.cache.lookup(record.did)
+            tree, stale = await self.cache.serve(record.did)
         except TreeUnavailable as exc:
             self.metrics.redis_errors.labels("tree-lookup").inc()
             log.error("call %s on %s: tree store unavailable: %s", record.uniqueid,
                       record.did, exc)
             record.finish("fallback", "redis-unavailable")
             return None
+        if stale:       # Redis away: the last-known tree, said so in the path (docs/engine.md)
+            self.metrics.redis_errors.labels("tree-lookup").inc()
+            self.metrics.trees_stale.inc()
+            record.step(tree.entry, "tree-stale", version=tree.version)
         if tree is None:
             record.finish("fallback", "no-ivr-for-did")
         return tree

@@ -15,6 +15,7 @@ originate queue and the AMI state are sampled at scrape time too.
     trunx_ami_connected                            1 while logged in to AMI
     trunx_live_calls                               calls the engine holds now
     trunx_redis_errors_total{where}                Redis failures the engine survived
+    trunx_ivr_trees_stale_total                    calls run on a last-known tree (Redis away)
     trunx_database_errors_total{where}             database writes that failed
     trunx_webhook_deliveries_total{result}         delivered | failed_attempt | given_up
     trunx_agi_sessions_total{result}               the FastAGI server's own counts
@@ -54,6 +55,9 @@ class EngineMetrics:
         self.live_calls = Gauge("trunx_live_calls", "Calls the engine holds", registry=r)
         self.redis_errors = Counter("trunx_redis_errors", "Redis failures the engine went "
                                     "on after", ["where"], registry=r)
+        self.trees_stale = Counter("trunx_ivr_trees_stale", "Inbound calls run on the "
+                                   "last-known tree of their DID while Redis was away",
+                                   registry=r)
         self.db_errors = Counter("trunx_database_errors", "Database writes that failed",
                                  ["where"], registry=r)
         self._engine = None

@@ -19,13 +19,11 @@ import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
 from agi_server.engine import Engine, loop_factory
 from devtools.demo import DEMO_DID, demo_account, publish_demo, stage_prompts
 from devtools.stack import Asterisk, RedisServer, find_root, free_port, wait_until
 from devtools.stack.ami import AmiClient, originate_local
-from trunx import accounts
+from trunx import accounts, redis_client
 from trunx import config as trunx_config
 from trunx.models import Call
 from trunx.store import Store
@@ -110,7 +108,7 @@ async def run(once: bool) -> int:
         if cfg.engine_http_port > 0 and not _port_free(cfg.engine_http_port):
             # health and metrics: another port
             cfg = cfg.replace(engine_http_port=free_port())
-        aio = aioredis.Redis.from_url(cfg.redis_url, decode_responses=True)
+        aio = redis_client.async_client(cfg.redis_url)
         engine = Engine(cfg, aio, store=store)
         await engine.start()
         stack.push_async_callback(aio.aclose)

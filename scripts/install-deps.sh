@@ -4,7 +4,8 @@ set -euo pipefail
 # graphviz: IVR diagrams; chromium: the console's browser tests
 # systemd: systemd-analyze verifies the units in deploy/systemd (tests/integration/test_packaging.py)
 # sip-tester: SIPp, the outside SIP caller of the capacity test (tests/integration/test_capacity.py)
-PKGS=(redis-server sox libsox-fmt-mp3 espeak-ng openssh-server openssh-client debootstrap wrk
+# redis-sentinel: the Sentinel failover test (devtools/stack/sentinel.py)
+PKGS=(redis-server redis-sentinel sox libsox-fmt-mp3 espeak-ng openssh-server openssh-client debootstrap wrk
       graphviz chromium chromium-driver systemd sip-tester)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import contextlib
 
-import redis
-import redis.asyncio as aioredis
-
 from agi_server.engine import Engine
 from devtools.demo import DEMO_DID, SEED_TREE  # noqa: F401  (re-exported for tests)
 from tests.store_support import store_on
 from trunx import config as trunx_config
-from trunx import db
+from trunx import db, redis_client
 from trunx.ivr import store as ivr_store
 from trunx.models import Account, Did
 
@@ -37,8 +34,8 @@ def seed_account(cfg, r, tree=SEED_TREE, did=SEED_DID, ivr_id="qualify-business"
 async def running_engine(cfg, redis_up=True):
     """A started Engine; with redis_up=False its Redis is unreachable from the start, so
     there is nothing to resync from and the cache never listens."""
-    aio = aioredis.Redis.from_url(cfg.redis_url, decode_responses=True)
-    sync = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
+    aio = redis_client.async_client(cfg.redis_url)     # plain or Sentinel
+    sync = redis_client.sync_client(cfg.redis_url)
     engine = Engine(cfg, aio, sync)
     await engine.start(resync=redis_up)
     if redis_up:

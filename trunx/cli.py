@@ -204,14 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "resync":
         import redis
 
+        from trunx import redis_client
         from trunx.ivr import store as ivr_store
         from trunx.store import Store
 
-        client = redis.Redis.from_url(config.redis_url, decode_responses=True)
+        client = redis_client.sync_client(config.redis_url)
         try:
             counts = ivr_store.resync(Store(database, client))
         except redis.exceptions.ConnectionError as exc:
-            print(f"trunx: redis at {config.redis_url} is unreachable: {exc}", file=sys.stderr)
+            print(f"trunx: redis at {config.masked()['redis_url']} is unreachable: {exc}",
+                  file=sys.stderr)
             return 1
         finally:
             client.close()

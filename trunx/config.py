@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from trunx import redis_client
+
 _PLAIN_ENV = {"elevenlabs_api_key": "ELEVENLABS_API_KEY", "ultravox_api_key": "ULTRAVOX_API_KEY"}
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")   # scheme://user:PASSWORD@host
 DEV_AMI_SECRET = "trunx-dev-secret"
@@ -257,6 +259,10 @@ def check(config: Config) -> Config:
                                              re.ASCII):
         # it names Redis keys and streams: one plain token
         raise ConfigError("engine_id", "must be 1-64 letters, digits, '.', '_' or '-'")
+    try:     # plain or Sentinel (trunx/redis_client.py): refused here, not at first use
+        redis_client.check(config.redis_url)
+    except ValueError as exc:
+        raise ConfigError("redis_url", str(exc)) from None
     if config.environment != "development":
         if not config.ami_secret:
             raise ConfigError("ami_secret", "is not set: use the secret `trunx asterisk "

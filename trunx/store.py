@@ -19,6 +19,7 @@ import threading
 import peewee
 
 from trunx import db as trunx_db
+from trunx import redis_client
 
 
 class Store:
@@ -34,9 +35,7 @@ class Store:
         is given, a Redis client for `config.redis_url`."""
         database = trunx_db.connect(config)
         if redis is None:
-            import redis as redis_lib
-
-            redis = redis_lib.Redis.from_url(config.redis_url, decode_responses=True)
+            redis = redis_client.sync_client(config.redis_url)
         return cls(database, redis)
 
     def with_redis(self, redis) -> Store:

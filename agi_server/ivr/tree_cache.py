@@ -13,6 +13,15 @@ the subscription or a resync drops everything. The DID map and the current-versi
 pointers are cached only while the subscription to the publish channel is up; any
 announcement drops what it names. A generation counter stops a
 read that raced an announcement from storing the stale value it read.
+
+Redis away (`serve`): the cache also remembers, per DID, the last Program it served, and
+keeps that through a lost subscription. When Redis cannot be read (down, failing over, or
+back but empty and not yet rebuilt: no `trunx:synced`), a DID the engine has served before
+runs on that Program, marked stale (the caller would otherwise hear the fallback prompt
+for a cache blip); a DID never served raises TreeUnavailable. Once the subscription is
+back, every DID served stale is read again and a changed version is logged (calls already
+running keep what they pinned, as after any update). The subscription is retried every
+0.1-0.5 s, so normal caching resumes within a second of Redis answering.
 """
 from __future__ import annotations
 
@@ -20,6 +29,9 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
+from typing import NamedTuple
+
+from redis.exceptions import RedisError
 
 from trunx import redis_schema
 from trunx.errors import Unavailable
@@ -36,8 +48,19 @@ class TreeUnavailable(Unavailable):
         super().__init__("tree-unavailable", message)
 
 
+class Served(NamedTuple):
+    """What a call runs: the Program (None: the DID has no IVR), and whether it is the
+    last-known one, served because Redis could not be read."""
+    program: Program | None
+    stale: bool = False
+
+
+RETRY_MAX = 0.5     # seconds between subscription attempts, at most
+
+
 class TreeCache:
-    def __init__(self, redis, *, max_versions: int = 4096, on_connect=None):
+    def __init__(self, redis, *, max_versions: int = 4096, on_connect=None,
+                 read_timeout: float = 1.0, max_known: int = 100_000):
         self._redis = redis
         self._on_connect = on_connect   # awaited after each (re)subscription
         self._dids: dict[str, dict | None] = {}
@@ -49,18 +72,28 @@ class TreeCache:
         self.listening = False
         self.redis_reads = 0
         self._task: asyncio.Task | None = None
+        # DID -> the Program last served for it: survives a lost subscription (serve())
+        self._known: OrderedDict[str, Program] = OrderedDict()
+        self._max_known = max_known
+        self._served_stale: dict[str, int] = {}    # DID -> version served stale
+        self._read_timeout = read_timeout          # a Redis that hangs counts as away
+        self.stale_served = 0
+        self.rechecked = 0          # DIDs served stale, read again once Redis was back
+        self.recheck_changed = 0    # ... whose version had moved meanwhile
+        self._recheck: asyncio.Task | None = None
 
     # -- the subscription -------------------------------------------------------------
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="tree-cache-listener")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        for task in (self._task, self._recheck):
+            if task:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
 
     async def wait_listening(self, timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
@@ -78,6 +111,9 @@ class TreeCache:
                 self._forget_all()      # anything cached before this point may be stale
                 self.listening = True
                 backoff = 0.1
+                if self._served_stale and (self._recheck is None or self._recheck.done()):
+                    self._recheck = asyncio.create_task(self._recheck_stale(),
+                                                        name="tree-cache-recheck")
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         self._apply(message["data"])
@@ -93,7 +129,7 @@ class TreeCache:
                 except Exception:
                     pass
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, RETRY_MAX)
 
     def _forget_all(self) -> None:
         self._generation += 1
@@ -118,6 +154,55 @@ class TreeCache:
                 del self._versions[key]
         else:
             self._forget_all()
+
+    # -- serving calls ----------------------------------------------------------------
+    async def serve(self, did: str) -> Served:
+        """What a new call to `did` runs: `lookup`, or with Redis away the last-known
+        Program for a DID served before (stale). TreeUnavailable for a DID never served."""
+        try:
+            async with asyncio.timeout(self._read_timeout):
+                program = await self.lookup(did)
+                # a DID that lost its tree, or a Redis back empty (restarted, rebuilding)?
+                if program is None and did in self._known \
+                        and not await self._redis.exists(redis_schema.SYNCED_KEY):
+                    raise TreeUnavailable("Redis answered without its data (not resynced)")
+        except (TreeUnavailable, TimeoutError, RedisError, OSError) as exc:
+            known = self._known.get(did)
+            if known is None:
+                if isinstance(exc, TreeUnavailable):
+                    raise
+                raise TreeUnavailable(str(exc) or type(exc).__name__) from exc
+            self.stale_served += 1
+            if did not in self._served_stale:     # once per DID and outage, not per call
+                self._served_stale[did] = known.version
+                log.warning("DID %s: Redis unreachable (%s); running its last-known tree "
+                            "%s v%d", did, exc, known.ivr_id, known.version)
+            return Served(known, stale=True)
+        if program is None:
+            self._known.pop(did, None)
+        else:
+            self._known[did] = program
+            self._known.move_to_end(did)
+            if len(self._known) > self._max_known:
+                self._known.popitem(last=False)
+        return Served(program)
+
+    async def _recheck_stale(self) -> None:
+        """Redis is back: read every DID served stale again; say where the tree moved."""
+        while self._served_stale and self.listening:
+            did, served = self._served_stale.popitem()
+            before = self.stale_served
+            try:
+                now = (await self.serve(did)).program
+            except TreeUnavailable:     # its tree went while Redis was away and it is gone
+                now = None
+            if self.stale_served != before:
+                return         # away again: what is left is rechecked on the next reconnect
+            self.rechecked += 1
+            if now is None or now.version != served:
+                self.recheck_changed += 1
+                log.warning("DID %s was served v%d while Redis was away; it now runs %s",
+                            did, served, f"v{now.version}" if now else "no IVR")
 
     # -- lookups ----------------------------------------------------------------------
     async def _get(self, key: str):

@@ -17,8 +17,10 @@ class RedisServer:
     """
 
     def __init__(self, workdir: str | Path, port: int | None = None, *, persistent: bool = False,
-                 binary: str = "redis-server", start_timeout: float = 10.0):
+                 binary: str = "redis-server", start_timeout: float = 10.0,
+                 extra_args: tuple[str, ...] = ()):
         self.workdir = Path(workdir)
+        self.extra_args = tuple(extra_args)     # e.g. ("--replicaof", host, port)
         self.port = port or free_port()
         self.persistent = persistent
         self.binary = binary
@@ -37,7 +39,8 @@ class RedisServer:
         persistence = (["--appendonly", "yes", "--save", "60 1"] if self.persistent
                        else ["--appendonly", "no", "--save", ""])
         return [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-                "--dir", str(self.workdir), "--daemonize", "no", *persistence]
+                "--dir", str(self.workdir), "--daemonize", "no", *persistence,
+                *self.extra_args]
 
     def ping(self) -> bool:
         try:
@@ -68,6 +71,13 @@ class RedisServer:
     def stop(self) -> None:
         if self._proc is not None:
             stop_process(self._proc)
+            self._proc = None
+
+    def kill(self) -> None:
+        """kill -9: no shutdown save, clients see their connections reset."""
+        if self._proc is not None:
+            self._proc.kill()
+            stop_process(self._proc)      # reaps it
             self._proc = None
 
     def restart(self) -> RedisServer:

@@ -9,12 +9,9 @@ import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import redis as redis_lib
-import redis.asyncio as aioredis
-
 from agi_server.engine import Engine
 from tests.engine_support import make_config
-from trunx import accounts, db
+from trunx import accounts, db, redis_client
 from trunx.calls import FINAL
 from trunx.models import Call, Did
 
@@ -109,8 +106,8 @@ class WebhookReceiver:
 async def engine_running(cfg, tweak=None):
     """Like tests.engine_support.running_engine, with a hook to adjust the engine's parts
     (AMI watchdog timings, webhook backoff) before it starts."""
-    aio = aioredis.Redis.from_url(cfg.redis_url, decode_responses=True)
-    sync = redis_lib.Redis.from_url(cfg.redis_url, decode_responses=True)
+    aio = redis_client.async_client(cfg.redis_url)     # plain or Sentinel
+    sync = redis_client.sync_client(cfg.redis_url)
     engine = Engine(cfg, aio, sync)
     if tweak:
         tweak(engine)
