@@ -60,6 +60,10 @@ def make_database(url: str, config) -> peewee.Database:
 
         params = parse(url)
         name = params.pop("database")
+        # lock_timeout stands for SQLite's busy_timeout: a statement waiting that long
+        # on a lock (a row, the writer lock) fails instead of hanging its request
+        options = f"-c lock_timeout={int(_SQLITE_PRAGMAS['busy_timeout'])}"
+        params["options"] = f"{params['options']} {options}" if "options" in params else options
         # peewee keeps one connection per thread and, pooled, hands it back on close()
         # for the next thread instead of a new TCP connection and authentication.
         # timeout: how long a thread waits for a free one once all are taken.

@@ -94,6 +94,8 @@ def current_version(db: peewee.Database) -> int:
 def _lock(db: peewee.Database) -> None:
     """Called first inside the migrating transaction; held until it ends."""
     if dialect(db) == "postgresql":
+        # a second migrator waits the first out, however long (not trunx's lock_timeout)
+        db.execute_sql("SET LOCAL lock_timeout = 0")
         db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
     # SQLite: trunx opens it with lock_type IMMEDIATE, so the transaction's BEGIN took the
     # database's write lock already (a second migrator waits in busy_timeout)
