@@ -26,6 +26,7 @@ def backend() -> str:
 class _Cluster:
     server = None
     current: str | None = None   # this test's database name
+    extra: list[str] = []        # more databases this test made
     names = itertools.count(1)
 
 
@@ -58,6 +59,17 @@ def database_url() -> str:
     return _Cluster.server.url(_Cluster.current)
 
 
+def empty_database_url(tmp_path) -> str:
+    """A database no migration has run on: a new SQLite file, or on PostgreSQL a new
+    database (dropped with the test's own)."""
+    if backend() == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    database_url()   # the cluster, and this test's name to derive from
+    name = f"{_Cluster.current}_empty"
+    _Cluster.extra.append(name)
+    return _Cluster.server.create_database(name)
+
+
 def end_test() -> None:
     """Drop the test's database (its sessions ended), if it made one."""
     name, _Cluster.current = _Cluster.current, None
@@ -65,11 +77,13 @@ def end_test() -> None:
         return
     from trunx import models
 
+    names, _Cluster.extra = [name, *_Cluster.extra], []
     bound = models.proxy.obj
-    if bound is not None and getattr(bound, "trunx_url", "").endswith(f"/{name}"):
+    if bound is not None and getattr(bound, "trunx_url", "").rsplit("/", 1)[-1] in names:
         bound.close_all()
         models.proxy.initialize(None)
-    _Cluster.server.drop_database(name)
+    for each in names:
+        _Cluster.server.drop_database(each)
 
 
 def end_session() -> None:

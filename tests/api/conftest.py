@@ -17,8 +17,8 @@ import pytest
 
 from admin_api import create_app
 from devtools import demo
-from trunx import accounts
 from tests import db_support
+from trunx import accounts
 from trunx import config as trunx_config
 
 TOOLS = ("redis-server", "espeak-ng", "sox")

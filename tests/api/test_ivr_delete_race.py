@@ -1,5 +1,6 @@
 """A save racing DELETE /ivr/:id (and a re-create of the id): Redis must end up holding
-what SQLite holds, and the engine's tree cache must serve it. Real SQLite (or PostgreSQL), real Redis.
+what SQLite holds, and the engine's tree cache must serve it. Real SQLite (or
+PostgreSQL), real Redis.
 
 The race: a save commits v2, then, before it publishes, the IVR is deleted (and created
 again at v1). Published last, the stale v2 would move Redis's forward-only pointer past
