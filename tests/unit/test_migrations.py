@@ -54,7 +54,7 @@ def test_a_database_from_before_migrations_is_completed_and_marked(tmp_path):
                          "VALUES ('c1', 'inbound', 'completed', 'asterisk', "
                          "'2026-01-01 00:00:00')")
     assert migrations.current_version(database) == 0
-    database.close()
+    db.close_all(database)
     models.proxy.initialize(None)
 
     database = db.connect(_config(tmp_path, url))
