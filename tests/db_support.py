@@ -91,6 +91,17 @@ def database_url() -> str:
     return _Cluster.server.url(_Cluster.current)
 
 
+def lasting_database_url() -> str:
+    """For a fixture wider than one test (a module's gunicorn): "" on SQLite (its data_dir
+    holds the file), else a copy of the template kept until the cluster stops."""
+    if backend() == "sqlite":
+        return ""
+    if _Cluster.server is None:
+        _start()
+    name = f"m{os.getpid()}_{next(_Cluster.names)}"
+    return _Cluster.server.create_database(name, template=TEMPLATE)
+
+
 def empty_database_url(tmp_path) -> str:
     """A database no migration has run on: a new SQLite file, or on PostgreSQL a new
     database (dropped with the test's own)."""
