@@ -57,6 +57,15 @@ def create_app(config=None, *, redis=None) -> Flask:
         if database.is_closed():   # (connect() itself takes a lock every worker shares)
             database.connect(reuse_if_open=True)
 
+    @app.url_value_preprocessor
+    def _no_nul_in_ids(endpoint, values):
+        # PostgreSQL's text cannot hold NUL (a query with one fails), and no stored id
+        # holds one (writes refuse it): such a path value is looked up as one that cannot
+        # match either, so the route answers its own not-found
+        for name, value in (values or {}).items():
+            if isinstance(value, str) and "\x00" in value:
+                values[name] = value.replace("\x00", "\ufffd")
+
     @app.teardown_request
     def _end_transaction(exc):
         # a handler that died inside a transaction must not leave the next request in it

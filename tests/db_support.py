@@ -135,3 +135,23 @@ def end_session() -> None:
         _Cluster.worker.join(60)
         _Cluster.server.stop()
         _Cluster.server = None
+
+
+def row_counts(database_url: str, sqlite_path) -> dict[str, int]:
+    """Rows per table, read from outside the app: from `database_url` if set (PostgreSQL),
+    else from the SQLite file at `sqlite_path`, read-only."""
+    if database_url:
+        import psycopg
+
+        with psycopg.connect(database_url) as conn:
+            tables = [t for (t,) in conn.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")]
+            return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+                    for t in tables}
+    import sqlite3
+
+    with sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True) as conn:
+        tables = [t for (t,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
