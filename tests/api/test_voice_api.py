@@ -8,8 +8,8 @@ from admin_api.voice import service as voice_service
 from tests.api.conftest import state
 from tests.api.test_openapi import conforms
 from trunx import dnc, redis_schema
-from trunx.url_policy import MAX_URL
 from trunx.models import Call
+from trunx.url_policy import MAX_URL
 
 FROM, TO = "+14155559876", "+14155551234"
 
