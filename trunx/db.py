@@ -93,6 +93,17 @@ def connect(config) -> peewee.Database:
 
 
 
+def close_unpooled(database: peewee.Database) -> None:
+    """Close the calling thread's connection outright (pooled: not kept for reuse)."""
+    if database.is_closed():
+        return
+    manual = getattr(database, "manual_close", None)   # playhouse.pool's
+    if manual is not None:
+        manual()
+    else:
+        database.close()
+
+
 def close_all(database: peewee.Database) -> None:
     """Close every connection this process holds to `database`: the calling thread's, and
     on PostgreSQL every pooled one, idle or taken by another thread (for a process done
