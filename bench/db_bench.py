@@ -5,7 +5,8 @@ row and its queue entry), each with wrk against gunicorn with the shipped settin
 PostgreSQL is a throw-away cluster on this machine (devtools/stack/postgres.py: loopback
 TCP, fsync and full-page writes off, as the tests run it); SQLite keeps its shipped
 settings (WAL, synchronous=normal). Neither is tuned beyond that, so the rows compare
-what an operator gets by switching the URL on one box, not two tuned servers."""
+what an operator gets by switching the URL on one box, not two tuned servers. A second of
+reads first warms both (each API thread's first request opens its connection)."""
 from __future__ import annotations
 
 import os
@@ -54,6 +55,9 @@ def _one(name: str, url: str, tmp: str, rs: RedisServer, seconds: float, log) ->
         server.wait("/ivr/bench-read", auth)
         wrk_env = {"BENCH_KEY": key, "BENCH_IVR": "bench-read", "BENCH_FROM": FROM,
                    "BENCH_TREE": __import__("json").dumps(TREE["nodes"]), "BENCH_RUN": name}
+        # every gunicorn thread opens its connection at its first request (on PostgreSQL a
+        # server process each, ~64 in all): done before the measured runs, on both
+        wrk(server.port, "get.lua", 1.0, wrk_env)
         for label, script in REQUESTS:
             res = wrk(server.port, script, seconds, wrk_env)
             log(f"  db {name:10} {label:16} {res['requests_per_s']:7.0f} req/s "
