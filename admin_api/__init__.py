@@ -13,6 +13,7 @@ from __future__ import annotations
 from flask import Flask
 
 from trunx import config as trunx_config
+from trunx import db as trunx_db
 from trunx.store import Store
 
 # multipart framing around an upload: the file itself is held to upload_max_bytes exactly
@@ -46,7 +47,9 @@ def create_app(config=None, *, redis=None) -> Flask:
     app.json.sort_keys = False
     store = app.extensions["trunx.store"] = Store.open(config, redis=redis)
     database = store.db
-    database.close()   # a worker forked after this (gunicorn --preload) must not share it
+    # a worker forked after this (gunicorn --preload) must not share it: closed, not
+    # handed back to PostgreSQL's pool, where a forked worker would find it
+    trunx_db.close_unpooled(database)
 
     # One connection per worker thread (peewee keeps them thread-local), opened by the
     # thread's first request and kept: opening one costs its pragmas, and closing the last
@@ -56,6 +59,15 @@ def create_app(config=None, *, redis=None) -> Flask:
     def _open_db():
         if database.is_closed():   # (connect() itself takes a lock every worker shares)
             database.connect(reuse_if_open=True)
+
+    @app.url_value_preprocessor
+    def _no_nul_in_ids(endpoint, values):
+        # PostgreSQL's text cannot hold NUL (a query with one fails), and no stored id
+        # holds one (writes refuse it): such a path value is looked up as one that cannot
+        # match either, so the route answers its own not-found
+        for name, value in (values or {}).items():
+            if isinstance(value, str) and "\x00" in value:
+                values[name] = value.replace("\x00", "\ufffd")
 
     @app.teardown_request
     def _end_transaction(exc):

@@ -19,6 +19,7 @@ import logging
 import peewee
 import redis.exceptions
 from flask import g
+from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException
 
 from trunx import errors as trunx_errors
@@ -87,7 +88,9 @@ RETRY_AFTER = 1   # seconds, for 503 database-busy
 
 def _busy(exc: Exception) -> bool:
     text = str(exc).lower()
-    return "locked" in text or "busy" in text
+    # SQLite: "database is locked"/"busy"; PostgreSQL: "canceling statement due to lock
+    # timeout" (its lock_timeout, trunx.db, stands for SQLite's busy_timeout)
+    return "locked" in text or "busy" in text or "lock timeout" in text
 
 
 def body(code: str, message: str, details=None) -> dict:
@@ -136,11 +139,13 @@ def init_app(app) -> None:
                     "the cache is unavailable; what was stored is published again by "
                     "`trunx resync` once Redis is back"), 503
 
+    @app.errorhandler(MaxConnectionsExceeded)
     @app.errorhandler(peewee.OperationalError)
     def _database_busy(exc):
         # SQLite's "database is locked" (or "busy") after its busy timeout: a writer held
-        # the lock too long. The client may simply try again; anything else is ours.
-        if not _busy(exc):
+        # the lock too long (or every pooled PostgreSQL connection stayed taken past
+        # db_pool_timeout). The client may simply try again; anything else is ours.
+        if not isinstance(exc, MaxConnectionsExceeded) and not _busy(exc):
             return _unexpected(exc)
         log.warning("database busy: %s", exc)
         return body("database-busy", "the database is busy; try again shortly",

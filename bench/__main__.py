@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.common import REPO, raise_nofile
 
-SECTIONS = ("audio", "amd", "agi", "asterisk", "api", "stats")
+SECTIONS = ("audio", "amd", "agi", "asterisk", "api", "db", "stats")
 
 
 def _run_section(name: str, quick: bool):
@@ -27,6 +27,9 @@ def _run_section(name: str, quick: bool):
     if name == "api":
         from bench import api_bench
         return api_bench.run(seconds=1.0 if quick else 5.0, repeat=1 if quick else 2)
+    if name == "db":
+        from bench import db_bench
+        return db_bench.run(seconds=1.0 if quick else 3.0)
     if name == "amd":
         from bench import amd_bench
         return amd_bench.run(calls=300, seconds=3.0 if quick else 10.0)

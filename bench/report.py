@@ -337,6 +337,39 @@ class Report:
                     "of a core", f"{b['core_share']:.0%}", "", "< 100% of a core, loop lag "
                     "p99 < 50 ms", t["core_share"] < 1.0 and t["lag_p99_ms"] < 50)
 
+    def db(self, d: dict) -> None:
+        sq, pg = d["backends"]["sqlite"], d["backends"]["postgresql"]
+        self.add("## 4b. The admin API on SQLite and on PostgreSQL", "",
+                 "The same API (gunicorn, shipped settings; wrk with 50 connections for "
+                 f"{d['seconds']:.0f} s a run) on SQLite (WAL, the shipped pragmas) and on "
+                 f"PostgreSQL {d['postgresql_version']} on this machine (a throw-away cluster "
+                 "on loopback TCP with fsync off, as the tests run it; a pool of connections "
+                 "per worker). `POST /ivr` creates an IVR per request under the writer lock "
+                 "(flock on SQLite, an advisory lock on PostgreSQL); `POST /api/voice` stores "
+                 "a call row and queues it.", "",
+                 "| request | SQLite req/s | PostgreSQL req/s | PostgreSQL ÷ SQLite | "
+                 "SQLite p50 / p99 | PostgreSQL p50 / p99 | non-2xx (SQLite / PostgreSQL) |",
+                 "|---|---|---|---|---|---|---|")
+        for label in ("GET /ivr/:id", "POST /ivr", "POST /api/voice"):
+            a, b = sq[label], pg[label]
+            self.add(f"| {label} | {_n(a['requests_per_s'])} | {_n(b['requests_per_s'])} | "
+                     f"{_x(b['requests_per_s'], a['requests_per_s'])} | "
+                     f"{a['p50_ms']:.1f} / {a['p99_ms']:.1f} ms | "
+                     f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms | "
+                     f"{a['requests'] - a['s2']} / {b['requests'] - b['s2']} |")
+        self.add("", f"Stored by the write runs: SQLite {sq['ivrs_stored']:,} IVRs and "
+                 f"{sq['calls_stored']:,} calls, PostgreSQL {pg['ivrs_stored']:,} IVRs and "
+                 f"{pg['calls_stored']:,} calls (wrk stops counting at the deadline while the "
+                 "last requests still land).", "")
+        bad = sum(x[label]["requests"] - x[label]["s2"] for x in (sq, pg)
+                  for label in ("GET /ivr/:id", "POST /ivr", "POST /api/voice"))
+        self.target("API on PostgreSQL: GET /ivr/:id, POST /ivr, POST /api/voice req/s",
+                    " / ".join(_n(pg[x]["requests_per_s"]) for x in
+                               ("GET /ivr/:id", "POST /ivr", "POST /api/voice")),
+                    " / ".join(_n(sq[x]["requests_per_s"]) for x in
+                               ("GET /ivr/:id", "POST /ivr", "POST /api/voice")) + " (SQLite)",
+                    "", "every request 2xx", bad == 0)
+
     # -- the page ---------------------------------------------------------------------
     def stats(self, s: dict) -> None:
         self.add("## 5. Per-node IVR stats (GET /ivr/:id/stats)", "",
@@ -360,7 +393,7 @@ class Report:
     def render(self) -> str:
         r = self.r
         m = r["machine"]
-        for name in ("agi", "asterisk", "api", "audio", "amd", "stats"):
+        for name in ("agi", "asterisk", "api", "db", "audio", "amd", "stats"):
             if name in r["sections"]:
                 getattr(self, name)(r["sections"][name])
             elif name in r["failed"]:

@@ -8,6 +8,7 @@ import pytest
 import redis as redis_lib
 
 from devtools.stack import RedisServer
+from tests import db_support
 
 
 def missing(reason: str) -> None:
@@ -15,6 +16,20 @@ def missing(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set: a missing part is a failure, not a skip)")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database_cluster():
+    """With TRUNX_TEST_DB=postgresql: the cluster the tests' databases live on, stopped at
+    the end (tests/db_support.py starts it when a test first asks)."""
+    yield
+    db_support.end_session()
+
+
+@pytest.fixture(autouse=True)
+def _test_database():
+    yield
+    db_support.end_test()
 
 
 @pytest.fixture(scope="session")

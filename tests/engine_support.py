@@ -5,6 +5,7 @@ import contextlib
 
 from agi_server.engine import Engine
 from devtools.demo import DEMO_DID, SEED_TREE  # noqa: F401  (re-exported for tests)
+from tests import db_support
 from tests.store_support import store_on
 from trunx import config as trunx_config
 from trunx import db, redis_client
@@ -17,7 +18,8 @@ SEED_DID = DEMO_DID
 def make_config(tmp_path, redis_url, **overrides):
     # free ports: tests run beside each other (and beside `make run`)
     values = {"data_dir": str(tmp_path / "data"), "redis_url": redis_url, "agi_port": 0,
-              "engine_http_port": 0, "audiosocket_port": 0}
+              "engine_http_port": 0, "audiosocket_port": 0,
+              "database_url": db_support.database_url()}
     return trunx_config.load(env={}, **{**values, **overrides})
 
 

@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     key_create.add_argument("account_id")
     key_create.add_argument("--name", help="a label for the key")
     sub.add_parser("config", help="print the effective config (secrets masked)")
+    database = sub.add_parser("db", help="the database's schema version")
+    db_sub = database.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("migrate", help="bring the schema up to this trunx (once, under a lock)")
+    db_sub.add_parser("version", help="print the schema version and the one trunx needs")
     sub.add_parser("resync", help="rebuild Redis (IVRs, DID map, DNC) from the database")
     dids = sub.add_parser("dids", help="allocate phone numbers to accounts")
     did_sub = dids.add_subparsers(dest="action", required=True)
@@ -178,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         from trunx import ultravox_sip
         return ultravox_sip.cli(config, args, sys.stdout)
 
+    if args.command == "db":
+        return _db(config, args)
     from trunx import accounts, db
     from trunx.errors import InvalidInput, NotFound, TrunxError
 
@@ -243,6 +249,30 @@ def main(argv: list[str] | None = None) -> int:
             print(diagram.to_dot(program) if args.dot else diagram.to_mermaid(program), end="")
         return 0
     return 2   # argparse's required subcommands make this unreachable
+
+
+def _db(config, args) -> int:
+    """Not through db.connect: that refuses an old schema when db_auto_migrate is off."""
+    from trunx import db, migrations, models
+
+    database = db.make_database(config.db_url, config)
+    models.proxy.initialize(database)
+    try:
+        if args.db_command == "migrate":
+            try:
+                ran = migrations.migrate(database)
+            except migrations.SchemaOutOfDate as exc:
+                print(f"trunx: {exc}", file=sys.stderr)
+                return 1
+            for name in ran:
+                print(f"migrated {name}")
+            print(f"schema version {migrations.current_version(database)}")
+            return 0
+        have = migrations.current_version(database)
+        print(f"schema version {have} (this trunx needs {migrations.HEAD})")
+        return 0 if have == migrations.HEAD else 1
+    finally:
+        database.close()
 
 
 def _allocate(args) -> int:

@@ -53,6 +53,15 @@ class Config:
     # storage
     data_dir: str = field(default_factory=_default_data_dir)
     database_url: str = ""  # empty: sqlite file <data_dir>/trunx.db
+    # schema behind this trunx at start: migrate it (under a lock), or refuse to start and
+    # leave it to `trunx db migrate` (trunx/migrations)
+    db_auto_migrate: bool = True
+    # PostgreSQL's pool, per process: connections at most (each thread keeps its own, so
+    # at least the API's threads per worker, 16), seconds a thread waits for one, seconds
+    # before an idle one is replaced
+    db_pool_size: int = 32
+    db_pool_timeout: float = 10.0
+    db_pool_recycle: float = 3600.0
     redis_url: str = "redis://127.0.0.1:6379/0"
 
     # FastAGI listener

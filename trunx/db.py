@@ -1,9 +1,12 @@
 """Opening the database: `connect(config)` makes it, binds the models to it (their
-DatabaseProxy, trunx.models.proxy), creates missing tables and columns, and returns it.
+DatabaseProxy, trunx.models.proxy), checks its schema version (trunx/migrations: migrates
+it when the config allows, refuses to start on an old one otherwise), and returns it.
 Callers keep what it returns (a Store holds it, trunx/store.py) and hand it on.
 
 SQLite is the embedded default (WAL, so the engine and API workers read while one writes;
-a busy timeout instead of "database is locked"). A `postgresql://` URL selects PostgreSQL.
+a busy timeout instead of "database is locked"). A `postgresql://` URL selects PostgreSQL
+through psycopg 3 (the `postgres` extra), with a pool of connections per process
+(db_pool_size, db_pool_timeout, db_pool_recycle).
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import peewee
 
-from trunx import models
+from trunx import migrations, models
 
 _SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -40,7 +43,7 @@ class Prepared:
         return database.execute_sql(compiled[1], params).fetchall()
 
 
-def make_database(url: str) -> peewee.Database:
+def make_database(url: str, config) -> peewee.Database:
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         if path != ":memory:":
@@ -52,46 +55,61 @@ def make_database(url: str) -> peewee.Database:
         return peewee.SqliteDatabase(path, pragmas=_SQLITE_PRAGMAS, timeout=10,
                                      lock_type="IMMEDIATE")
     if url.startswith(("postgres://", "postgresql://")):
-        from playhouse.db_url import connect as url_connect
+        from playhouse.db_url import parse
+        from playhouse.pool import PooledPostgresqlDatabase
 
-        return url_connect(url)
+        params = parse(url)
+        name = params.pop("database")
+        # lock_timeout stands for SQLite's busy_timeout: a statement waiting that long
+        # on a lock (a row, the writer lock) fails instead of hanging its request
+        options = f"-c lock_timeout={int(_SQLITE_PRAGMAS['busy_timeout'])}"
+        params["options"] = f"{params['options']} {options}" if "options" in params else options
+        # peewee keeps one connection per thread and, pooled, hands it back on close()
+        # for the next thread instead of a new TCP connection and authentication.
+        # timeout: how long a thread waits for a free one once all are taken.
+        return PooledPostgresqlDatabase(
+            name, max_connections=config.db_pool_size,
+            timeout=config.db_pool_timeout,
+            stale_timeout=config.db_pool_recycle,
+            prefer_psycopg3=True, **params)
     raise ValueError(f"unsupported database url: {url!r}")
 
 
 def connect(config) -> peewee.Database:
-    """Bind the models to the configured database, create missing tables, and add columns
-    that newer models have and an older database lacks.
+    """Bind the models to the configured database and check its schema version: behind
+    this trunx, it is migrated (db_auto_migrate) or refused (trunx.migrations.ensure).
 
     The models can be bound to one database at a time, so a second connect to the same URL
     (a second app in one process, an engine beside an app in a test) returns the database
     they are bound to: a transaction on it and the models' queries share a connection."""
     db = models.proxy.obj
     if getattr(db, "trunx_url", None) != config.db_url:
-        db = make_database(config.db_url)
+        db = make_database(config.db_url, config)
         db.trunx_url = config.db_url
         models.proxy.initialize(db)
     db.connect(reuse_if_open=True)
-    db.create_tables(models.ALL_MODELS, safe=True)
-    add_missing_columns(db, models.ALL_MODELS)
+    migrations.ensure(db, auto=config.db_auto_migrate)
     return db
 
 
-def add_missing_columns(db: peewee.Database, model_classes) -> list[str]:
-    """The schema only ever grows by nullable (or defaulted) columns, so bringing an old
-    database up to date is adding them; anything else needs a real migration and fails."""
-    from playhouse.migrate import SchemaMigrator, migrate
 
-    migrator = SchemaMigrator.from_database(db)
-    added = []
-    for model in model_classes:
-        table = model._meta.table_name
-        have = {c.name for c in db.get_columns(table)}
-        for f in model._meta.sorted_fields:
-            if f.column_name in have:
-                continue
-            if not f.null and f.default is None:
-                raise RuntimeError(f"{table}.{f.column_name} is new and NOT NULL without a "
-                                   "default: this database needs a migration")
-            migrate(migrator.add_column(table, f.column_name, f))
-            added.append(f"{table}.{f.column_name}")
-    return added
+def close_unpooled(database: peewee.Database) -> None:
+    """Close the calling thread's connection outright (pooled: not kept for reuse)."""
+    if database.is_closed():
+        return
+    manual = getattr(database, "manual_close", None)   # playhouse.pool's
+    if manual is not None:
+        manual()
+    else:
+        database.close()
+
+
+def close_all(database: peewee.Database) -> None:
+    """Close every connection this process holds to `database`: the calling thread's, and
+    on PostgreSQL every pooled one, idle or taken by another thread (for a process done
+    with the database: a test's teardown, a bench between runs)."""
+    close = getattr(database, "close_all", None)   # playhouse.pool's
+    if close is not None:
+        close()
+    elif not database.is_closed():
+        database.close()

@@ -15,7 +15,11 @@ from trunx.models import Suppression
 def suppress(account_id: str, number: str, *, source: str, redis=None, **where) -> Suppression:
     """Add `number` to the account's list; idempotent (the first entry's origin is kept)."""
     try:
-        row = Suppression.create(account=account_id, number=number, source=source, **where)
+        # its own (sub)transaction: on PostgreSQL a failed INSERT aborts the transaction
+        # around it, and the lookup below must still run
+        with Suppression._meta.database.atomic():
+            row = Suppression.create(account=account_id, number=number, source=source,
+                                     **where)
     except peewee.IntegrityError:
         row = Suppression.get(Suppression.account == account_id, Suppression.number == number)
     if redis is not None:

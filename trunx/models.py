@@ -242,3 +242,16 @@ class Recording(Base):
 
 ALL_MODELS = [Account, ApiKey, AudioAsset, Ivr, IvrVersion, Did, Suppression, Call, CallEvent,
               Agent, Recording]
+
+
+def _unbounded_strings(model_classes) -> None:
+    """CharFields as VARCHAR with no length: PostgreSQL enforces peewee's default 255 (a
+    2,048-character webhook URL the API accepts failed there), SQLite never did; the API
+    bounds what it accepts itself."""
+    for model in model_classes:
+        for field in model._meta.sorted_fields:
+            if type(field) is peewee.CharField and field.max_length == 255:
+                field.max_length = None
+
+
+_unbounded_strings(ALL_MODELS)

@@ -50,20 +50,31 @@ class Store:
             self.db.close()
 
 
-class WriterLock:
-    """Serialises one kind of write transaction among the threads and processes (API
-    workers) sharing a SQLite file: a waiter blocks in the kernel (flock on
-    `<database>-writers.lock`) and wakes the moment the holder is done, where a waiter on
-    SQLite's own lock sleeps in its busy handler (1, 2, 5, ... up to 100 ms at a time) and
-    oversleeps most commits. Writers that don't take it (the engine) still meet SQLite's
-    lock and busy_timeout, so it changes who waits how, never what is stored. Off SQLite it
-    only serialises the threads sharing this lock.
+# pg_advisory_lock's key for the writer lock ("trunx-wr" as eight bytes)
+WRITER_LOCK_KEY = int.from_bytes(b"trunx-wr", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
-    Two WriterLocks on one file exclude each other too (flock is per open file), so a
-    process may hold more than one store on a database."""
+
+class WriterLock:
+    """Serialises one kind of write transaction among every thread and process writing
+    the database, held across the commit and what follows it (publishing to Redis), so
+    the order of commits is the order of publishes.
+
+    SQLite: a waiter blocks in the kernel (flock on `<database>-writers.lock`) and wakes
+    the moment the holder is done, where a waiter on SQLite's own lock sleeps in its busy
+    handler (1, 2, 5, ... up to 100 ms at a time) and oversleeps most commits. Writers that
+    don't take it (the engine) still meet SQLite's lock and busy_timeout, so it changes who
+    waits how, never what is stored. Two WriterLocks on one file exclude each other too
+    (flock is per open file), so a process may hold more than one store on a database.
+
+    PostgreSQL: a session advisory lock (pg_advisory_lock) on the thread's connection, so
+    it holds across processes and hosts. Session, not transaction (pg_advisory_xact_lock):
+    the holder publishes after its commit, still holding it. A process that dies holding
+    it loses its session and the lock with it."""
 
     def __init__(self, database: peewee.Database):
+        self._database = database
         self._threads = threading.Lock()   # flock does not exclude threads sharing one fd
+        self._pg = isinstance(database, peewee.PostgresqlDatabase)
         path = getattr(database, "database", None)
         if not isinstance(database, peewee.SqliteDatabase) or path in (None, ":memory:"):
             path = None
@@ -82,9 +93,12 @@ class WriterLock:
     def __enter__(self):
         self._threads.acquire()
         try:
-            fd = self._file()
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+            if self._pg:
+                self._database.execute_sql("SELECT pg_advisory_lock(%s)", (WRITER_LOCK_KEY,))
+            else:
+                fd = self._file()
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
         except BaseException:
             self._threads.release()
             raise
@@ -92,10 +106,28 @@ class WriterLock:
 
     def __exit__(self, *exc):
         try:
-            if self._fd is not None and self._fd[0] == os.getpid():
+            if self._pg:
+                self._pg_unlock()
+            elif self._fd is not None and self._fd[0] == os.getpid():
                 fcntl.flock(self._fd[1], fcntl.LOCK_UN)
         finally:
             self._threads.release()
+
+    def _pg_unlock(self) -> None:
+        db, unlock = self._database, "SELECT pg_advisory_unlock(%s)"
+        try:
+            db.execute_sql(unlock, (WRITER_LOCK_KEY,))
+            return
+        except peewee.DatabaseError:
+            pass
+        try:   # an aborted transaction refuses every statement until it is rolled back
+            db.rollback()
+            db.execute_sql(unlock, (WRITER_LOCK_KEY,))
+        except peewee.DatabaseError:
+            # the session is gone or unusable: close it for good (not back to the pool,
+            # where the next user would inherit the lock); the server frees its locks
+            if not db.is_closed():
+                db.manual_close()
 
     def close(self) -> None:
         """Close the lock file (not while held); the next `with` opens it again."""

@@ -31,14 +31,23 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def spawn(argv: list[str], log_path: str, env: dict | None = None) -> subprocess.Popen:
-    """Start argv with stdout and stderr appended to log_path and stdin from /dev/null."""
+def spawn(argv: list[str], log_path: str, env: dict | None = None,
+          user: str | None = None) -> subprocess.Popen:
+    """Start argv with stdout and stderr appended to log_path and stdin from /dev/null;
+    as `user` (and its group) when given (PostgreSQL refuses to run as root)."""
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=_die_with_parent, user=user,
+                                group=_group_of(user), extra_groups=[] if user else None)
     _live.add(proc)
     return proc
+
+
+def _group_of(user: str | None) -> int | None:
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid if user else None
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> int:

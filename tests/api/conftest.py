@@ -17,6 +17,7 @@ import pytest
 
 from admin_api import create_app
 from devtools import demo
+from tests import db_support
 from trunx import accounts
 from trunx import config as trunx_config
 
@@ -34,7 +35,7 @@ def _tools():
 def config(tmp_path, redis_server):
     # env={}: a developer's ELEVENLABS_API_KEY or TRUNX_* must not leak into the tests
     return trunx_config.load(env={}, data_dir=str(tmp_path / "data"),
-                             redis_url=redis_server.url)
+                             redis_url=redis_server.url, database_url=db_support.database_url())
 
 
 @pytest.fixture

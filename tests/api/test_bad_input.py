@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ import pytest
 import redis as redis_lib
 import requests
 
+from tests import db_support
 from tests.api.test_seed_examples import api_server
 
 DID = "+19495551234"
@@ -49,10 +49,8 @@ def served(tmp_path_factory):
 
 def state(server) -> dict:
     """Rows per table, files under the data folder (the database's own aside), Redis keys."""
-    with sqlite3.connect(f"file:{server.data_dir / 'trunx.db'}?mode=ro", uri=True) as conn:
-        tables = [t for (t,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")]
-        rows = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+    rows = db_support.row_counts(server.env["TRUNX_DATABASE_URL"],
+                                 server.data_dir / "trunx.db")
     files = set()
     for dirpath, _, names in os.walk(server.data_dir):
         files.update(str(Path(dirpath, n)) for n in names if not n.startswith("trunx.db"))

@@ -18,7 +18,8 @@ from trunx import dnc, redis_schema
 def trunx(config, *args, extra_env=None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("TRUNX_") and k != "ELEVENLABS_API_KEY"}
-    env.update(TRUNX_DATA_DIR=config.data_dir, TRUNX_REDIS_URL=config.redis_url)
+    env.update(TRUNX_DATA_DIR=config.data_dir, TRUNX_REDIS_URL=config.redis_url,
+               TRUNX_DATABASE_URL=config.database_url)
     env.update(extra_env or {})
     return subprocess.run([sys.executable, "-m", "trunx", *args], capture_output=True,
                           text=True, env=env, timeout=60, check=False)

@@ -1,5 +1,6 @@
 """A save racing DELETE /ivr/:id (and a re-create of the id): Redis must end up holding
-what SQLite holds, and the engine's tree cache must serve it. Real SQLite, real Redis.
+what SQLite holds, and the engine's tree cache must serve it. Real SQLite (or
+PostgreSQL), real Redis.
 
 The race: a save commits v2, then, before it publishes, the IVR is deleted (and created
 again at v1). Published last, the stale v2 would move Redis's forward-only pointer past
@@ -15,6 +16,7 @@ import fcntl
 import os
 import threading
 
+import peewee
 import pytest
 
 from tests.api.test_ivr_publish_order import DID, engine_sees, pointer, tree_playing
@@ -22,6 +24,7 @@ from tests.store_support import store_on
 from trunx import models, redis_schema
 from trunx.ivr import store as ivr_store
 from trunx.models import Ivr
+from trunx.store import WRITER_LOCK_KEY
 
 IVR = "qualify-business"
 HANG_GUARD = 30   # seconds; only stops a broken run hanging, never decides a result
@@ -71,9 +74,17 @@ class Worker(threading.Thread):
 
 
 def writer_lock_free() -> bool:
-    """Could another process take the IVR writer lock now? flock on a fresh descriptor of
-    its file (trunx.store.WriterLock's `<database>-writers.lock`), as a second API worker would."""
-    fd = os.open(f"{models.proxy.obj.database}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    """Could another process take the IVR writer lock now? Asked as a second API worker
+    would: on SQLite, flock on a fresh descriptor of its file (trunx.store.WriterLock's
+    `<database>-writers.lock`); on PostgreSQL, pg_try_advisory_lock from another session."""
+    database = models.proxy.obj
+    if isinstance(database, peewee.PostgresqlDatabase):
+        import psycopg
+
+        with psycopg.connect(database.trunx_url, autocommit=True) as conn:
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,)).fetchone()
+            return bool(got[0])   # (closing the session releases the probe's lock)
+    fd = os.open(f"{database.database}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -1,6 +1,7 @@
 """Every request example of the two seed pages (curl, Python requests, and JavaScript fetch
 under node), run unchanged but for the host and key against trunx served by a real gunicorn
-with its shipped settings (admin_api/gunicorn_conf.py), a real Redis and a SQLite file."""
+with its shipped settings (admin_api/gunicorn_conf.py), a real Redis and a SQLite file (or
+PostgreSQL database: tests/db_support.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -19,6 +20,7 @@ import pytest
 import requests
 
 from devtools.stack import RedisServer, free_port
+from tests import db_support
 from tests.api import seed_snippets as seed
 from tests.api.conftest import make_audio
 
@@ -48,7 +50,8 @@ def api_server(root: Path, *, drop: tuple = (), engine: bool = False, **extra_en
     redis = RedisServer(root / "redis").start()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("TRUNX_") and k not in ("ELEVENLABS_API_KEY", *drop)}
-    env.update(TRUNX_DATA_DIR=str(root / "data"), TRUNX_REDIS_URL=redis.url, **extra_env)
+    env.update(TRUNX_DATA_DIR=str(root / "data"), TRUNX_REDIS_URL=redis.url,
+               TRUNX_DATABASE_URL=db_support.lasting_database_url(), **extra_env)
     port = free_port()
     procs = []
     try:

@@ -77,3 +77,17 @@ def test_with_an_operator_secret_accounts_do_not_rotate(make_app, config, tenant
     client = make_app(config.replace(webhook_secret="operator")).test_client()
     r = client.post("/api/account/webhook-secret", headers=tenant.headers)
     assert (r.status_code, r.get_json()["error"]["code"]) == (409, "operator-webhook-secret")
+
+
+def test_suppressing_twice_inside_a_transaction_keeps_the_first_and_the_transaction(
+        app, tenant):
+    """The second INSERT fails on the unique (account, number): on PostgreSQL that aborts
+    the transaction around it unless it ran in its own savepoint."""
+    from trunx.models import Suppression
+
+    database = app.extensions["trunx.store"].db
+    with database.atomic():
+        first = dnc.suppress(tenant.id, "+14155550123", source="api")
+        again = dnc.suppress(tenant.id, "+14155550123", source="ivr")
+        assert (again.id, again.source) == (first.id, "api")
+        assert Suppression.select().where(Suppression.account == tenant.id).count() == 1

@@ -9,6 +9,7 @@ from tests.api.conftest import state
 from tests.api.test_openapi import conforms
 from trunx import dnc, redis_schema
 from trunx.models import Call
+from trunx.url_policy import MAX_URL
 
 FROM, TO = "+14155559876", "+14155551234"
 
@@ -175,3 +176,13 @@ def test_suppressed_number_is_403_on_the_ai_path_too(make_app, config, tenant, d
     assert r.status_code == 403
     assert r.get_json()["error"]["code"] == "number-suppressed"
     assert state(config, redis) == before
+
+
+def test_the_longest_webhook_url_accepted_is_stored_whole(client, tenant, did):
+    """PostgreSQL enforces a VARCHAR's length where SQLite never did: a URL as long as the
+    API accepts (url_policy.MAX_URL) is stored, not a 500."""
+    base = "https://hooks.example.com/"
+    url = base + "a" * (MAX_URL - len(base))
+    r = post(client, tenant, webhookUrl=url)
+    assert r.status_code == 201, r.get_json()
+    assert Call.get_by_id(r.get_json()["id"]).webhook_url == url
