@@ -2,9 +2,11 @@
 
 Each call is a random walk: at every gather a caller presses a key of the menu, a wrong key,
 or nothing, or hangs up; the path is what trunx.ivr.simulate (the engine's own state
-machine) makes of those inputs, with a random share of each prompt heard. Alongside the
-rows the generator keeps its own tally of what it chose (`Tally`), so a test can check the
-stats against a count that never went through trunx.ivr.stats.
+machine) makes of those inputs, with a random share of each prompt heard. The rows are
+written as the engine writes a call's record (agi_server.calls.record.save_rows: the Call
+row and, in its transaction, the visit rows the stats sum). Alongside the rows the
+generator keeps its own tally of what it chose (`Tally`), so a test can check the stats
+against a count that never went through trunx.ivr.stats.
 """
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from agi_server.calls.record import save_rows
 from trunx.ivr import events, simulate
 from trunx.ivr.program import Gather, Program
-from trunx.models import Call, new_uuid
+from trunx.models import new_uuid
 
 SETTINGS = events.Settings(trunk_endpoint="carrier", transfer_dial="",
                            transfer_timeout=30, fallback_audio="fallback",
@@ -87,13 +90,8 @@ def generate(database, account_id: str, program: Program, count: int, *,
                          ivr_version=program.version, path=path, outcome=outcome,
                          created_at=at, answered_at=at, ended_at=at, duration=1.0))
         if len(rows) >= batch:
-            _insert(database, rows)
+            save_rows(database, rows)
             rows = []
     if rows:
-        _insert(database, rows)
+        save_rows(database, rows)
     return tally
-
-
-def _insert(database, rows: list[dict]) -> None:
-    with database.atomic():
-        Call.insert_many(rows).execute()

@@ -71,9 +71,28 @@ def connect(config) -> peewee.Database:
         db.trunx_url = config.db_url
         models.proxy.initialize(db)
     db.connect(reuse_if_open=True)
-    db.create_tables(models.ALL_MODELS, safe=True)
+    db.create_tables([m for m in models.ALL_MODELS if m is not models.CallNodeVisit],
+                     safe=True)
+    _create_visits(db)
     add_missing_columns(db, models.ALL_MODELS)
     return db
+
+
+def _create_visits(db: peewee.Database) -> None:
+    """The per-node stats' table (trunx.ivr.visits), filled from the calls already
+    recorded in the transaction that creates it: an interrupted fill leaves no table, so
+    the next start fills it again. Another process creating it at the same time waits
+    for the write lock, then finds it there."""
+    from trunx.ivr import visits
+
+    table = models.CallNodeVisit._meta.table_name
+    if db.table_exists(table):
+        return
+    with db.atomic():
+        if db.table_exists(table):
+            return
+        db.create_tables([models.CallNodeVisit])
+        visits.backfill(db)
 
 
 def add_missing_columns(db: peewee.Database, model_classes) -> list[str]:
