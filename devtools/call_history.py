@@ -36,6 +36,17 @@ class Tally:
     invalid: Counter = field(default_factory=Counter)
     hangups: Counter = field(default_factory=Counter)     # caller hang-ups, by node
     outcomes: Counter = field(default_factory=Counter)
+    invalid_keys: Counter = field(default_factory=Counter)   # (node, key)
+    exits: Counter = field(default_factory=Counter)       # (node, route, next node)
+    heard: dict = field(default_factory=dict)             # node -> [endpos of each prompt]
+
+    def __add__(self, other: Tally) -> Tally:
+        """Two histories' tallies as one (a window or a version spanning both)."""
+        heard = {n: self.heard.get(n, []) + other.heard.get(n, [])
+                 for n in {*self.heard, *other.heard}}
+        return Tally(self.calls + other.calls, *(getattr(self, f) + getattr(other, f)
+                     for f in ("entered", "visits", "keys", "timeouts", "invalid", "hangups",
+                               "outcomes", "invalid_keys", "exits")), heard)
 
 
 def _inputs(program: Program, rng: random.Random, n: int = 12) -> list[str]:
@@ -82,6 +93,13 @@ def generate(database, account_id: str, program: Program, count: int, *,
                 tally.timeouts[v["node"]] += 1
             elif v.get("result") == "invalid":
                 tally.invalid[v["node"]] += 1
+                tally.invalid_keys[(v["node"], v["digits"])] += 1
+            if "result" in v and "next" in v:
+                route = v["digits"] if v["result"] == "digits" else v["result"]
+                tally.exits[(v["node"], route, v["next"])] += 1
+        for step in path:
+            if step["event"] == "prompt":
+                tally.heard.setdefault(step["node"], []).append(step["endpos"])
         if outcome == "caller-hangup":
             tally.hangups[visits[-1]["node"]] += 1
         at = start + timedelta(seconds=i)
