@@ -3,15 +3,16 @@ when their records were written (trunx.ivr.visits, the CallNodeVisit table).
 
 `compute` answers GET /ivr/:id/stats in a few queries, whatever the number of calls:
 
-- one GROUP BY over the IVR's visit rows in the window (index (account, ivr_id, started)),
-  with the version as a filter: the groups are the distinct (node, route, key, edge in,
-  prompt file, ...) combinations, a few hundred at most, each with its count. From them:
+- one GROUP BY over the IVR's visit rows in the window, with the version as a filter,
+  read from a covering index (CallNodeVisit.counted holds what a row counts, so the groups
+  are the distinct (node, route, key, edge in, prompt file, ...) combinations, a few
+  hundred at most, each with its count). From them:
   for each node, calls that entered and visits, keys pressed by key, timeouts, invalid
   keys, caller hang-ups in the node, exits to each target by route; the calls and their
   outcomes; the funnel from the entry to each action node. Edge counts are keyed as
   trunx.ivr.diagram draws them.
 - for each node that played a prompt, its median share heard, by sorting that node's
-  shares in SQL (index (account, ivr_id, node, started)) and reading the one or two in
+  shares in SQL (index (account, ivr_id, node, endpos, ...)) and reading the one or two in
   the middle (LIMIT/OFFSET): the share is of the asset's length, or, for a sound with no
   stored length, of the longest part any call in the window heard (a prompt played out
   whole reports its full length).
@@ -45,15 +46,27 @@ def _window(query, account_id, ivr_id, since, until, version):
     return query
 
 
+def groups_query(account_id, ivr_id, since, until, version) -> peewee.Query:
+    """The visit rows' groups in the window, each (counted, rows, prompts heard, longest).
+
+    All of the IVR's calls: grouped in the order of the (account, ivr_id, counted, ...)
+    index, so SQLite sums as it walks it, sorting nothing. A window: grouped by version
+    too, an order no index has, so the plan that wins reads only the window's range of
+    the (account, ivr_id, started, ...) index and sorts that (else SQLite would walk all
+    of the IVR's history to skip what is outside the window). A test holds both plans."""
+    group = (V.counted,) if since is None and until is None else (V.ivr_version, V.counted)
+    query = _window(V.select(V.counted, fn.COUNT(peewee.SQL("*")), fn.COUNT(V.endpos),
+                             fn.MAX(V.endpos)), account_id, ivr_id, since, until, version)
+    return query.group_by(*group)
+
+
 def compute(database, account_id: str, ivr_id: str, program: Program | None,
             seconds: Callable[[str], float | None] = lambda file: None, *, since=None,
             until=None, version=None) -> dict:
     """The stats of the IVR's calls that started in [since, until), of one version or all.
     `program` (the version asked for, else the current one) orders the nodes and names the
     action nodes; `seconds(file)` gives a prompt's length, for the share heard."""
-    query = _window(V.select(V.counted, fn.COUNT(V.started), fn.COUNT(V.endpos),
-                             fn.MAX(V.endpos)), account_id, ivr_id, since, until, version)
-    sql, params = query.group_by(V.counted).sql()
+    sql, params = groups_query(account_id, ivr_id, since, until, version).sql()
     # in the order of the text, whatever the database's collation: equal counts then
     # list in the same order on SQLite and PostgreSQL
     groups = sorted(database.execute_sql(sql, params).fetchall())
