@@ -81,8 +81,9 @@ def connect(config) -> peewee.Database:
 def _create_visits(db: peewee.Database) -> None:
     """The per-node stats' table (trunx.ivr.visits), filled from the calls already
     recorded in the transaction that creates it: an interrupted fill leaves no table, so
-    the next start fills it again. Another process creating it at the same time waits
-    for the write lock, then finds it there."""
+    the next start fills it again. Its indexes are built after the fill (sorting once is
+    far cheaper than inserting into them row by row). Another process starting at the same
+    time waits for the write lock, then finds the table there."""
     from trunx.ivr import visits
 
     table = models.CallNodeVisit._meta.table_name
@@ -91,8 +92,10 @@ def _create_visits(db: peewee.Database) -> None:
     with db.atomic():
         if db.table_exists(table):
             return
-        db.create_tables([models.CallNodeVisit])
+        schema = models.CallNodeVisit._schema
+        schema.create_table()
         visits.backfill(db)
+        schema.create_indexes()
 
 
 def add_missing_columns(db: peewee.Database, model_classes) -> list[str]:
