@@ -7,14 +7,15 @@
 
 Each works on a stored version's compiled Program (trunx.ivr.program), the very thing the
 engine runs: the simulation drives the engine's state machine (trunx.ivr.simulate), the
-diagram is drawn from it (trunx.ivr.diagram), the stats read the calls' recorded paths
-(trunx.ivr.stats). The console (admin_api.console) uses the same functions.
+diagram is drawn from it (trunx.ivr.diagram), the stats sum the visit rows the calls'
+paths were reduced to when they were recorded (trunx.ivr.stats, trunx.ivr.visits). The
+console (admin_api.console) uses the same functions.
 """
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from admin_api import context as ctx
 from admin_api.ivr import get_owned
@@ -110,18 +111,11 @@ def stats_of(account_id: str, ivr: Ivr, args) -> dict:
     since, until = parse_time("since", args.get("since")), parse_time("until", args.get("until"))
     version = parse_version(args.get("version"))
     program = program_of(ivr, version)
-    reductions = _stats().reductions(account_id, ivr.ivr_id, since=since, until=until,
-                                     version=version)
-    out = stats.aggregate_reduced(reductions, program, Assets(account_id, program).seconds)
+    out = stats.compute(ctx.store().db, account_id, ivr.ivr_id, program,
+                        Assets(account_id, program).seconds, since=since, until=until,
+                        version=version)
     return {"ivr": ivr.ivr_id, "version": version, "since": args.get("since") or None,
             "until": args.get("until") or None, **out}
-
-
-def _stats() -> stats.Stats:
-    found = current_app.extensions.get("trunx.ivr_stats")
-    if found is None:   # one per app, i.e. per worker process: it remembers reduced calls
-        found = current_app.extensions["trunx.ivr_stats"] = stats.Stats(ctx.store().db)
-    return found
 
 
 def draw(account_id: str, ivr: Ivr, fmt: str, args) -> bytes | str:

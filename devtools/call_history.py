@@ -2,9 +2,11 @@
 
 Each call is a random walk: at every gather a caller presses a key of the menu, a wrong key,
 or nothing, or hangs up; the path is what trunx.ivr.simulate (the engine's own state
-machine) makes of those inputs, with a random share of each prompt heard. Alongside the
-rows the generator keeps its own tally of what it chose (`Tally`), so a test can check the
-stats against a count that never went through trunx.ivr.stats.
+machine) makes of those inputs, with a random share of each prompt heard. The rows are
+written as the engine writes a call's record (agi_server.calls.record.save_rows: the Call
+row and, in its transaction, the visit rows the stats sum). Alongside the rows the
+generator keeps its own tally of what it chose (`Tally`), so a test can check the stats
+against a count that never went through trunx.ivr.stats.
 """
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from agi_server.calls.record import save_rows
 from trunx.ivr import events, simulate
 from trunx.ivr.program import Gather, Program
-from trunx.models import Call, new_uuid
+from trunx.models import new_uuid
 
 SETTINGS = events.Settings(trunk_endpoint="carrier", transfer_dial="",
                            transfer_timeout=30, fallback_audio="fallback",
@@ -33,6 +36,17 @@ class Tally:
     invalid: Counter = field(default_factory=Counter)
     hangups: Counter = field(default_factory=Counter)     # caller hang-ups, by node
     outcomes: Counter = field(default_factory=Counter)
+    invalid_keys: Counter = field(default_factory=Counter)   # (node, key)
+    exits: Counter = field(default_factory=Counter)       # (node, route, next node)
+    heard: dict = field(default_factory=dict)             # node -> [endpos of each prompt]
+
+    def __add__(self, other: Tally) -> Tally:
+        """Two histories' tallies as one (a window or a version spanning both)."""
+        heard = {n: self.heard.get(n, []) + other.heard.get(n, [])
+                 for n in {*self.heard, *other.heard}}
+        return Tally(self.calls + other.calls, *(getattr(self, f) + getattr(other, f)
+                     for f in ("entered", "visits", "keys", "timeouts", "invalid", "hangups",
+                               "outcomes", "invalid_keys", "exits")), heard)
 
 
 def _inputs(program: Program, rng: random.Random, n: int = 12) -> list[str]:
@@ -79,6 +93,13 @@ def generate(database, account_id: str, program: Program, count: int, *,
                 tally.timeouts[v["node"]] += 1
             elif v.get("result") == "invalid":
                 tally.invalid[v["node"]] += 1
+                tally.invalid_keys[(v["node"], v["digits"])] += 1
+            if "result" in v and "next" in v:
+                route = v["digits"] if v["result"] == "digits" else v["result"]
+                tally.exits[(v["node"], route, v["next"])] += 1
+        for step in path:
+            if step["event"] == "prompt":
+                tally.heard.setdefault(step["node"], []).append(step["endpos"])
         if outcome == "caller-hangup":
             tally.hangups[visits[-1]["node"]] += 1
         at = start + timedelta(seconds=i)
@@ -87,13 +108,8 @@ def generate(database, account_id: str, program: Program, count: int, *,
                          ivr_version=program.version, path=path, outcome=outcome,
                          created_at=at, answered_at=at, ended_at=at, duration=1.0))
         if len(rows) >= batch:
-            _insert(database, rows)
+            save_rows(database, rows)
             rows = []
     if rows:
-        _insert(database, rows)
+        save_rows(database, rows)
     return tally
-
-
-def _insert(database, rows: list[dict]) -> None:
-    with database.atomic():
-        Call.insert_many(rows).execute()

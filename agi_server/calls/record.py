@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import peewee
 
+from trunx.ivr import visits
 from trunx.models import Call, new_uuid, utcnow
 
 
@@ -66,6 +67,10 @@ _AS_IS = (peewee.CharField, peewee.IntegerField, peewee.FloatField, peewee.DateT
           peewee.ForeignKeyField)
 _COLUMNS = [(f.name, f.default, None if isinstance(f, _AS_IS) else f.db_value)
             for f in Call._meta.sorted_fields]
+_AT = {name: i for i, (name, _, _) in enumerate(_COLUMNS)}
+# what trunx.ivr.visits.replace takes of a row, in its order
+_VISIT_INPUTS = [_AT[n] for n in ("id", "account", "ivr_id", "ivr_version", "created_at",
+                                  "path", "outcome")]
 
 
 def column_values(row: dict) -> list:
@@ -103,14 +108,20 @@ def save_rows(db, rows: list) -> None:
     thread twice per row, and under load those contended hand-offs (futex system calls,
     context switches) cost the engine more CPU than the inserts themselves. A row written
     early (a call bridged to an AI agent) is updated in place, keeping what the bridge
-    stored on it."""
+    stored on it.
+
+    In the same transaction, each inbound call's path is reduced to the rows per-node
+    stats sum (trunx.ivr.visits), replacing those of a row written early."""
     values = [r if isinstance(r, list) else column_values(r) for r in rows]
+    inbound = _AT["direction"]
     with db.atomic():
         cursor = db.cursor()
         for start in range(0, len(values), _ROWS_PER_STATEMENT):
             chunk = values[start:start + _ROWS_PER_STATEMENT]
             cursor.execute(_insert_sql(db.param, len(chunk)),
                            [value for row in chunk for value in row])
+        visits.replace(db, [[row[i] for i in _VISIT_INPUTS] for row in values
+                            if row[inbound] == "inbound"])
 
 
 @functools.lru_cache(maxsize=256)

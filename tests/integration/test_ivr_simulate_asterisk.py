@@ -1,10 +1,12 @@
 """POST /ivr/:id/simulate answers the path a real call takes: six scripted callers through
 the real Asterisk 22 (keys sent by SendDTMF on the Local channel, timeouts by
 waiting, a wrong key, a hang-up) walk one tree at once, and each call record's path is the
-simulation's for the same inputs, step for step (node, event, digits) and outcome."""
+simulation's for the same inputs, step for step (node, event, digits) and outcome. The
+stats the engine's records make (GET /ivr/:id/stats) count those walks."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import pytest
 
@@ -80,6 +82,31 @@ async def test_simulate_agrees_with_real_calls(tmp_path, redis_server, redis, pb
             "hangup", "caller-hangup", "max-tries", "suppressed"}
         assert any(p["event"] == "invalid" for s in simulated for p in s["path"])
         assert any(p["event"] == "timeout" for s in simulated for p in s["path"])
+        _stats_count_the_walks(client.get("/ivr/sim/stats", headers={
+            "Authorization": f"Bearer {key}"}).json, simulated)
     finally:
         app.extensions["trunx.store"].close()
         database.close()
+
+
+def _stats_count_the_walks(stats: dict, simulated: list[dict]) -> None:
+    """The visit rows the engine wrote with each record, summed by the API, against a count
+    of the same walks made here from the simulation's visits."""
+    assert stats["calls"] == len(simulated)
+    assert stats["outcomes"] == dict(Counter(s["outcome"] for s in simulated))
+    hung_up = Counter(s["nodes"][-1]["node"] for s in simulated
+                      if s["outcome"] == "caller-hangup")
+    for node in stats["nodes"]:
+        name = node["node"]
+        visits = [v for s in simulated for v in s["nodes"] if v["node"] == name]
+        results = [v.get("result") for v in visits]
+        assert node["visits"] == len(visits), name
+        assert node["entered"] == sum(any(v["node"] == name for v in s["nodes"])
+                                      for s in simulated), name
+        assert node["keys"] == dict(Counter(v["digits"] for v in visits
+                                            if v.get("result") == "digits")), name
+        assert (node["timeouts"], node["invalid"]) == (results.count("timeout"),
+                                                       results.count("invalid")), name
+        assert node["hangups"] == hung_up[name], name
+    menu = next(n for n in stats["nodes"] if n["node"] == "menu")
+    assert 0 < menu["heardMedian"] <= 1      # Asterisk's own endpos, of the sound heard

@@ -1,182 +1,159 @@
-"""Per-node analytics of an IVR, computed from the call records (Call.path, written by the
-engine's agi_server.calls.record when an inbound call ends).
+"""Per-node analytics of an IVR: SQL sums over the visit rows its calls were reduced to
+when their records were written (trunx.ivr.visits, the CallNodeVisit table).
 
-Each call's path is first reduced (`reduce_path`) to its walk, the (node, event, key) steps
-that count, with its outcome, plus what it heard of each prompt. Calls walk few distinct
-ways through a menu, so the walks are counted (a Counter of equal walks) and each distinct
-walk is tallied once, times its count: for each node, calls that entered and visits, keys
-pressed by key, timeouts, invalid keys, caller hang-ups in the node, exits to each target by
-route; the funnel from the entry to each action node; and the median share of each prompt
-heard (of the asset's length, or, for a sound with no stored length, of the longest part
-any call heard). Edge counts are keyed as trunx.ivr.diagram draws them.
+`compute` answers GET /ivr/:id/stats in a few queries, whatever the number of calls:
 
-`Stats(database)` answers for the API and keeps (per worker) the reduction of every finished
-call it has read, keyed by the call's id and `ended_at` (a row written early, for a call
-bridged to an AI agent, is rewritten when the call ends and then read again): a request reads
-the ids of the IVR's calls in the window through the (account, ivr_id, created_at) index and
-parses only the paths it has not seen. Parsing the JSON was most of the time
-(docs/benchmarks.md has the figures).
+- one GROUP BY over the IVR's visit rows in the window, with the version as a filter,
+  read from a covering index (CallNodeVisit.counted holds what a row counts, so the groups
+  are the distinct (node, route, key, edge in, prompt file, ...) combinations, a few
+  hundred at most, each with its count). From them:
+  for each node, calls that entered and visits, keys pressed by key, timeouts, invalid
+  keys, caller hang-ups in the node, exits to each target by route; the calls and their
+  outcomes; the funnel from the entry to each action node. Edge counts are keyed as
+  trunx.ivr.diagram draws them.
+- for each node that played a prompt, its median share heard, by sorting that node's
+  shares in SQL (index (account, ivr_id, node, endpos, ...)) and reading the one or two in
+  the middle (LIMIT/OFFSET): the share is of the asset's length, or, for a sound with no
+  stored length, of the longest part any call in the window heard (a prompt played out
+  whole reports its full length).
 
-Path events read here are the machine's (trunx.ivr.machine): enter, prompt (endpos),
-digits, timeout, invalid, ...; a call's last node is where a caller hang-up happened.
+Only portable SQL (CASE, CAST, COUNT/SUM/MAX, LIMIT/OFFSET): SQLite and PostgreSQL alike.
+docs/benchmarks.md has the figures.
 """
 from __future__ import annotations
 
-import json
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
-from trunx.ivr.program import Action, Program
-from trunx.models import Call
+import peewee
+from peewee import fn
 
-try:    # several times faster than json on these small documents; optional
-    import orjson
-    _loads = orjson.loads
-except ImportError:     # pragma: no cover
-    _loads = json.loads
+from trunx.ivr.program import Action, Program
+from trunx.ivr.visits import uncounted
+from trunx.models import CallNodeVisit as V
 
 SAMPLE_RATE = 8000
-MAX_CACHED = 500_000          # reduced calls a worker keeps (~100 bytes each); then cleared
-_FETCH = 500                  # ids per IN (...) when fetching unseen paths
-
-# A walk: ((node, event, key) for enter/digits/timeout/invalid steps, ...), outcome
-Walk = tuple[tuple[tuple[str, str, str], ...], str | None]
-# What a call heard: (((node, file), endpos) for each prompt step, ...)
-Heard = tuple[tuple[tuple[str, str | None], int], ...]
 
 
-def reduce_path(path, outcome) -> tuple[Walk, Heard] | None:
-    """A call's path (JSON text or the list) reduced to what the stats count; None for a
-    call with no path."""
-    if path.__class__ is not list:
-        if not path:
-            return None
-        path = _loads(path)
-    if not path:
-        return None
-    steps, heard = [], []
-    for step in path:
-        event = step["event"]
-        if event == "enter":
-            steps.append((step["node"], "enter", ""))
-        elif event == "prompt":
-            endpos = step.get("endpos")
-            if endpos is not None:
-                heard.append(((step["node"], step.get("file")), endpos))
-        elif event == "digits" or event == "invalid":
-            steps.append((step["node"], event, step.get("digits", "")))
-        elif event == "timeout":
-            steps.append((step["node"], "timeout", ""))
-    return (tuple(steps), outcome), tuple(heard)
-
-
-def _filters(q, account_id, ivr_id, since, until, version):
-    q = q.where(Call.account == account_id, Call.ivr_id == ivr_id,
-                Call.direction == "inbound")
+def _window(query, account_id, ivr_id, since, until, version):
+    query = query.where(V.account == account_id, V.ivr_id == ivr_id)
     if since is not None:
-        q = q.where(Call.created_at >= since)
+        query = query.where(V.started >= since)
     if until is not None:
-        q = q.where(Call.created_at < until)
+        query = query.where(V.started < until)
     if version is not None:
-        q = q.where(Call.ivr_version == version)
-    return q
+        query = query.where(V.ivr_version == version)
+    return query
 
 
-class Stats:
-    """The stats of an IVR's calls, remembering each finished call's reduction."""
+def groups_query(account_id, ivr_id, since, until, version) -> peewee.Query:
+    """The visit rows' groups in the window, each (counted, rows, prompts heard, longest).
 
-    def __init__(self, database):
-        self._database = database
-        self._seen: dict[str, tuple] = {}     # call id -> (ended_at, Walk, Heard)
-        self._walks: dict = {}                # one copy of each distinct walk (and key)
-
-    def reductions(self, account_id: str, ivr_id: str, *, since=None, until=None,
-                   version=None) -> list[tuple[Walk, Heard]]:
-        q = _filters(Call.select(Call.id, Call.ended_at), account_id, ivr_id, since, until,
-                     version)
-        sql, params = q.sql()
-        rows = self._database.execute_sql(sql, params).fetchall()
-        seen, out, missing = self._seen, [], []
-        for call_id, ended in rows:
-            hit = seen.get(call_id)
-            if hit is not None and hit[0] == ended:
-                out.append((hit[1], hit[2]))
-            else:
-                missing.append(call_id)
-        if len(seen) + len(missing) > MAX_CACHED:
-            seen.clear()
-            self._walks.clear()
-        for start in range(0, len(missing), _FETCH):
-            chunk = missing[start:start + _FETCH]
-            q = Call.select(Call.id, Call.ended_at, Call.path, Call.outcome).where(
-                Call.id.in_(chunk))
-            sql, params = q.sql()
-            for call_id, ended, path, outcome in self._database.execute_sql(sql, params):
-                reduced = reduce_path(path, outcome)
-                if reduced is None:
-                    continue
-                walk = self._walks.setdefault(reduced[0], reduced[0])
-                # one copy of each (node, file) key too: less memory, and counting them
-                # later hashes a tuple whose hash is already cached
-                heard = tuple((self._walks.setdefault(key, key), endpos)
-                              for key, endpos in reduced[1])
-                if ended is not None:
-                    seen[call_id] = (ended, walk, heard)
-                out.append((walk, heard))
-        return out
+    All of the IVR's calls: grouped in the order of the (account, ivr_id, counted, ...)
+    index, so SQLite sums as it walks it, sorting nothing. A window: grouped by version
+    too, an order no index has, so the plan that wins reads only the window's range of
+    the (account, ivr_id, started, ...) index and sorts that (else SQLite would walk all
+    of the IVR's history to skip what is outside the window). A test holds both plans."""
+    group = (V.counted,) if since is None and until is None else (V.ivr_version, V.counted)
+    query = _window(V.select(V.counted, fn.COUNT(peewee.SQL("*")), fn.COUNT(V.endpos),
+                             fn.MAX(V.endpos)), account_id, ivr_id, since, until, version)
+    return query.group_by(*group)
 
 
-def aggregate_reduced(reductions: list[tuple[Walk, Heard]], program: Program | None,
-                      seconds: Callable[[str], float | None] = lambda file: None) -> dict:
-    """The stats of calls reduced by `reduce_path`. `program` (the version asked for, else
-    the current one) orders the nodes and names the action nodes; `seconds(file)` gives a
-    prompt's length, for the share heard."""
-    walks = Counter(walk for walk, _ in reductions)
+def compute(database, account_id: str, ivr_id: str, program: Program | None,
+            seconds: Callable[[str], float | None] = lambda file: None, *, since=None,
+            until=None, version=None) -> dict:
+    """The stats of the IVR's calls that started in [since, until), of one version or all.
+    `program` (the version asked for, else the current one) orders the nodes and names the
+    action nodes; `seconds(file)` gives a prompt's length, for the share heard."""
+    sql, params = groups_query(account_id, ivr_id, since, until, version).sql()
+    # in the order of the text, whatever the database's collation: equal counts then
+    # list in the same order on SQLite and PostgreSQL
+    groups = sorted(database.execute_sql(sql, params).fetchall())
+    calls = 0
     visits: Counter = Counter()          # node -> times entered
     routes: Counter = Counter()          # (node, event, digits) for digits/timeout/invalid
     exits: Counter = Counter()           # (node, route, target)
     reached: Counter = Counter()         # node -> calls that entered it at least once
     hangups: Counter = Counter()         # node -> calls the caller hung up in
     outcomes: Counter = Counter()
-    for (steps, outcome), n in walks.items():      # each distinct walk once, times n
-        outcomes[outcome] += n
-        entered = set()
-        current = route = None
-        for node, event, key in steps:
-            if event == "enter":
-                visits[node] += n
-                entered.add(node)
-                if route is not None:
-                    exits[(current, route, node)] += n
-                current, route = node, None
-            else:
-                routes[(node, event, key)] += n
-                route = key if event == "digits" else event
-        for node in entered:
+    prompts: dict = {}                   # (node, file) -> [prompts heard, longest heard]
+    nodes = set()
+    for text, n, heard, longest in groups:
+        (node, entered, first, route, key, came_from, came_by, file, hangup, outcome,
+         head) = uncounted(text)
+        if head:
+            calls += n
+            outcomes[outcome] += n
+        if node is None:
+            continue
+        nodes.add(node)
+        if entered:
+            visits[node] += n
+        if first:
             reached[node] += n
-        if outcome == "caller-hangup" and current is not None:
-            hangups[current] += n
-    heard: dict[tuple, list[int]] = defaultdict(list)   # (node, file) -> endpos each time
-    for _, prompts in reductions:
-        for key, endpos in prompts:
-            heard[key].append(endpos)
-    shares: dict[str, list[float]] = defaultdict(list)
-    for (name, file), samples in heard.items():
+        if route is not None:
+            routes[(node, route, key)] += n
+        if came_by is not None:
+            exits[(came_from, came_by, node)] += n
+        if hangup:
+            hangups[node] += n
+        if heard:
+            seen = prompts.setdefault((node, file), [0, 0])
+            seen[0] += heard
+            seen[1] = max(seen[1], longest)
+    medians = {name: _median(database, account_id, ivr_id, since, until, version, name,
+                             lengths)
+               for name, lengths in _lengths(prompts, seconds).items()}
+    return _answer(program, calls, nodes, visits, routes, exits, reached, hangups, outcomes,
+                   medians)
+
+
+def _lengths(prompts: dict, seconds) -> dict[str, list[tuple[str | None, float, int]]]:
+    """node -> (file, its length in samples, prompts heard) for the files it played."""
+    out: dict = defaultdict(list)
+    for (node, file), (count, longest) in prompts.items():
         known = seconds(file) if file else None
-        # a sound that is no asset has no stored length: a prompt played out whole reports
-        # its full length, so the longest seen stands for it
-        length = known * SAMPLE_RATE if known else max(samples)
-        if length:
-            shares[name] += [n / length if n < length else 1.0 for n in samples]
-    return _answer(program, len(reductions), visits, routes, exits, reached, hangups,
-                   outcomes, shares)
+        length = known * SAMPLE_RATE if known else longest
+        if length:       # nothing heard of a sound of unknown length: no share to give
+            out[node].append((file, float(length), count))
+    return out
 
 
-def _answer(program, calls, visits, routes, exits, reached, hangups, outcomes,
-            shares) -> dict:
+def _median(database, account_id, ivr_id, since, until, version, node, lengths) -> float:
+    """The median share heard of `node`'s prompts: the middle one or two of its shares,
+    in the order the database sorts them. A node that played one file (the usual case) is
+    sorted by what was heard, the order of its index, so only the middle is read."""
+    count = sum(n for _, _, n in lengths)
+    if len(lengths) == 1:
+        file, length, _ = lengths[0]
+        which = V.file.is_null() if file is None else V.file == file
+        order = V.endpos
+    else:
+        order = peewee.Case(None, [
+            ((V.file.is_null() if file is None else V.file == file) & (V.endpos < length),
+             peewee.Cast(V.endpos, "DOUBLE PRECISION") / length)
+            for file, length, _ in lengths], 1.0)
+        files = [f for f, _, _ in lengths if f is not None]
+        which = V.file.in_(files) if files else None
+        if len(files) < len(lengths):       # a prompt with no file counts too
+            which = V.file.is_null() if which is None else (which | V.file.is_null())
+    query = _window(V.select(order, V.file), account_id, ivr_id, since, until, version).where(
+        V.node == node, V.endpos.is_null(False), which).order_by(order).limit(
+        2 - count % 2).offset((count - 1) // 2)
+    sql, params = query.sql()
+    middle = database.execute_sql(sql, params).fetchall()
+    if len(lengths) == 1:
+        length = lengths[0][1]
+        middle = [(endpos / length if endpos < length else 1.0, file)
+                  for endpos, file in middle]
+    return sum(share for share, _ in middle) / len(middle)
+
+
+def _answer(program, calls, nodes, visits, routes, exits, reached, hangups, outcomes,
+            medians) -> dict:
     names = list(program.nodes) if program is not None else []
-    names += sorted(set(visits) - set(names))
+    names += sorted(nodes - set(names))
     per_node = {name: {"keys": Counter(), "timeouts": 0, "invalidKeys": Counter(),
                        "exits": defaultdict(dict)} for name in names}
     for (name, event, digits), n in routes.items():
@@ -196,8 +173,7 @@ def _answer(program, calls, visits, routes, exits, reached, hangups, outcomes,
         s = per_node[name]
         out_nodes.append({
             "node": name, "entered": reached.get(name, 0), "visits": visits.get(name, 0),
-            "heardMedian": (round(statistics.median(shares[name]), 3)
-                            if shares.get(name) else None),
+            "heardMedian": (round(medians[name], 3) if name in medians else None),
             "keys": dict(s["keys"].most_common()), "timeouts": s["timeouts"],
             "invalid": sum(s["invalidKeys"].values()),
             "invalidKeys": dict(s["invalidKeys"].most_common()),
