@@ -42,9 +42,9 @@ def test_bad_values_are_a_422_naming_the_field_and_change_nothing(client, tenant
         (None, None, None)
 
 
-async def test_the_dialer_holds_an_account_to_the_lower_of_its_cap_and_the_quota(config):
+async def test_the_dialer_holds_an_account_to_the_lower_of_its_cap_and_the_quota(app, config):
     """A cap above the operator's max_concurrent_calls is stored as asked; the engines use
-    the quota (agi_server/cluster/limits.py)."""
+    the quota (agi_server/cluster/limits.py). `app` binds the models to the test database."""
     account = Account.create(name="limits", max_concurrent_calls=config.max_concurrent_calls + 5,
                              calls_per_second=2.5)
     other = Account.create(name="defaults")
