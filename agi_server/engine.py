@@ -35,8 +35,9 @@ from agi_server.health import HealthServer
 from agi_server.ivr.runner import IvrRunner, Services
 from agi_server.ivr.tree_cache import TreeCache, TreeUnavailable
 from agi_server.metrics import EngineMetrics
+from agi_server.outbox import OutboxSweeper
 from agi_server.webhooks import WebhookSender
-from trunx import dnc, logs, redis_schema
+from trunx import dnc, logs, outbox, redis_schema
 from trunx.ivr import store as ivr_store
 from trunx.ivr.program import Program
 from trunx.models import Call
@@ -72,7 +73,12 @@ class Engine:
         self.services = Services(config=config, suppress=self._suppress, redis=redis,
                                  db=self._db, bridge_agent=self._bridge_agent)
         self.records_saved = 0
-        self._unsaved: list[list] = []   # ended calls' column values, not written yet
+        # call id -> (column values, final): rows not written yet; a call's later row
+        # takes the place of an earlier one still waiting
+        self._unsaved: dict[str, tuple[list, bool]] = {}
+        self._checkpointed: dict[str, int] = {}    # call id -> path length last written
+        self._checkpoints: asyncio.Task | None = None
+        self.outbox = OutboxSweeper(config, self._db, self.sync_redis)
         self._writer: asyncio.Task | None = None
         self.resyncs = 0                         # times Redis was found empty and rebuilt
         # watching it run: metrics, the health listener, webhooks about inbound calls and
@@ -96,6 +102,10 @@ class Engine:
 
     async def start(self, *, resync: bool = True) -> None:
         if resync:
+            if not await self.redis.exists(redis_schema.SYNCED_KEY):
+                counts = await self._db(outbox.rebuild, self.sync_redis)
+                log.info("Redis has no data of ours: calls in flight back from the "
+                         "database: %s", counts)
             counts = await self._db(ivr_store.resync, self.store)
             log.info("resynced Redis from SQLite: %s", counts)
         await self.cache.start()
@@ -114,9 +124,16 @@ class Engine:
         await self.registry.start()
         await self.commands.start()
         await self.dialer.start()
+        await self.outbox.start()
+        if self.config.record_checkpoint_interval > 0:
+            self._checkpoints = asyncio.create_task(self._checkpoint_loop(),
+                                                    name="record-checkpoints")
 
     async def stop(self) -> None:
-        await asyncio.gather(self.dialer.stop(), self.commands.stop())
+        await asyncio.gather(self.dialer.stop(), self.commands.stop(), self.outbox.stop())
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            await asyncio.gather(self._checkpoints, return_exceptions=True)
         await self.server.stop()
         await self.sockets.stop()
         await self.registry.stop()       # after the sessions: their recordings finish
@@ -132,8 +149,12 @@ class Engine:
         self.db_thread.shutdown(wait=True)
 
     async def _heal_redis(self) -> None:
-        """On each (re)connection: a Redis that lost its data is rebuilt from SQLite."""
+        """On each (re)connection: a Redis that lost its data is rebuilt from SQLite: the
+        calls in flight first (queued calls, placed marks, actions: trunx/outbox.py),
+        then the trees, whose resync sets the marker that says it is done."""
         if not await self.redis.exists(redis_schema.SYNCED_KEY):
+            calls = await self._db(outbox.rebuild, self.sync_redis)
+            log.warning("Redis had lost its data; calls in flight back: %s", calls)
             counts = await self._db(ivr_store.resync, self.store)
             self.resyncs += 1
             log.warning("Redis had lost its data; resynced from SQLite: %s", counts)
@@ -156,14 +177,16 @@ class Engine:
             to_number=record.did, status="answered", channel=record.channel, record=record))
         try:
             program = await self._tree_for(record)
+            if program is not None:
+                record.account, record.ivr_id = program.account, program.ivr_id
+                record.ivr_version = program.version
+            self._queue_row(record, record.live_row(), final=False)  # its row from now on
             if program is None:
                 await ch.answer()
                 if (await control.play(ch, self.config.fallback_audio)).missing:
                     self.services.stats["prompt_missing"] += 1
                 await ch.hangup()
                 return
-            record.account, record.ivr_id = program.account, program.ivr_id
-            record.ivr_version = program.version
             call.account = record.account
             logs.bind(account_id=record.account)
             self.notify.started(record)
@@ -201,16 +224,40 @@ class Engine:
             record.finish("fallback", "no-ivr-for-did")
         return tree
 
-    def _save(self, record: CallRecord) -> None:
-        """Queue the record for the writer; `stop` waits until all are written."""
+    def _queue_row(self, record: CallRecord, row: dict, *, final: bool) -> bool:
+        """Queue a row of the call for the writer; `stop` waits until all are written."""
         try:
-            self._unsaved.append(column_values(record.row()))
+            self._unsaved[record.id] = (column_values(row), final)
         except Exception:       # never in place of what ended the call (we're in a finally)
             log.exception("call %s: its record could not be encoded", record.id)
+            return False
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_records())
+        return True
+
+    async def _checkpoint_loop(self) -> None:
+        """Every `record_checkpoint_interval`: the rows of the calls in progress whose
+        path grew, in the writer's next batch (one transaction for all of them)."""
+        while True:
+            await asyncio.sleep(self.config.record_checkpoint_interval)
+            self.checkpoint()
+
+    def checkpoint(self) -> int:
+        written, queued = {}, 0
+        for record in self.registry.records():
+            if record.outcome is not None:
+                continue        # ending: its final row comes next
+            written[record.id] = len(record.path)
+            if self._checkpointed.get(record.id) != len(record.path):
+                queued += self._queue_row(record, record.live_row(), final=False)
+        self._checkpointed = written
+        return queued
+
+    def _save(self, record: CallRecord) -> None:
+        """Queue the record's final row for the writer; `stop` waits until all are written."""
+        if not self._queue_row(record, record.row(), final=True):
             return
         loop = asyncio.get_running_loop()
-        if self._writer is None or self._writer.done():
-            self._writer = loop.create_task(self._write_records())
         try:       # (the writer runs at the next await: the waiter is registered first)
             self.metrics.inbound_ended(record)
             if self.notify.wants(record.account):
@@ -227,26 +274,27 @@ class Engine:
         while self._unsaved:
             if self.config.record_batch_delay > 0:
                 await asyncio.sleep(self.config.record_batch_delay)
-            batch, self._unsaved = self._unsaved, []
+            batch, self._unsaved = list(self._unsaved.values()), {}
             try:
-                await self._db(save_rows, self.store.db, batch)
-                self.records_saved += len(batch)
+                await self._db(save_rows, self.store.db, [row for row, _ in batch])
                 self._written(batch, True)
                 continue
             except Exception:
                 self.metrics.db_errors.labels("call-record").inc()
-            for row in batch:      # one bad row must not cost the others theirs
+            for row, final in batch:      # one bad row must not cost the others theirs
                 try:
                     await self._db(save_rows, self.store.db, [row])
-                    self.records_saved += 1
-                    self._written([row], True)
+                    self._written([(row, final)], True)
                 except Exception:
                     log.exception("call %s: could not save its record", row[0])
-                    self._written([row], False)
+                    self._written([(row, final)], False)
 
-    def _written(self, rows: list[list], ok: bool) -> None:
-        """Tell whoever waits for these calls' rows (the call.completed webhook)."""
-        for row in rows:
+    def _written(self, rows: list[tuple[list, bool]], ok: bool) -> None:
+        """Count the final rows and tell whoever waits for them (call.completed)."""
+        for row, final in rows:
+            if not final:
+                continue
+            self.records_saved += ok
             waiter = self._saved.pop(row[0], None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(ok)

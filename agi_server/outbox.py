@@ -1,0 +1,45 @@
+"""The engine's half of the outbox (trunx/outbox.py): every `outbox_grace` seconds, the
+API writes whose Redis step is still owed that long after their commit are completed here,
+on the database thread (a query on an indexed column when there are none). Their API
+worker died between the database and Redis; applying an entry twice is a no-op."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from trunx import outbox
+
+log = logging.getLogger(__name__)
+
+
+class OutboxSweeper:
+    def __init__(self, config, db, sync_redis):
+        self.grace = float(config.outbox_grace)
+        self._db = db                  # runs a blocking function on the database thread
+        self.sync_redis = sync_redis   # the database thread's Redis client
+        self.completed = 0
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        if self.grace > 0:
+            self._task = asyncio.create_task(self._run(), name="outbox-sweep")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def sweep(self) -> int:
+        ran = await self._db(outbox.sweep, self.sync_redis, self.grace)
+        self.completed += ran
+        return ran
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.grace)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:      # Redis or the database away: the next round tries again
+                log.warning("outbox sweep failed", exc_info=True)
