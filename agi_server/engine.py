@@ -78,7 +78,7 @@ class Engine:
         self._unsaved: dict[str, tuple[list, bool]] = {}
         self._checkpointed: dict[str, int] = {}    # call id -> path length last written
         self._checkpoints: asyncio.Task | None = None
-        self.outbox = OutboxSweeper(config, self._db, self.sync_redis)
+        self.outbox = OutboxSweeper(config, self._db, self.store)
         self._writer: asyncio.Task | None = None
         self.resyncs = 0                         # times Redis was found empty and rebuilt
         # watching it run: metrics, the health listener, webhooks about inbound calls and

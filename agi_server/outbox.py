@@ -8,15 +8,16 @@ import asyncio
 import logging
 
 from trunx import outbox
+from trunx.ivr import store as ivr_store
 
 log = logging.getLogger(__name__)
 
 
 class OutboxSweeper:
-    def __init__(self, config, db, sync_redis):
+    def __init__(self, config, db, store):
         self.grace = float(config.outbox_grace)
         self._db = db                  # runs a blocking function on the database thread
-        self.sync_redis = sync_redis   # the database thread's Redis client
+        self.store = store             # the Store: its Redis client and writer lock
         self.completed = 0
         self._task: asyncio.Task | None = None
 
@@ -30,7 +31,7 @@ class OutboxSweeper:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def sweep(self) -> int:
-        ran = await self._db(outbox.sweep, self.sync_redis, self.grace)
+        ran = await self._db(outbox.sweep, self.store, self.grace, ivr_store.republish)
         self.completed += ran
         return ran
 

@@ -15,7 +15,7 @@ dies between the two (a `kill -9` of an API worker, a crash, an OOM kill).
              waiting to be placed, the `originated` marks of calls already placed (so none
              is placed twice), the live-call actions' states and their pending commands
 
-Two kinds of entry:
+Three kinds of entry:
 
     originate  a placed call (POST /api/voice, an agent's call): the visible queue
                (ZADD NX) and the dialer's stream (XADD). Placing twice is harmless too: the
@@ -25,6 +25,9 @@ Two kinds of entry:
     command    a request about a call (a live-call action, a hangup): the action's state
                hash, when it has one, and the command stream entry. The engine keeps the
                action's final state on the entry (`record_state`).
+    sync       an IVR saved or deleted, a DID assigned, unassigned or deleted
+               (trunx/ivr/store.py, under the writer lock): completed by publishing what
+               the database says then (`republish`), which is right however late it runs.
 
 Why a Lua script for the mark and not a MULTI: the step must run only if the mark was not
 set, which a MULTI cannot decide. Keys other than the mark are named in the arguments, so
@@ -42,7 +45,7 @@ from trunx.models import Call, CallEvent, OutboxEntry, utcnow
 
 log = logging.getLogger(__name__)
 
-ORIGINATE, COMMAND = "originate", "command"
+ORIGINATE, COMMAND, SYNC = "originate", "command", "sync"
 MARK_TTL = 7 * 24 * 3600     # seconds an applied entry's mark stays
 # an action's command is sent again after Redis lost its data only while this young
 # (older ones either ran or will never find their call)
@@ -136,11 +139,19 @@ def stale(grace: float, limit: int = 200) -> list[OutboxEntry]:
                 .order_by(OutboxEntry.created_at).limit(limit))
 
 
-def sweep(redis, grace: float) -> int:
+def sweep(store, grace: float, republish) -> int:
     """Complete the entries whose API worker died; returns how many ran now. A queued
-    call that left `initiated` meanwhile (cancelled) is not queued again."""
-    ran = 0
+    call that left `initiated` meanwhile (cancelled) is not queued again. `republish`
+    completes a sync entry (trunx.ivr.store.republish, passed in: that module writes
+    entries of this one)."""
+    redis, ran = store.redis, 0
     for entry in stale(grace):
+        if entry.kind == SYNC:
+            republish(store, entry.payload)
+            mark_done(entry.id)
+            ran += 1
+            log.warning("outbox entry %s (%s) completed by the engine", entry.id, entry.ref)
+            continue
         if entry.kind == ORIGINATE:
             row = Call.get_or_none(Call.id == entry.ref)
             if row is None or row.status != "initiated":

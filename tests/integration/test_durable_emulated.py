@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from admin_api import create_app
 from bench.agi_emulator import Scenario, run_session
 from tests.engine_support import SEED_DID, make_config, running_engine, seed_account
+from tests.store_support import store_on
 from trunx import accounts, outbox, redis_schema
 from trunx.models import Call, CallEvent, Did, OutboxEntry, utcnow
 
@@ -72,11 +73,10 @@ async def test_the_engine_queues_a_call_whose_api_worker_died_before_redis(cfg, 
     call = _queued_without_redis(account.id)
     redis.set(redis_schema.SYNCED_KEY, "{}")    # Redis kept its data: no rebuild at start
     async with running_engine(cfg) as engine:   # no AMI here: the dialer holds the call
-        await wait_for(lambda: OutboxEntry.get().done_at is not None)
-        assert engine.outbox.completed == 1
+        await wait_for(lambda: engine.outbox.completed == 1)
         assert await engine.outbox.sweep() == 0     # done once; a second sweep finds nothing
     assert redis.zscore(redis_schema.ORIGINATE_QUEUE, call.id)
-    entry = OutboxEntry.get()
+    entry = OutboxEntry.get(OutboxEntry.kind == outbox.ORIGINATE)
     assert redis.xlen(redis_schema.ORIGINATE_STREAM) == 1
     # applied again (a worker that died after Redis took it, before marking it done): no-op
     assert outbox.apply(redis, entry.id, entry.kind, entry.payload) == 0
@@ -89,7 +89,7 @@ async def test_a_cancelled_call_is_not_queued_by_the_sweep(cfg, redis):
     Call.update(status="failed").where(Call.id == call.id).execute()
     redis.set(redis_schema.SYNCED_KEY, "{}")
     async with running_engine(cfg):
-        await wait_for(lambda: OutboxEntry.get().done_at is not None)
+        await wait_for(lambda: OutboxEntry.get(OutboxEntry.kind == outbox.ORIGINATE).done_at)
     assert redis.xlen(redis_schema.ORIGINATE_STREAM) == 0
 
 
@@ -157,3 +157,23 @@ async def test_an_answer_url_webhook_is_kept_for_redelivery(cfg, redis):
     assert (job["event"], job["url"], job["body"]) == \
         ("evt_0123456789abcdef", "http://127.0.0.1:9/hook", body)
     assert not _keep("evt_fedcba9876543210", "no-such-call", "http://127.0.0.1:9/", body)
+
+
+async def test_an_ivr_version_whose_publish_died_with_its_worker_is_published(cfg, redis):
+    from trunx.ivr import store as ivr_store
+    from trunx.ivr import tree as ivr_tree
+
+    account, _ = seed_account(cfg, redis)
+    redis.set(redis_schema.SYNCED_KEY, "{}")
+    current = redis_schema.ivr_current_key(account.id, "qualify-business")
+    # save()'s transaction (version 2 and what it owes Redis), and then no publish: the
+    # worker died between its commit and its Redis step
+    checked = ivr_tree.validate({"nodes": {"only": {"action": "hangup"}}})
+    with store_on(redis).db.atomic():
+        ivr_store._store(account.id, "qualify-business", checked, cfg, False, set())
+        ivr_store._owe(ivr=[account.id, "qualify-business"])
+    assert redis.get(current) == "1"
+    async with running_engine(cfg) as engine:
+        await wait_for(lambda: engine.outbox.completed == 1)
+    assert redis.get(current) == "2"
+    assert OutboxEntry.select().where(OutboxEntry.done_at.is_null()).count() == 0
