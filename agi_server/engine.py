@@ -73,9 +73,10 @@ class Engine:
         self.services = Services(config=config, suppress=self._suppress, redis=redis,
                                  db=self._db, bridge_agent=self._bridge_agent)
         self.records_saved = 0
-        # call id -> (column values, final): rows not written yet; a call's later row
-        # takes the place of an earlier one still waiting
-        self._unsaved: dict[str, tuple[list, bool]] = {}
+        # call id -> (column values, True) of an ended call, or (its CallRecord, False)
+        # for a call in progress, whose row is taken when the batch is written: rows not
+        # written yet; a call's later row takes the place of an earlier one still waiting
+        self._unsaved: dict[str, tuple[list | CallRecord, bool]] = {}
         self._checkpointed: dict[str, int] = {}    # call id -> path length last written
         self._checkpoints: asyncio.Task | None = None
         self.outbox = OutboxSweeper(config, self._db, self.store)
@@ -180,7 +181,7 @@ class Engine:
             if program is not None:
                 record.account, record.ivr_id = program.account, program.ivr_id
                 record.ivr_version = program.version
-            self._queue_row(record, record.live_row(), final=False)  # its row from now on
+            self._queue_live(record)        # the call has its row from now on
             if program is None:
                 await ch.answer()
                 if (await control.play(ch, self.config.fallback_audio)).missing:
@@ -224,16 +225,16 @@ class Engine:
             record.finish("fallback", "no-ivr-for-did")
         return tree
 
-    def _queue_row(self, record: CallRecord, row: dict, *, final: bool) -> bool:
-        """Queue a row of the call for the writer; `stop` waits until all are written."""
-        try:
-            self._unsaved[record.id] = (column_values(row), final)
-        except Exception:       # never in place of what ended the call (we're in a finally)
-            log.exception("call %s: its record could not be encoded", record.id)
-            return False
+    def _queue_live(self, record: CallRecord) -> None:
+        """Queue the row of a call in progress. Its values are taken when the writer takes
+        the batch (with the path by then), and not at all if the call ended meanwhile (its
+        final row takes the place): a short call costs one row, as before."""
+        self._unsaved.setdefault(record.id, (record, False))
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_records())
-        return True
 
     async def _checkpoint_loop(self) -> None:
         """Every `record_checkpoint_interval`: the rows of the calls in progress whose
@@ -249,14 +250,19 @@ class Engine:
                 continue        # ending: its final row comes next
             written[record.id] = len(record.path)
             if self._checkpointed.get(record.id) != len(record.path):
-                queued += self._queue_row(record, record.live_row(), final=False)
+                self._queue_live(record)
+                queued += 1
         self._checkpointed = written
         return queued
 
     def _save(self, record: CallRecord) -> None:
         """Queue the record's final row for the writer; `stop` waits until all are written."""
-        if not self._queue_row(record, record.row(), final=True):
+        try:
+            self._unsaved[record.id] = (column_values(record.row()), True)
+        except Exception:       # never in place of what ended the call (we're in a finally)
+            log.exception("call %s: its record could not be encoded", record.id)
             return
+        self._wake_writer()
         loop = asyncio.get_running_loop()
         try:       # (the writer runs at the next await: the waiter is registered first)
             self.metrics.inbound_ended(record)
@@ -274,7 +280,9 @@ class Engine:
         while self._unsaved:
             if self.config.record_batch_delay > 0:
                 await asyncio.sleep(self.config.record_batch_delay)
-            batch, self._unsaved = list(self._unsaved.values()), {}
+            batch = [(v, final) for v, final in map(_encoded, self._unsaved.values())
+                     if v is not None]
+            self._unsaved = {}
             try:
                 await self._db(save_rows, self.store.db, [row for row, _ in batch])
                 self._written(batch, True)
@@ -330,6 +338,18 @@ class Engine:
         await ai_bridge.run_ai_call(ch, call, self.config)
         row = await self._db(Call.get_or_none, Call.id == record.id)
         return (row.ai_result if row is not None else None) or {}
+
+
+def _encoded(item: tuple) -> tuple[list | None, bool]:
+    """A queued row's column values; a call in progress's taken now."""
+    value, final = item
+    if final:
+        return value, final
+    try:
+        return column_values(value.live_row()), final
+    except Exception:
+        log.exception("call %s: its row could not be encoded", value.id)
+        return None, final
 
 
 def loop_factory(name: str):
