@@ -1,16 +1,20 @@
 """The engine's half of the outbox (trunx/outbox.py): every `outbox_grace` seconds, the
 API writes whose Redis step is still owed that long after their commit are completed here,
 on the database thread (a query on an indexed column when there are none). Their API
-worker died between the database and Redis; applying an entry twice is a no-op."""
+worker died between the database and Redis; applying an entry twice is a no-op. Once an
+hour, entries done more than a week ago are deleted."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from trunx import outbox
 from trunx.ivr import store as ivr_store
 
 log = logging.getLogger(__name__)
+
+PRUNE_EVERY = 3600.0    # seconds between deletions of entries done a week ago
 
 
 class OutboxSweeper:
@@ -36,10 +40,15 @@ class OutboxSweeper:
         return ran
 
     async def _run(self) -> None:
+        pruned_at = 0.0
         while True:
             await asyncio.sleep(self.grace)
             try:
                 await self.sweep()
+                now = time.monotonic()
+                if now - pruned_at >= PRUNE_EVERY:
+                    pruned_at = now
+                    await self._db(outbox.prune)
             except asyncio.CancelledError:
                 raise
             except Exception:      # Redis or the database away: the next round tries again

@@ -164,6 +164,13 @@ def sweep(store, grace: float, republish) -> int:
     return ran
 
 
+def prune(keep: float = redis_schema.ACTION_TTL) -> int:
+    """Drop the entries done more than `keep` seconds ago (a rebuild needs an action's
+    entry as long as Redis would keep its state)."""
+    before = utcnow() - dt.timedelta(seconds=keep)
+    return OutboxEntry.delete().where(OutboxEntry.done_at < before).execute()
+
+
 def record_state(action_id: str, state: dict) -> None:
     """The action's state as it ended (its whole hash), kept for a rebuild."""
     OutboxEntry.update(state=state).where(OutboxEntry.kind == COMMAND,
