@@ -36,6 +36,11 @@ agi_server.calls.actions carries them out):
     trunx:action:{uuid}                 hash: one action's state {type, call, account,
                                         status, params, result, error, *_at} (TTL 7 days)
 
+The outbox (trunx/outbox.py):
+
+    trunx:outbox:{entry}                set NX by the script that applies an outbox entry's
+                                        Redis step: the step runs at most once (TTL 7 days)
+
 API requests (admin_api.idempotency):
 
     trunx:idem:{account}:{sha256 of key} {state: pending|done, fp, status, body, ...}: a
