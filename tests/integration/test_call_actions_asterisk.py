@@ -509,8 +509,10 @@ async def test_inbound_ivr_call_takes_every_action(cfg, account, api, redis, car
         assert stopped["url"].endswith(".mp3") and (blob[:3] == b"ID3" or blob[0] == 0xFF)
 
         await carrier_ami.wait_event(caller.is_hangup_of("caller"), timeout=20)
-        row = await asyncio.to_thread(wait_until, lambda: Call.get_or_none(Call.id == call_id),
-                                      10, message="the inbound call's record")
+        row = await asyncio.to_thread(
+            wait_until, lambda: Call.get_or_none(Call.id == call_id,
+                                                 Call.ended_at.is_null(False)),
+            10, message="the inbound call's final record")
         assert engine.server.stats["errors"] == 0
     assert row.outcome == "caller-hangup" and row.direction == "inbound"
     assert [p["node"] for p in row.path if p["event"] == "enter"] == ["menu"]   # IVR resumed
@@ -558,8 +560,10 @@ async def test_inbound_ivr_transfer_bridges_the_caller_and_ends_the_walk(
         await carrier_ami.wait_event(caller.is_hangup_of("caller"), timeout=15)
         done = await api.wait_state(call_id, moved["transfer_uuid"], {"completed"}, 15)
         assert done["result"]["dial_status"] == "ANSWER"
-        row = await asyncio.to_thread(wait_until, lambda: Call.get_or_none(Call.id == call_id),
-                                      10, message="the inbound call's record")
+        row = await asyncio.to_thread(
+            wait_until, lambda: Call.get_or_none(Call.id == call_id,
+                                                 Call.ended_at.is_null(False)),
+            10, message="the inbound call's final record")
         assert engine.server.stats["errors"] == 0
     assert row.outcome == "transferred"
     assert arrived["CallerIDNum"] == "+12025550199"     # the caller's own number, passed on
