@@ -41,7 +41,7 @@ from tests.integration.outbound_support import (
 from tests.store_support import store_on
 from trunx import accounts, redis_schema, webhook_sign
 from trunx.media import piper
-from trunx.models import Account, Call, Did
+from trunx.models import Account, Call, CallEvent, Did
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -462,6 +462,10 @@ async def test_outbound_transfer_bridges_the_far_end_and_ends_the_call(
     secret = Account.get_by_id(account.id).webhook_secret
     assert webhook_sign.verify(secret, hook["headers"][webhook_sign.TIMESTAMP_HEADER],
                                hook["body"], hook["headers"][webhook_sign.SIGNATURE_HEADER])
+    # kept like a status webhook (redelivered after a restart until delivered): delivered
+    (kept,) = CallEvent.select().where(CallEvent.call == call.id,
+                                       CallEvent.type == "call.transfer")
+    assert kept.payload == hook["body"].decode() and kept.delivered_at is not None
 
 
 # -- inbound, in an IVR ----------------------------------------------------------------------------
