@@ -103,12 +103,7 @@ class Engine:
 
     async def start(self, *, resync: bool = True) -> None:
         if resync:
-            if not await self.redis.exists(redis_schema.SYNCED_KEY):
-                counts = await self._db(outbox.rebuild, self.sync_redis)
-                log.info("Redis has no data of ours: calls in flight back from the "
-                         "database: %s", counts)
-            counts = await self._db(ivr_store.resync, self.store)
-            log.info("resynced Redis from SQLite: %s", counts)
+            await self._db(self._resync)
         await self.cache.start()
         await self.server.start()
         log.info("FastAGI listening on %s:%s", self.config.agi_host, self.server.port)
@@ -159,6 +154,15 @@ class Engine:
             counts = await self._db(ivr_store.resync, self.store)
             self.resyncs += 1
             log.warning("Redis had lost its data; resynced from SQLite: %s", counts)
+
+    def _resync(self) -> None:
+        """Blocking, at start: Redis from the database; a Redis with nothing of ours (a
+        first start, or it restarted empty) gets the calls in flight back first."""
+        if not self.sync_redis.exists(redis_schema.SYNCED_KEY):
+            counts = outbox.rebuild(self.sync_redis)
+            log.info("Redis has no data of ours: calls in flight back from the database: %s",
+                     counts)
+        log.info("resynced Redis from SQLite: %s", ivr_store.resync(self.store))
 
     async def _db(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
