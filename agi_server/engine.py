@@ -46,6 +46,8 @@ from trunx.store import Store
 
 log = logging.getLogger(__name__)
 
+START_ROW_WAIT = 2.0     # seconds a call waits at most for its first row before ANSWER
+
 
 class Engine:
     def __init__(self, config, redis, sync_redis=None, *, store: Store | None = None):
@@ -78,6 +80,7 @@ class Engine:
         # written yet; a call's later row takes the place of an earlier one still waiting
         self._unsaved: dict[str, tuple[list | CallRecord, bool]] = {}
         self._checkpointed: dict[str, int] = {}    # call id -> path length last written
+        self._start_rows: dict[str, asyncio.Future] = {}   # call id -> first row written
         self._checkpoints: asyncio.Task | None = None
         self.outbox = OutboxSweeper(config, self._db, self.store)
         self._writer: asyncio.Task | None = None
@@ -185,7 +188,7 @@ class Engine:
             if program is not None:
                 record.account, record.ivr_id = program.account, program.ivr_id
                 record.ivr_version = program.version
-            self._queue_live(record)        # the call has its row from now on
+            await self._row_before_answer(record)
             if program is None:
                 await ch.answer()
                 if (await control.play(ch, self.config.fallback_audio)).missing:
@@ -228,6 +231,22 @@ class Engine:
         if tree is None:
             record.finish("fallback", "no-ivr-for-did")
         return tree
+
+    async def _row_before_answer(self, record: CallRecord) -> None:
+        """The call's row is committed before Asterisk hears ANSWER, so an engine killed
+        at any moment leaves every call it answered with its row. The writer does not
+        wait out `record_batch_delay` for it: it waits only for the batch in flight, so
+        under load calls starting together still share a transaction. A database slower
+        than START_ROW_WAIT does not hold the caller: the call goes on, its row queued."""
+        written = self._start_rows[record.id] = asyncio.get_running_loop().create_future()
+        self._queue_live(record)
+        try:
+            await asyncio.wait_for(asyncio.shield(written), START_ROW_WAIT)
+        except TimeoutError:
+            log.warning("call %s: its first row not written within %.0f s; answering",
+                        record.id, START_ROW_WAIT)
+        finally:
+            self._start_rows.pop(record.id, None)
 
     def _queue_live(self, record: CallRecord) -> None:
         """Queue the row of a call in progress. Its values are taken when the writer takes
@@ -282,7 +301,7 @@ class Engine:
         """Group commit: everything that ended while the last batch was written, or
         within `record_batch_delay` of the first of them."""
         while self._unsaved:
-            if self.config.record_batch_delay > 0:
+            if self.config.record_batch_delay > 0 and not self._start_rows:
                 await asyncio.sleep(self.config.record_batch_delay)
             batch = [(v, final) for v, final in map(_encoded, self._unsaved.values())
                      if v is not None]
@@ -305,6 +324,9 @@ class Engine:
         """Count the final rows and tell whoever waits for them (call.completed)."""
         for row, final in rows:
             if not final:
+                started = self._start_rows.get(row[0])
+                if started is not None and not started.done():
+                    started.set_result(ok)
                 continue
             self.records_saved += ok
             waiter = self._saved.pop(row[0], None)
