@@ -51,8 +51,8 @@ DID = "+19495550177"
 TREE = {"nodes": {"welcome": {"audio": "hello-world", "gather": {"1": "bye"}},
                   "bye": {"action": "hangup", "audio": "vm-goodbye"}}}
 KILLS = 20
-WORKLOAD = 32.0          # seconds of traffic; the kills fall inside it
-MIN_UP = 1.0             # seconds a process serves before it is killed again (a kill of a
+WORKLOAD = 30.0          # seconds of traffic; the kills fall inside it
+MIN_UP = 0.7             # seconds a process serves before it is killed again (a kill of a
                          # process still starting would test its start, not what it holds)
 
 
