@@ -13,6 +13,7 @@ needs) is touched once per batch, not once per call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -81,6 +82,7 @@ class Engine:
         self._unsaved: dict[str, tuple[list | CallRecord, bool]] = {}
         self._checkpointed: dict[str, int] = {}    # call id -> path length last written
         self._start_rows: dict[str, asyncio.Future] = {}   # call id -> first row written
+        self._flush = asyncio.Event()       # a first row waits: the writer stops waiting
         self._checkpoints: asyncio.Task | None = None
         self.outbox = OutboxSweeper(config, self._db, self.store)
         self._writer: asyncio.Task | None = None
@@ -240,6 +242,7 @@ class Engine:
         than START_ROW_WAIT does not hold the caller: the call goes on, its row queued."""
         written = self._start_rows[record.id] = asyncio.get_running_loop().create_future()
         self._queue_live(record)
+        self._flush.set()
         try:
             await asyncio.wait_for(asyncio.shield(written), START_ROW_WAIT)
         except TimeoutError:
@@ -302,7 +305,10 @@ class Engine:
         within `record_batch_delay` of the first of them."""
         while self._unsaved:
             if self.config.record_batch_delay > 0 and not self._start_rows:
-                await asyncio.sleep(self.config.record_batch_delay)
+                # cut short by a call waiting for its first row (_row_before_answer)
+                self._flush.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush.wait(), self.config.record_batch_delay)
             batch = [(v, final) for v, final in map(_encoded, self._unsaved.values())
                      if v is not None]
             self._unsaved = {}
