@@ -13,6 +13,7 @@ needs) is touched once per batch, not once per call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -40,8 +41,9 @@ from agi_server.health import HealthServer
 from agi_server.ivr.runner import IvrRunner, Services
 from agi_server.ivr.tree_cache import TreeCache, TreeUnavailable
 from agi_server.metrics import EngineMetrics
+from agi_server.outbox import OutboxSweeper
 from agi_server.webhooks import WebhookSender
-from trunx import dnc, logs, redis_schema
+from trunx import dnc, logs, outbox, redis_schema
 from trunx import ultravox_transfer as ai_transfer_target
 from trunx.ivr import store as ivr_store
 from trunx.ivr.program import Program
@@ -52,6 +54,7 @@ from trunx.store import Store
 log = logging.getLogger(__name__)
 
 RETURN_WAIT = 30.0   # seconds an agent's caller may take from the REFER to the IVR route
+START_ROW_WAIT = 2.0     # seconds a call waits at most for its first row before ANSWER
 
 
 class Engine:
@@ -96,7 +99,15 @@ class Engine:
         # route picks the record up (a few seconds at most; dropped if the caller hangs up
         # first, bounded by the calls bridged to agents at once)
         self._returning: dict[str, CallRecord] = {}
-        self._unsaved: list[list] = []   # ended calls' column values, not written yet
+        # call id -> (column values, True) of an ended call, or (its CallRecord, False)
+        # for a call in progress, whose row is taken when the batch is written: rows not
+        # written yet; a call's later row takes the place of an earlier one still waiting
+        self._unsaved: dict[str, tuple[list | CallRecord, bool]] = {}
+        self._checkpointed: dict[str, int] = {}    # call id -> path length last written
+        self._start_rows: dict[str, asyncio.Future] = {}   # call id -> first row written
+        self._flush = asyncio.Event()       # a first row waits: the writer stops waiting
+        self._checkpoints: asyncio.Task | None = None
+        self.outbox = OutboxSweeper(config, self._db, self.store)
         self._writer: asyncio.Task | None = None
         self.resyncs = 0                         # times Redis was found empty and rebuilt
         # watching it run: metrics, the health listener, webhooks about inbound calls and
@@ -120,8 +131,7 @@ class Engine:
 
     async def start(self, *, resync: bool = True) -> None:
         if resync:
-            counts = await self._db(ivr_store.resync, self.store)
-            log.info("resynced Redis from SQLite: %s", counts)
+            await self._db(self._resync)
         await self.cache.start()
         await self.server.start()
         log.info("FastAGI listening on %s:%s", self.config.agi_host, self.server.port)
@@ -145,6 +155,10 @@ class Engine:
                           self.config.engine_heartbeat), name="engine-heartbeat")
         await self.commands.start()
         await self.dialer.start()
+        await self.outbox.start()
+        if self.config.record_checkpoint_interval > 0:
+            self._checkpoints = asyncio.create_task(self._checkpoint_loop(),
+                                                    name="record-checkpoints")
 
     def _entered(self, record: CallRecord) -> None:
         """The path so far into the call's live hash, with the next batch: if this engine
@@ -174,7 +188,10 @@ class Engine:
 
     async def stop(self) -> None:
         self._returning.clear()      # (their rows are written; no timer acts on them now)
-        await asyncio.gather(self.dialer.stop(), self.commands.stop())
+        await asyncio.gather(self.dialer.stop(), self.commands.stop(), self.outbox.stop())
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            await asyncio.gather(self._checkpoints, return_exceptions=True)
         await self._leave()
         await self.server.stop()
         await self.sockets.stop()
@@ -191,8 +208,12 @@ class Engine:
         self.db_thread.shutdown(wait=True)
 
     async def _heal_redis(self) -> None:
-        """On each (re)connection: a Redis that lost its data is rebuilt from SQLite."""
+        """On each (re)connection: a Redis that lost its data is rebuilt from SQLite: the
+        calls in flight first (queued calls, placed marks, actions: trunx/outbox.py),
+        then the trees, whose resync sets the marker that says it is done."""
         if not await self.redis.exists(redis_schema.SYNCED_KEY):
+            calls = await self._db(outbox.rebuild, self.sync_redis)
+            log.warning("Redis had lost its data; calls in flight back: %s", calls)
             counts = await self._db(ivr_store.resync, self.store)
             self.resyncs += 1
             log.warning("Redis had lost its data; resynced from SQLite: %s", counts)
@@ -201,6 +222,15 @@ class Engine:
             # that missed the last writes) or a batch written meanwhile: the live calls
             # are written again now, not at the registry's next upkeep (up to 30 s later)
             await self.registry.index.refresh()
+
+    def _resync(self) -> None:
+        """Blocking, at start: Redis from the database; a Redis with nothing of ours (a
+        first start, or it restarted empty) gets the calls in flight back first."""
+        if not self.sync_redis.exists(redis_schema.SYNCED_KEY):
+            counts = outbox.rebuild(self.sync_redis)
+            log.info("Redis has no data of ours: calls in flight back from the database: %s",
+                     counts)
+        log.info("resynced Redis from SQLite: %s", ivr_store.resync(self.store))
 
     async def _db(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
@@ -220,14 +250,16 @@ class Engine:
             to_number=record.did, status="answered", channel=record.channel, record=record))
         try:
             program = await self._tree_for(record)
+            if program is not None:
+                record.account, record.ivr_id = program.account, program.ivr_id
+                record.ivr_version = program.version
+            await self._row_before_answer(record)
             if program is None:
                 await ch.answer()
                 if (await control.play(ch, self.config.fallback_audio)).missing:
                     self.services.stats["prompt_missing"] += 1
                 await ch.hangup()
                 return
-            record.account, record.ivr_id = program.account, program.ivr_id
-            record.ivr_version = program.version
             call.account = record.account
             logs.bind(account_id=record.account)
             self.notify.started(record)
@@ -275,22 +307,69 @@ class Engine:
             record.finish("fallback", "no-ivr-for-did")
         return tree
 
-    def _save(self, record: CallRecord, *, final: bool = True) -> None:
-        """Queue the record for the writer; `stop` waits until all are written."""
+    async def _row_before_answer(self, record: CallRecord) -> None:
+        """The call's row is committed before Asterisk hears ANSWER, so an engine killed
+        at any moment leaves every call it answered with its row. The writer does not
+        wait out `record_batch_delay` for it: it waits only for the batch in flight, so
+        under load calls starting together still share a transaction. A database slower
+        than START_ROW_WAIT does not hold the caller: the call goes on, its row queued."""
+        written = self._start_rows[record.id] = asyncio.get_running_loop().create_future()
+        self._queue_live(record)
+        self._flush.set()
         try:
-            values = column_values(record.row())
+            await asyncio.wait_for(asyncio.shield(written), START_ROW_WAIT)
+        except TimeoutError:
+            log.warning("call %s: its first row not written within %.0f s; answering",
+                        record.id, START_ROW_WAIT)
+        finally:
+            self._start_rows.pop(record.id, None)
+
+    def _queue_live(self, record: CallRecord) -> None:
+        """Queue the row of a call in progress. Its values are taken when the writer takes
+        the batch (with the path by then), and not at all if the call ended meanwhile (its
+        final row takes the place): a short call costs one row, as before."""
+        self._unsaved.setdefault(record.id, (record, False))
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_records())
+
+    async def _checkpoint_loop(self) -> None:
+        """Every `record_checkpoint_interval`: the rows of the calls in progress whose
+        path grew, in the writer's next batch (one transaction for all of them)."""
+        while True:
+            await asyncio.sleep(self.config.record_checkpoint_interval)
+            self.checkpoint()
+
+    def checkpoint(self) -> int:
+        written, queued = {}, 0
+        for record in self.registry.records():
+            if record.outcome is not None:
+                continue        # ending: its final row comes next
+            written[record.id] = len(record.path)
+            if self._checkpointed.get(record.id) != len(record.path):
+                self._queue_live(record)
+                queued += 1
+        self._checkpointed = written
+        return queued
+
+    def _save(self, record: CallRecord, *, final: bool = True) -> None:
+        """Queue the record's final row for the writer; `stop` waits until all are written.
+        Not final: a caller an AI agent sends back to an IVR node goes on on this record
+        (`_ai_to_ivr`); its row is written as a call in progress, and the call is counted
+        and announced once, when it really ends."""
+        if not final:
+            self._unsaved.pop(record.id, None)
+            self._queue_live(record)
+            return
+        try:
+            self._unsaved[record.id] = (column_values(record.row()), True)
         except Exception:       # never in place of what ended the call (we're in a finally)
             log.exception("call %s: its record could not be encoded", record.id)
             return
-        # one row per call in a batch (a record written twice: an agent's caller back in
-        # the IVR); the later values are the whole record
-        self._unsaved = [r for r in self._unsaved if r[0] != record.id]
-        self._unsaved.append(values)
+        self._wake_writer()
         loop = asyncio.get_running_loop()
-        if self._writer is None or self._writer.done():
-            self._writer = loop.create_task(self._write_records())
-        if not final:
-            return
         try:       # (the writer runs at the next await: the waiter is registered first)
             self.metrics.inbound_ended(record)
             if self.notify.wants(record.account):
@@ -305,28 +384,37 @@ class Engine:
         """Group commit: everything that ended while the last batch was written, or
         within `record_batch_delay` of the first of them."""
         while self._unsaved:
-            if self.config.record_batch_delay > 0:
-                await asyncio.sleep(self.config.record_batch_delay)
-            batch, self._unsaved = self._unsaved, []
+            if self.config.record_batch_delay > 0 and not self._start_rows:
+                # cut short by a call waiting for its first row (_row_before_answer)
+                self._flush.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush.wait(), self.config.record_batch_delay)
+            batch = [(v, final) for v, final in map(_encoded, self._unsaved.values())
+                     if v is not None]
+            self._unsaved = {}
             try:
-                await self._db(save_rows, self.store.db, batch)
-                self.records_saved += len(batch)
+                await self._db(save_rows, self.store.db, [row for row, _ in batch])
                 self._written(batch, True)
                 continue
             except Exception:
                 self.metrics.db_errors.labels("call-record").inc()
-            for row in batch:      # one bad row must not cost the others theirs
+            for row, final in batch:      # one bad row must not cost the others theirs
                 try:
                     await self._db(save_rows, self.store.db, [row])
-                    self.records_saved += 1
-                    self._written([row], True)
+                    self._written([(row, final)], True)
                 except Exception:
                     log.exception("call %s: could not save its record", row[0])
-                    self._written([row], False)
+                    self._written([(row, final)], False)
 
-    def _written(self, rows: list[list], ok: bool) -> None:
-        """Tell whoever waits for these calls' rows (the call.completed webhook)."""
-        for row in rows:
+    def _written(self, rows: list[tuple[list, bool]], ok: bool) -> None:
+        """Count the final rows and tell whoever waits for them (call.completed)."""
+        for row, final in rows:
+            if not final:
+                started = self._start_rows.get(row[0])
+                if started is not None and not started.done():
+                    started.set_result(ok)
+                continue
+            self.records_saved += ok
             waiter = self._saved.pop(row[0], None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(ok)
@@ -420,6 +508,18 @@ class Engine:
         # the path says where as users write it (ivr:<ivr_id>#<node>, a number)
         return {**((row.ai_result if row is not None else None) or {}),
                 "movedTo": ai_transfer_target.written(target) if target else moved}
+
+
+def _encoded(item: tuple) -> tuple[list | None, bool]:
+    """A queued row's column values; a call in progress's taken now."""
+    value, final = item
+    if final:
+        return value, final
+    try:
+        return column_values(value.live_row()), final
+    except Exception:
+        log.exception("call %s: its row could not be encoded", value.id)
+        return None, final
 
 
 def loop_factory(name: str):

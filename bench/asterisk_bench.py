@@ -49,7 +49,8 @@ async def _calls(pbx: Asterisk, engine: Child, calls: int, spread: float,
         deadline = time.monotonic() + timeout
         while len(rows) < len(originated) and time.monotonic() < deadline:
             ids = [c.callee_id for c in originated if c.callee_id not in rows]
-            for row in Call.select().where(Call.uniqueid.in_(ids)):
+            for row in Call.select().where(Call.uniqueid.in_(ids),
+                                               Call.ended_at.is_null(False)):
                 rows[row.uniqueid] = row
             await asyncio.sleep(0.25)
         elapsed = time.perf_counter() - t0

@@ -57,7 +57,8 @@ async def demo_call(pbx: Asterisk) -> Call:
         call = await originate_local(ami, DEMO_DID, DEMO_STEPS,
                                      caller_id="Demo caller <+12025550123>")
         async with asyncio.timeout(60):
-            while (row := Call.get_or_none(Call.uniqueid == call.callee_id)) is None:
+            while (row := Call.get_or_none(Call.uniqueid == call.callee_id,
+                                           Call.ended_at.is_null(False))) is None:
                 await asyncio.sleep(0.2)
     return row
 

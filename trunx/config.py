@@ -85,6 +85,13 @@ class Config:
     # call that long after its answer. Under load: a round trip per batch, not per call.
     record_batch_delay: float = 0.02
     live_batch_delay: float = 0.05
+    # seconds between writes of the paths of inbound calls in progress (one transaction
+    # for all of them), so a killed engine leaves each call's row with its path so far;
+    # 0: a row at the start and at the end only
+    record_checkpoint_interval: float = 5.0
+    # seconds an API write's outbox entry may wait for its Redis step before the engine
+    # completes it (its API worker died in between: trunx/outbox.py)
+    outbox_grace: float = 5.0
 
     # AMI (the engine holds the one connection)
     ami_host: str = "127.0.0.1"

@@ -289,8 +289,23 @@ class Recording(Base):
     ended_at = peewee.DateTimeField(null=True)
 
 
+class OutboxEntry(Base):
+    """A Redis step the API owes after a database write (trunx/outbox.py): written in the
+    same transaction as the row it follows, marked done once Redis took it; the engine
+    completes one whose API worker died in between. A live-call action's entry also keeps
+    the action's last final state, so a Redis that restarted empty gets it back."""
+    id = peewee.CharField(primary_key=True, default=lambda: new_id("obx"))
+    kind = peewee.CharField()               # originate | command
+    ref = peewee.CharField(index=True)      # the call id (originate) or the action id
+    call_id = peewee.CharField(null=True)
+    payload = JSONField()                   # what the Redis step writes (trunx/outbox.py)
+    state = JSONField(null=True)            # an action's final state hash, once it ended
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+    done_at = peewee.DateTimeField(null=True, index=True)
+
+
 ALL_MODELS = [Account, ApiKey, AudioAsset, Ivr, IvrVersion, Did, Suppression, Call, CallEvent,
-              Agent, Recording, CallNodeVisit]
+              Agent, Recording, CallNodeVisit, OutboxEntry]
 
 
 def _unbounded_strings(model_classes) -> None:

@@ -53,6 +53,11 @@ Several engines (agi_server/cluster/; each engine has an id, config engine_id):
     trunx:pace                          the shared calls-per-second pace (next free slot, s)
     trunx:pace:{account}                the account's own next free slot (its calls_per_second)
 
+The outbox (trunx/outbox.py):
+
+    trunx:outbox:{entry}                set NX by the script that applies an outbox entry's
+                                        Redis step: the step runs at most once (TTL 7 days)
+
 API requests (admin_api.idempotency):
 
     trunx:idem:{account}:{sha256 of key} {state: pending|done, fp, status, body, ...}: a

@@ -31,7 +31,7 @@ import uuid
 
 from admin_api.call_actions import speech
 from admin_api.voice.service import check_webhook_url
-from trunx import dnc, phone, recordings, redis_schema
+from trunx import dnc, outbox, phone, recordings, redis_schema
 from trunx.errors import Conflict, Forbidden, NotFound, invalid
 from trunx.media import asterisk_path, make_stager, pipeline, prepare_upload, tts
 from trunx.media.fetch import check_url, fetch_audio
@@ -111,16 +111,16 @@ def enqueue(redis, call_id: str, account_id: str, kind: str, params: dict,
     """Write the action's state (queued) and put it on the engine's command stream."""
     assert kind in KINDS, kind
     action_id = action_id or new_action_id()
-    key = redis_schema.action_key(action_id)
-    pipe = redis.pipeline(transaction=True)
-    pipe.hset(key, mapping={"type": kind, "call": call_id, "account": account_id,
-                            "status": "queued", "params": json.dumps(params),
-                            "created_at": iso(utcnow())})
-    pipe.expire(key, redis_schema.ACTION_TTL)
+    # through the outbox (trunx/outbox.py): the action is in the database (one INSERT)
+    # before Redis has it, so a worker killed in between loses nothing, and a Redis that
+    # restarts empty gets the action's state back
+    state = {"type": kind, "call": call_id, "account": account_id, "status": "queued",
+             "params": json.dumps(params), "created_at": iso(utcnow())}
+    fields = {"call": call_id, "action": kind, "id": action_id, "params": json.dumps(params)}
     stream = redis_schema.command_stream_for(redis, call_id)     # the engine holding it
-    pipe.xadd(stream, {"call": call_id, "action": kind, "id": action_id,
-                       "params": json.dumps(params)})
-    pipe.execute()
+    entry = outbox.write(outbox.COMMAND, action_id, call_id,
+                         outbox.command_payload(fields, state, stream=stream))
+    outbox.deliver(redis, entry)
     return action_id
 
 
@@ -208,9 +208,12 @@ def finish_transfer(redis, account_id: str, call_id: str, transfer_id: str,
                        "call yet; cancel it, or complete once it answers",
                        details={"transfer_uuid": transfer_id,
                                 "consult": state.get("consult") or "ringing"})
-    redis.xadd(redis_schema.command_stream_for(redis, call_id),
-               {"call": call_id, "action": f"transfer_{how}", "id": transfer_id,
-                "params": "{}"})
+    entry = outbox.write(outbox.COMMAND, f"{transfer_id}-{how}", call_id,
+                         outbox.command_payload({"call": call_id, "action": f"transfer_{how}",
+                                                 "id": transfer_id, "params": "{}"},
+                                                stream=redis_schema.command_stream_for(
+                                                    redis, call_id)))
+    outbox.deliver(redis, entry)
     return {"transfer_uuid": transfer_id,
             "status": "completing" if how == "complete" else "canceling"}
 

@@ -20,11 +20,10 @@ from __future__ import annotations
 import importlib.util
 import re
 import secrets
-import time
 
 from admin_api import quotas
 from admin_api.voice.amd import amd_settings
-from trunx import dnc, phone, redis_schema, ultravox_tools, url_policy
+from trunx import dnc, outbox, phone, redis_schema, ultravox_tools, url_policy
 from trunx.calls import ensure_webhook_secret, parse_duration
 from trunx.errors import Forbidden, NotConfigured, Unavailable, invalid
 from trunx.models import Account, Call, Did, new_uuid, utcnow
@@ -219,21 +218,23 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
             created_at=now, queued_at=now)
         if webhook_url:
             ensure_webhook_secret(account_id)
+        # the queue entry is owed from this commit on: if this worker dies before Redis
+        # has it, the engine's outbox sweep queues it (trunx/outbox.py)
+        entry = outbox.write(outbox.ORIGINATE, call.id, call.id,
+                             outbox.originate_payload(call.id, account_id))
     try:
-        enqueue(redis, call.id, account_id)
+        enqueue(store, entry)
     except Exception:
         call.delete_instance()
         raise
     return call
 
 
-def enqueue(redis, call_id: str, account_id: str = "") -> None:
-    """Into the visible queue and onto the engine's stream, in one MULTI. The account
-    gives the call its lane: the engine dials accounts in turn (agi_server/ami/lanes.py)."""
-    pipe = redis.pipeline(transaction=True)
-    pipe.zadd(redis_schema.ORIGINATE_QUEUE, {call_id: time.time() * 1000}, nx=True)
-    pipe.xadd(redis_schema.ORIGINATE_STREAM, {"call": call_id, "account": account_id})
-    pipe.execute()
+def enqueue(store, entry) -> None:
+    """Into the visible queue and onto the engine's stream, at most once (one Lua script:
+    trunx/outbox.py). The account gives the call its lane: the engine dials accounts in
+    turn (agi_server/ami/lanes.py)."""
+    outbox.deliver(store.redis, entry)
 
 
 def queue_position(redis, call_id: str) -> int | None:
@@ -242,11 +243,14 @@ def queue_position(redis, call_id: str) -> int | None:
     return None if rank is None else rank + 1
 
 
-def request_hangup(redis, call_id: str) -> str:
-    """Ask the engine to end the call (queued: never placed; ringing or live: hung up).
-    Returns the command's stream id."""
-    return redis.xadd(redis_schema.command_stream_for(redis, call_id),
-                      {"call": call_id, "action": "hangup"})
+def request_hangup(redis, call_id: str) -> None:
+    """Ask the engine to end the call (queued: never placed; ringing or live: hung up),
+    through the outbox: the request is in the database (one INSERT) before Redis has it."""
+    entry = outbox.write(outbox.COMMAND, f"hangup-{new_uuid()}", call_id,
+                         outbox.command_payload({"call": call_id, "action": "hangup"},
+                                                stream=redis_schema.command_stream_for(
+                                                    redis, call_id)))
+    outbox.deliver(redis, entry)
 
 
 def get_owned(account_id: str, call_id: str) -> Call | None:

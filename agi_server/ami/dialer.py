@@ -15,7 +15,9 @@ before a crash stays pending in the group and is read again at start. For each c
 3. checks the DNC list again (it may have changed while the call waited);
 4. marks the call originated with SET NX (as "refused" if the number is now suppressed):
    if the mark already exists the call was sent before (by a previous run) or cancelled
-   by a DELETE (the command reader sets the mark too): it is never sent twice;
+   by a DELETE (the command reader sets the mark too): it is never sent twice; nor is a
+   call whose `initiated` CallEvent is in the database (written before the Originate),
+   whose mark a Redis that restarted empty lost;
 5. sends Originate PJSIP/<to>@<trunk_endpoint> into [trunx-outbound] with ChannelId = the
    call id, so the channel's Uniqueid names the call in every AMI event.
 
@@ -41,7 +43,7 @@ from agi_server.background import ensure_group, keep_reading, stop_task, wait_or
 from agi_server.calls import control
 from agi_server.cluster.limits import AccountLimits
 from agi_server.cluster.pace import SharedPace
-from trunx import redis_schema
+from trunx import outbox, redis_schema
 from trunx.calls import ts_from_utc
 from trunx.models import Call
 
@@ -229,6 +231,10 @@ class Dialer:
         suppressed = await control.is_suppressed(row.account_id, row.to_number,
                                                  redis=self.redis, db=self._db)
         mark = redis_schema.originated_key(call_id)
+        if await self._db(outbox.placed_before, call_id):
+            # taken before (its `initiated` event is written before the Originate) by a
+            # run whose mark a Redis that restarted empty has lost: never again
+            await self.redis.set(mark, "sent", nx=True, ex=MARK_TTL)
         if not await self.redis.set(mark, "refused" if suppressed else "sent", nx=True,
                                     ex=MARK_TTL):
             # sent before (a previous run) or cancelled by a DELETE: never (again). The

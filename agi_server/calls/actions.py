@@ -38,7 +38,7 @@ from agi_server.calls import attended, bridged, control, recorder, speech, trans
 from agi_server.calls.live_index import LiveIndex
 from agi_server.calls.recorder import Recorder
 from agi_server.calls.session import CallSession
-from trunx import logs, redis_schema
+from trunx import logs, outbox, redis_schema
 from trunx.media import make_stager
 from trunx.models import iso, utcnow
 
@@ -80,8 +80,13 @@ class ActionRunner:
             return
         values = {k: json.dumps(v) if isinstance(v, (dict, list)) else str(v)
                   for k, v in fields.items() if v is not None}
+        key = redis_schema.action_key(action_id)
         try:
-            await self.redis.hset(redis_schema.action_key(action_id), mapping=values)
+            await self.redis.hset(key, mapping=values)
+            if fields.get("status") in outbox.FINAL_ACTION:
+                # the final state, kept in the database for a Redis that restarts empty
+                state = await self.redis.hgetall(key)
+                await self._db(outbox.record_state, action_id, state)
         except Exception as exc:   # the action still happens; only its report is lost
             log.warning("action %s: state not written: %s", action_id, exc)
             if self.metrics is not None:

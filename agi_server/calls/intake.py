@@ -17,6 +17,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections import OrderedDict
 
 from agi_server.background import ensure_group, keep_reading, stop_task
 from trunx import redis_schema
@@ -26,6 +27,7 @@ from trunx.models import Call
 log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 500     # a stop waits at most this long for the read in flight
+SEEN_MAX = 10_000       # command ids remembered, to take each once
 
 
 class CommandReader:
@@ -42,6 +44,7 @@ class CommandReader:
         self.own_stream = redis_schema.engine_command_stream(self.consumer)
         self.membership = membership
         self.handled = 0
+        self._seen: OrderedDict = OrderedDict()   # (action, id) of commands taken
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self.on_redis_error = None      # the engine's metrics: the stream read failed
@@ -98,6 +101,15 @@ class CommandReader:
 
     async def _handle(self, fields: dict) -> None:
         call_id, action = fields.get("call", ""), fields.get("action")
+        if fields.get("id"):
+            # a command is taken once: after Redis restarted empty, the database sends
+            # again the commands it cannot know were taken (trunx/outbox.py rebuild)
+            key = (action, fields["id"])
+            if key in self._seen:
+                return
+            self._seen[key] = None
+            if len(self._seen) > SEEN_MAX:
+                self._seen.popitem(last=False)
         self.handled += 1
         if action != "hangup":
             await self.registry.route(dict(fields))

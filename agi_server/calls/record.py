@@ -1,8 +1,10 @@
 """What an inbound call did: the nodes it walked, the digits, timings and outcome.
 
-Built in memory while the call runs (appending to a list is all a node costs) and written
-to SQLite once, when the call ends, so the API can show it later. The engine group-commits
-the rows of calls that end together (`save_rows`): one transaction for many calls.
+Built in memory while the call runs (appending to a list is all a node costs). Its row is
+written when the call starts (`live_row`: answered, its path so far), again with the
+paths of every call in progress at each checkpoint, and once more when it ends (`row`),
+so a killed engine leaves every call it held with the path it had. The engine
+group-commits these rows (`save_rows`): one transaction for many calls.
 """
 from __future__ import annotations
 
@@ -59,6 +61,12 @@ class CallRecord:
             created_at=self.started_at, answered_at=self.started_at, ended_at=utcnow(),
             duration=self.duration,
         )
+
+    def live_row(self) -> dict:
+        """The row of the call in progress (`answered`, not ended), with its path so far:
+        written when the call starts and at checkpoints, so a killed engine leaves it."""
+        return {**self.row(), "status": "answered", "outcome": None, "end_reason": None,
+                "ended_at": None, "duration": None, "path": list(self.path)}
 
 
 # Fields whose Python values the database takes as they are (peewee's db_value would

@@ -8,7 +8,9 @@
               missed the event): the call is the target's now. The action says answered, the
               live index says transferred (the API answers 409 from then on), the call's
               owner is told (`on_handoff`: an outbound call ends for us, an inbound record
-              says transferred), and `answer_url` gets a signed webhook.
+              says transferred), and `answer_url` gets a signed webhook, kept as a
+              CallEvent and delivered by the status webhooks' sender (at least once,
+              redelivered after a restart).
     failed    any other DIALSTATUS: the caller is back on the call, the action says why.
 
 An attended transfer is agi_server.calls.attended; a transfer of a call already in a bridge
@@ -27,7 +29,7 @@ from agi_server.agi import commands
 from agi_server.agi.errors import AGIHangup
 from agi_server.calls import control
 from trunx.calls import utc_from_ts, webhook_secrets
-from trunx.models import iso
+from trunx.models import Call, CallEvent, iso
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +108,26 @@ async def _answer_webhook(runner, s, action_id: str, p: dict, at: float) -> None
     except Exception:
         log.exception("call %s: no webhook secret; answer_url not called", s.call_id)
         return
-    # Not a CallEvent row (an inbound call has none yet): retried in memory only.
-    runner.webhooks.submit({"event": "evt_" + secrets.token_hex(8), "call": s.call_id,
-                            "account": s.account, "url": p["answer_url"], "body": body,
-                            "secret": secret})
+    # A CallEvent row, like the status webhooks: redelivered after a restart until
+    # delivered (the call has its row from its start, inbound calls too)
+    event_id = "evt_" + secrets.token_hex(8)
+    try:
+        if not await runner._db(_keep, event_id, s.call_id, p["answer_url"], body):
+            log.warning("call %s: no row yet; answer_url retried in memory only", s.call_id)
+    except Exception:
+        log.exception("call %s: answer_url event not stored; retried in memory only",
+                      s.call_id)
+    runner.webhooks.submit({"event": event_id, "call": s.call_id, "account": s.account,
+                            "url": p["answer_url"], "body": body, "secret": secret})
+
+
+def _keep(event_id: str, call_id: str, url: str, body: str) -> bool:
+    """Database thread: the webhook as a CallEvent (type call.transfer) with its body."""
+    if not Call.select().where(Call.id == call_id).exists():
+        return False
+    CallEvent.create(id=event_id, call=call_id, type="call.transfer", status="answered",
+                     webhook_url=url, payload=body)
+    return True
 
 
 def _ts(event: dict) -> float:

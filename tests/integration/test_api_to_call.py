@@ -48,7 +48,8 @@ async def test_audio_generated_by_the_api_is_heard_on_a_call(cfg, pbx, pbx_ami, 
     async with running_engine(cfg) as engine:
         call = await originate_local(pbx_ami, DEMO_DID, "", caller_id="E2E <+12025550142>")
         async with asyncio.timeout(60):
-            while (row := Call.get_or_none(Call.uniqueid == call.callee_id)) is None:
+            while (row := Call.get_or_none(Call.uniqueid == call.callee_id,
+                                               Call.ended_at.is_null(False))) is None:
                 await asyncio.sleep(0.1)
         assert engine.server.stats["errors"] == 0
 

@@ -41,7 +41,7 @@ from tests.integration.outbound_support import (
 from tests.store_support import store_on
 from trunx import accounts, redis_schema, webhook_sign
 from trunx.media import piper
-from trunx.models import Account, Call, Did
+from trunx.models import Account, Call, CallEvent, Did
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -462,6 +462,10 @@ async def test_outbound_transfer_bridges_the_far_end_and_ends_the_call(
     secret = Account.get_by_id(account.id).webhook_secret
     assert webhook_sign.verify(secret, hook["headers"][webhook_sign.TIMESTAMP_HEADER],
                                hook["body"], hook["headers"][webhook_sign.SIGNATURE_HEADER])
+    # kept like a status webhook (redelivered after a restart until delivered): delivered
+    (kept,) = CallEvent.select().where(CallEvent.call == call.id,
+                                       CallEvent.type == "call.transfer")
+    assert kept.payload == hook["body"].decode() and kept.delivered_at is not None
 
 
 # -- inbound, in an IVR ----------------------------------------------------------------------------
@@ -509,8 +513,10 @@ async def test_inbound_ivr_call_takes_every_action(cfg, account, api, redis, car
         assert stopped["url"].endswith(".mp3") and (blob[:3] == b"ID3" or blob[0] == 0xFF)
 
         await carrier_ami.wait_event(caller.is_hangup_of("caller"), timeout=20)
-        row = await asyncio.to_thread(wait_until, lambda: Call.get_or_none(Call.id == call_id),
-                                      10, message="the inbound call's record")
+        row = await asyncio.to_thread(
+            wait_until, lambda: Call.get_or_none(Call.id == call_id,
+                                                 Call.ended_at.is_null(False)),
+            10, message="the inbound call's final record")
         assert engine.server.stats["errors"] == 0
     assert row.outcome == "caller-hangup" and row.direction == "inbound"
     assert [p["node"] for p in row.path if p["event"] == "enter"] == ["menu"]   # IVR resumed
@@ -558,8 +564,10 @@ async def test_inbound_ivr_transfer_bridges_the_caller_and_ends_the_walk(
         await carrier_ami.wait_event(caller.is_hangup_of("caller"), timeout=15)
         done = await api.wait_state(call_id, moved["transfer_uuid"], {"completed"}, 15)
         assert done["result"]["dial_status"] == "ANSWER"
-        row = await asyncio.to_thread(wait_until, lambda: Call.get_or_none(Call.id == call_id),
-                                      10, message="the inbound call's record")
+        row = await asyncio.to_thread(
+            wait_until, lambda: Call.get_or_none(Call.id == call_id,
+                                                 Call.ended_at.is_null(False)),
+            10, message="the inbound call's final record")
         assert engine.server.stats["errors"] == 0
     assert row.outcome == "transferred"
     assert arrived["CallerIDNum"] == "+12025550199"     # the caller's own number, passed on

@@ -32,7 +32,7 @@ async def call(engine, **kw) -> tuple:
     assert result.error is None
     for _ in range(200):     # the record is written just after the socket closes
         row = Call.get_or_none(Call.to_number == kw.get("did", SEED_DID),
-                               Call.id.not_in(_seen))
+                               Call.id.not_in(_seen), Call.ended_at.is_null(False))
         if row:
             _seen.add(row.id)
             return result, row

@@ -53,7 +53,8 @@ async def record_of(call, timeout: float = 60.0) -> Call:
     """The engine's record of the call: the Local ;2 half is the one that ran the AGI."""
     async with asyncio.timeout(timeout):
         while True:
-            row = Call.get_or_none(Call.uniqueid == call.callee_id)
+            row = Call.get_or_none(Call.uniqueid == call.callee_id,
+                                   Call.ended_at.is_null(False))   # the final row
             if row is not None:
                 return row
             await asyncio.sleep(0.1)

@@ -112,7 +112,8 @@ def cfg(tmp_path, redis_server, pbx):
 async def record_of(call, timeout: float = 60.0) -> Call:
     async with asyncio.timeout(timeout):
         while True:
-            row = Call.get_or_none(Call.uniqueid == call.callee_id)
+            row = Call.get_or_none(Call.uniqueid == call.callee_id,
+                                   Call.ended_at.is_null(False))   # the final row
             if row is not None:
                 return row
             await asyncio.sleep(0.1)

@@ -48,7 +48,8 @@ def steps(path: list[dict]) -> list[tuple]:
 
 async def final_row(call, timeout: float = 60.0) -> Call:
     async with asyncio.timeout(timeout):
-        while (row := Call.get_or_none(Call.uniqueid == call.callee_id)) is None:
+        while (row := Call.get_or_none(Call.uniqueid == call.callee_id,
+                                           Call.ended_at.is_null(False))) is None:
             await asyncio.sleep(0.1)
     return row
 

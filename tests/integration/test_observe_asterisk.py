@@ -112,7 +112,8 @@ async def test_an_inbound_call_moves_the_metrics_logs_lists_and_webhooks(
 
         call = await originate_local(pbx_ami, SEED_DID, "w1-d1-w1.5-d2",
                                      caller_id=f"Test <{CALLER}>")
-        row = await wait_for(lambda: Call.get_or_none(Call.uniqueid == call.callee_id), 60)
+        row = await wait_for(lambda: Call.get_or_none(Call.uniqueid == call.callee_id,
+                                                     Call.ended_at.is_null(False)), 60)
         await wait_for(lambda: len(hooks.delivered()) >= 2)
         after = (await http_get(engine, "/metrics")).text
 

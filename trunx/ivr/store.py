@@ -19,12 +19,12 @@ import re
 
 from redis.exceptions import NoScriptError
 
-from trunx import patterns, redis_schema
+from trunx import outbox, patterns, redis_schema
 from trunx.errors import Conflict, InvalidInput, NotFound
 from trunx.ivr import checks, transfer_target
 from trunx.ivr import program as ivr_program
 from trunx.ivr import tree as ivr_tree
-from trunx.models import AudioAsset, Did, Ivr, IvrVersion, utcnow
+from trunx.models import AudioAsset, Did, Ivr, IvrVersion, OutboxEntry, utcnow
 
 _ASSET_ID = patterns.ASSET_ID_RE
 _SOUND_EXT = re.compile(r"\.(wav|mp3|gsm|ulaw|alaw|sln|g722|ogg)\Z", re.IGNORECASE)
@@ -151,8 +151,10 @@ def save(store, account_id: str, ivr_id: str, tree: dict, config, *, create: boo
     with store.writer:
         with store.db.atomic():
             row, program = _store(account_id, ivr_id, checked, config, create, sounds)
+            owed = _owe(ivr=[account_id, ivr_id])
         # committed; published before the lock is released (see the writer lock above)
         publish(store.redis, row, program=program)
+        outbox.mark_done(owed.id)
     # what may go wrong at call time: checked after the lock (the stager may be remote)
     warnings = checked.warnings + checks.publish_warnings(program, definition, sounds, config)
     return row.ivr, row, warnings
@@ -267,7 +269,9 @@ def assign(store, ivr: Ivr, did: Did) -> str | None:
             row = _did_now(did)
             previous = row.ivr.ivr_id if row.ivr_id else None
             Did.update(ivr=target).where(Did.number == row.number).execute()
+            owed = _owe(did=row.number)
         _publish_did(store.redis, row.number, target)   # committed; published under the lock
+        outbox.mark_done(owed.id)
     return previous
 
 
@@ -277,7 +281,9 @@ def unassign(store, did: Did) -> None:
         with store.db.atomic():
             row = _did_now(did)
             Did.update(ivr=None).where(Did.number == row.number).execute()
+            owed = _owe(did=row.number)
         _publish_did(store.redis, row.number, None)
+        outbox.mark_done(owed.id)
 
 
 def delete_did(store, did: Did) -> bool:
@@ -291,7 +297,9 @@ def delete_did(store, did: Did) -> bool:
                 _did_now(did).delete_instance()
             except Gone:
                 return False
+            owed = _owe(did=did.number)
         _publish_did(store.redis, did.number, None)
+        outbox.mark_done(owed.id)
     return True
 
 
@@ -311,13 +319,42 @@ def delete(store, ivr: Ivr) -> bool:
                 raise Assigned(assigned)
             versions = [v.version for v in current.versions]
             current.delete_instance(recursive=True)
+            owed = _owe(ivr=[account, ivr_id])
         # committed; cleaned up before the lock is released, so no save of this id can
         # publish between (see the writer lock above)
         keys = [redis_schema.ivr_version_key(account, ivr_id, n) for n in versions]
         store.redis.delete(redis_schema.ivr_current_key(account, ivr_id), *keys)
         redis_schema.announce(store.redis, kind="ivr", account=account, ivr_id=ivr_id,
                               version=None)
+        outbox.mark_done(owed.id)
     return True
+
+
+def _owe(**what) -> OutboxEntry:
+    """The Redis step this transaction owes (trunx/outbox.py): if the process dies before
+    it, the engine publishes what the database then says (`republish`)."""
+    key = what.get("did") or ":".join(what["ivr"])
+    return outbox.write(outbox.SYNC, key, None, what)
+
+
+def republish(store, what: dict) -> None:
+    """Make Redis say what the database says about one IVR ({"ivr": [account, id]}) or
+    one DID ({"did": number}), under the writer lock, like the write that owed it."""
+    redis = store.redis
+    with store.writer:
+        if "did" in what:
+            did = Did.get_or_none(Did.number == what["did"])
+            _publish_did(redis, what["did"], did.ivr if did is not None and did.ivr_id
+                         else None)
+            return
+        account, ivr_id = what["ivr"]
+        ivr = Ivr.get_or_none(Ivr.account == account, Ivr.ivr_id == ivr_id)
+        if ivr is not None:
+            publish(redis, current_version(ivr))
+            return
+        # deleted: its versions' keys are immutable and unreachable once the pointer goes
+        redis.delete(redis_schema.ivr_current_key(account, ivr_id))
+        redis_schema.announce(redis, kind="ivr", account=account, ivr_id=ivr_id, version=None)
 
 
 def current_version(ivr: Ivr) -> IvrVersion:
