@@ -207,6 +207,8 @@ def rebuild(redis) -> dict:
                .where(Call.direction == "outbound", Call.status == "initiated",
                       Call.id.not_in(placed)).order_by(Call.created_at))
     for row in waiting:
+        if redis.zscore(redis_schema.ORIGINATE_QUEUE, row.id) is not None:
+            continue        # still queued: its stream entry went in with it (one script)
         at = row.queued_at or row.created_at
         payload = {"call": row.id, "account": row.account_id or "",
                    "queued_ms": at.replace(tzinfo=dt.UTC).timestamp() * 1000}

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from agi_server.engine import Engine
 from tests.engine_support import make_config
-from trunx import accounts, db, redis_client
+from trunx import accounts, db, outbox, redis_client
 from trunx.calls import FINAL
 from trunx.models import Call, Did
 
@@ -202,3 +202,11 @@ def carrier_hold_time(carrier_ami, received: dict) -> float:
              if e.get("Uniqueid") == uid and (e.get("Event") == "Hangup" or (
                  e.get("Event") == "Newstate" and e.get("ChannelState") == "6"))}
     return times["Hangup"] - times["Newstate"]
+
+
+def queue_call(redis, call_id: str, account_id: str) -> None:
+    """Queue a stored `initiated` call as POST /api/voice does after its commit: through
+    its outbox entry (trunx/outbox.py), the Redis step applied at once."""
+    entry = outbox.write(outbox.ORIGINATE, call_id, call_id,
+                         outbox.originate_payload(call_id, account_id))
+    outbox.deliver(redis, entry)

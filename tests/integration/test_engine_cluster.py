@@ -14,6 +14,7 @@ from agi_server.cluster.pace import SharedPace
 from devtools.stack import free_port
 from devtools.stack.procs import wait_until_async
 from tests.engine_support import make_config, running_engine
+from tests.integration.outbound_support import queue_call
 from trunx import accounts, db, redis_schema
 from trunx.models import Call, Did, new_uuid, utcnow
 
@@ -70,7 +71,7 @@ async def test_a_dead_engines_work_is_taken_over(tmp_path, redis_server, redis):
     # play action waiting on its stream, and held an inbound call
     queued = [queued_call(redis, account.id, f"+1202555010{i}") for i in range(3)]
     for call_id in queued:
-        voice_service.enqueue(redis, call_id, account.id)
+        queue_call(redis, call_id, account.id)
     redis.xgroup_create(redis_schema.ORIGINATE_STREAM, redis_schema.ORIGINATE_GROUP, id="0",
                         mkstream=True)
     redis.xreadgroup(redis_schema.ORIGINATE_GROUP, "ghost",

@@ -23,14 +23,15 @@ UNSEEN_DID = "+19495550002"      # assigned too, but never called before Redis w
 
 
 async def call(engine, did=SEED_DID, keys=("1", "2")) -> Call:
-    """One call, and its row (written just after the socket closes)."""
+    """One call, and its final row (ended_at set: a row exists from the call's start)."""
     result = await run_session("127.0.0.1", engine.server.port,
                                Scenario(did=did, keys=list(keys)))
     assert result.error is None
     seen = engine.seen_rows = getattr(engine, "seen_rows", set())
     async with asyncio.timeout(5):
         while True:
-            row = Call.get_or_none(Call.to_number == did, Call.id.not_in(seen))
+            row = Call.get_or_none(Call.to_number == did, Call.id.not_in(seen),
+                                   Call.ended_at.is_null(False))
             if row is not None:
                 seen.add(row.id)
                 return row
