@@ -13,7 +13,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import redis.asyncio as aioredis
 
-from agi_server.engine import Engine, loop_factory
+from agi_server.engine import Engine, loop_factory, settle_heap
 from trunx import config as trunx_config
 from trunx import logs
 from trunx.store import Store
@@ -28,6 +28,7 @@ async def serve(cfg) -> None:
     engine = Engine(cfg, aioredis.Redis.from_url(cfg.redis_url, decode_responses=True),
                     store=Store.open(cfg))
     await engine.start()
+    settle_heap()
     await stop.wait()
     await engine.stop()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import logging
 import os
@@ -30,13 +31,14 @@ import redis
 import redis.asyncio as aioredis
 
 from agi_server.agi import server as server_module
-from agi_server.engine import Engine
+from agi_server.engine import Engine, settle_heap
 from bench.common import cpu_seconds, percentile, raise_nofile, rss_bytes, use_loop
 from trunx import config as trunx_config
 from trunx import db
 from trunx.store import Store
 
 TIMING = {"on": False, "samples": []}
+PROFILE: dict = {"prof": None}
 
 
 class TimedSession(server_module.AGISession):
@@ -129,6 +131,19 @@ def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
         if request.get("reset"):
             sampler.reset()
         return out
+    if op == "profile":
+        # cProfile of the loop's thread while on: where the engine's CPU goes, by function
+        # (bench/profiling.py reads the file; py-spy, when installed, samples all threads)
+        if request.get("on"):
+            PROFILE["prof"] = cProfile.Profile()
+            PROFILE["prof"].enable()
+            return {"on": True}
+        prof, PROFILE["prof"] = PROFILE["prof"], None
+        if prof is None:
+            return {"error": "not profiling"}
+        prof.disable()
+        prof.dump_stats(request["path"])
+        return {"path": request["path"]}
     if op == "timing":
         samples = TIMING["samples"]
         ms = [x * 1000 for x in samples]
@@ -144,9 +159,11 @@ async def serve(args) -> None:
         name, _, value = item.partition("=")
         kind = trunx_config.Config.__dataclass_fields__[name].type
         overrides[name] = trunx_config._coerce(value, kind)
-    # engine_http_port 0: engines run side by side here, each on a free port
+    # engine_http_port and audiosocket_port 0: engines run side by side here (and beside
+    # other engines on the machine), each on free ports
     cfg = trunx_config.load(env={}, data_dir=args.data_dir, redis_url=args.redis_url,
-                            agi_port=args.port, **{"engine_http_port": 0, **overrides})
+                            agi_port=args.port,
+                            **{"engine_http_port": 0, "audiosocket_port": 0, **overrides})
     if args.seed:
         _seed(cfg, args.seed)
     db.connect(cfg)
@@ -156,6 +173,7 @@ async def serve(args) -> None:
     engine.server.session_class = TimedSession
     await engine.start()
     await engine.cache.wait_listening()
+    settle_heap()          # as agi_server/__main__.py does once the engine has started
     sampler = Sampler(engine)
     sampler_task = asyncio.create_task(sampler.run())
     loop = asyncio.get_running_loop()
