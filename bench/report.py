@@ -224,6 +224,52 @@ class Report:
                     "", "", "(reported)", None)
         self.add("")
 
+    def sip(self, s: dict) -> None:
+        share = s["expected_path"] / s["calls"] if s["calls"] else 0
+        self.add("## 2b. Real SIP, real keys: SIPp callers on the trunk", "",
+                 f"SIPp (Debian's sip-tester) plays the carrier: {s['calls']:,} callers at "
+                 f"{s['rate']} per second from the carrier's identified address into our PBX "
+                 "(the shipped asterisk_conf/ + dialplan/, SIP and RTP). Each caller "
+                 "(bench/sipp/ivr_caller.xml) offers PCMU and telephone-event, echoes the "
+                 "audio it gets, presses 1 a second after the answer and 2 1.5 s later as "
+                 "RFC 4733 events (sip-tester's own captures, `dtmf_2833_1.pcap`, "
+                 "`dtmf_2833_2.pcap`), and waits for the IVR to hang up. The expected path is "
+                 "read from each call's record: welcome > has_business > unqualified, ended by "
+                 "the IVR's hangup. CPU per call is each process's own (/proc) over the whole "
+                 "run, divided by the calls recorded. Key press -> next prompt is measured at "
+                 "the caller on loopback (bench/rtp_sniff.py: a kernel-filtered packet "
+                 "capture): from the first end-of-event packet of the key (the press is over; "
+                 "Asterisk acts on the end) to the first audio packet the caller received "
+                 f"after it, for 1 call in {s['sample']} (by Asterisk's RTP port).", "",
+                 "| callers | SIPp ok / failed | records | on the expected path | peak "
+                 "concurrent (SIPp / engine) | mean call | Asterisk CPU per call | engine CPU "
+                 "per call | engine ÷ Asterisk | key -> prompt p50 / p99 (presses) |",
+                 "|---|---|---|---|---|---|---|---|---|---|",
+                 f"| {s['calls']:,} at {s['rate']}/s | {s['sipp_ok']:,} / {s['sipp_failed']:,} "
+                 f"| {s['records']:,} | {s['expected_path']:,} ({share:.1%}) | "
+                 f"{s['sipp_peak']:,} / {s['peak_engine']:,} | "
+                 f"{_n(s['mean_call_s'], '{:.1f} s')} | "
+                 f"{s['asterisk_cpu_ms_per_call']:.1f} ms | "
+                 f"{s['engine_cpu_ms_per_call']:.2f} ms | "
+                 f"{_x(s['engine_cpu_ms_per_call'], s['asterisk_cpu_ms_per_call'])} | "
+                 f"{_ms(s['key_to_prompt_p50_ms'])} / {_ms(s['key_to_prompt_p99_ms'])} "
+                 f"({s['presses_measured']}) |")
+        if s["wrong"] or s["sipp_tail"]:
+            self.add("", f"Off the path: `{s['wrong']}`", "", "```", s["sipp_tail"], "```")
+        self.target("SIP callers on the expected path (1 then 2, IVR hangs up)",
+                    f"{s['expected_path']:,}/{s['calls']:,} ({share:.1%}), peak "
+                    f"{s['sipp_peak']:,}", "", "", ">= 99.9%", share >= 0.999)
+        self.target("engine CPU per SIP call vs Asterisk's",
+                    f"{s['engine_cpu_ms_per_call']:.2f} ms",
+                    f"{s['asterisk_cpu_ms_per_call']:.1f} ms",
+                    _x(s["engine_cpu_ms_per_call"], s["asterisk_cpu_ms_per_call"]),
+                    "<= 0.10x", s["engine_cpu_ms_per_call"]
+                    <= 0.1 * s["asterisk_cpu_ms_per_call"])
+        self.target("key press -> next prompt's first packet at the caller, p50 / p99",
+                    f"{_ms(s['key_to_prompt_p50_ms'])} / {_ms(s['key_to_prompt_p99_ms'])}",
+                    "", "", "(reported)", None)
+        self.add("")
+
     def api(self, p: dict) -> None:
         g, w = p["get"], p["post"]
         self.add("## 3. Admin API under gunicorn vs a bare Flask app", "",
@@ -360,7 +406,7 @@ class Report:
     def render(self) -> str:
         r = self.r
         m = r["machine"]
-        for name in ("agi", "asterisk", "api", "audio", "amd", "stats"):
+        for name in ("agi", "asterisk", "sip", "api", "audio", "amd", "stats"):
             if name in r["sections"]:
                 getattr(self, name)(r["sections"][name])
             elif name in r["failed"]:
