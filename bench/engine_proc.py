@@ -2,7 +2,7 @@
 
     python -m bench.engine_proc --data-dir D --redis-url URL [--port P]
                                 [--seed tree|demo] [--set NAME=VALUE ...]
-                                [--loop asyncio|uvloop]
+                                [--loop asyncio|uvloop] [--without PART ...]
 
 Wired as agi_server/__main__.py wires it (Engine(config, aioredis, store=store)), logging at
 WARNING; --set overrides any other config field. --seed first creates an account (once
@@ -117,6 +117,46 @@ def _seed(cfg, how: str) -> None:
         r.close()
 
 
+# Parts of the engine's per-call work that `--without` switches off, to measure what each
+# costs (agi_bench's "where the time goes" table). Only the bench does this: the engine
+# itself has no such switches.
+PARTS = ("records", "index", "metrics", "notify", "session", "ivr")
+
+
+def _switch_off(engine: Engine, parts: set[str]) -> None:
+    import contextlib
+    import types
+
+    from agi_server.agi import commands as c
+    if "records" in parts:            # the call row is built but never written
+        async def forget():
+            engine._unsaved.clear()
+        engine._write_records = forget
+    if "index" in parts:              # the live-call index in Redis
+        engine.registry.index.announce = lambda *a, **k: None
+        engine.registry.index.withdraw = lambda *a, **k: None
+    if "metrics" in parts:
+        engine.metrics.inbound_ended = lambda record: None
+    if "notify" in parts:             # the call.started/completed webhook checks
+        engine.notify.started = lambda record: None
+        engine.notify.wants = lambda account: False
+        engine.notify.forget = lambda call_id: None
+    if "session" in parts:            # the live-call action session around the IVR
+        @contextlib.asynccontextmanager
+        async def bare_session(call, ch, **kw):
+            yield types.SimpleNamespace(channel=ch)
+        engine.registry.session = bare_session
+    if "ivr" in parts:                # no tree, record or registry: the 7 commands only
+        lines = [c.answer(), c.stream_file("welcome", "0123456789*#"), c.wait_for_digit(5000),
+                 c.stream_file("business_check", "0123456789*#"), c.wait_for_digit(5000),
+                 c.stream_file("not_qualified", ""), c.hangup()]
+
+        async def seven(ch):
+            for line in lines:
+                await ch.run(line)
+        engine.server.routes["ivr"] = seven
+
+
 def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
     op = request["op"]
     pid = os.getpid()
@@ -171,6 +211,7 @@ async def serve(args) -> None:
     sync = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
     engine = Engine(cfg, aio, sync)
     engine.server.session_class = TimedSession
+    _switch_off(engine, set(args.without))
     await engine.start()
     await engine.cache.wait_listening()
     settle_heap()          # as agi_server/__main__.py does once the engine has started
@@ -196,6 +237,8 @@ def main() -> None:
     parser.add_argument("--seed", choices=("tree", "demo"))
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop"))
+    parser.add_argument("--without", action="append", default=[], choices=PARTS,
+                        help="switch a part of the per-call work off (measuring its cost)")
     args = parser.parse_args()
     raise_nofile()
     use_loop(args.loop)
