@@ -410,8 +410,17 @@ class Report:
                      f"{e['render_ms']:.0f} ms |",
                      f"| first audio (live speak) | {p['first_audio_ms']:.0f} ms | "
                      f"{e['first_audio_ms']:.0f} ms |", "")
-            self.target("neural voice: first audio", f"{p['first_audio_ms']:.0f} ms", "", "",
-                        "< 1000 ms", p["first_audio_ms"] < 1000)
+            # the prompt's text is 10 s as espeak-ng speaks it; Piper speaks it a little
+            # faster, so its render time is also given per 10 s of its own speech
+            per10 = p["render_ms"] * 10 / p["prompt_seconds"] if p["prompt_seconds"] else None
+            self.target("neural voice (Piper): render a 10 s prompt, on this machine's "
+                        f"{self.r['machine']['nproc']} cores",
+                        f"{p['render_ms']:.0f} ms for {p['prompt_seconds']:.1f} s of speech "
+                        f"({_n(per10)} ms per 10 s)", f"{e['render_ms']:.0f} ms (espeak-ng)",
+                        "", "<= 1500 ms", per10 is not None and per10 <= 1500)
+            self.target("neural voice: first audio of a live speak",
+                        f"{p['first_audio_ms']:.0f} ms", "", "", "<= 1000 ms",
+                        p["first_audio_ms"] <= 1000)
             self.add("")
 
     def amd(self, s: dict) -> None:
