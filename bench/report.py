@@ -361,7 +361,7 @@ class Report:
                     f"{w['api']['p99_ms']:.0f} ms", f"{_n(w['bare']['requests_per_s'])}/s, "
                     f"{w['bare']['p99_ms']:.0f} ms",
                     _x(w["api"]["requests_per_s"], w["bare"]["requests_per_s"]),
-                    "(reported)", None)
+                    ">= 0.5x", w["api"]["requests_per_s"] >= 0.5 * w["bare"]["requests_per_s"])
         self.target("\"database is locked\" with 50 concurrent writers", str(locked), "", "",
                     "0", locked == 0 and w["api"]["s5"] == 0)
         prof = p.get("profile")
@@ -372,6 +372,26 @@ class Report:
             for (gf, gt), (pf, pt) in zip(prof["get"], prof["post"], strict=False):
                 self.add(f"| `{gf}` | {gt * 1000:.2f} | `{pf}` | {pt * 1000:.2f} |")
         self.add("")
+
+    def campaign(self, c: dict) -> None:
+        whole = c["accepted"] == c["calls"] == c["queued"] == c["distinct_ids"]
+        self.add("### A campaign's burst: POST /api/voice", "",
+                 f"{c['calls']:,} `POST /api/voice` at once from {c['clients']} keep-alive "
+                 "connections, the API under its shipped gunicorn settings (SQLite, Redis); "
+                 "each call is a row and an entry on the originate stream. Placing them at "
+                 "the paced rate is the dialer's work (agi_server/ami/dialer.py) and is not "
+                 "measured here.", "",
+                 "| requests | whole burst accepted in | p50 / p99 | answers | rows | queued | "
+                 "distinct ids |", "|---|---|---|---|---|---|---|",
+                 f"| {c['calls']:,} | {c['burst_s']:.2f} s | {c['p50_ms']:.1f} / "
+                 f"{c['p99_ms']:.1f} ms | {c['statuses']} | {c['rows']:,} | {c['queued']:,} | "
+                 f"{c['distinct_ids']:,} |", "")
+        self.target(f"{c['calls']:,} POST /api/voice in a burst: accepted within 2 s, "
+                    "p99 <= 50 ms, all queued once",
+                    f"{c['burst_s']:.2f} s, p99 {c['p99_ms']:.0f} ms, {c['queued']:,} "
+                    f"queued, {c['distinct_ids']:,} distinct", "", "",
+                    "<= 2 s, <= 50 ms, all", whole and c["burst_s"] <= 2
+                    and c["p99_ms"] <= 50)
 
     def audio(self, s: dict) -> None:
         self.add("## 4. Audio: espeak-ng + sox + staging", "",
@@ -469,7 +489,7 @@ class Report:
     def render(self) -> str:
         r = self.r
         m = r["machine"]
-        for name in ("agi", "asterisk", "sip", "api", "audio", "amd", "stats"):
+        for name in ("agi", "asterisk", "sip", "api", "campaign", "audio", "amd", "stats"):
             if name in r["sections"]:
                 getattr(self, name)(r["sections"][name])
             elif name in r["failed"]:
