@@ -130,6 +130,7 @@ def parts_cost(tmp: str, redis_url: str, duration: float, warmup: float, log=pri
     try:
         for side, _, _ in sides:
             check_sequence(side.port)
+            side.rate(100, max(duration / 2, 0.5), 0.2)     # warm: caches, SQLite, the loop
         for attempt in range(repeat):
             order = list(enumerate(sides))
             for i, (side, w, _label) in order if attempt % 2 == 0 else order[::-1]:
