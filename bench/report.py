@@ -101,8 +101,18 @@ class Report:
                  "on the in-process run (instructions per call, 400 calls): 2.26 M -> 2.10 M "
                  "(-7%); a first pair of runs differed far more (4.96 M vs 1.33 M), as the "
                  "batching of records and index writes follows the clock.",
-                 "- All four against the code before them, 4 interleaved runs each at c=100 on "
-                 "a saturated machine: best 0.83 vs 0.92 ms CPU per call, median 1.00 vs "
+                 "- The GIL's switch interval: 50 ms instead of Python's 5 ms, set with the "
+                 "collector's (agi_server/engine.py `SWITCH_INTERVAL`). The database thread "
+                 "takes the GIL between SQLite calls; at 5 ms its waits forced the loop's "
+                 "thread into hand-offs far more often. Interleaved with the default, 2 runs "
+                 "each: CPU per call 1.28-1.47 vs 2.63-2.66 ms at c=1 and 1.03-1.16 vs "
+                 "1.19-1.30 ms at c=100 (4 more runs at c=100: best 0.80 vs 1.12); p99 per "
+                 "command inside the engine at c=1 0.21-0.31 vs 0.30-0.35 ms, at c=100 "
+                 "1.66-2.59 vs 1.77-1.99 ms. The cost: a thread running Python for long (a "
+                 "resync from SQLite after Redis lost its data) can hold the loop up to 50 ms "
+                 "at a time instead of 5.",
+                 "- The first four against the code before them, 4 interleaved runs each at "
+                 "c=100 on a saturated machine: best 0.83 vs 0.92 ms CPU per call, median 1.00 vs "
                  "1.57; panoramisk best 0.30.",
                  "",
                  "What remains is Python work spread thin over the call: no function owns "
