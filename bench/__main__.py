@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.common import REPO, raise_nofile
 
-SECTIONS = ("audio", "amd", "agi", "asterisk", "api", "db", "stats")
+SECTIONS = ("audio", "amd", "agi", "asterisk", "sip", "api", "db", "campaign", "stats")
 
 
 def _run_section(name: str, quick: bool):
@@ -24,12 +24,18 @@ def _run_section(name: str, quick: bool):
     if name == "asterisk":
         from bench import asterisk_bench
         return asterisk_bench.run(calls=20 if quick else 150)
+    if name == "sip":
+        from bench import sip_bench
+        return sip_bench.run(calls=100 if quick else 1000, rate=100)
     if name == "api":
         from bench import api_bench
         return api_bench.run(seconds=1.0 if quick else 5.0, repeat=1 if quick else 2)
     if name == "db":
         from bench import db_bench
         return db_bench.run(seconds=1.0 if quick else 3.0)
+    if name == "campaign":
+        from bench import campaign_bench
+        return campaign_bench.run(calls=500 if quick else 2000)
     if name == "amd":
         from bench import amd_bench
         return amd_bench.run(calls=300, seconds=3.0 if quick else 10.0)

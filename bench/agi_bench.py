@@ -78,10 +78,12 @@ class Side:
         return result
 
 
-def _start_engine(tmp: str, redis_url: str, tag: str, loop: str = SHIPPED_LOOP) -> Side:
+def _start_engine(tmp: str, redis_url: str, tag: str, loop: str = SHIPPED_LOOP,
+                  without: tuple = ()) -> Side:
     data = os.path.join(tmp, f"data-{tag}")
     child = Child("bench.engine_proc", "--data-dir", data, "--redis-url", redis_url,
                   "--seed", "tree", "--loop", loop,
+                  *[a for part in without for a in ("--without", part)],
                   stderr_path=os.path.join(tmp, f"engine-{tag}.log"))
     return Side("engine", child)
 
@@ -108,6 +110,40 @@ def hold(side: Side, sessions: int, delay: float, ramp: float) -> dict:
     result["rss_per_session"] = ((peak["rss_at_peak"] - idle) / peak["peak"]
                                  if peak["peak"] else None)
     return result
+
+
+# "Where the time goes": the engine at c=100 with one part of its per-call work switched
+# off at a time (bench.engine_proc --without), beside the whole engine, interleaved.
+ABLATIONS = (((), "everything on (as shipped)"),
+             (("records",), "without writing call records (SQLite, on the database thread)"),
+             (("index",), "without the live-call index (Redis)"),
+             (("metrics", "notify"), "without metrics and the webhook checks"),
+             (("session",), "without the live-call action session"),
+             (("ivr",), "the seven commands only: no tree, record, registry or checks"))
+
+
+def parts_cost(tmp: str, redis_url: str, duration: float, warmup: float, log=print,
+               repeat: int = 2) -> list[dict]:
+    sides = [(_start_engine(tmp, redis_url, f"parts{i}", without=w), w, label)
+             for i, (w, label) in enumerate(ABLATIONS)]
+    out = [{"without": list(w), "label": label, "cpu": []} for _, w, label in sides]
+    try:
+        for side, _, _ in sides:
+            check_sequence(side.port)
+            side.rate(100, max(duration / 2, 0.5), 0.2)     # warm: caches, SQLite, the loop
+        for attempt in range(repeat):
+            order = list(enumerate(sides))
+            for i, (side, w, _label) in order if attempt % 2 == 0 else order[::-1]:
+                r = side.rate(100, duration, warmup)
+                out[i]["cpu"].append(r["server_cpu_ms_per_session"])
+                log(f"  agi c=100  engine {'-' + '-'.join(w) if w else 'all on':16} "
+                    f"cpu={r['server_cpu_ms_per_session']:.2f} ms/session")
+    finally:
+        for side, _, _ in sides:
+            side.child.close()
+    for row in out:
+        row["cpu_ms"] = min(row["cpu"])
+    return out
 
 
 def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
@@ -168,6 +204,10 @@ def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
             log(f"  overhead c=1 engine p99={r['overhead']['p99_ms']:.3f} ms "
                 f"(inside {r['inside_engine']['p99_ms']:.3f} ms), baseline "
                 f"p99={out['overhead']['baseline']['overhead']['p99_ms']:.3f} ms")
+            # ... and at c=100, where a command's reply waits behind the other calls' work
+            engine.child.ask("timing", on=True)
+            engine.rate(100, duration, warmup)
+            out["overhead"]["engine_c100"] = engine.child.ask("timing", on=False)
             out["engine_stats"] = engine.child.ask("stats")
         finally:
             engine.child.close()
@@ -193,6 +233,7 @@ def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
                         f"cpu={r['server_cpu_ms_per_session']:.2f} ms/session")
                 finally:
                     side.child.close()
+        out["parts"] = parts_cost(tmp, rs.url, duration, warmup, log)
         # holding: fresh processes, so RSS is not inflated by the rate runs
         out["hold"] = {}
         for start in (lambda: _start_engine(tmp, rs.url, "hold"),

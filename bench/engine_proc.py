@@ -2,7 +2,7 @@
 
     python -m bench.engine_proc --data-dir D --redis-url URL [--port P]
                                 [--seed tree|demo] [--set NAME=VALUE ...]
-                                [--loop asyncio|uvloop]
+                                [--loop asyncio|uvloop] [--without PART ...]
 
 Wired as agi_server/__main__.py wires it (Engine(config, aioredis, store=store)), logging at
 WARNING; --set overrides any other config field. --seed first creates an account (once
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import logging
 import os
@@ -30,13 +31,14 @@ import redis
 import redis.asyncio as aioredis
 
 from agi_server.agi import server as server_module
-from agi_server.engine import Engine
+from agi_server.engine import Engine, settle_heap
 from bench.common import cpu_seconds, percentile, raise_nofile, rss_bytes, use_loop
 from trunx import config as trunx_config
 from trunx import db
 from trunx.store import Store
 
 TIMING = {"on": False, "samples": []}
+PROFILE: dict = {"prof": None}
 
 
 class TimedSession(server_module.AGISession):
@@ -115,6 +117,49 @@ def _seed(cfg, how: str) -> None:
         r.close()
 
 
+# Parts of the engine's per-call work that `--without` switches off, to measure what each
+# costs (agi_bench's "where the time goes" table). Only the bench does this: the engine
+# itself has no such switches.
+PARTS = ("records", "index", "metrics", "notify", "session", "ivr")
+
+
+def _switch_off(engine: Engine, parts: set[str]) -> None:
+    import contextlib
+    import types
+
+    from agi_server.agi import commands as c
+    if "records" in parts:            # the call rows are built but never written
+        async def forget():
+            engine._unsaved.clear()
+            for written in engine._start_rows.values():   # a call waits for its first row
+                if not written.done():
+                    written.set_result(True)
+        engine._write_records = forget
+    if "index" in parts:              # the live-call index in Redis
+        engine.registry.index.announce = lambda *a, **k: None
+        engine.registry.index.withdraw = lambda *a, **k: None
+    if "metrics" in parts:
+        engine.metrics.inbound_ended = lambda record: None
+    if "notify" in parts:             # the call.started/completed webhook checks
+        engine.notify.started = lambda record: None
+        engine.notify.wants = lambda account: False
+        engine.notify.forget = lambda call_id: None
+    if "session" in parts:            # the live-call action session around the IVR
+        @contextlib.asynccontextmanager
+        async def bare_session(call, ch, **kw):
+            yield types.SimpleNamespace(channel=ch)
+        engine.registry.session = bare_session
+    if "ivr" in parts:                # no tree, record or registry: the 7 commands only
+        lines = [c.answer(), c.stream_file("welcome", "0123456789*#"), c.wait_for_digit(5000),
+                 c.stream_file("business_check", "0123456789*#"), c.wait_for_digit(5000),
+                 c.stream_file("not_qualified", ""), c.hangup()]
+
+        async def seven(ch):
+            for line in lines:
+                await ch.run(line)
+        engine.server.routes["ivr"] = seven
+
+
 def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
     op = request["op"]
     pid = os.getpid()
@@ -129,6 +174,19 @@ def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
         if request.get("reset"):
             sampler.reset()
         return out
+    if op == "profile":
+        # cProfile of the loop's thread while on: where the engine's CPU goes, by function
+        # (bench/profiling.py reads the file; py-spy, when installed, samples all threads)
+        if request.get("on"):
+            PROFILE["prof"] = cProfile.Profile()
+            PROFILE["prof"].enable()
+            return {"on": True}
+        prof, PROFILE["prof"] = PROFILE["prof"], None
+        if prof is None:
+            return {"error": "not profiling"}
+        prof.disable()
+        prof.dump_stats(request["path"])
+        return {"path": request["path"]}
     if op == "timing":
         samples = TIMING["samples"]
         ms = [x * 1000 for x in samples]
@@ -144,9 +202,11 @@ async def serve(args) -> None:
         name, _, value = item.partition("=")
         kind = trunx_config.Config.__dataclass_fields__[name].type
         overrides[name] = trunx_config._coerce(value, kind)
-    # engine_http_port 0: engines run side by side here, each on a free port
+    # engine_http_port and audiosocket_port 0: engines run side by side here (and beside
+    # other engines on the machine), each on free ports
     cfg = trunx_config.load(env={}, data_dir=args.data_dir, redis_url=args.redis_url,
-                            agi_port=args.port, **{"engine_http_port": 0, **overrides})
+                            agi_port=args.port,
+                            **{"engine_http_port": 0, "audiosocket_port": 0, **overrides})
     if args.seed:
         _seed(cfg, args.seed)
     db.connect(cfg)
@@ -154,8 +214,10 @@ async def serve(args) -> None:
     sync = redis.Redis.from_url(cfg.redis_url, decode_responses=True)
     engine = Engine(cfg, aio, sync)
     engine.server.session_class = TimedSession
+    _switch_off(engine, set(args.without))
     await engine.start()
     await engine.cache.wait_listening()
+    settle_heap()          # as agi_server/__main__.py does once the engine has started
     sampler = Sampler(engine)
     sampler_task = asyncio.create_task(sampler.run())
     loop = asyncio.get_running_loop()
@@ -178,6 +240,8 @@ def main() -> None:
     parser.add_argument("--seed", choices=("tree", "demo"))
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop"))
+    parser.add_argument("--without", action="append", default=[], choices=PARTS,
+                        help="switch a part of the per-call work off (measuring its cost)")
     args = parser.parse_args()
     raise_nofile()
     use_loop(args.loop)

@@ -74,8 +74,25 @@ def hangup(channel: str | None = None) -> str:
     return "HANGUP" if channel is None else _line("HANGUP", _text(channel, "channel"))
 
 
+# (filename, escape digits) -> the STREAM FILE line built for them: a call's prompts are the
+# same few files, and this builder is pure, so a line is checked and quoted once. Only lines
+# that were built (every check passed) are kept, at most _LINES_KEPT.
+_STREAM_LINES: dict[tuple[str, str], str] = {}
+_LINES_KEPT = 4096
+
+
 def stream_file(filename: str, escape_digits: str = "", offset: int | None = None) -> str:
     """Play ``filename`` (no extension); result is the ASCII code of the digit pressed, or 0."""
+    kept = offset is None and type(filename) is str and type(escape_digits) is str
+    if kept and (line := _STREAM_LINES.get((filename, escape_digits))) is not None:
+        return line
+    line = _stream_file(filename, escape_digits, offset)
+    if kept and len(_STREAM_LINES) < _LINES_KEPT:
+        _STREAM_LINES[filename, escape_digits] = line
+    return line
+
+
+def _stream_file(filename: str, escape_digits: str, offset: int | None) -> str:
     words = ["STREAM FILE", _text(filename, "filename"), _digits(escape_digits)]
     if offset is not None:
         words.append(_int(offset, "offset", 0))

@@ -140,6 +140,7 @@ _ENV_LINE = re.compile(r"(agi_[A-Za-z0-9_]+): (.*)", re.DOTALL)
 _ENV_BLOCK = re.compile(r"(?:agi_(?!arg_)[A-Za-z0-9_]+: [^\n]*\n|agi_arg_[1-9][0-9]*: [^\n]*\n)*")
 _ARG_KEY = re.compile(r"agi_arg_([1-9][0-9]*)")
 _SIMPLE_REPLY = re.compile(r"200 result=(-?[0-9]*)(?: endpos=(-?[0-9]+))?")
+_SIMPLE_REPLY_BYTES = re.compile(_SIMPLE_REPLY.pattern.encode("ascii"))
 _REPLY_LINE = re.compile(r"([0-9]{3})([ -])(.*)", re.DOTALL)
 _RESULT = re.compile(r"200 result=([^ ]*)(.*)", re.DOTALL)
 # One " key=value" pair after the result; Asterisk quotes speech text0="..." values.
@@ -191,6 +192,26 @@ class AGIConnection:
 
     def next_event(self) -> Event | Sentinel:
         """The next event, or NEED_DATA; raises RemoteProtocolError on bad input."""
+        if self._state is _State.READY:
+            # The hot path, twice per command: the reply "200 result=N[ endpos=M]" whole in
+            # the buffer, or nothing whole yet. Matched on the bytes, where the general path
+            # below would give the same verdict (READY: no error, the line limit alone);
+            # anything else (HANGUP, a 5xx, a long line, EOF) goes that way.
+            buf = self._buffer
+            end = buf.find(b"\n")
+            if end < 0:
+                if not self._eof and len(buf) <= self.max_line_bytes:
+                    return NEED_DATA
+            elif end <= self.max_line_bytes and self._outstanding is not None:
+                simple = _SIMPLE_REPLY_BYTES.fullmatch(buf, 0, end)
+                if simple is not None:
+                    # groups first: a match reads the bytearray when asked, not when made
+                    result, endpos = simple[1].decode("ascii"), simple[2]
+                    endpos = None if endpos is None else int(endpos)
+                    line = buf[:end].decode("ascii")
+                    del buf[: end + 1]
+                    self._outstanding = None
+                    return Response(result, None, endpos, {}, None, line)
         if self._error is not None:
             raise RemoteProtocolError("connection unusable after a protocol error") from self._error
         if self._state is _State.CLOSED:
