@@ -266,10 +266,7 @@ class Engine:
             logs.bind(account_id=record.account)
             self.notify.started(record)
             await ch.answer()
-            async with self.registry.session(call, ch,
-                                             on_handoff=lambda at: _transferred(record)
-                                             ) as session:
-                await IvrRunner(session.channel, program, record, self.services).run()
+            await self._walk(ch, call, program, record)
         except AGIHangup:
             record.finish("caller-hangup")
         except BaseException:
@@ -277,6 +274,15 @@ class Engine:
             raise
         finally:
             self._ended(call, record)
+
+    async def _walk(self, ch, call: LiveCall, program: Program, record: CallRecord,
+                    start: str | None = None) -> None:
+        """The IVR program on the caller's channel, inside the call's live-call session
+        (actions from the API reach it there), from the entry or from `start`."""
+        async with self.registry.session(call, ch,
+                                         on_handoff=lambda at: _transferred(record)
+                                         ) as session:
+            await IvrRunner(session.channel, program, record, self.services).run(start)
 
     def _ended(self, call: LiveCall, record: CallRecord) -> None:
         call.status = "completed"
@@ -466,10 +472,7 @@ class Engine:
             from_number=record.caller, to_number=record.did, status="answered",
             channel=ch.env.get("agi_channel"), record=record))
         try:
-            async with self.registry.session(call, ch,
-                                             on_handoff=lambda at: _transferred(record)
-                                             ) as session:
-                await IvrRunner(session.channel, program, record, self.services).run(start)
+            await self._walk(ch, call, program, record, start)
         except AGIHangup:
             record.finish("caller-hangup")
         except BaseException:

@@ -16,7 +16,7 @@ from agi_server.agi.errors import MissingSound
 from trunx import dnc, redis_schema
 
 # the engine's rooms reach the dial strings as control.dial_string etc.
-from trunx.dial import dial_string, endpoint, uri_dial_string  # noqa: F401
+from trunx.dial import dial_string, endpoint  # noqa: F401
 
 log = logging.getLogger(__name__)
 
