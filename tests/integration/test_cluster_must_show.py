@@ -145,12 +145,18 @@ class Load:
         self.refused: list = []
 
     def post(self, to: str) -> None:
-        r = self.c.api.post("/api/voice", headers=self.c.headers,
-                            json={"from": self.c.caller, "to": to})
-        if r.status_code == 201:
-            self.accepted[r.get_json()["id"]] = to
-        else:
+        """As a client does: a 503 (no Redis master for a moment) is tried again, and must
+        not leave a call behind that is placed as well as the retry."""
+        for _ in range(100):
+            r = self.c.api.post("/api/voice", headers=self.c.headers,
+                                json={"from": self.c.caller, "to": to})
+            if r.status_code == 201:
+                self.accepted[r.get_json()["id"]] = to
+                return
             self.refused.append((r.status_code, r.get_json()))
+            if r.status_code != 503:
+                return
+            time.sleep(0.2)
 
     async def outbound(self) -> None:
         for _ in range(OUTBOUND):
@@ -177,10 +183,18 @@ def answered_inbound(pbx_amis, dids) -> set[str]:
             and e.get("Exten") in dids}
 
 
-async def all_final(ids, timeout: float) -> None:
-    await wait_until_async(lambda: not Call.select().where(
-        Call.id.in_(list(ids)), Call.status.not_in(FINAL)).exists(), timeout=timeout,
-        message="every accepted outbound call ended")
+async def all_final(ids, timeout: float, redis=None) -> None:
+    def open_calls():
+        return list(Call.select().where(Call.id.in_(list(ids)), Call.status.not_in(FINAL)))
+
+    try:
+        await wait_until_async(lambda: not open_calls(), timeout=timeout,
+                               message="every accepted outbound call ended")
+    except TimeoutError:
+        stuck = open_calls()
+        where = [(c.id, c.status, redis and redis.zscore(redis_schema.ORIGINATE_QUEUE, c.id),
+                  redis and redis.get(redis_schema.call_engine_key(c.id))) for c in stuck[:5]]
+        raise AssertionError(f"{len(stuck)} calls never ended: {where}") from None
 
 
 def check_carriers(load: Load, carrier_amis) -> Counter:
@@ -200,8 +214,9 @@ def check_inbound_rows(pbx_amis, dids) -> int:
     return len(up)
 
 
-async def check_action(c: Cluster, number: str, carrier_ami) -> str:
-    """A call placed now (east places it) is answered and a DTMF action on it completes."""
+async def check_action(c: Cluster, number: str, carrier_amis, engines) -> str:
+    """A call placed now (by one of `engines`) is answered and a DTMF action on it, sent
+    to the engine holding it, completes."""
     r = c.api.post("/api/voice", headers=c.headers, json={"from": c.caller, "to": number})
     assert r.status_code == 201, r.get_json()
     call_id = r.get_json()["id"]
@@ -210,7 +225,7 @@ async def check_action(c: Cluster, number: str, carrier_ami) -> str:
     # the engine's session announces the call in the live index just after the answer
     await wait_until_async(lambda: c.sync.hget(redis_schema.live_call_key(call_id), "engine"),
                            timeout=10, message="the call in the live index")
-    assert c.sync.hget(redis_schema.live_call_key(call_id), "engine") == "east"
+    assert c.sync.hget(redis_schema.live_call_key(call_id), "engine") in engines
     account = Call.get_by_id(call_id).account_id      # the account's id
     res = c.api.post(f"/v1/voice/accounts/{account}/calls/{call_id}/dtmf",
                      headers=c.headers, json={"digits": "1"})
@@ -218,7 +233,7 @@ async def check_action(c: Cluster, number: str, carrier_ami) -> str:
     action = res.get_json()["dtmf_uuid"]
     await wait_until_async(lambda: c.sync.hget(redis_schema.action_key(action), "status")
                            == "completed", timeout=15, message="the dtmf action completed")
-    assert len(carrier_channels(carrier_ami, number)) == 1
+    assert sum(len(carrier_channels(ami, number)) for ami in carrier_amis) == 1
     res = c.api.delete(f"/api/voice/{call_id}", headers=c.headers)
     assert res.status_code < 300, res.get_json()
     return call_id
@@ -239,9 +254,9 @@ async def test_kill_9_of_an_engine_under_200_plus_200_calls(
     await work
     await wait_until_async(lambda: "west" in c.east.reclaimer.reclaimed, timeout=20,
                            message="east reclaimed west's work")
-    await all_final(load.accepted, timeout=90)
+    await all_final(load.accepted, timeout=90, redis=c.sync)
     took = time.monotonic() - t0
-    action_call = await check_action(c, held(980), carrier_ami)
+    action_call = await check_action(c, held(980), (carrier_ami, carrier2_ami), {"east"})
     await all_final([action_call], timeout=20)
 
     assert not load.refused, load.refused[:3]
@@ -287,9 +302,10 @@ async def test_a_sentinel_failover_under_200_plus_200_calls(
     new = await asyncio.to_thread(sentinel.wait_promoted, old)
     promoted_in = time.monotonic() - t0 - killed_at
     await work
-    await all_final(load.accepted, timeout=90)
+    await all_final(load.accepted, timeout=90, redis=c.sync)
     took = time.monotonic() - t0
-    action_call = await check_action(c, held(981), carrier_ami)
+    action_call = await check_action(c, held(981), (carrier_ami, carrier2_ami),
+                                     {"east", "west"})
     await all_final([action_call], timeout=20)
 
     assert new != old
@@ -298,7 +314,7 @@ async def test_a_sentinel_failover_under_200_plus_200_calls(
     assert not refused, refused[:3]        # while no master answered: 503, never a 4xx/500
     dialled = check_carriers(load, (carrier_ami, carrier2_ami))
     rows = {r.id: r for r in Call.select().where(Call.id.in_(list(load.accepted)))}
-    assert len(rows) == len(load.accepted) >= OUTBOUND * 0.9
+    assert len(rows) == len(load.accepted) == OUTBOUND
     for call_id, row in rows.items():
         assert (row.status, row.end_reason) == ("completed", "callee-hangup"), \
             (call_id, row.status, row.end_reason)
