@@ -116,6 +116,9 @@ async def cluster(request, tmp_path, pg_url, sentinel, pbx, carrier, pbx2, pbx2_
     west_port = free_port()          # the second PBX's TRUNX_AGI is down: west answers
     await pbx2_ami.action("Setvar", {"Variable": "TRUNX_AGI_2",
                                      "Value": f"agi://127.0.0.1:{west_port}/ivr"})
+    # and east after it: once west is gone, the second PBX's callers reach east over FastAGI
+    await pbx2_ami.action("Setvar", {"Variable": "TRUNX_AGI_3",
+                                     "Value": f"agi://127.0.0.1:{pbx.agi_port}/ivr"})
     west = several.start_west(cfg, pbx2, west_port)
     try:
         async with running_engine(cfg) as east:
@@ -277,6 +280,7 @@ async def test_kill_9_of_an_engine_under_200_plus_200_calls(
                 (call_id, row.status, row.end_reason)
     taken = c.east.reclaimer.reclaimed["west"]
     inbound = check_inbound_rows((pbx_ami, pbx2_ami), c.dids)
+    assert inbound >= INBOUND * 0.95, inbound      # the second PBX's failed over to east
     by_engine = Counter(holder.values())
     print(f"\n{OUTBOUND} outbound ({dict(by_engine)}), {load.inbound} inbound originated, "
           f"{inbound} answered with a row each; west killed at {killed_at:.1f} s; east took "
