@@ -50,6 +50,7 @@ class Membership:
         # proof of its death once Redis has been up for a whole engine_dead_after (a Redis
         # outage or a Sentinel failover expires or loses every engine's hash at once)
         self._up_since: float | None = None
+        self.trusted = False                   # whether a missing hash means a dead engine
 
     def free(self) -> int:
         calls, _ = self._load()
@@ -69,7 +70,7 @@ class Membership:
         try:
             members = (await pipe.execute())[-1]
         except Exception:
-            self._up_since = None
+            self._up_since, self.trusted = None, False
             raise
         up_since = self._up_since = self._up_since or time.monotonic()
         trusted = time.monotonic() - up_since >= self.config.engine_dead_after
@@ -80,7 +81,7 @@ class Membership:
         try:
             hashes = await pipe.execute() if others else []
         except Exception:
-            self._up_since = None
+            self._up_since, self.trusted = None, False
             raise
         peers, dead = {}, []
         for engine, fields in zip(others, hashes, strict=True):
@@ -91,6 +92,7 @@ class Membership:
             peers[engine] = Peer(engine, int(fields.get("free") or 0),
                                  json.loads(fields.get("accounts") or "{}"))
         self.peers, self.dead, self.handed = peers, dead, {}
+        self.trusted = trusted
         self.beats += 1
 
     def alive(self, engine: str) -> bool:
