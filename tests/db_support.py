@@ -82,6 +82,15 @@ def lasting_database_url() -> str:
     return _Cluster.server.create_database(name, template=TEMPLATE)
 
 
+def postgres_database_url() -> str:
+    """A PostgreSQL database kept until the cluster stops, whatever TRUNX_TEST_DB says: for
+    the tests whose point is PostgreSQL (tests/integration/test_cluster_must_show.py)."""
+    if _Cluster.server is None:
+        _start()
+    name = f"p{os.getpid()}_{next(_Cluster.names)}"
+    return _Cluster.server.create_database(name, template=TEMPLATE)
+
+
 def empty_database_url(tmp_path) -> str:
     """A database no migration has run on: a new SQLite file, or on PostgreSQL a new
     database (dropped when the test ends)."""

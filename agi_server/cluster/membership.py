@@ -4,9 +4,12 @@ read, and which engine takes the next outbound call.
 Each heartbeat (`engine_heartbeat`, 1 s) writes `trunx:engine:{id}` {free, capacity, calls,
 accounts} with a TTL of `engine_dead_after` and the time into `trunx:engines`, then reads
 every other engine's hash. An engine whose hash expired is dead (agi_server.cluster.reclaim
-takes over its work). `pick()` names the live engine with the most free capacity for the
-next call, counting the calls handed out since the last read, so equal engines take
-turns; `account_calls()` is an account's outbound calls on every engine, for its cap.
+takes over its work), but only once this engine's own beats have gone through for a whole
+`engine_dead_after` without a break: a Redis outage or a Sentinel failover expires (or
+loses) every engine's hash at once, and a live peer needs that long to write its own
+again. `pick()` names the live engine with the most free capacity for the next call,
+counting the calls handed out since the last read, so equal engines take turns;
+`account_calls()` is an account's outbound calls on every engine, for its cap.
 """
 from __future__ import annotations
 
@@ -43,6 +46,11 @@ class Membership:
         self.dead: list[str] = []              # engines in trunx:engines with no heartbeat
         self.handed: dict[str, int] = {}       # calls handed to each peer since the read
         self.beats = 0
+        # since when our beats have gone through without a break: a peer's hash is only
+        # proof of its death once Redis has been up for a whole engine_dead_after (a Redis
+        # outage or a Sentinel failover expires or loses every engine's hash at once)
+        self._up_since: float | None = None
+        self.trusted = False                   # whether a missing hash means a dead engine
 
     def free(self) -> int:
         calls, _ = self._load()
@@ -59,19 +67,32 @@ class Membership:
         pipe.pexpire(redis_schema.engine_key(self.id), ttl_ms)
         pipe.zadd(redis_schema.ENGINES, {self.id: now_ms})
         pipe.zrange(redis_schema.ENGINES, 0, -1)
-        members = (await pipe.execute())[-1]
+        try:
+            members = (await pipe.execute())[-1]
+        except Exception:
+            self._up_since, self.trusted = None, False
+            raise
+        up_since = self._up_since = self._up_since or time.monotonic()
+        trusted = time.monotonic() - up_since >= self.config.engine_dead_after
         others = [m for m in members if m != self.id]
         pipe = self.redis.pipeline(transaction=False)
         for engine in others:
             pipe.hgetall(redis_schema.engine_key(engine))
+        try:
+            hashes = await pipe.execute() if others else []
+        except Exception:
+            self._up_since, self.trusted = None, False
+            raise
         peers, dead = {}, []
-        for engine, fields in zip(others, await pipe.execute() if others else [], strict=True):
+        for engine, fields in zip(others, hashes, strict=True):
             if not fields:
-                dead.append(engine)
+                if trusted:
+                    dead.append(engine)
                 continue
             peers[engine] = Peer(engine, int(fields.get("free") or 0),
                                  json.loads(fields.get("accounts") or "{}"))
         self.peers, self.dead, self.handed = peers, dead, {}
+        self.trusted = trusted
         self.beats += 1
 
     def alive(self, engine: str) -> bool:

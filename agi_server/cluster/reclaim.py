@@ -70,6 +70,8 @@ class Reclaimer:
         await self._orphaned_consumers()
 
     async def _orphaned_consumers(self) -> None:
+        if not self.membership.trusted:     # just after a Redis outage: peers' hashes too
+            return
         try:
             consumers = await self.redis.xinfo_consumers(redis_schema.ORIGINATE_STREAM,
                                                          redis_schema.ORIGINATE_GROUP)

@@ -3,11 +3,13 @@ engine with no Asterisk: the pace all engines share, and what a live engine take
 from a dead one (its queued calls, its commands, its calls)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions as redis_exceptions
 
 from admin_api.voice import service as voice_service
 from agi_server.cluster.pace import SharedPace
@@ -144,3 +146,30 @@ async def test_a_command_for_a_call_another_engine_holds_is_passed_to_it(tmp_pat
             message="the shared entry passed on")
     assert [f for _, f in passed] == [{"call": "call-1", "action": "hangup"}] * 2
     assert redis.xlen(redis_schema.COMMAND_STREAM) == 0
+
+
+async def test_a_missing_heartbeat_is_a_death_only_after_a_whole_dead_after_of_redis(
+        redis, aio):
+    """After a Redis outage or a Sentinel failover every engine's hash is gone at once: the
+    first engine back must give the others engine_dead_after to beat again before it takes
+    their work (and closes their live calls as lost)."""
+    from agi_server.cluster.membership import Membership
+    from trunx import config as trunx_config
+
+    cfg = trunx_config.load(env={}, engine_id="east", engine_dead_after=0.6)
+    east = Membership(cfg, aio[0], "east", lambda: (0, {}))
+    redis.zadd(redis_schema.ENGINES, {"west": 1})           # listed, no heartbeat hash
+    await east.beat()
+    assert (east.dead, east.trusted) == ([], False)         # Redis only just answered
+    t0 = time.monotonic()
+    while east.dead != ["west"]:
+        assert time.monotonic() - t0 < 5, "west never taken for dead"
+        await asyncio.sleep(0.1)
+        await east.beat()
+    assert east.trusted and time.monotonic() - t0 >= 0.5
+    down = Membership(cfg, aioredis.Redis(port=free_port()), "east", lambda: (0, {}))
+    down._up_since, down.trusted = 0.0, True
+    with pytest.raises(redis_exceptions.ConnectionError):
+        await down.beat()                                   # Redis away: trust starts over
+    assert (down.trusted, down._up_since) == (False, None)
+    await down.redis.aclose()

@@ -81,7 +81,8 @@ async def carrier2_ami(carrier2):
 
 def start_west(cfg, pbx2, agi_port: int) -> subprocess.Popen:
     env = {**os.environ, "TRUNX_DATA_DIR": cfg.data_dir, "TRUNX_REDIS_URL": cfg.redis_url,
-           "TRUNX_AGI_PORT": str(agi_port), "TRUNX_AMI_PORT": str(pbx2.ami_port),
+           "TRUNX_DATABASE_URL": cfg.database_url, "TRUNX_AGI_PORT": str(agi_port),
+           "TRUNX_AMI_PORT": str(pbx2.ami_port),
            "TRUNX_AMI_USER": pbx2.ami_user, "TRUNX_AMI_SECRET": pbx2.ami_secret,
            "TRUNX_ENGINE_ID": "west", "TRUNX_ENGINE_HTTP_PORT": str(free_port()),
            "TRUNX_AUDIOSOCKET_PORT": str(free_port()), "TRUNX_AGI_EVENT_LOOP": "asyncio",
