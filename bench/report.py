@@ -312,10 +312,15 @@ class Report:
                  f"SIPp (Debian's sip-tester) plays the carrier: {s['calls']:,} callers at "
                  f"{s['rate']} per second from the carrier's identified address into our PBX "
                  "(the shipped asterisk_conf/ + dialplan/, SIP and RTP). Each caller "
-                 "(bench/sipp/ivr_caller.xml) offers PCMU and telephone-event, echoes the "
-                 "audio it gets, presses 1 a second after the answer and 2 1.5 s later as "
+                 "(bench/sipp/ivr_caller.xml) offers PCMU and telephone-event, presses 1 "
+                 "3.5 s after the answer (as the 3.6 s welcome prompt ends: the caller has "
+                 "heard what 1 is for) and 2 3.5 s later (as the 3.1 s next prompt ends) as "
                  "RFC 4733 events (sip-tester's own captures, `dtmf_2833_1.pcap`, "
-                 "`dtmf_2833_2.pcap`), and waits for the IVR to hang up. The expected path is "
+                 "`dtmf_2833_2.pcap`), and waits for the IVR to hang up. It sends no other "
+                 "RTP: SIPp's `-rtp_echo` would send the echoed audio under Asterisk's SSRC "
+                 "between the captures' packets, a stream no carrier sends, and Asterisk "
+                 "then took a key's repeated end packets for a second press. The expected "
+                 "path is "
                  "read from each call's record: welcome > has_business > unqualified, ended by "
                  "the IVR's hangup. CPU per call is each process's own (/proc) over the whole "
                  "run, divided by the calls recorded. Key press -> next prompt is measured at "
@@ -338,6 +343,17 @@ class Report:
                  f"({s['presses_measured']}) |")
         if s["wrong"] or s["sipp_tail"]:
             self.add("", f"Off the path: `{s['wrong']}`", "", "```", s["sipp_tail"], "```")
+        self.add("", "Why calls leave the path under load (measured, docs/operators.md "
+                 "section 4): a key reaches Asterisk before the IVR reads keys. Between AGI "
+                 "commands res_agi reads the caller's frames and drops them, so a key "
+                 "pressed before the prompt it answers has started is lost and the caller "
+                 "hears the prompt again (`welcome > welcome ...`, `has_business > "
+                 "has_business ...`). A caller pressing at a human pace loses nothing while "
+                 "the next prompt starts within 3.5 s of the key; with Asterisk short of CPU "
+                 "(CPU per call above times calls per second, against the machine's cores "
+                 "and its other load) the key -> prompt p99 grows past that. No Asterisk "
+                 "warning (taskprocessor queues, RTP ports, open files) and no engine error "
+                 "came with it.")
         self.target("SIP callers on the expected path (1 then 2, IVR hangs up)",
                     f"{s['expected_path']:,}/{s['calls']:,} ({share:.1%}), peak "
                     f"{s['sipp_peak']:,}", "", "", ">= 99.9%", share >= 0.999)
