@@ -5,12 +5,13 @@ address and port to our PBX (the "load" Asterisk of devtools.stack, as
 tests/integration/test_capacity.py runs it), `calls` callers at `rate` per second. Each
 caller (bench/sipp/ivr_caller.xml) presses 1 as the welcome prompt ends and 2 as the next
 one ends, as RFC 4733 events from the captures sip-tester ships, and waits for the IVR to
-hang up. With `echo` the caller sends the IVR's audio back (SIPp's `-rtp_echo`), as a
-phone sends its microphone's: without inbound audio, 274 callers in 1,000 lost their 2
-under load (the IVR timed out with the events at Asterisk's port), against 72 with it. The
-echo goes out under Asterisk's SSRC between the captures' packets under another, a stream
-no carrier sends, and under load Asterisk took a key's repeated end packets for a second
-press (81 calls in 1,000 walked has_business > transfer_ai; none without the echo).
+hang up. It sends no other RTP unless `echo` (SIPp's `-rtp_echo`: the IVR's audio sent
+back, as a phone sends its microphone's). The echo goes out under Asterisk's own SSRC,
+interleaved with the captures' packets under another, a stream no carrier sends, and
+Asterisk then takes a key's repeated end packets for a second press: with these timings
+every one of 4 callers walked has_business > transfer_ai (1 counted twice), 81 in 1,000.
+Without it, under load, more callers lose their 2 (274 in 1,000 against 72 with it; the
+events reached Asterisk's port: docs/operators.md section 4).
 The engine runs in its own process (bench.engine_proc, the demo account: the seed tree,
 prompts spoken by espeak-ng). Reported:
 
@@ -87,7 +88,7 @@ def _records(since) -> dict:
             "mean_call_s": sum(r.duration or 0 for r in rows) / len(rows) if rows else None}
 
 
-def run(calls: int = 1000, rate: int = 100, sample: int = 8, echo: bool = True,
+def run(calls: int = 1000, rate: int = 100, sample: int = 8, echo: bool = False,
         log=print) -> dict:
     why = available()
     if why:
