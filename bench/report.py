@@ -343,17 +343,16 @@ class Report:
                  f"({s['presses_measured']}) |")
         if s["wrong"] or s["sipp_tail"]:
             self.add("", f"Off the path: `{s['wrong']}`", "", "```", s["sipp_tail"], "```")
-        self.add("", "Why calls leave the path under load (measured, docs/operators.md "
-                 "section 4): the engine never got the key (the records show the prompt "
-                 "played out and the wait timed out, no other digit). `welcome > welcome`: "
-                 "the key reached Asterisk before the IVR read keys (res_agi drops the "
-                 "caller's frames between AGI commands). `has_business > has_business`: the "
-                 "2's RFC 4733 events reached Asterisk's RTP port while has_business played "
-                 "or in the wait after it, and Asterisk passed no key on; it happens with "
-                 "Asterisk short of CPU (its CPU per call times calls per second against the "
-                 "machine's cores), more without inbound audio. No Asterisk warning "
-                 "(taskprocessor queues, RTP ports, open files) and no engine error came "
-                 "with it.")
+        self.add("", "Why calls leave the path under load (measured with Asterisk's DTMF "
+                 "log, docs/operators.md section 4): Asterisk receives every key, and the "
+                 "engine never gets the lost ones (the records show the prompt played out "
+                 "and the wait timed out). A 2 lost came after has_business had ended and "
+                 "before the engine's WAIT FOR DIGIT started: res_agi reads and drops a "
+                 "caller's frames between commands, and the engine asks one question as two "
+                 "commands (STREAM FILE, then WAIT FOR DIGIT), a round trip apart that grows "
+                 "to seconds with the machine short of CPU. Not fixed yet: one GET OPTION "
+                 "per question closes the gap. No Asterisk warning (taskprocessor queues, "
+                 "RTP ports, open files) and no engine error came with it.")
         self.target("SIP callers on the expected path (1 then 2, IVR hangs up)",
                     f"{s['expected_path']:,}/{s['calls']:,} ({share:.1%}), peak "
                     f"{s['sipp_peak']:,}", "", "", ">= 99.9%", share >= 0.999)
