@@ -312,10 +312,15 @@ class Report:
                  f"SIPp (Debian's sip-tester) plays the carrier: {s['calls']:,} callers at "
                  f"{s['rate']} per second from the carrier's identified address into our PBX "
                  "(the shipped asterisk_conf/ + dialplan/, SIP and RTP). Each caller "
-                 "(bench/sipp/ivr_caller.xml) offers PCMU and telephone-event, echoes the "
-                 "audio it gets, presses 1 a second after the answer and 2 1.5 s later as "
+                 "(bench/sipp/ivr_caller.xml) offers PCMU and telephone-event, presses 1 "
+                 "3.5 s after the answer (as the 3.6 s welcome prompt ends: the caller has "
+                 "heard what 1 is for) and 2 3.5 s later (as the 3.1 s next prompt ends) as "
                  "RFC 4733 events (sip-tester's own captures, `dtmf_2833_1.pcap`, "
-                 "`dtmf_2833_2.pcap`), and waits for the IVR to hang up. The expected path is "
+                 "`dtmf_2833_2.pcap`), and waits for the IVR to hang up. It sends no other RTP: "
+                 "SIPp's `-rtp_echo` sends the IVR's audio back under Asterisk's SSRC between "
+                 "the captures' packets under another, a stream no carrier sends, and "
+                 "Asterisk then counts a key's repeated end packets as a second press. The "
+                 "expected path is "
                  "read from each call's record: welcome > has_business > unqualified, ended by "
                  "the IVR's hangup. CPU per call is each process's own (/proc) over the whole "
                  "run, divided by the calls recorded. Key press -> next prompt is measured at "
@@ -338,6 +343,16 @@ class Report:
                  f"({s['presses_measured']}) |")
         if s["wrong"] or s["sipp_tail"]:
             self.add("", f"Off the path: `{s['wrong']}`", "", "```", s["sipp_tail"], "```")
+        self.add("", "Why calls leave the path under load (measured with Asterisk's DTMF "
+                 "log, docs/operators.md section 4): Asterisk receives every key, and the "
+                 "engine never gets the lost ones (the records show the prompt played out "
+                 "and the wait timed out). A 2 lost came after has_business had ended and "
+                 "before the engine's WAIT FOR DIGIT started: res_agi reads and drops a "
+                 "caller's frames between commands, and the engine asks one question as two "
+                 "commands (STREAM FILE, then WAIT FOR DIGIT), a round trip apart that grows "
+                 "to seconds with the machine short of CPU. Not fixed yet: one GET OPTION "
+                 "per question closes the gap. No Asterisk warning (taskprocessor queues, "
+                 "RTP ports, open files) and no engine error came with it.")
         self.target("SIP callers on the expected path (1 then 2, IVR hangs up)",
                     f"{s['expected_path']:,}/{s['calls']:,} ({share:.1%}), peak "
                     f"{s['sipp_peak']:,}", "", "", ">= 99.9%", share >= 0.999)
