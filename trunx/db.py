@@ -37,6 +37,8 @@ class Prepared:
         self._compiled: tuple[peewee.Database, str] | None = None
 
     def rows(self, database: peewee.Database, *params) -> list[tuple]:
+        if isinstance(database, peewee.DatabaseProxy):   # the SQL is the bound database's
+            database = database.obj
         compiled = self._compiled
         if compiled is None or compiled[0] is not database:
             compiled = self._compiled = (database, self._build().sql()[0])
