@@ -79,3 +79,21 @@ def test_redis_down_leaves_no_row(tenant, did, config):
     with pytest.raises(redis_lib.ConnectionError):
         voice_service.place_call(store_on(dead), tenant.id, FROM, TO, config=config)
     assert Call.select().count() == 0
+
+
+def test_the_sweep_marks_a_delivered_call_done_without_queueing_it_again(tenant, did, redis,
+                                                                         config):
+    # the API leaves an originate entry's done mark to the sweep (no second write per call);
+    # the sweep finds the entry's Redis mark and marks it done in bulk, applying nothing
+    from trunx import outbox
+    from trunx.models import OutboxEntry
+
+    store = store_on(redis)
+    calls = [voice_service.place_call(store, tenant.id, FROM, TO, config=config)
+             for _ in range(3)]
+    entries = list(OutboxEntry.select().where(OutboxEntry.kind == outbox.ORIGINATE))
+    assert len(entries) == 3 and all(e.done_at is None for e in entries)
+    assert outbox.sweep(store, 0, republish=None) == 0
+    assert OutboxEntry.select().where(OutboxEntry.done_at.is_null()).count() == 0
+    assert redis.xlen(redis_schema.ORIGINATE_STREAM) == 3
+    assert [voice_service.queue_position(redis, c.id) for c in calls] == [1, 2, 3]
