@@ -43,7 +43,7 @@ import json
 import logging
 import time
 
-from trunx import redis_schema
+from trunx import db, redis_schema
 from trunx.models import Call, CallEvent, OutboxEntry, utcnow
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,11 @@ def mark_key(entry_id: str) -> str:
 # -- the API's half ------------------------------------------------------------------------
 def write(kind: str, ref: str, call_id: str | None, payload: dict) -> OutboxEntry:
     """An entry, in the caller's transaction (`with store.db.atomic(): ...`)."""
-    return OutboxEntry.create(kind=kind, ref=ref, call_id=call_id, payload=payload)
+    return _INSERT.create(OutboxEntry._meta.database, kind=kind, ref=ref, call_id=call_id,
+                          payload=payload)
+
+
+_INSERT = db.PreparedInsert(OutboxEntry)
 
 
 def originate_payload(call_id: str, account_id: str) -> dict:

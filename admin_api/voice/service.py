@@ -44,6 +44,9 @@ _DID_OWNED = db.Prepared(lambda: Did.select(Did.number).where(Did.number == "",
                                                              Did.account == ""))
 
 
+_INSERT_CALL = db.PreparedInsert(Call)
+
+
 def check_metadata(value) -> dict | None:
     if value is None:
         return None
@@ -218,9 +221,9 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
                         "list", {"field": "to", "number": to_number})
     now = utcnow()
     with _write_lock(store), store.db.atomic():
-        call = Call.create(
-            id=new_uuid(), call_sid=new_call_sid(), account=account_id, direction="outbound",
-            from_number=from_number, to_number=to_number, status="initiated",
+        call = _INSERT_CALL.create(
+            store.db, id=new_uuid(), call_sid=new_call_sid(), account=account_id,
+            direction="outbound", from_number=from_number, to_number=to_number, status="initiated",
             provider="ultravox" if ai is not None else "asterisk", ai=ai, agent_id=agent_id,
             webhook_url=webhook_url, max_duration=seconds, metadata=metadata, amd=amd,
             created_at=now, queued_at=now)
