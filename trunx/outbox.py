@@ -201,7 +201,10 @@ def _sweep_batch(store, redis, batch: list[OutboxEntry], republish) -> int:
             continue
         if entry.kind == ORIGINATE:
             row = Call.get_or_none(Call.id == entry.ref)
-            if row is None or row.status != "initiated":
+            # still queued: a Redis that lost the mark (restarted, rebuilt) has the call
+            # back in its queue and stream; a second stream entry would be one more to skip
+            if row is None or row.status != "initiated" \
+                    or redis.zscore(redis_schema.ORIGINATE_QUEUE, entry.ref) is not None:
                 mark_done(entry.id)
                 continue
         ran += apply(redis, entry.id, entry.kind, entry.payload)
