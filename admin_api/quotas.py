@@ -17,7 +17,7 @@ import time
 import peewee
 from redis import exceptions as redis_errors
 
-from trunx import redis_schema
+from trunx import db, redis_schema
 from trunx.errors import TooMany
 from trunx.models import AudioAsset, Call
 
@@ -46,18 +46,27 @@ def _over(quota: str, used: int, limit: int, message: str) -> TooMany:
     return TooMany("quota-exceeded", message, {"quota": quota, "limit": limit, "used": used})
 
 
+_COUNTED = ("initiated", "ringing", "answered")
+# both counts in one query with its SQL built once ("": the account id, then _COUNTED):
+# two peewee counts cost ~0.7 ms of a POST /api/voice that the campaign bench waits on
+_CALL_COUNTS = db.Prepared(lambda: (
+    Call.select(Call.status, peewee.fn.COUNT(Call.id))
+    .where(Call.account == "", Call.status.in_(_COUNTED)).group_by(Call.status)))
+
+
 def check_calls(account_id: str, config) -> None:
     """Before a call is placed: the account's queued and live outbound calls."""
+    if config.max_queued_calls <= 0 and config.max_concurrent_calls <= 0:
+        return
+    counts = dict(_CALL_COUNTS.rows(Call._meta.database, account_id, *_COUNTED))
     if config.max_queued_calls > 0:
-        queued = Call.select().where(Call.account == account_id,
-                                     Call.status == "initiated").count()
+        queued = counts.get("initiated", 0)
         if queued >= config.max_queued_calls:
             raise _over("queued_calls", queued, config.max_queued_calls,
                         f"this account already has {queued} calls waiting to be placed "
                         f"(at most {config.max_queued_calls}); try again when some have gone")
     if config.max_concurrent_calls > 0:
-        live = Call.select().where(Call.account == account_id,
-                                   Call.status.in_(("ringing", "answered"))).count()
+        live = counts.get("ringing", 0) + counts.get("answered", 0)
         if live >= config.max_concurrent_calls:
             raise _over("concurrent_calls", live, config.max_concurrent_calls,
                         f"this account has {live} calls in progress (at most "

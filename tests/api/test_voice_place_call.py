@@ -79,3 +79,36 @@ def test_redis_down_leaves_no_row(tenant, did, config):
     with pytest.raises(redis_lib.ConnectionError):
         voice_service.place_call(store_on(dead), tenant.id, FROM, TO, config=config)
     assert Call.select().count() == 0
+
+
+def test_the_sweep_marks_a_delivered_call_done_without_queueing_it_again(tenant, did, redis,
+                                                                         config):
+    # the API leaves an originate entry's done mark to the sweep (no second write per call);
+    # the sweep finds the entry's Redis mark and marks it done in bulk, applying nothing
+    from trunx import outbox
+    from trunx.models import OutboxEntry
+
+    store = store_on(redis)
+    calls = [voice_service.place_call(store, tenant.id, FROM, TO, config=config)
+             for _ in range(3)]
+    entries = list(OutboxEntry.select().where(OutboxEntry.kind == outbox.ORIGINATE))
+    assert len(entries) == 3 and all(e.done_at is None for e in entries)
+    assert outbox.sweep(store, 0, republish=None) == 0
+    assert OutboxEntry.select().where(OutboxEntry.done_at.is_null()).count() == 0
+    assert redis.xlen(redis_schema.ORIGINATE_STREAM) == 3
+    assert [voice_service.queue_position(redis, c.id) for c in calls] == [1, 2, 3]
+
+
+def test_a_call_still_queued_is_not_queued_again_when_redis_lost_its_mark(tenant, did, redis,
+                                                                          config):
+    # a Redis that restarted and was rebuilt has the call queued but not the entry's mark
+    from trunx import outbox
+    from trunx.models import OutboxEntry
+
+    store = store_on(redis)
+    voice_service.place_call(store, tenant.id, FROM, TO, config=config)
+    entry = OutboxEntry.get(OutboxEntry.kind == outbox.ORIGINATE)
+    redis.delete(outbox.mark_key(entry.id))
+    assert outbox.sweep(store, 0, republish=None) == 0
+    assert redis.xlen(redis_schema.ORIGINATE_STREAM) == 1
+    assert OutboxEntry.get_by_id(entry.id).done_at is not None
