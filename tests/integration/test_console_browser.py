@@ -192,8 +192,8 @@ async def test_console_in_chromium(cfg, redis, server, browser, carrier, carrier
             page.find(f'tr[data-call="{call_id}"] button.danger').click()
         await page.until(lambda: page.all(f'tr[data-call="{call_id}"]'))
         await page.run(hang_up)
-        async with asyncio.timeout(20):      # the engine writes the row when the call ends
-            while Call.get_or_none(Call.id == call_id) is None:
+        async with asyncio.timeout(20):      # the call's final row, once it has ended
+            while Call.get_or_none(Call.id == call_id, Call.ended_at.is_null(False)) is None:
                 await asyncio.sleep(0.1)
 
     # the call log, then the call with its path

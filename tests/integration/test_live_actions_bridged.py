@@ -79,8 +79,10 @@ async def newest_recording(carrier, pattern: str):
 
 
 async def record_of(call_id: str) -> Call:
-    return await asyncio.to_thread(wait_until, lambda: Call.get_or_none(Call.id == call_id),
-                                   15, message="the inbound call's record")
+    """The call's final row (a row exists from the call's start; ended_at marks the last)."""
+    return await asyncio.to_thread(
+        wait_until, lambda: Call.get_or_none(Call.id == call_id, Call.ended_at.is_null(False)),
+        15, message="the inbound call's final record")
 
 
 # -- play an asset on an IVR call ----------------------------------------------------------------

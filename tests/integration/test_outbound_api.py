@@ -80,8 +80,9 @@ async def test_ivr_transfer_to_a_suppressed_number_is_refused(cfg, redis, pbx_am
     async with running_engine(cfg):
         call = await originate_local(pbx_ami, did, "w10", caller_id="Test <+12025550199>")
         async with asyncio.timeout(30):
-            while (row := Call.get_or_none(Call.uniqueid == call.callee_id)) is None:
-                await asyncio.sleep(0.1)
+            while (row := Call.get_or_none(Call.uniqueid == call.callee_id,
+                                           Call.ended_at.is_null(False))) is None:
+                await asyncio.sleep(0.1)        # its final row (a row exists from the start)
     (refused,) = [p for p in row.path if p["event"] == "transfer-refused"]
     assert (refused["to"], refused["reason"]) == (ANSWERS_2S, "number-suppressed")
     assert (row.outcome, row.end_reason) == ("transfer-failed", "number-suppressed")
