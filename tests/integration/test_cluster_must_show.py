@@ -19,9 +19,11 @@ The counts default to the issue's 200 + 200; TRUNX_CLUSTER_CALLS=N runs N of eac
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import time
+import warnings
 from collections import Counter
 
 import pytest
@@ -136,6 +138,12 @@ async def cluster(request, tmp_path, pg_url, sentinel, pbx, carrier, pbx2, pbx2_
                 west.wait(timeout=10)
         app.extensions["trunx.store"].close()
         sync.close()
+        # redis-py's asyncio Sentinel pool can leave a connection to a demoted master open
+        # after a failover (redis/redis-py#3259, #3201): collected here, while this test's
+        # loop runs, its ResourceWarning is not left to fail whichever test runs next
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
 
 
 class Load:
@@ -145,17 +153,23 @@ class Load:
         self.numbers = short_calls(first_area)
         self.accepted: dict[str, str] = {}       # call id -> number
         self.inbound = 0
-        self.refused: list = []
+        self.refused: list = []                  # every answer but a 201 or a 429
+        self.throttled = 0                       # 429s waited out
 
     def post(self, to: str) -> None:
         """As a client does: a 503 (no Redis master for a moment) is tried again, and must
-        not leave a call behind that is placed as well as the retry."""
+        not leave a call behind that is placed as well as the retry; a 429 (over the
+        account's api_rate_limit: a fast API) waits its retry_after."""
         for _ in range(100):
             r = self.c.api.post("/api/voice", headers=self.c.headers,
                                 json={"from": self.c.caller, "to": to})
             if r.status_code == 201:
                 self.accepted[r.get_json()["id"]] = to
                 return
+            if r.status_code == 429:
+                self.throttled += 1
+                time.sleep(r.get_json()["error"]["details"]["retry_after"])
+                continue
             self.refused.append((r.status_code, r.get_json()))
             if r.status_code != 503:
                 return
