@@ -90,7 +90,7 @@ def run(calls: int = 120, spread: float = 1.0, timeout: float = 90.0, log=print)
                     "ami_port": pbx.ami_port, "ami_user": pbx.ami_user,
                     "ami_secret": pbx.ami_secret}
         args = ["--data-dir", data, "--redis-url", rs.url, "--port", str(pbx.agi_port),
-                "--seed", "demo"]
+                "--seed", "demo", "--loop", "uvloop"]   # the loop the engine ships on
         for name, value in settings.items():
             args += ["--set", f"{name}={value}"]
         with Child("bench.engine_proc", *args,
