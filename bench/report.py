@@ -347,16 +347,18 @@ class Report:
                 self.add("", f"- one call that went `{way}`: {steps}")
             if s["sipp_tail"]:
                 self.add("", "```", s["sipp_tail"], "```")
-        self.add("", "Why calls leave the path under load (measured with Asterisk's DTMF "
-                 "log, docs/operators.md section 4): Asterisk receives every key, and the "
-                 "engine never gets the lost ones (the records show the prompt played out "
-                 "and the wait timed out). A 2 lost came after has_business had ended and "
-                 "before the engine's WAIT FOR DIGIT started: res_agi reads and drops a "
-                 "caller's frames between commands, and the engine asks one question as two "
-                 "commands (STREAM FILE, then WAIT FOR DIGIT), a round trip apart that grows "
-                 "to seconds with the machine short of CPU. Not fixed yet: one GET OPTION "
-                 "per question closes the gap. No Asterisk warning (taskprocessor queues, "
-                 "RTP ports, open files) and no engine error came with it.")
+        self.add("", "Keys and questions: the engine asks each gather's prompt and the "
+                 "wait for its first key as one AGI command (`GET OPTION`), so a key pressed "
+                 "as the prompt ends, where these callers press, is read by Asterisk inside "
+                 "the command. Before, the engine asked it as two commands (STREAM FILE, "
+                 "then WAIT FOR DIGIT); res_agi reads and drops a caller's keys between "
+                 "commands, and that gap, one round trip through the engine, grew to seconds "
+                 "with the machine short of CPU: 689/1,000 callers stayed on the path in the "
+                 "run before the change, all others having lost their 2 there (Asterisk's "
+                 "DTMF log, docs/operators.md section 4). The gap between ANSWER and the "
+                 "first prompt remains: a caller whose first key comes before the engine's "
+                 "first question has begun loses it. Off-path calls are listed above with "
+                 "one call's steps each (`t` from the engine's start of the call).")
         self.target("SIP callers on the expected path (1 then 2, IVR hangs up)",
                     f"{s['expected_path']:,}/{s['calls']:,} ({share:.1%}), peak "
                     f"{s['sipp_peak']:,}", "", "", ">= 99.9%", share >= 0.999)
