@@ -4,10 +4,7 @@ Each connection is an `AGISession`, an asyncio Protocol around the sans-IO AGICo
 bytes go from `data_received` straight into the parser, and the reply to the command in
 flight resolves the one future that command awaits. No StreamReader in between: on the
 hot path a command costs one write, one read callback and one task wake-up (streams cost
-a buffer copy and a second future per read; measured in bench/, docs/benchmarks.md). The
-wake-up happens in that read callback, once the bytes read are parsed (`_Reply`), not on
-the loop's next turn: a reply is acted on as soon as it is read, not after every other
-callback the loop has queued by then.
+a buffer copy and a second future per read; measured in bench/, docs/benchmarks.md).
 
 The agi_* block is read under two deadlines (a peer that goes quiet mid-header is dropped
 after `agi_idle_timeout`, one that dribbles after `agi_header_timeout`); then the session
@@ -46,58 +43,6 @@ log = logging.getLogger(__name__)
 Route = Callable[[Channel], Awaitable[None]]
 
 
-class _Reply(asyncio.Future):
-    """The future a command awaits. `resolve_now` wakes the awaiting task at once, in the
-    read callback that brought the reply, instead of queueing its wake-up for the loop's
-    next turn (where it would wait behind every callback queued by then: at 100 busy
-    calls, the other calls' replies and their work). Only outside any task: inside one
-    (a caller feeding bytes by hand) the wake-up is queued as a plain future's is. Every
-    other outcome (an error, a lost connection, a cancellation) is queued as usual."""
-
-    _wakeup: tuple | None = None      # the awaiting task's wake-up and its context
-
-    def add_done_callback(self, fn, *, context=None) -> None:
-        if self._wakeup is None and context is not None and not self.done():
-            self._wakeup = (fn, context)          # a task's, kept to be run by resolve_now
-        else:
-            super().add_done_callback(fn, context=context)
-
-    def remove_done_callback(self, fn) -> int:
-        kept = 0
-        if self._wakeup is not None and self._wakeup[0] == fn:
-            self._wakeup, kept = None, 1
-        return kept + super().remove_done_callback(fn)
-
-    def _wake(self, now: bool) -> None:
-        wakeup, self._wakeup = self._wakeup, None
-        if wakeup is None:
-            return
-        fn, context = wakeup
-        loop = self.get_loop()
-        if now and asyncio.current_task(loop) is None:
-            context.run(fn, self)
-        else:
-            loop.call_soon(fn, self, context=context)
-
-    def resolve_now(self, event) -> None:
-        super().set_result(event)
-        self._wake(True)
-
-    def set_result(self, result) -> None:
-        super().set_result(result)
-        self._wake(False)
-
-    def set_exception(self, exception) -> None:
-        super().set_exception(exception)
-        self._wake(False)
-
-    def cancel(self, msg=None) -> bool:
-        if not super().cancel(msg):
-            return False
-        self._wake(False)
-        return True
-
-
 class AGISession(asyncio.Protocol):
     """One FastAGI connection: reads the agi_* block, then runs one command at a time."""
 
@@ -108,7 +53,7 @@ class AGISession(asyncio.Protocol):
         self.env: dict | None = None
         self.closed = False           # the socket is gone: no command can run
         self.commands = 0
-        self._waiter: _Reply | None = None
+        self._waiter: asyncio.Future | None = None
         self._error: RemoteProtocolError | None = None   # broke the session between commands
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
@@ -223,21 +168,7 @@ class AGISession(asyncio.Protocol):
 
     # -- events ------------------------------------------------------------------------
     def _pump(self) -> None:
-        """Hand every complete event to whoever waits for it. The command's waiter is
-        woken last, once every whole line read is parsed: a HANGUP line right behind
-        the reply is known (`hung_up`) when the command returns, as it would be had the
-        task woken on the loop's next turn."""
-        waiter, event = None, None
-        try:
-            waiter, event = self._parse()
-        finally:
-            if waiter is not None and not waiter.done():
-                waiter.resolve_now(event)
-
-    def _parse(self) -> tuple[_Reply | None, object]:
-        """Feed the parser's events to the session; returns the command's waiter and the
-        event that answers it, if one did."""
-        answered: tuple = (None, None)
+        """Hand every complete event to whoever waits for it."""
         while True:
             try:
                 event = self.conn.next_event()
@@ -251,30 +182,31 @@ class AGISession(asyncio.Protocol):
                     self._error = exc           # the next command raises it
                     self.closed = True
                     self.transport.close()
-                return answered
+                return
             if event is NEED_DATA:
                 if self.env is None and not self.closed:
                     self._arm_header_timer()
-                return answered
+                return
             if self.env is None:
                 if isinstance(event, Environment):
                     self._start(event.vars)
                     continue
                 if isinstance(event, Closed):
-                    return answered
+                    return
                 self._drop(RemoteProtocolError(
                     f"unexpected {type(event).__name__} before agi_* block"))
-                return answered
+                return
             if isinstance(event, Hangup):
                 continue                  # the reply to the command in flight still follows
             if isinstance(event, Trying):
                 continue                  # 100: started; its 200 reply is still to come
             if isinstance(event, Closed):
                 self.closed = True
-            if self._waiter is not None:
-                answered, self._waiter = (self._waiter, event), None
+            waiter, self._waiter = self._waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event)
             if self.closed:
-                return answered
+                return
 
     # -- the transport the Channel facade uses -----------------------------------------
     async def command(self, line):
@@ -285,7 +217,7 @@ class AGISession(asyncio.Protocol):
             raise AGIHangup("connection closed by Asterisk")
         self.commands += 1
         self.transport.write(self.conn.send(line))
-        self._waiter = waiter = _Reply(loop=self._loop)
+        self._waiter = waiter = self._loop.create_future()
         event = await waiter
         if isinstance(event, CommandFailed):
             if event.code == 511:
