@@ -33,6 +33,13 @@ LEVELS = (1, 10, 100, 1000)
 # all three servers run again on the other loop at c=100.
 SHIPPED_LOOP = Config().agi_event_loop
 OTHER_LOOP = "asyncio" if SHIPPED_LOOP == "uvloop" else "uvloop"
+# 100 calls in progress at a caller's pace: each reply to a command that plays a prompt or
+# waits for a key comes 0.25-0.75 s after it (bench.loadgen "prompt_delay"), so the engine
+# holds 100 calls without being saturated (real prompts are longer still: seconds)
+PACED_CALLS, PROMPT_DELAY = 100, 0.5
+# The hold run's engine is started with this agi_max_sessions (shipped: 2,000), above the
+# calls it is asked to hold, so it measures holding calls rather than the cap
+HOLD_MAX_SESSIONS = 10_000
 
 
 def _scenario(**kw) -> dict:
@@ -61,13 +68,14 @@ class Side:
         self.name, self.child = name, child
         self.port = child.ready["port"]
 
-    def rate(self, concurrency: int, duration: float, warmup: float) -> dict:
+    def rate(self, concurrency: int, duration: float, warmup: float,
+             prompt_delay: float = 0.0) -> dict:
         cpu0 = self.child.ask("stats")["cpu"]
         t0 = time.perf_counter()
         result = run_json("bench.loadgen", {
             "mode": "rate", "host": HOST, "port": self.port, "concurrency": concurrency,
             "duration": duration, "warmup": warmup, "scenario": _scenario(),
-            "expect": EXPECT})
+            "expect": EXPECT, "prompt_delay": prompt_delay})
         wall = time.perf_counter() - t0
         cpu = self.child.ask("stats")["cpu"] - cpu0
         # CPU per session over the whole run (warm-up and drain included) divided by the
@@ -79,11 +87,12 @@ class Side:
 
 
 def _start_engine(tmp: str, redis_url: str, tag: str, loop: str = SHIPPED_LOOP,
-                  without: tuple = ()) -> Side:
+                  without: tuple = (), sets: tuple = ()) -> Side:
     data = os.path.join(tmp, f"data-{tag}")
     child = Child("bench.engine_proc", "--data-dir", data, "--redis-url", redis_url,
                   "--seed", "tree", "--loop", loop,
                   *[a for part in without for a in ("--without", part)],
+                  *[a for item in sets for a in ("--set", item)],
                   stderr_path=os.path.join(tmp, f"engine-{tag}.log"))
     return Side("engine", child)
 
@@ -119,7 +128,7 @@ ABLATIONS = (((), "everything on (as shipped)"),
              (("index",), "without the live-call index (Redis)"),
              (("metrics", "notify"), "without metrics and the webhook checks"),
              (("session",), "without the live-call action session"),
-             (("ivr",), "the seven commands only: no tree, record, registry or checks"))
+             (("ivr",), "the AGI commands only: no tree, record, registry or checks"))
 
 
 def parts_cost(tmp: str, redis_url: str, duration: float, warmup: float, log=print,
@@ -208,6 +217,15 @@ def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
             engine.child.ask("timing", on=True)
             engine.rate(100, duration, warmup)
             out["overhead"]["engine_c100"] = engine.child.ask("timing", on=False)
+            # ... and with 100 calls in progress at a caller's pace: the engine's latency
+            # when it is not saturated
+            engine.child.ask("timing", on=True)
+            r = engine.rate(PACED_CALLS, 2 * duration, 2 * PROMPT_DELAY, PROMPT_DELAY)
+            out["overhead"]["engine_paced"] = {**r,
+                                               "inside_engine": engine.child.ask("timing")}
+            log(f"  overhead {PACED_CALLS} calls paced engine p99 inside="
+                f"{out['overhead']['engine_paced']['inside_engine']['p99_ms']:.3f} ms "
+                f"ok={r['ok']}/{r['sessions']} cpu={r['server_cpu_share']:.0%} of a core")
             out["engine_stats"] = engine.child.ask("stats")
         finally:
             engine.child.close()
@@ -236,7 +254,9 @@ def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
         out["parts"] = parts_cost(tmp, rs.url, duration, warmup, log)
         # holding: fresh processes, so RSS is not inflated by the rate runs
         out["hold"] = {}
-        for start in (lambda: _start_engine(tmp, rs.url, "hold"),
+        out["hold_max_sessions"] = HOLD_MAX_SESSIONS
+        for start in (lambda: _start_engine(tmp, rs.url, "hold",
+                                            sets=(f"agi_max_sessions={HOLD_MAX_SESSIONS}",)),
                       lambda: _start_baseline(tmp, "hold")):
             side = start()
             try:

@@ -43,7 +43,7 @@ from trunx.store import Store
 
 # Samples go to flat arrays of floats: tuples would be objects the collector tracks, and
 # would make it run more often, and longer, than it does without the measurement.
-FIELDS = ("read", "resumed", "written", "cpu", "db_cpu")
+FIELDS = ("read", "resumed", "written", "cpu", "db_cpu", "n")
 # "detail" adds the two CPU clocks (about 1 us each: system calls, unlike perf_counter);
 # the bench's published rows are measured without them.
 TIMING: dict = {"on": False, "detail": False, "samples": {f: array("d") for f in FIELDS},
@@ -97,6 +97,7 @@ class _Clock:
             out["written"].append(now)
             out["cpu"].append(cpu - s.read_cpu)
             out["db_cpu"].append(db - s.db_cpu)
+            out["n"].append(s.commands)
         s.read_at = s.resumed_at = None
 
     def __getattr__(self, name):
@@ -128,16 +129,19 @@ def timing_summary(samples: dict, gc_events: list[tuple]) -> dict:
     waited for the GIL) and how much CPU the database thread used meanwhile; and how
     many of them overlapped a collection."""
     rows = list(zip(*(samples[f] for f in FIELDS), strict=True))
-    total = [(w - r) * 1000 for r, _, w, _, _ in rows]
+    total = [(w - r) * 1000 for r, _, w, *_ in rows]
     out = {"samples": len(total), "p50_ms": percentile(total, 50),
            "p90_ms": percentile(total, 90), "p99_ms": percentile(total, 99),
            "max_ms": max(total) if total else None}
     if not rows:
         return out
-    queue = [(m - r) * 1000 for r, m, _, _, _ in rows]
-    own = [(w - m) * 1000 for _, m, w, _, _ in rows]
+    queue = [(m - r) * 1000 for r, m, _, *_ in rows]
+    own = [(w - m) * 1000 for _, m, w, *_ in rows]
     out.update(queue_p50_ms=percentile(queue, 50), queue_p99_ms=percentile(queue, 99),
                own_p50_ms=percentile(own, 50), own_p99_ms=percentile(own, 99))
+    if any(samples["cpu"]):       # the loop thread's own CPU per command: what load elsewhere
+        cpu = [row[3] * 1000 for row in rows]        # on the machine does not change
+        out.update(cpu_p50_ms=percentile(cpu, 50), cpu_p99_ms=percentile(cpu, 99))
     spans, started = [], {}
     for is_start, gen, t in gc_events:
         if is_start:
@@ -159,14 +163,24 @@ def timing_summary(samples: dict, gc_events: list[tuple]) -> dict:
 
     out["tail"] = {
         "samples": len(tail),
-        "with_gc": sum(1 for r, _, w, _, _ in tail if any(a < w and b > r for a, b, _ in spans)),
-        "ms": mean(w - r for r, _, w, _, _ in tail),
-        "queue_ms": mean(m - r for r, m, _, _, _ in tail),
-        "own_ms": mean(w - m for _, m, w, _, _ in tail),
-        "off_cpu_ms": mean(w - r - c for r, _, w, c, _ in tail),
-        "db_cpu_ms": mean(d for *_, d in tail)}
+        "with_gc": sum(1 for r, _, w, *_ in tail if any(a < w and b > r for a, b, _ in spans)),
+        "ms": mean(w - r for r, _, w, *_ in tail),
+        "queue_ms": mean(m - r for r, m, *_ in tail),
+        "own_ms": mean(w - m for _, m, w, *_ in tail),
+        "off_cpu_ms": mean(w - r - c for r, _, w, c, *_ in tail),
+        "db_cpu_ms": mean(d for *_, d, _ in tail)}
     if not any(samples["cpu"]):
         del out["tail"]["off_cpu_ms"], out["tail"]["db_cpu_ms"]     # not measured
+    else:                         # by the command written (2: the second of the call, ...)
+        by_n: dict = {}
+        for r, _, w, c, _, n in rows:
+            by_n.setdefault(int(n), []).append(((w - r) * 1000, c * 1000))
+        out["by_command"] = {n: {"samples": len(v),
+                                 "p50_ms": percentile([x for x, _ in v], 50),
+                                 "p99_ms": percentile([x for x, _ in v], 99),
+                                 "cpu_p50_ms": percentile([c for _, c in v], 50),
+                                 "cpu_p99_ms": percentile([c for _, c in v], 99)}
+                             for n, v in sorted(by_n.items())}
     return out
 
 
@@ -223,7 +237,6 @@ def _switch_off(engine: Engine, parts: set[str]) -> None:
     import contextlib
     import types
 
-    from agi_server.agi import commands as c
     if "records" in parts:            # the call rows are built but never written
         async def forget():
             engine._unsaved.clear()
@@ -245,15 +258,13 @@ def _switch_off(engine: Engine, parts: set[str]) -> None:
         async def bare_session(call, ch, **kw):
             yield types.SimpleNamespace(channel=ch)
         engine.registry.session = bare_session
-    if "ivr" in parts:                # no tree, record or registry: the 7 commands only
-        lines = [c.answer(), c.stream_file("welcome", "0123456789*#"), c.wait_for_digit(5000),
-                 c.stream_file("business_check", "0123456789*#"), c.wait_for_digit(5000),
-                 c.stream_file("not_qualified", ""), c.hangup()]
+    if "ivr" in parts:                # no tree, record or registry: the commands only
+        from bench.baseline_agi import COMMANDS  # the sequence the baseline sends
 
-        async def seven(ch):
-            for line in lines:
+        async def commands_only(ch):
+            for line in COMMANDS:
                 await ch.run(line)
-        engine.server.routes["ivr"] = seven
+        engine.server.routes["ivr"] = commands_only
 
 
 def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
