@@ -43,7 +43,7 @@ from trunx.store import Store
 
 # Samples go to flat arrays of floats: tuples would be objects the collector tracks, and
 # would make it run more often, and longer, than it does without the measurement.
-FIELDS = ("read", "resumed", "written", "cpu", "db_cpu", "n")
+FIELDS = ("read", "resumed", "written", "cpu", "db_cpu", "n", "send")
 # "detail" adds the two CPU clocks (about 1 us each: system calls, unlike perf_counter);
 # the bench's published rows are measured without them.
 TIMING: dict = {"on": False, "detail": False, "samples": {f: array("d") for f in FIELDS},
@@ -84,6 +84,7 @@ class _Clock:
         self._session, self._transport = session, transport
 
     def write(self, data) -> None:
+        issued = time.perf_counter()
         self._transport.write(data)
         s = self._session
         # the first command follows the agi_* block and the DID lookup: left out, as the
@@ -98,6 +99,7 @@ class _Clock:
             out["cpu"].append(cpu - s.read_cpu)
             out["db_cpu"].append(db - s.db_cpu)
             out["n"].append(s.commands)
+            out["send"].append(now - issued)
         s.read_at = s.resumed_at = None
 
     def __getattr__(self, name):
@@ -137,8 +139,13 @@ def timing_summary(samples: dict, gc_events: list[tuple]) -> dict:
         return out
     queue = [(m - r) * 1000 for r, m, _, *_ in rows]
     own = [(w - m) * 1000 for _, m, w, *_ in rows]
+    send = [row[6] * 1000 for row in rows]
+    before_send = [(row[2] - row[6] - row[0]) * 1000 for row in rows]
     out.update(queue_p50_ms=percentile(queue, 50), queue_p99_ms=percentile(queue, 99),
-               own_p50_ms=percentile(own, 50), own_p99_ms=percentile(own, 99))
+               own_p50_ms=percentile(own, 50), own_p99_ms=percentile(own, 99),
+               send_p50_ms=percentile(send, 50), send_p99_ms=percentile(send, 99),
+               to_send_p50_ms=percentile(before_send, 50),
+               to_send_p99_ms=percentile(before_send, 99))
     if any(samples["cpu"]):       # the loop thread's own CPU per command: what load elsewhere
         cpu = [row[3] * 1000 for row in rows]        # on the machine does not change
         out.update(cpu_p50_ms=percentile(cpu, 50), cpu_p99_ms=percentile(cpu, 99))
@@ -167,13 +174,14 @@ def timing_summary(samples: dict, gc_events: list[tuple]) -> dict:
         "ms": mean(w - r for r, _, w, *_ in tail),
         "queue_ms": mean(m - r for r, m, *_ in tail),
         "own_ms": mean(w - m for _, m, w, *_ in tail),
+        "send_ms": mean(row[6] for row in tail),
         "off_cpu_ms": mean(w - r - c for r, _, w, c, *_ in tail),
-        "db_cpu_ms": mean(d for *_, d, _ in tail)}
+        "db_cpu_ms": mean(row[4] for row in tail)}
     if not any(samples["cpu"]):
         del out["tail"]["off_cpu_ms"], out["tail"]["db_cpu_ms"]     # not measured
     else:                         # by the command written (2: the second of the call, ...)
         by_n: dict = {}
-        for r, _, w, c, _, n in rows:
+        for r, _, w, c, _, n, _ in rows:
             by_n.setdefault(int(n), []).append(((w - r) * 1000, c * 1000))
         out["by_command"] = {n: {"samples": len(v),
                                  "p50_ms": percentile([x for x, _ in v], 50),

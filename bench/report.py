@@ -179,12 +179,15 @@ class Report:
                      f"{_ms(pe['p90_ms'])} | {_ms(pe['p99_ms'])} | {pe['samples']:,} |",
                      f"| {PACED} | trunx, inside the engine | {_ms(pi['p50_ms'])} | "
                      f"{_ms(pi.get('p90_ms'))} | {_ms(pi['p99_ms'])} | {pi['samples']:,} |")
-        self.add("", "What the slowest commands were made of (inside the engine): the wait "
-                 "for the loop (read -> the task resumes) and the call's own work (resumes "
-                 "-> written), p50 / p99 of each; the collector's runs while measuring (a "
-                 "run of generation 0 frees the calls' reference cycles, see below).", "",
-                 "| load | wait for the loop p50 / p99 | own work p50 / p99 | collections "
-                 "(count, longest) |", "|---|---|---|---|")
+        self.add("", "Inside the engine, split: the wait for the loop (read -> the call's "
+                 "task resumes: parsing the reply, the rest of that loop turn, the wake-up) "
+                 "and the call's own work (resumes -> the next command's write returned), "
+                 "and within the own work the write itself (the send system call: on "
+                 "loopback the kernel does the receiving socket's TCP work and wakes the "
+                 "peer inside it), p50 / p99 of each; and the collector's runs while "
+                 "measuring.", "",
+                 "| load | wait for the loop p50 / p99 | own work p50 / p99 | of it, the "
+                 "send p50 / p99 | collections (count, longest) |", "|---|---|---|---|---|")
         for label, t in (("c=1", inside), ("c=100, saturated", c100),
                          (PACED, paced and paced["inside_engine"])):
             if not t or t.get("queue_p50_ms") is None:
@@ -193,7 +196,8 @@ class Report:
             runs = ", ".join(f"gen{g}: {v['count']}, {v['max_ms']:.1f} ms"
                              for g, v in sorted(gcs.items())) or "none"
             self.add(f"| {label} | {_ms(t['queue_p50_ms'])} / {_ms(t['queue_p99_ms'])} | "
-                     f"{_ms(t['own_p50_ms'])} / {_ms(t['own_p99_ms'])} | {runs} |")
+                     f"{_ms(t['own_p50_ms'])} / {_ms(t['own_p99_ms'])} | "
+                     f"{_ms(t.get('send_p50_ms'))} / {_ms(t.get('send_p99_ms'))} | {runs} |")
         if paced:
             self.add("", f"{PACED}: {paced['sessions_per_s']:.0f} calls/s, "
                      f"{paced['ok']:,} of {paced['sessions']:,} on the expected path; the "
