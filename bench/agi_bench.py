@@ -156,7 +156,7 @@ def parts_cost(tmp: str, redis_url: str, duration: float, warmup: float, log=pri
 
 
 def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
-        hold_sessions: int = 5000, hold_delay: float = 1.0, levels=LEVELS,
+        hold_sessions: int = 5000, hold_delay: float = 2.5, levels=LEVELS,
         log=print) -> dict:
     out: dict = {"levels": list(levels), "rate": {}, "expect": EXPECT}
     with tempfile.TemporaryDirectory(prefix="trunx-bench-") as tmp, \
@@ -254,7 +254,7 @@ def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
         out["parts"] = parts_cost(tmp, rs.url, duration, warmup, log)
         # holding: fresh processes, so RSS is not inflated by the rate runs
         out["hold"] = {}
-        out["hold_max_sessions"] = HOLD_MAX_SESSIONS
+        out["hold_max_sessions"], out["hold_delay"] = HOLD_MAX_SESSIONS, hold_delay
         for start in (lambda: _start_engine(tmp, rs.url, "hold",
                                             sets=(f"agi_max_sessions={HOLD_MAX_SESSIONS}",)),
                       lambda: _start_baseline(tmp, "hold")):

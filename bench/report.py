@@ -314,9 +314,11 @@ class Report:
         self._overhead(a["overhead"])
         h = a["hold"]
         he, hb = h["engine"], h["baseline"]
-        self.add("", "### Holding calls open (1 s before every reply)", "",
-                 f"{he['sessions']:,} calls opened over 2 s; every reply waits 1 s, so each "
-                 f"call lasts about {len(a['expect'])} s and all are open at once. Fresh "
+        delay = a.get("hold_delay", 1.0)
+        self.add("", f"### Holding calls open ({delay:g} s before every reply)", "",
+                 f"{he['sessions']:,} calls opened over 2 s; every reply waits {delay:g} s, "
+                 f"so each call lasts about {delay * len(a['expect']):g} s, longer than the "
+                 "servers take to let them all in, and all are open at once. Fresh "
                  "server processes; trunx's engine is started with `agi_max_sessions` = "
                  f"{_n(a.get('hold_max_sessions'))} (shipped: 2,000; past it the engine "
                  "refuses a connection at once, by design), so this measures holding calls, "
