@@ -219,7 +219,9 @@ def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
             out["overhead"]["engine_c100"] = engine.child.ask("timing", on=False)
             # ... and with 100 calls in progress at a caller's pace: the engine's latency
             # when it is not saturated
-            engine.child.ask("timing", on=True)
+            # (with the CPU clocks, about 2 us a command: the wall clock here depends on
+            # what else the machine runs while the engine idles between replies)
+            engine.child.ask("timing", on=True, detail=True)
             r = engine.rate(PACED_CALLS, 2 * duration, 2 * PROMPT_DELAY, PROMPT_DELAY)
             out["overhead"]["engine_paced"] = {**r,
                                                "inside_engine": engine.child.ask("timing")}

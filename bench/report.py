@@ -187,7 +187,8 @@ class Report:
                  "peer inside it), p50 / p99 of each; and the collector's runs while "
                  "measuring.", "",
                  "| load | wait for the loop p50 / p99 | own work p50 / p99 | of it, the "
-                 "send p50 / p99 | collections (count, longest) |", "|---|---|---|---|---|")
+                 "send p50 / p99 | read -> the write call (the send left out) p50 / p99 | "
+                 "collections (count, longest) |", "|---|---|---|---|---|---|")
         for label, t in (("c=1", inside), ("c=100, saturated", c100),
                          (PACED, paced and paced["inside_engine"])):
             if not t or t.get("queue_p50_ms") is None:
@@ -197,20 +198,26 @@ class Report:
                              for g, v in sorted(gcs.items())) or "none"
             self.add(f"| {label} | {_ms(t['queue_p50_ms'])} / {_ms(t['queue_p99_ms'])} | "
                      f"{_ms(t['own_p50_ms'])} / {_ms(t['own_p99_ms'])} | "
-                     f"{_ms(t.get('send_p50_ms'))} / {_ms(t.get('send_p99_ms'))} | {runs} |")
+                     f"{_ms(t.get('send_p50_ms'))} / {_ms(t.get('send_p99_ms'))} | "
+                     f"{_ms(t.get('to_send_p50_ms'))} / {_ms(t.get('to_send_p99_ms'))} | "
+                     f"{runs} |")
         self.add("", "What makes up these figures, measured while the paced row was added "
                  "(`python -m bench.engine_proc` timing with `detail`: the loop thread's and "
                  "the database thread's CPU clocks per command; on this machine shared with "
                  "other work, load average 5 to 14):", "",
-                 "- c=1: a command's own Python work up to its write (p50 0.09 ms), the "
-                 "send (p50 0.05 ms) and the wait for the loop (p50 0.03 ms: parsing, the "
-                 "loop turn, the wake-up). The slowest 1% were mostly time the loop's "
-                 "thread spent off the CPU (0.55-0.94 ms of their 0.69-1.09 ms mean, by its "
-                 "CPU clock): other processes on the 2 cores. Not the GIL: the database "
-                 "thread used no CPU during those commands; and no collection ran in them. "
-                 "The loop thread's own CPU per command was p50 0.10-0.11 ms, p99 "
-                 "0.23-0.28 ms; the second command of a call (the first after ANSWER) costs "
-                 "most (CPU p50 0.18 ms).",
+                 "- c=1: a command's own Python work up to its write (p50 0.07-0.09 ms), "
+                 "the send (p50 0.05 ms) and the wait for the loop (p50 0.02-0.03 ms: "
+                 "parsing, the loop turn, the wake-up). Up to the write call the p99 was "
+                 "0.19 ms in a full run; the slowest 1% to the write's return spent most of "
+                 "their time (0.54 of 0.76 ms on average) inside the send: on loopback the "
+                 "kernel wakes the load generator there, and with 2 cores shared with it "
+                 "(and with other work) the engine's thread can lose its core to the woken "
+                 "peer before the send returns. By the thread's CPU clock, the slowest 1% "
+                 "were mostly time off the CPU (0.55-0.94 ms of 0.69-1.09 ms). Not the GIL: "
+                 "the database thread used no CPU during those commands; and no collection "
+                 "ran in them. The loop thread's own CPU per command was p50 0.10-0.11 ms, "
+                 "p99 0.23-0.28 ms; the second command of a call (the first after ANSWER) "
+                 "costs most (CPU p50 0.18 ms).",
                  "- c=100 saturated: the wait for the loop is nearly all of it (p99 8.1 of "
                  "8.3 ms in one run; own work p99 0.57 ms). With the call records switched "
                  "off (`--without records`, what taking the record writes off the engine "
@@ -234,9 +241,18 @@ class Report:
                  "15 ms) while the emulator's p99 stayed at 30 ms: the same queue, outside "
                  "the clock.")
         if paced:
+            pi = paced["inside_engine"]
+            tail = pi.get("tail", {})
             self.add("", f"{PACED}: {paced['sessions_per_s']:.0f} calls/s, "
                      f"{paced['ok']:,} of {paced['sessions']:,} on the expected path; the "
-                     f"engine used {paced['server_cpu_share']:.0%} of a core.")
+                     f"engine used {paced['server_cpu_share']:.0%} of a core. Measured with "
+                     "the CPU clocks too (about 2 us a command): the loop thread's own CPU "
+                     f"per command p50 {_ms(pi.get('cpu_p50_ms'))}, p99 "
+                     f"{_ms(pi.get('cpu_p99_ms'))}; the slowest 1% took "
+                     f"{_ms(tail.get('ms'))} on average, of which the loop's thread was off "
+                     f"the CPU {_ms(tail.get('off_cpu_ms'))} (waiting for a core or for the "
+                     "GIL) while the database thread used "
+                     f"{_ms(tail.get('db_cpu_ms'))} of CPU.")
         self.target("p99 overhead per command (emulator, c=1)", _ms(eo["p99_ms"]),
                     _ms(bo["p99_ms"]), _x(eo["p99_ms"], bo["p99_ms"]), "<= 0.3 ms",
                     eo["p99_ms"] <= 0.3)
