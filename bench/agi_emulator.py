@@ -1,9 +1,12 @@
 """A FastAGI peer that behaves like Asterisk, for load and for fast engine tests.
 
 It connects to a FastAGI server, sends the agi_* block, and answers each command after a
-configurable delay: GET DATA / WAIT FOR DIGIT / STREAM FILE (with escape digits) take their
-keys from the scenario, in order; HANGUP and the end of the scenario send a bare `HANGUP`
-line, as Asterisk does when the channel goes away. Per-session timings are recorded: the
+configurable delay: GET DATA / WAIT FOR DIGIT / STREAM FILE (with escape digits) / GET
+OPTION (its prompt, then its wait) take their keys from the scenario, in order; a GET
+OPTION no key answers replies when its wait would have run out (the engine checks a
+question that ends early: Asterisk reads a hangup in its wait as a timeout); HANGUP and
+the end of the scenario send a bare `HANGUP` line, as Asterisk does when the channel goes
+away. Per-session timings are recorded: the
 engine's overhead is the time from writing a reply to reading the next command.
 """
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-GATHERING = ("GET DATA", "WAIT FOR DIGIT")
+GATHERING = ("GET DATA", "WAIT FOR DIGIT", "GET OPTION")
 
 
 @dataclass
@@ -66,6 +69,14 @@ def reply_for(line: str, keys: _Keys, s: Scenario) -> tuple[str, bool]:
     if verb.startswith("WAIT FOR DIGIT"):
         d = keys.next()[:1]
         return f"200 result={ord(d) if d else 0}", False
+    if verb.startswith("GET OPTION"):
+        # as Asterisk: the prompt (a key from the scenario may cut it short), then, if no
+        # key came, the wait for one (the next key): the scenario's keys mean what they
+        # meant for STREAM FILE then WAIT FOR DIGIT
+        if line.split('"')[1] in s.missing:
+            return "200 result=-1 endpos=0", False
+        d = keys.next()[:1] or keys.next()[:1]
+        return f"200 result={ord(d) if d else 0} endpos=8000", False
     if verb.startswith("STREAM FILE"):
         if line.split('"')[1] in s.missing:   # as res_agi answers a file it cannot open
             return "200 result=-1 endpos=0", False
@@ -109,6 +120,9 @@ async def run_session(host: str, port: int, s: Scenario, n: int = 0) -> SessionR
             reply, hang = reply_for(line, keys, s)
             if s.hangup_after is not None and len(out.commands) > s.hangup_after:
                 reply, hang = "200 result=-1", True
+            elif reply.startswith("200 result=0 ") and line.startswith("GET OPTION"):
+                # the prompt it says it played (endpos=8000: 1 s), then its wait
+                await asyncio.sleep(1 + int(line.rsplit(" ", 1)[1]) / 1000)
             # one write: a server that closes after reading the reply must not find the
             # HANGUP line still unread (its close would then be a reset)
             writer.write(reply.encode() + (b"\nHANGUP\n" if hang else b"\n"))

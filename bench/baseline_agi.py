@@ -34,14 +34,12 @@ from panoramisk.fast_agi import Application
 
 from bench.common import cpu_seconds, raise_nofile, rss_bytes, use_loop
 
-# What trunx's engine sends for answer, play, gather, route, play, gather, hangup on the
+# What trunx's engine sends for answer, ask (prompt + wait), route, ask, play, hangup on the
 # seed tree (checked against the engine's own sequence by bench.agi_bench).
 COMMANDS = (
     "ANSWER",
-    'STREAM FILE "welcome" "0123456789*#"',
-    "WAIT FOR DIGIT 5000",
-    'STREAM FILE "business_check" "0123456789*#"',
-    "WAIT FOR DIGIT 5000",
+    'GET OPTION "welcome" "0123456789*#" 5000',
+    'GET OPTION "business_check" "0123456789*#" 5000',
     'STREAM FILE "not_qualified" ""',
     "HANGUP",
 )

@@ -1,4 +1,4 @@
-"""The call-control facade the runner and live actions use: answer, play, gather, exec.
+"""The call-control facade the runner and live actions use: answer, play, ask, gather, exec.
 
 It turns AGI results into plain values (a pressed digit, collected digits, a variable), a
 dead channel into AGIHangup and a sound Asterisk does not have into MissingSound. It never
@@ -9,10 +9,14 @@ or any other peer: the emulator, a test's scripted transport).
 """
 from __future__ import annotations
 
+import time
+
 from agi_server.agi import commands
-from agi_server.agi.errors import AGIHangup, MissingSound
+from agi_server.agi.errors import AGIHangup, HangupInWait, MissingSound
 
 STREAM_STOP = 1000   # AST_CONTROL_STREAM_STOP, as WAIT FOR DIGIT reports a ControlPlayback stop
+SAMPLE_RATE = 8000   # endpos is in samples; trunx stages its prompts at 8 kHz
+EARLY = 0.25         # s: a GET OPTION wait that ended this long before its time was cut short
 
 
 class Channel:
@@ -21,6 +25,7 @@ class Channel:
         self.env = env
         self.last_endpos: int | None = None   # samples of the last file played, per Asterisk
         self.stream_stopped = False           # the last WAIT FOR DIGIT ended by ControlPlayback
+        self.wait_left = 0.0                  # s the last GET OPTION's wait had left, if cut
 
     async def run(self, line):
         return await self.transport.command(line)
@@ -52,6 +57,43 @@ class Channel:
             await self._stream_failed(line, r)
         self.last_endpos = r.endpos
         return chr(code) if 0 < code < 256 else ""
+
+    async def ask(self, filename: str, escape_digits: str, timeout: float) -> str:
+        """A question: play `filename`, and if no key cut it short wait `timeout` seconds
+        for one, as ONE command (GET OPTION): res_agi reads and drops a caller's keys
+        between two commands, so a key pressed as the prompt ends is not lost. Returns
+        the key, or '' when the wait ran out. `last_endpos` as play sets it.
+
+        res_agi.c handle_getoption keeps only escape digits from its wait, so a caller
+        hanging up in the wait, or a stop there, reads as result=0 like a timeout. A wait
+        that ended well before its time is therefore checked: a dead channel raises
+        AGIHangup (as a hangup in WAIT FOR DIGIT does), a live one leaves the seconds it
+        had left in `wait_left` for the caller to wait out."""
+        line = commands.get_option(filename, escape_digits, max(1, int(timeout * 1000)))
+        started = time.monotonic()
+        r = await self.run(line)
+        code = self._code(r)
+        if code == -1:
+            await self._stream_failed(line, r)
+        self.last_endpos = r.endpos
+        self.wait_left = 0.0
+        if code == 0:
+            # the prompt played out (endpos samples at 8 kHz), then the wait began
+            left = timeout + (r.endpos or 0) / SAMPLE_RATE - (time.monotonic() - started)
+            if left > EARLY:
+                try:
+                    await self._alive("GET OPTION", line)
+                except AGIHangup as exc:
+                    raise HangupInWait(str(exc), r.endpos, command=line) from None
+                self.wait_left = left
+        return chr(code) if 0 < code < 256 else ""
+
+    async def _alive(self, what: str, line: str) -> None:
+        """AGIHangup unless the channel is up (CHANNEL STATUS on a dead channel is 511)."""
+        if getattr(self.transport, "hung_up", False):
+            raise AGIHangup(f"{what}: channel hung up", command=line)
+        if self._code(await self.run(commands.channel_status())) < 0:
+            raise AGIHangup(f"{what}: channel hung up", command=line)
 
     async def _stream_failed(self, line: str, response) -> None:
         """STREAM FILE says result=-1 both for a file it cannot open and for a channel that

@@ -105,12 +105,24 @@ def get_data(filename: str, timeout_ms: int, max_digits: int) -> str:
                  _int(timeout_ms, "timeout_ms", 1), _int(max_digits, "max_digits", 1))
 
 
+_OPTION_LINES: dict[tuple[str, str, int | None], str] = {}
+
+
 def get_option(filename: str, escape_digits: str = "", timeout_ms: int | None = None) -> str:
-    """Like stream_file, then wait ``timeout_ms`` for one of ``escape_digits``."""
+    """Like stream_file, then wait ``timeout_ms`` for one of ``escape_digits``, in one
+    command: Asterisk reads the caller's keys throughout (between two commands res_agi
+    drops them). No offset argument exists. Lines are kept as stream_file's are."""
+    key = (filename, escape_digits, timeout_ms)
+    if (type(filename) is str and type(escape_digits) is str
+            and (line := _OPTION_LINES.get(key)) is not None):
+        return line
     words = ["GET OPTION", _text(filename, "filename"), _digits(escape_digits)]
     if timeout_ms is not None:
         words.append(_int(timeout_ms, "timeout_ms", 1))
-    return _line(*words)
+    line = _line(*words)
+    if type(filename) is str and type(escape_digits) is str and len(_OPTION_LINES) < _LINES_KEPT:
+        _OPTION_LINES[key] = line
+    return line
 
 
 def wait_for_digit(timeout_ms: int = -1) -> str:

@@ -47,6 +47,15 @@ class AGIHangup(AGIException):
     """The channel hung up while we were talking to it."""
 
 
+class HangupInWait(AGIHangup):
+    """The caller hung up in a question's wait (GET OPTION), after its prompt played out:
+    the prompt was heard (`endpos` samples), which the call's path should say."""
+
+    def __init__(self, message: str, endpos: int | None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.endpos = endpos
+
+
 class AGIError(AGIException):
     """Base of every real problem: protocol violations and refused commands."""
 

@@ -39,6 +39,16 @@ async def play(channel, filename: str, escape_digits: str = "") -> Played:
     return Played(key, channel.last_endpos)
 
 
+async def ask(channel, filename: str, escape_digits: str, timeout: float) -> Played:
+    """A question: the prompt, then up to `timeout` s for the first key, in one command
+    (channel.ask). Missing and hangup as play."""
+    try:
+        key = await channel.ask(filename, escape_digits, timeout)
+    except MissingSound:
+        return _MISSING
+    return Played(key, channel.last_endpos)
+
+
 async def is_suppressed(account: str, number: str, *, redis, db) -> bool:
     """The account's do-not-call list: Redis's set first (no thread hop for a listed
     number), then the database, which is the record (Redis may be down, or have lost the

@@ -9,7 +9,14 @@ AST_CONTROL_STREAM_STOP on the channel, and on Asterisk 22 (checked on the real 
     WAIT FOR DIGIT   returns at once: result=1000 (the control frame's number)
     between commands res_agi's loop reads the frame and drops it (nothing goes stale)
 
-So `submit` queues the action and, if the session is inside one of those two commands,
+A question (GET OPTION: a prompt, then the wait for its first key, as one command) is
+stopped in two steps: on Asterisk 22 a stop in its prompt only ends the prompt (its
+waitstream reads the stop as a normal end) and the question goes on into its wait, so the
+session stops again while the reply has not come; a stop in the wait ends it with
+result=0, like a timeout (res_agi.c handle_getoption keeps only escape digits). The
+stops it took tell where it was: two, and the prompt was cut at `endpos`.
+
+So `submit` queues the action and, if the session is inside one of those commands,
 stops it; the session then serves the queue and resumes what it was doing (a prompt from
 the sample where it stopped, a wait with the time that was left). Without AMI the queue is
 still served, at the next prompt or wait (the outbound hold waits in 1-second slices).
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 
@@ -30,6 +38,8 @@ from agi_server.agi.errors import AGIHangup
 log = logging.getLogger(__name__)
 
 PREEMPTING = frozenset({"play", "speak", "transfer", "hangup"})
+QUESTION_STOPS = 3          # stops sent to one question at most (prompt, wait, one spare)
+QUESTION_STOP_GRACE = 0.2   # s a question has to answer a stop before the next one
 
 
 class CallSession:
@@ -55,6 +65,9 @@ class CallSession:
         self.stops = 0                               # ControlPlayback stops sent
         self._queue: collections.deque[dict] = collections.deque()
         self._waiting = False
+        self._asking = False                         # the command in flight is a question
+        self._answered = asyncio.Event()             # ...and its reply came
+        self.question_stops = 0                      # stops the last stopped question took
         self._stop: asyncio.Task | None = None
 
     # -- the queue ---------------------------------------------------------------------------
@@ -67,10 +80,24 @@ class CallSession:
             return
         self._queue.append(command)
         if self._waiting and self._stop is None and self.ami is not None and self.channel_name:
-            self.stops += 1
-            self._stop = asyncio.ensure_future(self.ami.action(
-                "ControlPlayback", {"Channel": self.channel_name, "Control": "stop"}))
+            self._stop = asyncio.ensure_future(
+                self._stop_question() if self._asking else self._send_stop())
             self._stop.add_done_callback(_quiet)
+
+    async def _send_stop(self) -> None:
+        self.stops += 1
+        await self.ami.action("ControlPlayback",
+                              {"Channel": self.channel_name, "Control": "stop"})
+
+    async def _stop_question(self) -> None:
+        """Stop a GET OPTION: once, and again if its reply has not come (the first stop
+        ended its prompt, not its wait). `question_stops` counts them."""
+        self.question_stops = 0
+        while self._asking and self.question_stops < QUESTION_STOPS:
+            await self._send_stop()
+            self.question_stops += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answered.wait(), QUESTION_STOP_GRACE)
 
     def take(self, wanted) -> dict | None:
         """Remove and return the first queued command `wanted(command)` accepts."""
@@ -146,6 +173,17 @@ class CallSession:
         sent = self._stop is not None and await self._settle()
         return key, sent and self.raw.stream_stopped
 
+    async def ask(self, filename: str, escape_digits: str, seconds: float) -> tuple[str, bool]:
+        """GET OPTION that a submit can stop: (key or '', stopped by us)."""
+        self._waiting = self._asking = True
+        self._answered.clear()
+        try:
+            key = await self.raw.ask(filename, escape_digits, seconds)
+        finally:
+            self._waiting = self._asking = False
+            self._answered.set()
+        return key, self._stop is not None and await self._settle()
+
     async def _settle(self) -> bool:
         """Whether a stop was sent (and Asterisk took it) while the command ran."""
         stop, self._stop = self._stop, None
@@ -201,6 +239,28 @@ class LiveChannel:
             if key or not stopped:
                 return key
             offset = self._ch.last_endpos        # resume the prompt where it stopped
+
+    async def ask(self, filename: str, escape_digits: str, timeout: float) -> str:
+        """A question (prompt, then `timeout` for the first key) as one GET OPTION. An
+        action that stops it is served, then the question goes on where it was: a prompt
+        stopped midway resumes from that sample (GET OPTION has no offset: STREAM FILE,
+        then the wait), a wait cut short gets the time it had left (Channel.ask)."""
+        s = self._session
+        if s._queue:
+            await s.serve()
+        key, stopped = await s.ask(filename, escape_digits, timeout)
+        if key:
+            return key
+        ch = self._ch
+        if stopped and s.question_stops > 1:        # the first stop cut the prompt
+            key = await self.play(filename, escape_digits, offset=ch.last_endpos)
+            return key or await self.wait_for_digit(timeout)
+        if ch.wait_left <= 0:
+            return ""                               # the wait ran out
+        left = time.monotonic() + ch.wait_left
+        if stopped:
+            await s.serve()
+        return await self.wait_for_digit(max(0.0, left - time.monotonic()))
 
     async def wait_for_digit(self, timeout: float) -> str:
         s = self._session

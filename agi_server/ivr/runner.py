@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from agi_server.agi.errors import HangupInWait
 from agi_server.calls import control
 from agi_server.calls.record import CallRecord
 from trunx import redis_schema
@@ -63,7 +64,7 @@ class IvrRunner:
         machine = m.Machine(self.program, self.svc.settings)
         send, step, ch = machine.send, self.record.step, self.ch
         Step, Finish, Play, WaitDigit = m.Step, m.Finish, m.Play, m.WaitDigit
-        PromptEnded, Digit, play = m.PromptEnded, m.Digit, control.play
+        PromptEnded, Digit, play, ask = m.PromptEnded, m.Digit, control.play, control.ask
         event = m.Started(start)
         while event is not None:     # None: the machine hung up
             effects, event = send(event), None
@@ -76,15 +77,30 @@ class IvrRunner:
                         if self.svc.entered is not None:
                             self.svc.entered(self.record)
                 elif kind is Play:
-                    played = await play(ch, effect.file, effect.escape)
+                    if effect.wait is None:
+                        played = await play(ch, effect.file, effect.escape)
+                    else:        # prompt + first wait in one command: no key falls between
+                        try:
+                            played = await ask(ch, effect.file, effect.escape, effect.wait)
+                        except HangupInWait as gone:      # the prompt was heard: say so
+                            self._heard(machine, gone.endpos)
+                            raise
                     event = (self._missing(effect, machine) if played.missing
-                             else PromptEnded(played.key, played.endpos))
+                             else PromptEnded(played.key, played.endpos,
+                                              effect.wait is not None))
                 elif kind is WaitDigit:
                     event = Digit(await ch.wait_for_digit(effect.timeout))
                 elif kind is Finish:
                     self.record.finish(effect.outcome, effect.reason)
                 else:        # the one effect whose result is the next event
                     event = await self._do(effect)
+
+    def _heard(self, machine: m.Machine, endpos: int | None) -> None:
+        """The path of a question whose prompt played out before the caller hung up in its
+        wait: the prompt step, as a prompt then a wait would have left it."""
+        for effect in machine.send(m.PromptEnded("", endpos)):
+            if type(effect) is m.Step:
+                self.record.step(effect.node, effect.event, **effect.data)
 
     def _missing(self, effect, machine: m.Machine):
         self.svc.stats["prompt_missing"] += 1

@@ -5,6 +5,7 @@ each and cover the edges Asterisk can't easily be made to produce."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 
 import pytest
@@ -76,13 +77,19 @@ async def test_9_suppresses_the_caller(cfg, redis, seeded):
     assert redis.sismember(f"trunx:dnc:{account.id}", "+14155550199")
 
 
-async def test_no_input_replays_until_max_tries(cfg, seeded):
+async def test_no_input_replays_until_max_tries(cfg, redis):
+    # the emulator, like Asterisk, answers a question nobody answers when its wait is over
+    tree = copy.deepcopy(SEED_TREE)
+    tree["nodes"]["welcome"]["timeout"] = 0.5
+    seed_account(cfg, redis, tree=tree)
     async with running_engine(cfg) as engine:
         res, row = await call(engine, keys=[])
     assert nodes(row) == ["welcome"] * 3
     assert row.outcome == "max-tries"
-    assert sum(c == 'STREAM FILE "welcome" "0123456789*#"' for c in res.commands) == 3
-    assert sum(c == "WAIT FOR DIGIT 5000" for c in res.commands) == 3
+    # each try is one question: the prompt and its wait in one GET OPTION
+    assert sum(c == 'GET OPTION "welcome" "0123456789*#" 500' for c in res.commands) == 3
+    assert not any(c.startswith(("WAIT FOR DIGIT", "STREAM FILE \"welcome\""))
+                   for c in res.commands)
     assert res.commands[-2:] == ['STREAM FILE "vm-goodbye" ""', "HANGUP"]
 
 
@@ -95,7 +102,7 @@ async def test_invalid_digit_replays_the_node(cfg, seeded):
 
 async def test_caller_hangup_mid_prompt_leaves_a_completed_record(cfg, seeded):
     async with running_engine(cfg) as engine:
-        _, row = await call(engine, keys=["1"], hangup_after=2)   # ANSWER, STREAM FILE, then gone
+        _, row = await call(engine, keys=["1"], hangup_after=2)   # ANSWER, GET OPTION, then gone
         assert engine.server.stats["errors"] == 0
     assert row.status == "completed" and row.outcome == "caller-hangup"
     assert row.duration is not None and row.duration >= 0
@@ -113,9 +120,9 @@ async def test_publish_during_a_call_pins_the_old_version(cfg, redis, seeded):
         await asyncio.sleep(0.05)     # let the announcement arrive
         after, row2 = await call(engine, keys=["1", "2"])
         live_res = await live
-    assert any(c.startswith('STREAM FILE "welcome" ') for c in live_res.commands)
+    assert any(c.startswith('GET OPTION "welcome" ') for c in live_res.commands)
     assert not any('"welcome2"' in c for c in live_res.commands)
-    assert after.commands[1].startswith('STREAM FILE "welcome2" ')
+    assert after.commands[1].startswith('GET OPTION "welcome2" ')
     assert row2.ivr_version == 2
 
 
@@ -135,8 +142,8 @@ async def test_an_ivr_deleted_and_created_again_runs_its_new_tree(cfg, redis, se
         ivr_store.assign(store_on(redis), again, did)
         await asyncio.sleep(0.1)     # let the announcements arrive
         after, row = await call(engine, keys=["1", "2"])
-    assert before.commands[1].startswith('STREAM FILE "welcome" ')
-    assert after.commands[1].startswith('STREAM FILE "welcome2" '), after.commands
+    assert before.commands[1].startswith('GET OPTION "welcome" ')
+    assert after.commands[1].startswith('GET OPTION "welcome2" '), after.commands
     assert row.ivr_version == 1
 
 
@@ -154,7 +161,7 @@ async def test_a_burst_on_a_cold_cache_reads_redis_once_per_key(cfg, seeded):
             run_session("127.0.0.1", engine.server.port, Scenario(keys=["1", "2"]))
             for _ in range(200)))
         assert [r.error for r in results] == [None] * 200
-        assert all(r.commands[1].startswith('STREAM FILE "welcome" ') for r in results)
+        assert all(r.commands[1].startswith('GET OPTION "welcome" ') for r in results)
         assert engine.cache.redis_reads == 3     # the DID, its IVR's current version, the tree
 
 
@@ -174,16 +181,16 @@ async def test_redis_unreachable_plays_fallback(tmp_path, redis_server, seeded):
     assert row.end_reason == "redis-unavailable"
 
 
-async def test_hash_key_uses_stream_and_wait(cfg, redis):
+async def test_hash_key_and_a_two_digit_key(cfg, redis):
     tree = {"nodes": {"menu": {"audio": "m", "gather": {"#": "bye", "12": "bye"}},
                       "bye": {"action": "hangup"}}}
     seed_account(cfg, redis, tree=tree, did="+19495550001", ivr_id="hash")
     async with running_engine(cfg) as engine:
         res, row = await call(engine, did="+19495550001", keys=["#"])
         res2, row2 = await call(engine, did="+19495550001", keys=["1", "2"])
-    assert res.commands[1] == 'STREAM FILE "m" "0123456789*#"'
+    assert res.commands[1] == 'GET OPTION "m" "0123456789*#" 5000'
     assert nodes(row) == ["menu", "bye"] and nodes(row2) == ["menu", "bye"]
-    assert res2.commands[2] == 'WAIT FOR DIGIT 5000'
+    assert res2.commands[2] == 'WAIT FOR DIGIT 5000'    # the second key of "12"
 
 
 async def test_bad_peers_are_dropped_without_stalling_others(cfg, seeded):

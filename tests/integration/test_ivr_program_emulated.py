@@ -25,8 +25,8 @@ async def test_a_missing_gather_prompt_is_skipped_and_its_keys_still_work(tmp_pa
         res, row = await call(engine, keys=["9"], missing=("welcome",))
         assert engine.services.stats["prompt_missing"] == 1
         assert engine.server.stats["errors"] == 0
-    # STREAM FILE said -1; the channel answered CHANNEL STATUS, so it was the file
-    assert res.commands[1:4] == ['STREAM FILE "welcome" "0123456789*#"', "CHANNEL STATUS",
+    # GET OPTION said -1; the channel answered CHANNEL STATUS, so it was the file
+    assert res.commands[1:4] == ['GET OPTION "welcome" "0123456789*#" 5000', "CHANNEL STATUS",
                                  "WAIT FOR DIGIT 5000"]
     assert events(row)[:3] == [("welcome", "enter"), ("welcome", "prompt-missing"),
                                ("welcome", "digits")]

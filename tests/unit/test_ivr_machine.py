@@ -324,3 +324,38 @@ def test_effects_and_events_are_immutable():
         m.Play("x").file = "y"
     with pytest.raises(AttributeError):
         m.Digit("1").key = "2"
+
+
+def test_a_gathers_prompt_is_a_question_with_its_first_wait():
+    """The engine asks prompt + first wait as one command (GET OPTION): the Play carries
+    the wait, and a question's '' is the wait's timeout, so no WaitDigit follows it."""
+    machine = m.Machine(program(SEED), SETTINGS)
+    play = machine.send(m.Started())[-1]
+    assert play == m.Play("welcome", ALL, 5.0)
+    effects = [fmt(e) for e in machine.send(m.PromptEnded("", 8000, waited=True))]
+    # timeout_node is welcome itself: a timeout asks again, counted as a try
+    assert effects == ["welcome:prompt file=welcome endpos=8000", "welcome:timeout",
+                       "welcome:enter", "play welcome [all]"]
+    assert machine.tries == {"welcome": 1}
+    effects = [fmt(e) for e in machine.send(m.PromptEnded("1", 8000, waited=True))]
+    assert effects[:3] == ["welcome:prompt file=welcome endpos=8000",
+                           "welcome:digits digits=1", "has_business:enter"]
+
+
+def test_a_question_answered_with_a_prefix_waits_for_the_next_key():
+    machine = m.Machine(program(tree_of({"audio": "menu", "gather": {"1": "end",
+                                                                     "12": "end"}})),
+                        SETTINGS)
+    assert machine.send(m.Started())[-1] == m.Play("menu", ALL, 5.0)
+    assert [fmt(e) for e in machine.send(m.PromptEnded("1", 3, waited=True))] == [
+        "n:prompt file=menu endpos=3", "wait 5"]
+    assert [fmt(e) for e in machine.send(m.Digit("2"))][:2] == ["n:digits digits=12",
+                                                                "end:enter"]
+
+
+def test_action_audio_is_not_a_question():
+    machine = m.Machine(program(SEED), SETTINGS)
+    machine.send(m.Started())
+    machine.send(m.PromptEnded("1", 10))
+    effects = machine.send(m.PromptEnded("2", 10))
+    assert effects[-1] == m.Play("not_qualified", "", None)

@@ -36,6 +36,10 @@ class Started(NamedTuple):
 class PromptEnded(NamedTuple):
     key: str = ""             # the escape key that cut it short, or ''
     endpos: int | None = None  # samples played, as Asterisk reports
+    # the Play asked for its wait (`Play.wait`) and it ran: '' is then a timeout, and the
+    # key may have come during the prompt or the wait after it (Asterisk's reply does not
+    # say which)
+    waited: bool = False
 
 
 class PromptMissing(NamedTuple):
@@ -87,6 +91,10 @@ class Finish(NamedTuple):
 class Play(NamedTuple):
     file: str
     escape: str = ""
+    # a question: when the prompt ends with no key, wait this many seconds for the first
+    # one in the same step (the engine sends one GET OPTION: no gap between prompt and
+    # wait where Asterisk would drop a key). None: the prompt alone.
+    wait: float | None = None
 
 
 class WaitDigit(NamedTuple):

@@ -10,7 +10,8 @@ transition from a table. It lives in trunx so both processes run this one walk.
 
     state     awaits           after it
     idle      Started          enter the entry node
-    prompt    PromptEnded      a gather's prompt ended (key pressed or not): collect keys
+    prompt    PromptEnded      a gather's prompt ended (key pressed or not): collect keys;
+                               a question's (Play.wait) '' is the first wait's timeout
               PromptMissing    Asterisk has no such file: collect keys all the same
     wait      Digit            a key ('' = the wait timed out): collect more, or decide
     invalid   PromptEnded/-Missing  the invalid_audio ended: go to invalid_node (or replay)
@@ -98,9 +99,9 @@ class Machine:
     def _step(self, event: str, **data) -> None:
         self._out.append(Step(self.name, event, data))
 
-    def _play(self, file: str, escape: str, state: str) -> None:
+    def _play(self, file: str, escape: str, state: str, wait: float | None = None) -> None:
         self.file = file
-        self._out.append(Play(file, escape))
+        self._out.append(Play(file, escape, wait))
         self.state = state
 
     def _missing(self) -> None:
@@ -133,7 +134,10 @@ class Machine:
         self._step("enter")
         if isinstance(node, Gather):
             self.digits = ""
-            self._play(node.audio, ALL_DTMF, PROMPT)
+            # the prompt and the wait for the first key are one question: a key pressed as
+            # the prompt ends must not fall between two commands
+            self._play(node.audio, ALL_DTMF, PROMPT,
+                       node.timeout if node.max_digits > 0 and not node.complete("") else None)
         elif node.audio:
             self._play(node.audio, "", PLAYED)
         else:
@@ -141,8 +145,15 @@ class Machine:
 
     # -- gather --------------------------------------------------------------------------
     def _prompt_ended(self, event: PromptEnded) -> None:
-        self._step("prompt", file=self.file, endpos=event.endpos, barge_in=bool(event.key))
+        if event.waited:       # a key in the prompt and one in its wait look alike
+            self._step("prompt", file=self.file, endpos=event.endpos)
+        else:
+            self._step("prompt", file=self.file, endpos=event.endpos,
+                       barge_in=bool(event.key))
         self.digits = event.key
+        if event.waited and not event.key:
+            self._decide()     # the question's wait ran out: a timeout
+            return
         self._collect()
 
     def _prompt_missing(self, _event) -> None:
