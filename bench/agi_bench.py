@@ -2,8 +2,9 @@
 
 Three processes: trunx's engine (bench.engine_proc) or the panoramisk baseline
 (bench.baseline_agi), and the load generator (bench.loadgen), each started afresh where
-it matters. The walk is the seed tree's answer, play, gather, route, play, gather, hangup:
-the caller lets each prompt play out and presses 1, then 2, in WAIT FOR DIGIT.
+it matters. The walk is the seed tree's: answer, ask (GET OPTION: prompt and wait), route,
+ask, play, hangup (bench.baseline_agi.COMMANDS, checked against the engine): the caller
+lets each question's prompt play out and presses 1, then 2, in its wait.
 
 Measurements of the two sides are interleaved and each is taken `repeat` times, keeping
 the best, because this machine may be shared with other work while the bench runs; the
@@ -26,7 +27,7 @@ from devtools.stack import RedisServer
 from trunx.config import Config
 
 HOST = "127.0.0.1"
-KEYS = ["", "1", "", "2"]     # prompt plays out, WAIT FOR DIGIT -> 1; again -> 2
+KEYS = ["", "1", "", "2"]     # a prompt plays out, its wait takes 1; again, 2
 EXPECT = list(COMMANDS)
 LEVELS = (1, 10, 100, 1000)
 # The loop trunx's engine ships on (agi_event_loop); the baseline runs on the same one, and

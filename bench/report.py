@@ -204,7 +204,8 @@ class Report:
         self.add("", "What makes up these figures, measured while the paced row was added "
                  "(`python -m bench.engine_proc` timing with `detail`: the loop thread's and "
                  "the database thread's CPU clocks per command; on this machine shared with "
-                 "other work, load average 5 to 14):", "",
+                 "other work, load average 5 to 14; on the 7-command walk, before a question "
+                 "became one GET OPTION):", "",
                  "- c=1: a command's own Python work up to its write (p50 0.07-0.09 ms), "
                  "the send (p50 0.05 ms) and the wait for the loop (p50 0.02-0.03 ms: "
                  "parsing, the loop turn, the wake-up). Up to the write call the p99 was "
@@ -217,7 +218,14 @@ class Report:
                  "the database thread used no CPU during those commands; and no collection "
                  "ran in them. The loop thread's own CPU per command was p50 0.10-0.11 ms, "
                  "p99 0.23-0.28 ms; the second command of a call (the first after ANSWER) "
-                 "costs most (CPU p50 0.18 ms).",
+                 "costs most (CPU p50 0.18 ms; on the 5-command walk it is the first GET "
+                 "OPTION, CPU p50 0.21 ms at load average 10).",
+                 "- The paced row depends most on the machine: its replies find the "
+                 "engine idle, so each one waits for the OS to give the loop's thread a "
+                 "core. Four runs of the same paced load gave p99 0.77, 0.78, 4.7 and "
+                 "106 ms as the load average went from 5 to 10; in the slow ones the "
+                 "slowest 1% were off the CPU for nearly all their time (10.7 of 11.5 ms; "
+                 "303 of 313 ms) with the database thread idle and no collection in them.",
                  "- c=100 saturated: the wait for the loop is nearly all of it (p99 8.1 of "
                  "8.3 ms in one run; own work p99 0.57 ms). With the call records switched "
                  "off (`--without records`, what taking the record writes off the engine "
