@@ -30,7 +30,7 @@ async def _calls(pbx: Asterisk, engine: Child, calls: int, spread: float,
                  timeout: float) -> dict:
     from trunx.models import Call
 
-    ami = AmiClient(pbx.ami_port, pbx.ami_user, pbx.ami_secret)
+    ami = AmiClient(pbx.ami_port, pbx.watch_user, pbx.ami_secret)
     await ami.connect()
     try:
         engine.ask("peak", reset=True)

@@ -469,7 +469,11 @@ class Report:
                  f"{_ms(s['key_to_prompt_p50_ms'])} / {_ms(s['key_to_prompt_p99_ms'])} "
                  f"({s['presses_measured']}) |")
         if s["wrong"] or s["sipp_tail"]:
-            self.add("", f"Off the path: `{s['wrong']}`", "", "```", s["sipp_tail"], "```")
+            self.add("", f"Off the path: `{s['wrong']}`")
+            for way, steps in s.get("wrong_examples", {}).items():
+                self.add("", f"- one call that went `{way}`: {steps}")
+            if s["sipp_tail"]:
+                self.add("", "```", s["sipp_tail"], "```")
         self.add("", "Why calls leave the path under load (measured with Asterisk's DTMF "
                  "log, docs/operators.md section 4): Asterisk receives every key, and the "
                  "engine never gets the lost ones (the records show the prompt played out "

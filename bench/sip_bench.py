@@ -80,12 +80,21 @@ def _records(since) -> dict:
     good = sum(1 for nodes, outcome in walked if nodes == EXPECTED_NODES
                and outcome == "hangup")
     wrong: dict[str, int] = {}
-    for nodes, outcome in walked:
+    examples: dict[str, str] = {}     # one call's steps for each way off the path
+    for row, (nodes, outcome) in zip(rows, walked, strict=True):
         if not (nodes == EXPECTED_NODES and outcome == "hangup"):
             key = f"{' > '.join(nodes)} ({outcome})"
             wrong[key] = wrong.get(key, 0) + 1
+            examples.setdefault(key, ", ".join(_step(p) for p in row.path))
     return {"records": len(rows), "expected_path": good, "wrong": wrong,
+            "wrong_examples": examples,
             "mean_call_s": sum(r.duration or 0 for r in rows) / len(rows) if rows else None}
+
+
+def _step(p: dict) -> str:
+    """A path step in short: at, node, event and what it says of keys and prompts."""
+    extra = "".join(f" {k}={p[k]}" for k in ("digits", "endpos") if p.get(k) is not None)
+    return f"{p.get('t', 0):.2f}s {p['node']} {p['event']}{extra}"
 
 
 def run(calls: int = 1000, rate: int = 100, sample: int = 8, echo: bool = False,

@@ -53,7 +53,7 @@ def _port_free(port: int) -> bool:
 
 
 async def demo_call(pbx: Asterisk) -> Call:
-    async with AmiClient(pbx.ami_port, pbx.ami_user, pbx.ami_secret) as ami:
+    async with AmiClient(pbx.ami_port, pbx.watch_user, pbx.ami_secret) as ami:
         call = await originate_local(ami, DEMO_DID, DEMO_STEPS,
                                      caller_id="Demo caller <+12025550123>")
         async with asyncio.timeout(60):

@@ -16,6 +16,7 @@ import os
 import re
 
 SAMPLE_RATE = 8000       # STREAM FILE's endpos counts 8 kHz samples (docs/architecture.md)
+PLAYED_OUT_SLACK = 0.05  # s: a prompt heard to within this of its length played out
 _ASSET = re.compile(r"^aud_[0-9a-f]{16}$")
 # stored keys shown under another name, or not at all (the file is a path on the Asterisk
 # host: the asset id or sound name says the same without it)
@@ -42,6 +43,11 @@ def step_json(step: dict, durations: dict[str, float]) -> dict:
             total = durations.get(name)
             if total:
                 out["heardShare"] = round(min(1.0, heard / total), 3)
+                if step.get("event") == "prompt" and "barge_in" not in step:
+                    # a question's step (GET OPTION) has no barge_in of its own: its reply
+                    # does not say whether the key came in the prompt or the wait after it.
+                    # A prompt that played out reports its whole length.
+                    out["bargeIn"] = heard < total - PLAYED_OUT_SLACK
     return out
 
 

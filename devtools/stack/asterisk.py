@@ -120,7 +120,30 @@ def render_config(dest_etc: Path, values: dict[str, object], role: str = "pbx",
     if role in ("pbx", "stock") and test_contexts:
         with open(dest_etc / "extensions.conf", "a") as out:
             out.write("\n; added by the development stack, not shipped\n" + TEST_INCLUDE)
+    manager = dest_etc / "manager.conf"
+    if manager.is_file() and values.get("AMI_USER"):
+        with open(manager, "a") as out:
+            out.write(WATCH_USER.format(user=watch_user(str(values["AMI_USER"])),
+                                        secret=values["AMI_SECRET"]))
     return list(sources)
+
+
+# Tests and the bench watch Asterisk's events through a user of their own: the engine's
+# user sees only the events it acts on (the shipped manager.conf's eventfilter), a test's
+# observer sees them all. Added by the development stack, not shipped.
+WATCH_USER = """
+; added by the development stack, not shipped: tests' and the bench's observer
+[{user}]
+secret = {secret}
+deny = 0.0.0.0/0.0.0.0
+permit = 127.0.0.1/255.255.255.255
+read = all
+write = call,originate,reporting,agent,user
+"""
+
+
+def watch_user(ami_user: str) -> str:
+    return f"{ami_user}-watch"
 
 
 # RTP and RTCP take a port each per call leg with media: 2,400 ports hold 1,200 calls on
@@ -241,6 +264,7 @@ class Asterisk:
         self.rtp_start = _pick_rtp_range(rtp_ports)
         self.rtp_end = self.rtp_start + rtp_ports - 1
         self.ami_user, self.ami_secret = ami_user, ami_secret
+        self.watch_user = watch_user(ami_user)     # an observer's login: every event
         self.keep = keep
         self.boot_timeout = boot_timeout
         self.conf_dir, self.dialplan_dir = Path(conf_dir), Path(dialplan_dir)

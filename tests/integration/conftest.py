@@ -93,7 +93,7 @@ def carrier(asterisk_root, pbx, carrier_sip_port):
 
 
 async def _ami(instance: Asterisk):
-    client = AmiClient(instance.ami_port, instance.ami_user, instance.ami_secret)
+    client = AmiClient(instance.ami_port, instance.watch_user, instance.ami_secret)
     await client.connect()
     try:
         yield client

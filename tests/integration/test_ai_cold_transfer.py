@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 
 import pytest
 
@@ -206,11 +207,17 @@ async def test_the_agent_sends_the_caller_back_to_an_ivr_node(
         call = await originate_local(pbx_ami, DID, "w1-d1-w60", variables={"RECFILE": heard})
         leg = await pbx_ami.wait_event(event_is("Newchannel", Uniqueid=call.caller_id), 10)
 
-        def prompted():
-            return any(p["node"] == "more" and p["event"] == "prompt"
-                       for r in engine.live_records() for p in r.path)
-        async with asyncio.timeout(40):        # back in the IVR, the prompt heard whole
-            while not prompted():
+        def prompt_heard():
+            # back in the IVR at `more`, asked as one question (GET OPTION: the prompt,
+            # then the wait for a key), and the 2 s prompt heard whole by now: the key
+            # below comes in the question's wait, as a caller's after the prompt would
+            for r in engine.live_records():
+                for p in r.path:
+                    if p["node"] == "more" and p["event"] == "enter":
+                        return time.monotonic() - r._t0 > p["t"] + 2.5
+            return False
+        async with asyncio.timeout(40):
+            while not prompt_heard():
                 await asyncio.sleep(0.1)
         # the caller's next key (from their side of the line, as a phone sends it)
         await pbx_ami.action("PlayDTMF", {"Channel": leg["Channel"], "Digit": "2",

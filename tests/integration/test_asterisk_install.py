@@ -114,7 +114,7 @@ async def test_a_carrier_call_reaches_the_ivr(stack, tmp_path, redis_server, red
     stage_prompts(account, cfg)
     publish_demo(store_on(redis), account, cfg)
     async with running_engine(cfg), \
-            AmiClient(carrier.ami_port, carrier.ami_user, carrier.ami_secret) as ami:
+            AmiClient(carrier.ami_port, carrier.watch_user, carrier.ami_secret) as ami:
         await originate_local(ami, SEED_DID, "w1-d1-w1.5-d2", context="to-pbx")
         async with asyncio.timeout(60):
             while (row := Call.get_or_none(Call.to_number == SEED_DID,

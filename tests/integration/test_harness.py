@@ -129,7 +129,30 @@ def test_instances_are_isolated(pbx, asterisk_root):
     assert pbx.running
 
 
-async def test_ami_user_is_least_privilege(pbx, pbx_ami):
+async def test_ami_user_is_least_privilege(pbx):
+    async with AmiClient(pbx.ami_port, pbx.ami_user, pbx.ami_secret) as pbx_ami:
+        await _least_privilege(pbx, pbx_ami)
+
+
+async def test_the_engines_ami_user_is_sent_only_the_events_it_acts_on(pbx, pbx_ami):
+    """The shipped manager.conf's eventfilter: a call makes dozens of events (VarSet,
+    Newexten, ...); the engine's user gets its Newchannel, Newstate and Hangup, and none
+    of the rest. (pbx_ami is the development stack's observer, which gets them all.)"""
+    async with AmiClient(pbx.ami_port, pbx.ami_user, pbx.ami_secret) as engine_ami:
+        call = await originate_local(pbx_ami, "+19495550000", "w0.2-h")
+        await pbx_ami.wait_event(call.is_hangup_of("callee"), timeout=30)
+        await engine_ami.wait_event(lambda e: e.get("Event") == "Hangup"
+                                    and e.get("Uniqueid") == call.callee_id, timeout=10)
+        seen = {e.get("Event") for e in engine_ami.events if e.get("Event")}
+        watched = {e.get("Event") for e in pbx_ami.events if e.get("Event")}
+    assert {"Newchannel", "Newstate", "Hangup"} <= seen
+    assert {"VarSet", "Newexten"} <= watched
+    assert seen <= {"Newchannel", "Newstate", "Hangup", "HangupRequest",
+                    "SoftHangupRequest", "OriginateResponse", "DTMFEnd", "DialEnd",
+                    "BridgeEnter", "FullyBooted"}, seen
+
+
+async def _least_privilege(pbx, pbx_ami):
     assert (await pbx_ami.action("Ping"))["Response"] == "Success"
     for action, fields in [("Command", {"Command": "core show version"}),
                            ("GetConfig", {"Filename": "manager.conf"}),

@@ -220,7 +220,9 @@ def manager_text(user: str, secret: str, ami_bind: str, has_general: bool,
             f"deny = 0.0.0.0/0.0.0.0\npermit = {permit}\n"
             "read = call,reporting,agent,user,dtmf\n"
             "write = call,originate,reporting,agent,user\n"
-            "eventfilter = !Event: RTCP*\n")
+            "; only the events the engine acts on (it parses every event it is sent)\n"
+            "eventfilter = Event: (Newchannel|Newstate|Hangup|SoftHangupRequest|"
+            "OriginateResponse|DTMFEnd|DialEnd|BridgeEnter|FullyBooted)\n")
 
 
 def pjsip_text(trunk: Trunk | None, sip_bind: str, own_transport: bool) -> str:
