@@ -2,8 +2,9 @@
 
 Three processes: trunx's engine (bench.engine_proc) or the panoramisk baseline
 (bench.baseline_agi), and the load generator (bench.loadgen), each started afresh where
-it matters. The walk is the seed tree's answer, play, gather, route, play, gather, hangup:
-the caller lets each prompt play out and presses 1, then 2, in WAIT FOR DIGIT.
+it matters. The walk is the seed tree's: answer, ask (GET OPTION: prompt and wait), route,
+ask, play, hangup (bench.baseline_agi.COMMANDS, checked against the engine): the caller
+lets each question's prompt play out and presses 1, then 2, in its wait.
 
 Measurements of the two sides are interleaved and each is taken `repeat` times, keeping
 the best, because this machine may be shared with other work while the bench runs; the
@@ -26,13 +27,20 @@ from devtools.stack import RedisServer
 from trunx.config import Config
 
 HOST = "127.0.0.1"
-KEYS = ["", "1", "", "2"]     # prompt plays out, WAIT FOR DIGIT -> 1; again -> 2
+KEYS = ["", "1", "", "2"]     # a prompt plays out, its wait takes 1; again, 2
 EXPECT = list(COMMANDS)
 LEVELS = (1, 10, 100, 1000)
 # The loop trunx's engine ships on (agi_event_loop); the baseline runs on the same one, and
 # all three servers run again on the other loop at c=100.
 SHIPPED_LOOP = Config().agi_event_loop
 OTHER_LOOP = "asyncio" if SHIPPED_LOOP == "uvloop" else "uvloop"
+# 100 calls in progress at a caller's pace: each reply to a command that plays a prompt or
+# waits for a key comes 0.25-0.75 s after it (bench.loadgen "prompt_delay"), so the engine
+# holds 100 calls without being saturated (real prompts are longer still: seconds)
+PACED_CALLS, PROMPT_DELAY = 100, 0.5
+# The hold run's engine is started with this agi_max_sessions (shipped: 2,000), above the
+# calls it is asked to hold, so it measures holding calls rather than the cap
+HOLD_MAX_SESSIONS = 10_000
 
 
 def _scenario(**kw) -> dict:
@@ -61,13 +69,14 @@ class Side:
         self.name, self.child = name, child
         self.port = child.ready["port"]
 
-    def rate(self, concurrency: int, duration: float, warmup: float) -> dict:
+    def rate(self, concurrency: int, duration: float, warmup: float,
+             prompt_delay: float = 0.0) -> dict:
         cpu0 = self.child.ask("stats")["cpu"]
         t0 = time.perf_counter()
         result = run_json("bench.loadgen", {
             "mode": "rate", "host": HOST, "port": self.port, "concurrency": concurrency,
             "duration": duration, "warmup": warmup, "scenario": _scenario(),
-            "expect": EXPECT})
+            "expect": EXPECT, "prompt_delay": prompt_delay})
         wall = time.perf_counter() - t0
         cpu = self.child.ask("stats")["cpu"] - cpu0
         # CPU per session over the whole run (warm-up and drain included) divided by the
@@ -79,11 +88,12 @@ class Side:
 
 
 def _start_engine(tmp: str, redis_url: str, tag: str, loop: str = SHIPPED_LOOP,
-                  without: tuple = ()) -> Side:
+                  without: tuple = (), sets: tuple = ()) -> Side:
     data = os.path.join(tmp, f"data-{tag}")
     child = Child("bench.engine_proc", "--data-dir", data, "--redis-url", redis_url,
                   "--seed", "tree", "--loop", loop,
                   *[a for part in without for a in ("--without", part)],
+                  *[a for item in sets for a in ("--set", item)],
                   stderr_path=os.path.join(tmp, f"engine-{tag}.log"))
     return Side("engine", child)
 
@@ -119,7 +129,7 @@ ABLATIONS = (((), "everything on (as shipped)"),
              (("index",), "without the live-call index (Redis)"),
              (("metrics", "notify"), "without metrics and the webhook checks"),
              (("session",), "without the live-call action session"),
-             (("ivr",), "the seven commands only: no tree, record, registry or checks"))
+             (("ivr",), "the AGI commands only: no tree, record, registry or checks"))
 
 
 def parts_cost(tmp: str, redis_url: str, duration: float, warmup: float, log=print,
@@ -147,7 +157,7 @@ def parts_cost(tmp: str, redis_url: str, duration: float, warmup: float, log=pri
 
 
 def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
-        hold_sessions: int = 5000, hold_delay: float = 1.0, levels=LEVELS,
+        hold_sessions: int = 5000, hold_delay: float = 2.5, levels=LEVELS,
         log=print) -> dict:
     out: dict = {"levels": list(levels), "rate": {}, "expect": EXPECT}
     with tempfile.TemporaryDirectory(prefix="trunx-bench-") as tmp, \
@@ -208,6 +218,17 @@ def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
             engine.child.ask("timing", on=True)
             engine.rate(100, duration, warmup)
             out["overhead"]["engine_c100"] = engine.child.ask("timing", on=False)
+            # ... and with 100 calls in progress at a caller's pace: the engine's latency
+            # when it is not saturated
+            # (with the CPU clocks, about 2 us a command: the wall clock here depends on
+            # what else the machine runs while the engine idles between replies)
+            engine.child.ask("timing", on=True, detail=True)
+            r = engine.rate(PACED_CALLS, 2 * duration, 2 * PROMPT_DELAY, PROMPT_DELAY)
+            out["overhead"]["engine_paced"] = {**r,
+                                               "inside_engine": engine.child.ask("timing")}
+            log(f"  overhead {PACED_CALLS} calls paced engine p99 inside="
+                f"{out['overhead']['engine_paced']['inside_engine']['p99_ms']:.3f} ms "
+                f"ok={r['ok']}/{r['sessions']} cpu={r['server_cpu_share']:.0%} of a core")
             out["engine_stats"] = engine.child.ask("stats")
         finally:
             engine.child.close()
@@ -236,7 +257,9 @@ def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
         out["parts"] = parts_cost(tmp, rs.url, duration, warmup, log)
         # holding: fresh processes, so RSS is not inflated by the rate runs
         out["hold"] = {}
-        for start in (lambda: _start_engine(tmp, rs.url, "hold"),
+        out["hold_max_sessions"], out["hold_delay"] = HOLD_MAX_SESSIONS, hold_delay
+        for start in (lambda: _start_engine(tmp, rs.url, "hold",
+                                            sets=(f"agi_max_sessions={HOLD_MAX_SESSIONS}",)),
                       lambda: _start_baseline(tmp, "hold")):
             side = start()
             try:

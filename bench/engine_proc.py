@@ -14,18 +14,22 @@ then answers JSON-line requests on stdin (see `_handle`) until stdin closes.
 
 Per-command overhead is also measured inside the engine when asked ("timing"): from the
 moment a read of the reply returned to the moment the next command was written, by a
-subclass of agi_server.agi.server.AGISession that only adds two clock readings.
+subclass of agi_server.agi.server.AGISession that only adds clock readings (and when the
+call's task resumed, and each collection's start and end, to say what a slow one was
+made of; with "detail", the loop thread's and the database thread's CPU clocks too).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import logging
 import os
 import sys
 import time
+from array import array
 
 import redis
 import redis.asyncio as aioredis
@@ -37,22 +41,40 @@ from trunx import config as trunx_config
 from trunx import db
 from trunx.store import Store
 
-TIMING = {"on": False, "samples": []}
+# Samples go to flat arrays of floats: tuples would be objects the collector tracks, and
+# would make it run more often, and longer, than it does without the measurement.
+FIELDS = ("read", "resumed", "written", "cpu", "db_cpu", "n", "send")
+# "detail" adds the two CPU clocks (about 1 us each: system calls, unlike perf_counter);
+# the bench's published rows are measured without them.
+TIMING: dict = {"on": False, "detail": False, "samples": {f: array("d") for f in FIELDS},
+                "gc": [], "db_clock": None}
 PROFILE: dict = {"prof": None}
 
 
 class TimedSession(server_module.AGISession):
-    """The engine's session plus two clock readings: when a read delivered data, and (via
-    _Clock around its transport) when the next command was written."""
+    """The engine's session plus three clock readings: when a read delivered data, when the
+    call's task resumed from its command, and (via _Clock around its transport) when the
+    next command was written. read -> resumed is the wait for the loop to get to the task
+    (the rest of that loop turn: other calls' replies and their work, timers, the
+    collector); resumed -> written is this call's own work for the command."""
 
     read_at: float | None = None
+    resumed_at: float | None = None
+    read_cpu = db_cpu = 0.0
 
     def connection_made(self, transport) -> None:
         super().connection_made(_Clock(self, transport))
 
     def data_received(self, data: bytes) -> None:
         self.read_at = time.perf_counter()
+        if TIMING["detail"]:
+            self.read_cpu, self.db_cpu = time.thread_time(), _db_cpu()
         super().data_received(data)
+
+    async def command(self, line):
+        event = await super().command(line)
+        self.resumed_at = time.perf_counter()
+        return event
 
 
 class _Clock:
@@ -62,16 +84,112 @@ class _Clock:
         self._session, self._transport = session, transport
 
     def write(self, data) -> None:
+        issued = time.perf_counter()
         self._transport.write(data)
         s = self._session
         # the first command follows the agi_* block and the DID lookup: left out, as the
         # emulator's own measurement leaves it out
         if TIMING["on"] and s.read_at is not None and s.commands > 1:
-            TIMING["samples"].append(time.perf_counter() - s.read_at)
-        s.read_at = None
+            now = time.perf_counter()
+            cpu, db = (time.thread_time(), _db_cpu()) if TIMING["detail"] else (0.0, 0.0)
+            out = TIMING["samples"]
+            out["read"].append(s.read_at)
+            out["resumed"].append(s.resumed_at or s.read_at)
+            out["written"].append(now)
+            out["cpu"].append(cpu - s.read_cpu)
+            out["db_cpu"].append(db - s.db_cpu)
+            out["n"].append(s.commands)
+            out["send"].append(now - issued)
+        s.read_at = s.resumed_at = None
 
     def __getattr__(self, name):
         return getattr(self._transport, name)
+
+
+def _db_cpu() -> float:
+    """CPU time the engine's database thread has used (0 when it has none yet)."""
+    clock = TIMING["db_clock"]
+    return 0.0 if clock is None else time.clock_gettime(clock)
+
+
+def _find_db_clock(engine: Engine) -> None:
+    threads = list(getattr(engine.db_thread, "_threads", ()))
+    if threads and TIMING["db_clock"] is None:
+        TIMING["db_clock"] = time.pthread_getcpuclockid(threads[0].ident)
+
+
+def _gc_clock(phase: str, info: dict) -> None:
+    """gc.callbacks: each collection's start and end while timing is on."""
+    if TIMING["on"]:
+        TIMING["gc"].append((phase == "start", info["generation"], time.perf_counter()))
+
+
+def timing_summary(samples: dict, gc_events: list[tuple]) -> dict:
+    """p50/p99 of read -> write, and what the slowest 1% were made of: the wait for the
+    loop (read -> resumed) or the call's own work (resumed -> written); how much of the
+    time the loop's thread was off the CPU (the OS ran something else, or the thread
+    waited for the GIL) and how much CPU the database thread used meanwhile; and how
+    many of them overlapped a collection."""
+    rows = list(zip(*(samples[f] for f in FIELDS), strict=True))
+    total = [(w - r) * 1000 for r, _, w, *_ in rows]
+    out = {"samples": len(total), "p50_ms": percentile(total, 50),
+           "p90_ms": percentile(total, 90), "p99_ms": percentile(total, 99),
+           "max_ms": max(total) if total else None}
+    if not rows:
+        return out
+    queue = [(m - r) * 1000 for r, m, _, *_ in rows]
+    own = [(w - m) * 1000 for _, m, w, *_ in rows]
+    send = [row[6] * 1000 for row in rows]
+    before_send = [(row[2] - row[6] - row[0]) * 1000 for row in rows]
+    out.update(queue_p50_ms=percentile(queue, 50), queue_p99_ms=percentile(queue, 99),
+               own_p50_ms=percentile(own, 50), own_p99_ms=percentile(own, 99),
+               send_p50_ms=percentile(send, 50), send_p99_ms=percentile(send, 99),
+               to_send_p50_ms=percentile(before_send, 50),
+               to_send_p99_ms=percentile(before_send, 99))
+    if any(samples["cpu"]):       # the loop thread's own CPU per command: what load elsewhere
+        cpu = [row[3] * 1000 for row in rows]        # on the machine does not change
+        out.update(cpu_p50_ms=percentile(cpu, 50), cpu_p99_ms=percentile(cpu, 99))
+    spans, started = [], {}
+    for is_start, gen, t in gc_events:
+        if is_start:
+            started[gen] = t
+        elif gen in started:
+            spans.append((started.pop(gen), t, gen))
+    by_gen: dict = {}
+    for a, b, gen in spans:
+        g = by_gen.setdefault(str(gen), {"count": 0, "ms": 0.0, "max_ms": 0.0})
+        g["count"] += 1
+        g["ms"] += (b - a) * 1000
+        g["max_ms"] = max(g["max_ms"], (b - a) * 1000)
+    out["gc"] = by_gen
+    cut = out["p99_ms"]
+    tail = [row for row in rows if (row[2] - row[0]) * 1000 >= cut]
+
+    def mean(values) -> float:
+        return sum(values) / len(tail) * 1000
+
+    out["tail"] = {
+        "samples": len(tail),
+        "with_gc": sum(1 for r, _, w, *_ in tail if any(a < w and b > r for a, b, _ in spans)),
+        "ms": mean(w - r for r, _, w, *_ in tail),
+        "queue_ms": mean(m - r for r, m, *_ in tail),
+        "own_ms": mean(w - m for _, m, w, *_ in tail),
+        "send_ms": mean(row[6] for row in tail),
+        "off_cpu_ms": mean(w - r - c for r, _, w, c, *_ in tail),
+        "db_cpu_ms": mean(row[4] for row in tail)}
+    if not any(samples["cpu"]):
+        del out["tail"]["off_cpu_ms"], out["tail"]["db_cpu_ms"]     # not measured
+    else:                         # by the command written (2: the second of the call, ...)
+        by_n: dict = {}
+        for r, _, w, c, _, n, _ in rows:
+            by_n.setdefault(int(n), []).append(((w - r) * 1000, c * 1000))
+        out["by_command"] = {n: {"samples": len(v),
+                                 "p50_ms": percentile([x for x, _ in v], 50),
+                                 "p99_ms": percentile([x for x, _ in v], 99),
+                                 "cpu_p50_ms": percentile([c for _, c in v], 50),
+                                 "cpu_p99_ms": percentile([c for _, c in v], 99)}
+                             for n, v in sorted(by_n.items())}
+    return out
 
 
 class Sampler:
@@ -127,7 +245,6 @@ def _switch_off(engine: Engine, parts: set[str]) -> None:
     import contextlib
     import types
 
-    from agi_server.agi import commands as c
     if "records" in parts:            # the call rows are built but never written
         async def forget():
             engine._unsaved.clear()
@@ -149,15 +266,13 @@ def _switch_off(engine: Engine, parts: set[str]) -> None:
         async def bare_session(call, ch, **kw):
             yield types.SimpleNamespace(channel=ch)
         engine.registry.session = bare_session
-    if "ivr" in parts:                # no tree, record or registry: the 7 commands only
-        lines = [c.answer(), c.stream_file("welcome", "0123456789*#"), c.wait_for_digit(5000),
-                 c.stream_file("business_check", "0123456789*#"), c.wait_for_digit(5000),
-                 c.stream_file("not_qualified", ""), c.hangup()]
+    if "ivr" in parts:                # no tree, record or registry: the commands only
+        from bench.baseline_agi import COMMANDS  # the sequence the baseline sends
 
-        async def seven(ch):
-            for line in lines:
+        async def commands_only(ch):
+            for line in COMMANDS:
                 await ch.run(line)
-        engine.server.routes["ivr"] = seven
+        engine.server.routes["ivr"] = commands_only
 
 
 def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
@@ -188,10 +303,11 @@ def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
         prof.dump_stats(request["path"])
         return {"path": request["path"]}
     if op == "timing":
-        samples = TIMING["samples"]
-        ms = [x * 1000 for x in samples]
-        out = {"samples": len(ms), "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99)}
-        TIMING["on"], TIMING["samples"] = bool(request.get("on")), []
+        out = timing_summary(TIMING["samples"], TIMING["gc"])
+        _find_db_clock(engine)
+        TIMING["on"], TIMING["gc"] = bool(request.get("on")), []
+        TIMING["detail"] = bool(request.get("detail"))
+        TIMING["samples"] = {f: array("d") for f in FIELDS}
         return out
     return {"error": f"unknown op {op!r}"}
 
@@ -218,6 +334,7 @@ async def serve(args) -> None:
     await engine.start()
     await engine.cache.wait_listening()
     settle_heap()          # as agi_server/__main__.py does once the engine has started
+    gc.callbacks.append(_gc_clock)
     sampler = Sampler(engine)
     sampler_task = asyncio.create_task(sampler.run())
     loop = asyncio.get_running_loop()

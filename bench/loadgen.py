@@ -9,7 +9,12 @@ Python process can drive thousands of sessions a second without becoming the bot
     {"mode": "rate", "host", "port", "concurrency", "duration", "warmup", "scenario", "expect",
      "loop": "asyncio" | "uvloop" (default: uvloop when installed)}
         closed loop: `concurrency` callers each start a new session as soon as theirs ends;
-        sessions that end inside the measured window count.
+        sessions that end inside the measured window count. With "prompt_delay" (seconds)
+        the reply to each command that plays or waits for a key (STREAM FILE, GET OPTION,
+        WAIT FOR DIGIT, GET DATA) comes after a time drawn evenly from 0.5x to 1.5x that, as
+        a prompt would take, and the callers' first calls are spread over one such time:
+        the calls are in progress together at a caller's pace instead of saturating the
+        server.
     {"mode": "hold", "host", "port", "sessions", "ramp", "scenario", "expect"}
         open `sessions` sessions over `ramp` seconds (scenario.reply_delay keeps them
         open), wait for every one to end, and count those that walked the expected path.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import resource
 import sys
 import time
@@ -29,13 +35,17 @@ from bench.agi_emulator import Scenario, _env, _Keys, reply_for
 from bench.common import have_uvloop, percentile, raise_nofile, use_loop
 
 _ids = itertools.count(1)
+# the commands whose reply, on a real channel, comes once a prompt played or a key came
+PROMPT_VERBS = ("STREAM FILE", "GET OPTION", "WAIT FOR DIGIT", "GET DATA")
 
 
 class Caller(asyncio.Protocol):
     """One emulated channel: the agi_emulator.run_session peer as a Protocol."""
 
-    def __init__(self, scenario: Scenario, loop: asyncio.AbstractEventLoop):
+    def __init__(self, scenario: Scenario, loop: asyncio.AbstractEventLoop,
+                 prompt_delay: float = 0.0, rng: random.Random | None = None):
         self.s = scenario
+        self.prompt_delay, self.rng = prompt_delay, rng
         self.loop = loop
         self.keys = _Keys(scenario.keys)
         self.commands: list[str] = []
@@ -60,7 +70,10 @@ class Caller(asyncio.Protocol):
             line, self._buf = self._buf[:cut].decode(), self._buf[cut + 1:]
             self.overheads.append(now - self._replied_at)
             self.commands.append(line)
-            if self.s.reply_delay:
+            if self.prompt_delay and line.startswith(PROMPT_VERBS):
+                self.loop.call_later(self.prompt_delay * (0.5 + self.rng.random()),
+                                     self._answer, line)
+            elif self.s.reply_delay:
                 self.loop.call_later(self.s.reply_delay, self._answer, line)
             else:
                 self._answer(line)
@@ -80,9 +93,10 @@ class Caller(asyncio.Protocol):
 
 
 async def one_session(host: str, port: int, scenario: Scenario,
-                      connect_timeout: float = 30.0) -> tuple[Caller | None, str | None]:
+                      connect_timeout: float = 30.0, prompt_delay: float = 0.0,
+                      rng: random.Random | None = None) -> tuple[Caller | None, str | None]:
     loop = asyncio.get_running_loop()
-    caller = Caller(scenario, loop)
+    caller = Caller(scenario, loop, prompt_delay, rng)
     try:
         await asyncio.wait_for(loop.create_connection(lambda: caller, host, port),
                                connect_timeout)
@@ -103,6 +117,9 @@ async def run_rate(job: dict) -> dict:
     expect = job.get("expect")
     host, port, conc = job["host"], job["port"], job["concurrency"]
     warmup, duration = job.get("warmup", 1.0), job["duration"]
+    prompt_delay = job.get("prompt_delay", 0.0)
+    rng = random.Random(1)      # the same paces run after run
+    stagger = prompt_delay or min(warmup / 2, 0.3)
     t0 = time.perf_counter()
     start, end = t0 + warmup, t0 + warmup + duration
     counted, ok, bad, errors = 0, 0, Counter(), Counter()
@@ -112,10 +129,11 @@ async def run_rate(job: dict) -> dict:
 
     async def caller_loop(i: int) -> None:
         nonlocal counted, ok
-        await asyncio.sleep(min(warmup / 2, 0.3) * i / conc)   # stagger the first connects
+        await asyncio.sleep(stagger * i / conc)   # stagger the first connects
         while time.perf_counter() < end:
             began = time.perf_counter()
-            caller, error = await one_session(host, port, scenario)
+            caller, error = await one_session(host, port, scenario, prompt_delay=prompt_delay,
+                                              rng=rng)
             ended = time.perf_counter()
             if not start <= ended <= end:
                 if caller is None:
@@ -138,7 +156,8 @@ async def run_rate(job: dict) -> dict:
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     wall = time.perf_counter() - t0
-    return {"concurrency": conc, "duration": duration, "sessions": counted,
+    return {"concurrency": conc, "duration": duration, "prompt_delay": prompt_delay,
+            "sessions": counted,
             "sessions_per_s": counted / duration, "ok": ok, "wrong_path": sum(bad.values()),
             "wrong_examples": dict(bad.most_common(3)), "errors": dict(errors),
             "overhead": _summary(overheads),
