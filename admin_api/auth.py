@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import g, request
 
-from admin_api import quotas
+from admin_api import rate_limit
 from trunx import accounts
 from trunx.errors import Unauthorized
 
@@ -26,6 +26,7 @@ def _bearer() -> str | None:
 def init_app(app) -> None:
     keys = accounts.KeyCache(app.extensions["trunx.store"].db)
     app.extensions["trunx.keys"] = keys
+    limiter = rate_limit.RateLimiter(app.extensions["trunx.store"].redis)
 
     @app.before_request
     def _authenticate():
@@ -39,5 +40,4 @@ def init_app(app) -> None:
                                "missing or invalid API key; send Authorization: Bearer <key>"
                                if token is None else "the API key is not valid")
         g.account = account
-        quotas.check_rate(app.extensions["trunx.store"].redis, account.id,
-                          app.config["TRUNX"].api_rate_limit)
+        limiter.check(account.id, app.config["TRUNX"].api_rate_limit)
