@@ -116,7 +116,13 @@ def deliver(redis, entry: OutboxEntry) -> None:
 
 
 def mark_done(entry_id: str) -> None:
-    OutboxEntry.update(done_at=utcnow()).where(OutboxEntry.id == entry_id).execute()
+    _MARK_DONE.run(OutboxEntry._meta.database, OutboxEntry.done_at.db_value(utcnow()),
+                    entry_id)
+
+
+# SQL built once: an IVR save marks its entry with the writer lock held
+_MARK_DONE = db.Prepared(lambda: OutboxEntry.update(done_at=utcnow())
+                         .where(OutboxEntry.id == ""))
 
 
 def ops(kind: str, payload: dict) -> list[list]:
