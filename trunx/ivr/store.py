@@ -14,16 +14,15 @@ its writer lock and its Redis. Errors (trunx.errors kinds):
 """
 from __future__ import annotations
 
-import hashlib
 import re
-
-from redis.exceptions import NoScriptError
+import threading
 
 from trunx import db, outbox, patterns, redis_schema
 from trunx.errors import Conflict, InvalidInput, NotFound
-from trunx.ivr import checks, transfer_target
+from trunx.ivr import checks, group_commit, transfer_target
 from trunx.ivr import program as ivr_program
 from trunx.ivr import tree as ivr_tree
+from trunx.ivr.publishing import publish, publish_many
 from trunx.models import AudioAsset, Did, Ivr, IvrVersion, OutboxEntry, utcnow
 
 _ASSET_ID = patterns.ASSET_ID_RE
@@ -163,16 +162,42 @@ def save(store, account_id: str, ivr_id: str, tree: dict, config, *, create: boo
     if not checked.ok:
         raise InvalidTree(checked.problems)
     sounds: set[str] = set()
-    with store.writer:
-        with store.db.atomic():
-            row, program = _store(account_id, ivr_id, checked, config, create, sounds)
-            owed = _owe(ivr=[account_id, ivr_id])
-        # committed; published before the lock is released (see the writer lock above)
-        publish(store.redis, row, program=program)
-        outbox.mark_done(owed.id)
+
+    def write():   # in a turn of the writer lock, in a transaction (trunx/ivr/group_commit)
+        row, program = _store(account_id, ivr_id, checked, config, create, sounds)
+        return row, program, _owe(ivr=[account_id, ivr_id])
+
+    # committed, then published before the lock is released (see the writer lock above)
+    row, program, _ = _saves(store).save(write)
     # what may go wrong at call time: checked after the lock (the stager may be remote)
     warnings = checked.warnings + checks.publish_warnings(program, definition, sounds, config)
     return row.ivr, row, warnings
+
+
+def _saves(store) -> group_commit.GroupCommit:
+    """The store's group of IVR saves (one per Store: its lock, database and Redis)."""
+    saves = store.__dict__.get("ivr_saves")
+    if saves is None:
+        with _SAVES_MADE:
+            saves = store.__dict__.setdefault("ivr_saves", group_commit.GroupCommit(
+                store, publish_many, _mark_done_many))
+    return saves
+
+
+_SAVES_MADE = threading.Lock()
+
+
+def _mark_done_many(entry_ids: list[str]) -> None:
+    query = _MARK_MANY.get(len(entry_ids))
+    if query is None:      # SQL built once per batch size (a turn holds the lock)
+        count = len(entry_ids)
+        query = _MARK_MANY[count] = db.Prepared(
+            lambda: OutboxEntry.update(done_at=utcnow())
+            .where(OutboxEntry.id.in_([""] * count)))
+    query.run(OutboxEntry._meta.database, OutboxEntry.done_at.db_value(utcnow()), *entry_ids)
+
+
+_MARK_MANY: dict[int, db.Prepared] = {}   # at most group_commit.MAX_BATCH sizes
 
 
 def _store(account_id, ivr_id, checked, config, create: bool, sounds: set):
@@ -197,46 +222,6 @@ def _store(account_id, ivr_id, checked, config, create: bool, sounds: set):
 # the new rows' INSERTs built once (peewee's create built each: ~0.3 ms a row, lock held)
 _INSERT_IVR = db.PreparedInsert(Ivr)
 _INSERT_VERSION = db.PreparedInsert(IvrVersion)
-
-
-# Saves publish under the writer lock, so on SQLite (where the lock spans processes) they
-# reach Redis in commit order. Off SQLite the lock spans only one process, and two saves
-# of one IVR can still arrive in either order: so the pointer moves only forward (a late,
-# older version is stored but not made current and not announced). `force` is for
-# resync, which states what SQLite holds even if that is older.
-# One script: the version, the pointer test and the announcement in one round trip.
-_PUBLISH_LUA = """
-redis.call('SET', KEYS[1], ARGV[1])
-local cur = tonumber(redis.call('GET', KEYS[2]))
-if ARGV[3] == '1' or cur == nil or cur < tonumber(ARGV[2]) then
-  redis.call('SET', KEYS[2], ARGV[2])
-  redis.call('PUBLISH', ARGV[4], ARGV[5])
-  return 1
-end
-return 0
-"""
-_PUBLISH_SHA = hashlib.sha1(_PUBLISH_LUA.encode()).hexdigest()
-
-
-def publish(redis, version: IvrVersion, *, force: bool = False, program=None) -> bool:
-    """Store the version and make it current unless a newer one is (any, if `force`);
-    announce only if the pointer moved. Returns whether it moved. `program` is the
-    version's Program when the caller has it; else it is decoded from the row (which
-    also brings a row stored in an older format up to the current one)."""
-    if program is None:
-        program = ivr_program.decode(version.compiled)
-    account, ivr_id = program.account, program.ivr_id
-    keys = (redis_schema.ivr_version_key(account, ivr_id, version.version),
-            redis_schema.ivr_current_key(account, ivr_id))
-    message = redis_schema.dumps({"kind": "ivr", "account": account, "ivr_id": ivr_id,
-                                  "version": version.version})
-    args = (redis_schema.dumps(ivr_program.encode(program)), version.version, "1" if force else "0",
-            redis_schema.PUBLISH_CHANNEL, message)
-    try:
-        moved = redis.evalsha(_PUBLISH_SHA, len(keys), *keys, *args)
-    except NoScriptError:   # a fresh (or flushed) Redis: EVAL loads it for next time
-        moved = redis.eval(_PUBLISH_LUA, len(keys), *keys, *args)
-    return bool(moved)
 
 
 class Gone(NotFound):
