@@ -11,8 +11,7 @@ import peewee
 
 from devtools.stack import wait_until
 from tests.store_support import store_on
-from trunx import models, redis_schema
-from trunx.ivr import group_commit
+from trunx import group_commit, models, redis_schema
 from trunx.ivr import store as ivr_store
 from trunx.models import Ivr, IvrVersion, OutboxEntry
 from trunx.store import WriterLock
@@ -25,12 +24,11 @@ def test_saves_queued_together_commit_and_publish_in_one_turn(app, config, redis
     store = store_on(redis)
     turns = []
 
-    def publish_many(client, saved):
-        turns.append([version.ivr.ivr_id for version, _ in saved])
-        ivr_store.publish_many(client, saved)
+    def published(saved):
+        turns.append([version.ivr.ivr_id for version, _, _ in saved])
+        ivr_store._published(redis, saved)
 
-    saves = store.__dict__["ivr_saves"] = group_commit.GroupCommit(
-        store, publish_many, ivr_store._mark_done_many)
+    saves = store.__dict__["ivr_saves"] = group_commit.GroupCommit(store, published)
     other_worker = WriterLock(models.proxy.obj)
     results: dict[int, object] = {}
 

@@ -14,17 +14,19 @@ its writer lock and its Redis. Errors (trunx.errors kinds):
 """
 from __future__ import annotations
 
+import logging
 import re
 import threading
 
-from trunx import db, outbox, patterns, redis_schema
+from trunx import db, group_commit, outbox, patterns, redis_schema
 from trunx.errors import Conflict, InvalidInput, NotFound
-from trunx.ivr import checks, group_commit, transfer_target
+from trunx.ivr import checks, transfer_target
 from trunx.ivr import program as ivr_program
 from trunx.ivr import tree as ivr_tree
 from trunx.ivr.publishing import publish, publish_many
 from trunx.models import AudioAsset, Did, Ivr, IvrVersion, OutboxEntry, utcnow
 
+log = logging.getLogger(__name__)
 _ASSET_ID = patterns.ASSET_ID_RE
 _SOUND_EXT = re.compile(r"\.(wav|mp3|gsm|ulaw|alaw|sln|g722|ogg)\Z", re.IGNORECASE)
 
@@ -180,8 +182,18 @@ def _saves(store) -> group_commit.GroupCommit:
     if saves is None:
         with _SAVES_MADE:
             saves = store.__dict__.setdefault("ivr_saves", group_commit.GroupCommit(
-                store, publish_many, _mark_done_many))
+                store, lambda saved: _published(store.redis, saved)))
     return saves
+
+
+def _published(redis, saved: list) -> None:
+    """A turn's saves (row, program, owed), committed: published in one round trip, then
+    their outbox entries marked done (a failed mark is left to the sweep)."""
+    publish_many(redis, [(row, program) for row, program, _ in saved])
+    try:
+        _mark_done_many([owed.id for _, _, owed in saved])
+    except Exception:      # published: the sweep marks them (it republishes)
+        log.exception("IVR saves published but their outbox entries not marked done")
 
 
 _SAVES_MADE = threading.Lock()

@@ -15,13 +15,17 @@ between the commit and the publish leaves outbox entries, as before.
 
 Other writers (deletes, DID changes) still take the writer lock alone: their order
 against saves is the lock's, as before.
+
+A group is made with `after_commit(results)`: what the turn does once its transaction has
+committed, with the lock still held, for the writes that were stored (their results, in
+commit order). If it raises, each of those writes gets that error (their rows stay, with
+what they owe in the outbox); if it returns a list, an item that is an exception is that
+write's error.
 """
 from __future__ import annotations
 
-import logging
 import threading
 
-log = logging.getLogger(__name__)
 MAX_BATCH = 32
 
 
@@ -29,7 +33,7 @@ class _Save:
     __slots__ = ("write", "result", "error", "wake", "lead")
 
     def __init__(self, write):
-        self.write = write          # () -> (row, program, owed): in the transaction
+        self.write = write          # () -> its result: in the transaction
         self.result = None
         self.error: BaseException | None = None
         self.wake = threading.Event()
@@ -37,12 +41,13 @@ class _Save:
 
 
 class GroupCommit:
-    """One per Store (its database, writer lock and Redis client)."""
+    """One per Store (its database, writer lock and Redis client) and kind of write."""
 
-    def __init__(self, store, publish_many, mark_done_many):
+    def __init__(self, store, after_commit, max_batch: int = MAX_BATCH, lock=None):
         self._store = store
-        self._publish_many = publish_many        # (redis, [(row, program)]) in order
-        self._mark_done_many = mark_done_many    # ([entry id])
+        self._lock = lock or (lambda: store.writer)   # what a turn holds
+        self._after_commit = after_commit
+        self._max_batch = max_batch
         self._mutex = threading.Lock()
         self._queue: list[_Save] = []
         self._leading = False
@@ -65,7 +70,7 @@ class GroupCommit:
 
     def _turn(self) -> None:
         with self._mutex:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
         try:
             self._commit(batch)
         finally:
@@ -82,7 +87,7 @@ class GroupCommit:
     def _commit(self, batch: list[_Save]) -> None:
         store = self._store
         try:
-            with store.writer:
+            with self._lock():
                 with store.db.atomic():
                     for job in batch:
                         try:
@@ -94,18 +99,16 @@ class GroupCommit:
                 stored = [job for job in batch if job.error is None]
                 if not stored:
                     return
-                # committed; published before the lock is released, in commit order
+                # committed; what follows runs before the lock is released, in commit order
                 try:
-                    self._publish_many(store.redis, [job.result[:2] for job in stored])
+                    errors = self._after_commit([job.result for job in stored])
                 except Exception as exc:
-                    for job in stored:      # stored and owed: the outbox sweep publishes
+                    for job in stored:      # stored and owed: the outbox sweep completes them
                         job.error = exc
                     return
-                try:
-                    self._mark_done_many([job.result[2].id for job in stored])
-                except Exception:      # published: the sweep marks them (it republishes)
-                    log.exception("IVR saves published but their outbox entries not "
-                                  "marked done")
+                for job, error in zip(stored, errors or (), strict=False):
+                    if isinstance(error, BaseException):
+                        job.error = error
         except BaseException as exc:
             for job in batch:
                 if job.error is None:
