@@ -69,10 +69,13 @@ def mark_key(entry_id: str) -> str:
 
 
 # -- the API's half ------------------------------------------------------------------------
-def write(kind: str, ref: str, call_id: str | None, payload: dict) -> OutboxEntry:
-    """An entry, in the caller's transaction (`with store.db.atomic(): ...`)."""
+def write(kind: str, ref: str, call_id: str | None, payload: dict, *,
+          entry_id: str | None = None) -> OutboxEntry:
+    """An entry, in the caller's transaction (`with store.db.atomic(): ...`); `entry_id`
+    if the caller made its id beforehand (outside a lock it then holds)."""
+    extra = {"id": entry_id} if entry_id is not None else {}
     return _INSERT.create(OutboxEntry._meta.database, kind=kind, ref=ref, call_id=call_id,
-                          payload=payload)
+                          payload=payload, **extra)
 
 
 _INSERT = db.PreparedInsert(OutboxEntry)

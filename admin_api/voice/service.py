@@ -30,7 +30,7 @@ from admin_api.voice.amd import amd_settings
 from trunx import db, dnc, group_commit, outbox, phone, redis_schema, ultravox_tools, url_policy
 from trunx.calls import ensure_webhook_secret, parse_duration
 from trunx.errors import Forbidden, NotConfigured, Unavailable, invalid
-from trunx.models import Account, Call, Did, new_uuid, utcnow
+from trunx.models import Account, Call, Did, new_id, new_uuid, utcnow
 
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -220,11 +220,14 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
     if dnc.is_suppressed(account_id, to_number, redis):
         raise Forbidden("number-suppressed", f"{to_number} is on this account's do-not-call "
                         "list", {"field": "to", "number": to_number})
+    # the ids are drawn here, not with the lock held: each draw is a system call that lets
+    # go of the GIL, and the lock's holder then waits for another thread to give it back
+    call_id, call_sid, entry_id = new_uuid(), new_call_sid(), new_id("obx")
 
     def write():     # in a turn of the writer lock, in a transaction (trunx/group_commit)
         now = utcnow()
         call = _INSERT_CALL.create(
-            store.db, id=new_uuid(), call_sid=new_call_sid(), account=account_id,
+            store.db, id=call_id, call_sid=call_sid, account=account_id,
             direction="outbound", from_number=from_number, to_number=to_number, status="initiated",
             provider="ultravox" if ai is not None else "asterisk", ai=ai, agent_id=agent_id,
             webhook_url=webhook_url, max_duration=seconds, metadata=metadata, amd=amd,
@@ -234,7 +237,7 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
         # the queue entry is owed from this commit on: if this worker dies before Redis
         # has it, the engine's outbox sweep queues it (trunx/outbox.py)
         entry = outbox.write(outbox.ORIGINATE, call.id, call.id,
-                             outbox.originate_payload(call.id, account_id))
+                             outbox.originate_payload(call.id, account_id), entry_id=entry_id)
         return call, entry
 
     call, _ = _placements(store).save(write)
