@@ -24,7 +24,7 @@ from trunx.ivr import checks, transfer_target
 from trunx.ivr import program as ivr_program
 from trunx.ivr import tree as ivr_tree
 from trunx.ivr.publishing import publish, publish_many
-from trunx.models import AudioAsset, Did, Ivr, IvrVersion, OutboxEntry, utcnow
+from trunx.models import AudioAsset, Did, Ivr, IvrVersion, OutboxEntry, new_id, utcnow
 
 log = logging.getLogger(__name__)
 _ASSET_ID = patterns.ASSET_ID_RE
@@ -165,9 +165,11 @@ def save(store, account_id: str, ivr_id: str, tree: dict, config, *, create: boo
         raise InvalidTree(checked.problems)
     sounds: set[str] = set()
 
-    def write():   # in a turn of the writer lock, in a transaction (trunx/ivr/group_commit)
+    entry_id = new_id("obx")    # drawn before the lock: a system call that lets go of the GIL
+
+    def write():   # in a turn of the writer lock, in a transaction (trunx/group_commit.py)
         row, program = _store(account_id, ivr_id, checked, config, create, sounds)
-        return row, program, _owe(ivr=[account_id, ivr_id])
+        return row, program, _owe(entry_id=entry_id, ivr=[account_id, ivr_id])
 
     # committed, then published before the lock is released (see the writer lock above)
     row, program, _ = _saves(store).save(write)
@@ -349,11 +351,11 @@ def delete(store, ivr: Ivr) -> bool:
     return True
 
 
-def _owe(**what) -> OutboxEntry:
+def _owe(entry_id: str | None = None, **what) -> OutboxEntry:
     """The Redis step this transaction owes (trunx/outbox.py): if the process dies before
     it, the engine publishes what the database then says (`republish`)."""
     key = what.get("did") or ":".join(what["ivr"])
-    return outbox.write(outbox.SYNC, key, None, what)
+    return outbox.write(outbox.SYNC, key, None, what, entry_id=entry_id)
 
 
 def republish(store, what: dict) -> None:
