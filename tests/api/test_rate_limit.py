@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from admin_api.rate_limit import RateLimiter
+from admin_api.rate_limit import _LEASE_LUA, RateLimiter
 from trunx import redis_schema
 from trunx.errors import TooMany
 
@@ -78,8 +78,7 @@ def test_a_spent_second_is_refused_without_redis_and_the_next_second_passes(redi
     limiter._script = None     # a refusal in a spent second asks Redis nothing
     with pytest.raises(TooMany):
         limiter.check("acct", 3)
-    limiter._script = redis.register_script(
-        __import__("admin_api.rate_limit", fromlist=["_LEASE_LUA"])._LEASE_LUA)
+    limiter._script = redis.register_script(_LEASE_LUA)
     clock.now += 1
     assert _passes(limiter, limit=3, n=1) == 1
     # another account has its own budget
