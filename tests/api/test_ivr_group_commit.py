@@ -67,8 +67,12 @@ def test_saves_queued_together_commit_and_publish_in_one_turn(app, config, redis
 def test_a_publish_that_fails_fails_its_turn_and_leaves_what_is_owed(app, config, redis,
                                                                     tenant):
     import redis as redis_lib
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-    dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    # nothing listens on port 1; no retries (the test is about what is left, not waiting)
+    dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
+                           retry=Retry(NoBackoff(), 0))
     store = store_on(dead)
     try:
         ivr_store.save(store, tenant.id, "owed", TREE, config, create=True)
