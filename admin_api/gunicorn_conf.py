@@ -34,3 +34,10 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker):
+    # the access log's queued lines (admin_api/access_log.py) before the worker is gone
+    from admin_api import access_log
+
+    access_log.flush()

@@ -13,11 +13,10 @@ the app's own registry answers.
 
 The access log is the `trunx.access` logger: one line per request with method, path,
 status, duration and account (a JSON object with those fields when JSON logs are on,
-trunx/logs.py).
+trunx/logs.py), written by a thread of each worker when served (admin_api/access_log.py).
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 
@@ -31,10 +30,10 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prom_multiprocess
 
+from admin_api import access_log
 from admin_api import context as ctx
 
 bp = Blueprint("observe", __name__)
-access_log = logging.getLogger("trunx.access")
 PUBLIC = {"observe.healthz", "observe.readyz", "observe.metrics"}
 
 
@@ -72,21 +71,28 @@ def init_app(app) -> None:
     def _start_clock():
         g.trunx_started = time.perf_counter()
 
+    # the labelled children, looked up once per (method, endpoint, status)
+    counted: dict[tuple, tuple] = {}
+
     @app.after_request
     def _account_for(response):
         started = g.pop("trunx_started", None)
         elapsed = time.perf_counter() - started if started is not None else 0.0
-        endpoint = request.endpoint or "unmatched"
+        req = request._get_current_object()    # one proxy lookup, not one per field
+        method, endpoint, status = req.method, req.endpoint or "unmatched", response.status_code
         if endpoint != "observe.metrics":
-            metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
-            metrics.latency.labels(endpoint).observe(elapsed)
-        account = getattr(g.get("account"), "id", None)
-        access_log.info("%s %s %s %.1fms", request.method, request.path, response.status_code,
-                        elapsed * 1000, extra={
-                            "method": request.method, "path": request.path,
-                            "status": response.status_code,
-                            "duration_ms": round(elapsed * 1000, 1), "account_id": account,
-                            "remote": request.remote_addr})
+            children = counted.get((method, endpoint, status))
+            if children is None:
+                children = counted[(method, endpoint, status)] = (
+                    metrics.requests.labels(method, endpoint, str(status)),
+                    metrics.latency.labels(endpoint))
+            children[0].inc()
+            children[1].observe(elapsed)
+        path, took = req.path, elapsed * 1000
+        access_log.record("%s %s %s %.1fms", (method, path, status, took), {
+            "method": method, "path": path, "status": status,
+            "duration_ms": round(took, 1), "account_id": getattr(g.get("account"), "id", None),
+            "remote": req.remote_addr})
         return response
 
 

@@ -75,6 +75,24 @@ class Gunicorn:
                     raise
                 time.sleep(0.1)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the master and its workers used so far: a request's CPU
+        cost, unlike its rate, barely moves with what else the machine runs."""
+        pids, total = [self.proc.pid], 0.0
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                pids += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def locked_in_log(self) -> int:
         return Path(self.log_path).read_text(errors="replace").count("database is locked")
 
@@ -87,7 +105,8 @@ class Gunicorn:
             self.proc.wait()
 
 
-def wrk(port: int, script: str, seconds: float, env: dict) -> dict:
+def wrk(port: int, script: str, seconds: float, env: dict, server=None) -> dict:
+    cpu = server.cpu_seconds() if server is not None else None
     out = subprocess.run(
         ["wrk", "-t", str(WRK_THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds:g}s",
          "--latency", "-s", str(WRK_DIR / script), f"http://127.0.0.1:{port}"],
@@ -97,6 +116,8 @@ def wrk(port: int, script: str, seconds: float, env: dict) -> dict:
     r = json.loads(line[len("BENCH-JSON "):])
     r["requests_per_s"] = r["requests"] / (r["duration_us"] / 1e6)
     r["p99_ms"], r["p50_ms"] = r["p99_us"] / 1000, r["p50_us"] / 1000
+    if cpu is not None:     # the server's CPU per request it answered in the run
+        r["cpu_ms"] = (server.cpu_seconds() - cpu) * 1000 / max(r["requests"], 1)
     return r
 
 
@@ -132,8 +153,8 @@ def run(seconds: float = 5.0, repeat: int = 2, log=print) -> dict:
         r.close()
         database.close()
         auth = {"Authorization": f"Bearer {key}"}
-        # one account at full speed: the per-account rate limit is counted (its Redis
-        # round trip is part of every request) but set too high to refuse any
+        # one account at full speed: the per-account rate limit is counted (in leases of
+        # the shared Redis count, admin_api/rate_limit.py) but set too high to refuse any
         real = Gunicorn("admin_api.wsgi:app", {"TRUNX_DATA_DIR": data, "TRUNX_REDIS_URL": rs.url,
                                                "TRUNX_API_RATE_LIMIT": str(10 ** 9)},
                         os.path.join(tmp, "api.log"))
@@ -153,15 +174,17 @@ def run(seconds: float = 5.0, repeat: int = 2, log=print) -> dict:
                 for attempt in range(repeat):
                     for name, server in ((("api", real), ("bare", bare)) if attempt % 2 == 0
                                          else (("bare", bare), ("api", real))):
-                        res = wrk(server.port, "get.lua", seconds, env)
+                        res = wrk(server.port, "get.lua", seconds, env, server)
                         log(f"  api GET  {name:4} {res['requests_per_s']:7.0f} req/s "
-                            f"p99 {res['p99_ms']:.1f} ms 2xx={res['s2']}/{res['requests']}")
+                            f"p99 {res['p99_ms']:.1f} ms 2xx={res['s2']}/{res['requests']} "
+                            f"CPU {res['cpu_ms']:.3f} ms/req")
                         out["get"][name].append(res)
                 for name, server in (("api", real), ("bare", bare)):
-                    res = wrk(server.port, "post.lua", seconds, {**env, "BENCH_RUN": name})
+                    res = wrk(server.port, "post.lua", seconds, {**env, "BENCH_RUN": name},
+                              server)
                     log(f"  api POST {name:4} {res['requests_per_s']:7.0f} req/s "
                         f"p99 {res['p99_ms']:.1f} ms 2xx={res['s2']}/{res['requests']} "
-                        f"locked={res['locked']}")
+                        f"locked={res['locked']} CPU {res['cpu_ms']:.3f} ms/req")
                     out["post"][name].append(res)
                 out["locked_in_log"] = real.locked_in_log()
                 out["profile"] = profile

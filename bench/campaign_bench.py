@@ -2,6 +2,7 @@
 gunicorn settings, from `clients` keep-alive connections (threads of this process).
 
 Reported: how long the whole burst took to be accepted, each request's latency (p50, p99),
+the API's CPU time per call (its gunicorn master and workers, during the burst),
 the answers that were not 201, and what was queued: the originate stream's length and the
 distinct call ids, against the requests sent (none lost, none twice). Placing the calls at
 the paced rate is the engine's dialer's work and is not measured here (bench/report.py says
@@ -78,11 +79,13 @@ def run(calls: int = 2000, clients: int = 50, log=print) -> dict:
             threads = [threading.Thread(target=client) for _ in range(clients)]
             for t in threads:
                 t.start()
+            cpu0 = api.cpu_seconds()
             start.wait()
             t0 = time.perf_counter()
             for t in threads:
                 t.join()
             burst = time.perf_counter() - t0
+            cpu_ms = (api.cpu_seconds() - cpu0) * 1000 / calls
         finally:
             api.close()
         r = redis.Redis.from_url(rs.url, decode_responses=True)
@@ -93,8 +96,9 @@ def run(calls: int = 2000, clients: int = 50, log=print) -> dict:
         database.close()
     out = {"calls": calls, "clients": clients, "burst_s": burst, "statuses": statuses,
            "accepted": statuses.get(201, 0), "distinct_ids": len(set(ids)),
-           "queued": queued, "rows": rows,
+           "queued": queued, "rows": rows, "api_cpu_ms": cpu_ms,
            "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99)}
     log(f"  campaign {out['accepted']}/{calls} accepted in {burst:.2f} s, p99 "
-        f"{out['p99_ms']:.1f} ms, queued {queued}, distinct ids {out['distinct_ids']}")
+        f"{out['p99_ms']:.1f} ms, queued {queued}, distinct ids {out['distinct_ids']}, "
+        f"API CPU {cpu_ms:.2f} ms a call")
     return out

@@ -26,6 +26,33 @@ def _met(ok) -> str:
     return "n/a" if ok is None else ("**met**" if ok else "**missed**")
 
 
+# What the API's hot path does and what each change measured (section 3's note).
+API_HOT_PATH = (
+    "What a request costs, and what took the cost out (CPU measured in one process through "
+    "WSGI, one thread and 16 threads, and under gunicorn as above): GET /ivr/:id had fallen "
+    "from 0.80x to 0.39x when two things joined every request. The rate limit's Redis "
+    "round trip (INCR + EXPIRE per request, ~0.4 ms of CPU under gunicorn's threads) is "
+    "now a lease of several tokens from the same shared count (admin_api/rate_limit.py: "
+    "never past the limit, about 16 round trips a second per busy worker and account). The "
+    "access log's handler lock, taken for every line by 16 threads that then wrote to "
+    "stderr holding it, cut one process from 3,100 to 900 GETs a second; lines are now "
+    "written by one thread per worker in batches (admin_api/access_log.py): ~2,300. "
+    "Flask's per-hook coroutine check and the metrics' label lookups are done once "
+    "(~40 us a GET). POST /ivr: the IVR, version, named-asset, default-transfer and "
+    "outbox statements are built once (3.8 -> 1.9 ms of CPU in one process), and the saves "
+    "a worker holds at once share one turn of the writer lock: one transaction with a "
+    "savepoint each, one publish pipeline in commit order, one outbox UPDATE "
+    "(trunx/group_commit.py). POST /api/voice: the same group commit (one transaction, one "
+    "pipeline of outbox applies), and the queued-calls quota counts index entries, not a "
+    "call row per queued call (the burst's own queue made each request slower). Measured "
+    "in pairs against the commit before this work, alternating, on this machine shared "
+    "with other work (load average ~20): GET CPU per request 1.23-1.33 -> 0.89-0.93 ms "
+    "(0.44-0.45x -> 0.50-0.66x bare), POST /ivr 5.2-5.7 -> 3.2-3.5 ms (0.07x -> "
+    "0.13-0.15x), the campaign's burst 8.1-10.7 -> 5.6-7.3 s. Still over the bare app "
+    "under gunicorn: the same code costs 2-3x its single-thread CPU with 16 threads a "
+    "worker (GIL hand-offs at every SQLite statement and socket call).",
+)
+
 class Report:
     def __init__(self, results: dict):
         self.r = results
@@ -510,16 +537,23 @@ class Report:
                  f"both; wrk with {p['connections']} connections for 5 s a run. The bare app "
                  f"returns the {p['body_bytes']}-byte JSON trunx's `GET /ivr/:id` returned, "
                  "from memory, with no auth, database or Redis. `POST /ivr` creates a new IVR "
-                 "per request (50 concurrent writers into one SQLite file).", "",
+                 "per request (50 concurrent writers into one SQLite file). trunx's requests "
+                 "are authenticated and counted against the account's rate limit (set too "
+                 "high to refuse any). CPU per request is the gunicorn master's and "
+                 "workers' CPU time over the run divided by the requests answered: unlike "
+                 "the rates, it barely moves with what else the machine runs.", "",
                  "| request | trunx req/s | bare req/s | trunx ÷ bare | trunx p50 / p99 | "
-                 "bare p50 / p99 | trunx non-2xx | all runs (trunx / bare) |",
-                 "|---|---|---|---|---|---|---|---|")
+                 "bare p50 / p99 | CPU per request (trunx / bare) | trunx non-2xx | "
+                 "all runs (trunx / bare) |",
+                 "|---|---|---|---|---|---|---|---|---|")
         for label, x in (("GET /ivr/:id", g), ("POST /ivr", w)):
             a, b = x["api"], x["bare"]
+            cpu = (f"{a['cpu_ms']:.2f} / {b['cpu_ms']:.2f} ms" if "cpu_ms" in a and "cpu_ms" in b
+                   else "")
             self.add(f"| {label} | {_n(a['requests_per_s'])} | {_n(b['requests_per_s'])} | "
                      f"{_x(a['requests_per_s'], b['requests_per_s'])} | "
                      f"{a['p50_ms']:.1f} / {a['p99_ms']:.1f} ms | "
-                     f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms | "
+                     f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms | {cpu} | "
                      f"{a['s4'] + a['s5'] + a['other']} (+{a['timeouts']} wrk timeouts) | "
                      f"{', '.join(_n(v) for v in a['all_rates'])} / "
                      f"{', '.join(_n(v) for v in b['all_rates'])} |")
@@ -543,6 +577,7 @@ class Report:
                     ">= 0.5x", w["api"]["requests_per_s"] >= 0.5 * w["bare"]["requests_per_s"])
         self.target("\"database is locked\" with 50 concurrent writers", str(locked), "", "",
                     "0", locked == 0 and w["api"]["s5"] == 0)
+        self.add("", *API_HOT_PATH)
         prof = p.get("profile")
         if prof:
             self.add("", "### Where a request's time goes (cProfile, Flask test client)", "",
@@ -562,11 +597,17 @@ class Report:
                  "and is not measured in this section: the pace and the accounts' turns are "
                  "tested on a real Asterisk in tests/integration/test_outbound_fairness.py, "
                  "the once-only guards (outbox mark, `originated` mark, `initiated` event) in "
-                 "tests/integration/test_durable_emulated.py and test_fault_injection.py.", "",
-                 "| requests | whole burst accepted in | p50 / p99 | answers | rows | queued | "
-                 "distinct ids |", "|---|---|---|---|---|---|---|",
+                 "tests/integration/test_durable_emulated.py and test_fault_injection.py. "
+                 "The calls a worker is given at once are stored in one transaction and "
+                 "queued in one Redis round trip (trunx/group_commit.py); the queued-calls "
+                 "quota is counted from the (account, status) index. The API's CPU is its "
+                 "gunicorn master's and workers' CPU time over the burst, per call.", "",
+                 "| requests | whole burst accepted in | p50 / p99 | API CPU per call | "
+                 "answers | rows | queued | distinct ids |", "|---|---|---|---|---|---|---|---|",
                  f"| {c['calls']:,} | {c['burst_s']:.2f} s | {c['p50_ms']:.1f} / "
-                 f"{c['p99_ms']:.1f} ms | {c['statuses']} | {c['rows']:,} | {c['queued']:,} | "
+                 f"{c['p99_ms']:.1f} ms | "
+                 + (f"{c['api_cpu_ms']:.2f} ms" if "api_cpu_ms" in c else "")
+                 + f" | {c['statuses']} | {c['rows']:,} | {c['queued']:,} | "
                  f"{c['distinct_ids']:,} |", "")
         self.target(f"{c['calls']:,} POST /api/voice in a burst: accepted within 2 s, "
                     "p99 <= 50 ms, all queued once (placement: see above)",

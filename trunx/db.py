@@ -37,20 +37,27 @@ class Prepared:
         self._compiled: tuple[peewee.Database, str] | None = None
 
     def rows(self, database: peewee.Database, *params) -> list[tuple]:
+        return self._execute(database, params).fetchall()
+
+    def run(self, database: peewee.Database, *params) -> int:
+        """For an UPDATE or DELETE: the rows it changed (nothing is fetched)."""
+        return self._execute(database, params).rowcount
+
+    def _execute(self, database: peewee.Database, params: tuple):
         if isinstance(database, peewee.DatabaseProxy):   # the SQL is the bound database's
             database = database.obj
         compiled = self._compiled
         if compiled is None or compiled[0] is not database:
             compiled = self._compiled = (database, self._build().sql()[0])
-        return database.execute_sql(compiled[1], params).fetchall()
+        return database.execute_sql(compiled[1], params)
 
 
 class PreparedInsert:
     """An INSERT of a model's every column with its SQL built once per bound database, for
     the API's per-request writes: each value goes through its field's `db_value`, and a
     column not given gets the field's default as peewee's `create` would (building the
-    INSERT cost ~0.5 ms a row, two rows a POST /api/voice). Models with a primary key the
-    caller or a default supplies (no RETURNING)."""
+    INSERT cost ~0.5 ms a row, two rows a POST /api/voice). A model whose primary key is
+    the database's (an AutoField) gets it back with RETURNING (SQLite 3.35+, PostgreSQL)."""
 
     def __init__(self, model: type[peewee.Model]):
         self._model = model
@@ -60,7 +67,9 @@ class PreparedInsert:
         """The row inserted; returns the model instance (not re-read)."""
         if isinstance(database, peewee.DatabaseProxy):
             database = database.obj
-        fields = self._model._meta.sorted_fields
+        meta = self._model._meta
+        auto = meta.primary_key if isinstance(meta.primary_key, peewee.AutoField) else None
+        fields = [f for f in meta.sorted_fields if f is not auto]
         unknown = set(values) - {f.name for f in fields}
         if unknown:
             raise TypeError(f"{self._model.__name__} has no field {sorted(unknown)[0]!r}")
@@ -69,14 +78,17 @@ class PreparedInsert:
             open_q, close_q = database.quote[0], database.quote[1]
             columns = ", ".join(f"{open_q}{f.column_name}{close_q}" for f in fields)
             marks = ", ".join(database.param for _ in fields)
-            table = f"{open_q}{self._model._meta.table_name}{close_q}"
-            compiled = self._compiled = (database,
-                                         f"INSERT INTO {table} ({columns}) VALUES ({marks})")
+            table = f"{open_q}{meta.table_name}{close_q}"
+            returning = f" RETURNING {open_q}{auto.column_name}{close_q}" if auto else ""
+            compiled = self._compiled = (
+                database, f"INSERT INTO {table} ({columns}) VALUES ({marks}){returning}")
         for f in fields:
             if f.name not in values:
                 default = f.default
                 values[f.name] = default() if callable(default) else default
-        database.execute_sql(compiled[1], [f.db_value(values[f.name]) for f in fields])
+        cursor = database.execute_sql(compiled[1], [f.db_value(values[f.name]) for f in fields])
+        if auto is not None:
+            values[auto.name] = cursor.fetchone()[0]
         return self._model(**values)
 
 

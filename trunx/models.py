@@ -182,7 +182,9 @@ class Call(Base):
 
     class Meta:
         # an IVR's calls in a time range: per-node stats (trunx.ivr.stats), the console's log
-        indexes = ((("account", "ivr_id", "created_at"), False),)
+        indexes = ((("account", "ivr_id", "created_at"), False),
+                   # the quota count of queued and live calls (admin_api/quotas.py)
+                   (("account", "status"), False))
 
 
 class CallNodeVisit(Base):

@@ -21,15 +21,16 @@ import contextlib
 import importlib.util
 import re
 import secrets
+import threading
 
 import peewee
 
 from admin_api import quotas
 from admin_api.voice.amd import amd_settings
-from trunx import db, dnc, outbox, phone, redis_schema, ultravox_tools, url_policy
+from trunx import db, dnc, group_commit, outbox, phone, redis_schema, ultravox_tools, url_policy
 from trunx.calls import ensure_webhook_secret, parse_duration
 from trunx.errors import Forbidden, NotConfigured, Unavailable, invalid
-from trunx.models import Account, Call, Did, new_uuid, utcnow
+from trunx.models import Account, Call, Did, new_id, new_uuid, utcnow
 
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -219,10 +220,14 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
     if dnc.is_suppressed(account_id, to_number, redis):
         raise Forbidden("number-suppressed", f"{to_number} is on this account's do-not-call "
                         "list", {"field": "to", "number": to_number})
-    now = utcnow()
-    with _write_lock(store), store.db.atomic():
+    # the ids are drawn here, not with the lock held: each draw is a system call that lets
+    # go of the GIL, and the lock's holder then waits for another thread to give it back
+    call_id, call_sid, entry_id = new_uuid(), new_call_sid(), new_id("obx")
+
+    def write():     # in a turn of the writer lock, in a transaction (trunx/group_commit)
+        now = utcnow()
         call = _INSERT_CALL.create(
-            store.db, id=new_uuid(), call_sid=new_call_sid(), account=account_id,
+            store.db, id=call_id, call_sid=call_sid, account=account_id,
             direction="outbound", from_number=from_number, to_number=to_number, status="initiated",
             provider="ultravox" if ai is not None else "asterisk", ai=ai, agent_id=agent_id,
             webhook_url=webhook_url, max_duration=seconds, metadata=metadata, amd=amd,
@@ -232,13 +237,42 @@ def place_call(store, account, from_number, to_number, *, ai=None, agent_id=None
         # the queue entry is owed from this commit on: if this worker dies before Redis
         # has it, the engine's outbox sweep queues it (trunx/outbox.py)
         entry = outbox.write(outbox.ORIGINATE, call.id, call.id,
-                             outbox.originate_payload(call.id, account_id))
-    try:
-        enqueue(store, entry)
-    except Exception:
-        call.delete_instance()
-        raise
+                             outbox.originate_payload(call.id, account_id), entry_id=entry_id)
+        return call, entry
+
+    call, _ = _placements(store).save(write)
     return call
+
+
+def _placements(store) -> group_commit.GroupCommit:
+    """The store's group of call placements: the calls placed at once in this worker are
+    stored in one transaction and queued in one Redis round trip (a campaign's burst)."""
+    group = store.__dict__.get("call_placements")
+    if group is None:
+        with _GROUP_MADE:
+            group = store.__dict__.setdefault("call_placements", group_commit.GroupCommit(
+                store, lambda placed: _queued(store, placed), lock=lambda: _write_lock(store)))
+    return group
+
+
+_GROUP_MADE = threading.Lock()
+
+
+def _queued(store, placed: list) -> list:
+    """A turn's calls (call, entry), committed: queued for the engine, each at most once
+    (trunx/outbox.py). A call Redis did not take is deleted with its entry and gets
+    Redis's error (503): nothing of it is left."""
+    try:
+        results = outbox.apply_many(store.redis, [entry for _, entry in placed])
+    except Exception as exc:
+        results = [exc] * len(placed)
+    errors = []
+    for (call, entry), result in zip(placed, results, strict=True):
+        if isinstance(result, Exception):
+            entry.delete_instance()
+            call.delete_instance()
+        errors.append(result if isinstance(result, Exception) else None)
+    return errors
 
 
 def _write_lock(store):
@@ -248,13 +282,6 @@ def _write_lock(store):
     if isinstance(store.db, peewee.SqliteDatabase):
         return store.writer
     return contextlib.nullcontext()
-
-
-def enqueue(store, entry) -> None:
-    """Into the visible queue and onto the engine's stream, at most once (one Lua script:
-    trunx/outbox.py). The account gives the call its lane: the engine dials accounts in
-    turn (agi_server/ami/lanes.py)."""
-    outbox.deliver(store.redis, entry)
 
 
 def queue_position(redis, call_id: str) -> int | None:

@@ -112,3 +112,69 @@ def test_a_call_still_queued_is_not_queued_again_when_redis_lost_its_mark(tenant
     assert outbox.sweep(store, 0, republish=None) == 0
     assert redis.xlen(redis_schema.ORIGINATE_STREAM) == 1
     assert OutboxEntry.get_by_id(entry.id).done_at is not None
+
+
+def test_calls_placed_at_once_share_a_turn_and_each_is_queued_once(tenant, did, redis,
+                                                                   config):
+    """The calls a worker places at once (a campaign's burst) are stored in one transaction
+    and queued in one round trip (trunx/group_commit.py); each is queued once. SQLite: the
+    writer lock, held here as another worker would hold it, lines them up."""
+    import threading
+
+    import peewee
+
+    from devtools.stack import wait_until
+    from trunx import models
+    from trunx.store import WriterLock
+
+    if not isinstance(models.proxy.obj, peewee.SqliteDatabase):
+        pytest.skip("PostgreSQL takes call inserts without the writer lock")
+    store = store_on(redis)
+    group = voice_service._placements(store)
+    placed, failed = [], []
+
+    def place():
+        try:
+            placed.append(voice_service.place_call(store, tenant.id, FROM, TO, config=config).id)
+        except Exception as exc:
+            failed.append(exc)
+
+    threads = [threading.Thread(target=place) for _ in range(10)]
+    with WriterLock(models.proxy.obj):
+        threads[0].start()
+        wait_until(lambda: group._leading and not group._queue, message="a turn led")
+        for t in threads[1:]:
+            t.start()
+        wait_until(lambda: len(group._queue) == 9, message="nine calls queued behind it")
+    for t in threads:
+        t.join(10)
+    assert not failed and len(set(placed)) == 10
+    stream = [fields["call"] for _, fields in redis.xrange(redis_schema.ORIGINATE_STREAM)]
+    assert sorted(stream) == sorted(placed)            # every call queued, none twice
+    assert Call.select().count() == 10
+
+
+def test_a_turn_whose_queueing_fails_leaves_no_call(tenant, did, config):
+    import redis as redis_lib
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from trunx.models import OutboxEntry
+
+    # nothing listens on port 1; no retries (the test is about what is left, not waiting)
+    dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
+                           retry=Retry(NoBackoff(), 0))
+    errors_ = voice_service._queued(store_on(dead), [_stored_call(tenant), _stored_call(tenant)])
+    assert [type(e) for e in errors_] == [redis_lib.ConnectionError] * 2
+    assert Call.select().count() == 0 and OutboxEntry.select().count() == 0
+
+
+def _stored_call(tenant):
+    from trunx import outbox
+    from trunx.models import new_uuid
+
+    call = Call.create(id=new_uuid(), call_sid=voice_service.new_call_sid(), account=tenant.id,
+                       direction="outbound", from_number=FROM, to_number=TO,
+                       status="initiated")
+    return call, outbox.write(outbox.ORIGINATE, call.id, call.id,
+                              outbox.originate_payload(call.id, tenant.id))

@@ -31,8 +31,10 @@ def _bare_transfers(program: Program, config) -> list:
         return []
     from trunx.models import Account
 
-    account = Account.get_or_none(Account.id == program.account)
-    if account is not None and account.default_transfer:
+    if _default_transfer is None:
+        _prepare()
+    rows = _default_transfer.rows(Account._meta.database, program.account)
+    if rows and rows[0][0]:
         return []
     then = ("callers go to the server's transfer_dial" if config.transfer_dial
             else "callers hear the fallback prompt")
@@ -40,6 +42,18 @@ def _bare_transfers(program: Program, config) -> list:
                     f"transfer node {name!r} names no to or agent and the account has no "
                     f"default_transfer (PATCH /api/account); {then}")
             for name in bare]
+
+
+_default_transfer = None    # the account's default_transfer, SQL built once (every POST /ivr)
+
+
+def _prepare() -> None:
+    global _default_transfer
+    from trunx import db
+    from trunx.models import Account
+
+    _default_transfer = db.Prepared(lambda: Account.select(Account.default_transfer)
+                                    .where(Account.id == ""))
 
 
 def _missing_sounds(definition: dict, sounds: set, config) -> list:
