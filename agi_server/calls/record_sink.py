@@ -42,10 +42,11 @@ class RecordWriteError(Internal):
 
 
 class _Batch:
-    __slots__ = ("seq", "rows", "fresh", "done", "tries")
+    __slots__ = ("seq", "rows", "fresh", "done", "tries", "first")
 
     def __init__(self, seq: int, rows: list, fresh, done: asyncio.Future):
         self.seq, self.rows, self.fresh, self.done, self.tries = seq, rows, fresh, done, 0
+        self.first = b""     # its frame as first sent
 
 
 class _Link(asyncio.Protocol):
@@ -86,8 +87,8 @@ class _Link(asyncio.Protocol):
         batch.tries += 1
         # a batch sent again may have been committed by the child that died: its calls'
         # visit rows may exist then, so none of them counts as fresh
-        fresh = batch.fresh if batch.tries == 1 else ()
-        self.transport.write(frame((batch.seq, batch.rows, fresh)))
+        self.transport.write(batch.first if batch.tries == 1 and batch.first
+                             else frame((batch.seq, batch.rows, ())))
 
 
 class RecordSink:
@@ -108,6 +109,11 @@ class RecordSink:
         """The running child's process id (the bench reads its CPU time)."""
         return self._proc.pid if self._proc is not None else None
 
+    @property
+    def unanswered(self) -> int:
+        """Batches handed over and not answered yet (queued, or in the child's hands)."""
+        return len(self._pending)
+
     async def start(self) -> None:
         """The first child, ready: an engine that cannot start its writer does not start."""
         link = await self._spawn()
@@ -119,6 +125,10 @@ class RecordSink:
         self._seq += 1
         batch = _Batch(self._seq, rows, tuple(fresh),
                        asyncio.get_running_loop().create_future())
+        try:       # a value pickle cannot carry fails its batch here, not in the child
+            batch.first = frame((batch.seq, rows, batch.fresh))
+        except Exception as exc:
+            raise RecordWriteError(f"rows not encoded for the writer: {exc}") from exc
         self._pending[batch.seq] = batch
         if self._link is not None:
             self._link.send(batch)
