@@ -164,7 +164,10 @@ class RecordSink:
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", self.module, str(theirs.fileno()),
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+                # stdout is not its to write (a supervisor may read the engine's);
+                # it logs to the engine's stderr
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL)
         except BaseException:
             ours.close()
             raise

@@ -21,6 +21,7 @@ whole process group, and the engine still has rows to hand over while it stops.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import pickle
 import signal
@@ -62,6 +63,10 @@ def serve(sock: socket.socket) -> int:
     config, level = hello
     logs.setup(config.log_json, level)
     database = trunx_db.connect(config)
+    # what lives now lives as long as the process: out of the collector's walks (as the
+    # engine's settle_heap does)
+    gc.collect()
+    gc.freeze()
     sock.sendall(frame((0, None)))
     while (message := _read(stream)) is not None:
         seq, rows, fresh = message

@@ -84,6 +84,8 @@ async def test_kill_9_of_the_writer_under_load_loses_no_row_and_writes_none_twic
         assert [r.error for r in results] == [None] * calls
         await wait_until_async(lambda: engine.records_saved == calls, timeout=20)
         assert engine.sink.restarts >= 1 and engine.sink.pid != first
+        assert engine.metrics.registry.get_sample_value(
+            "trunx_record_writer_restarts_total") == engine.sink.restarts
         assert _reaped(first)
     rows = list(Call.select())
     assert len(rows) == calls and all(r.status == "completed" and r.ended_at for r in rows)
