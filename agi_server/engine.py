@@ -36,7 +36,7 @@ from agi_server.calls.intake import CommandReader
 from agi_server.calls.live_call import INBOUND, LiveCall
 from agi_server.calls.notify import CallNotifier
 from agi_server.calls.outbound import OutboundRoute
-from agi_server.calls.record import PATH_AT, CallRecord, column_values, save_rows
+from agi_server.calls.record import CallRecord, column_values, save_rows
 from agi_server.calls.record_sink import RecordSink
 from agi_server.calls.registry import Registry
 from agi_server.cluster import reclaim
@@ -72,9 +72,6 @@ class Engine:
         self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="trunx-db")
         # call rows: to the record writer process, or on the database thread
         self.sink = RecordSink(config) if config.record_writer == "process" else None
-        # calls whose rows were handed over with a path (so may have visit rows, which a
-        # later row replaces); the others' rows skip the DELETE (trunx.ivr.visits.replace)
-        self._visited: set[str] = set()
         self.ami = AmiConnection(config)
         self.webhooks = WebhookSender(config, self._db)
         # every live call, inbound and outbound: one LiveCall each, one registry
@@ -416,42 +413,27 @@ class Engine:
             batch = [(v, final) for v, final in map(_encoded, self._unsaved.values())
                      if v is not None]
             self._unsaved = {}
-            rows = [row for row, _ in batch]
             try:
-                await self._store_rows(rows, self._fresh(rows))
+                await self._store_rows([row for row, _ in batch])
                 self._written(batch, True)
                 continue
             except Exception:
                 self.metrics.db_errors.labels("call-record").inc()
             for row, final in batch:      # one bad row must not cost the others theirs
                 try:
-                    # (not fresh: a batch the writer died under may have been committed)
                     await self._store_rows([row])
                     self._written([(row, final)], True)
                 except Exception:
                     log.exception("call %s: could not save its record", row[0])
                     self._written([(row, final)], False)
 
-    async def _store_rows(self, rows: list, fresh=()) -> None:
+    async def _store_rows(self, rows: list) -> None:
         """Rows committed (column values lists), by the record writer or on the database
         thread; raises if they were not."""
         if self.sink is not None:
-            await self.sink.save(rows, fresh)
+            await self.sink.save(rows)
         else:
-            await self._db(save_rows, self.store.db, rows, fresh)
-
-    def _fresh(self, rows: list) -> list[str]:
-        """The ids of the calls among `rows` with no visit rows yet: none of their rows was
-        handed over with a path before. Those with one now may have visit rows after."""
-        fresh = []
-        visited = self._visited
-        for row in rows:
-            call_id = row[0]
-            if call_id not in visited:
-                fresh.append(call_id)
-                if row[PATH_AT] not in _NO_PATH:
-                    visited.add(call_id)
-        return fresh
+            await self._db(save_rows, self.store.db, rows)
 
     def _written(self, rows: list[tuple[list, bool]], ok: bool) -> None:
         """Count the final rows and tell whoever waits for them (call.completed)."""
@@ -461,7 +443,6 @@ class Engine:
                 if started is not None and not started.done():
                     started.set_result(ok)
                 continue
-            self._visited.discard(row[0])      # its last row: no more to replace
             self.records_saved += ok
             waiter = self._saved.pop(row[0], None)
             if waiter is not None and not waiter.done():
@@ -543,8 +524,7 @@ class Engine:
                              "trunxIvr": f"{record.ivr_id} v{record.ivr_version}",
                              "trunxPath": ">".join(entered), "trunxDigits": ",".join(digits)}}
         early = {**record.row(), "status": "answered", "ended_at": None, "duration": None}
-        early = column_values(early)
-        await self._store_rows([early], self._fresh([early]))
+        await self._store_rows([column_values(early)])
         moved = await ai_bridge.run_ai_call(ch, call, self.config)
         target = ai_transfer_target.from_sip_user(moved or "")
         if isinstance(target, tuple):
@@ -554,9 +534,6 @@ class Engine:
         # the path says where as users write it (ivr:<ivr_id>#<node>, a number)
         return {**((row.ai_result if row is not None else None) or {}),
                 "movedTo": ai_transfer_target.written(target) if target else moved}
-
-
-_NO_PATH = (None, "", "[]")     # a path column that yields no visit rows
 
 
 def _encoded(item: tuple) -> tuple[list | None, bool]:

@@ -76,7 +76,6 @@ _AS_IS = (peewee.CharField, peewee.IntegerField, peewee.FloatField, peewee.DateT
 _COLUMNS = [(f.name, f.default, None if isinstance(f, _AS_IS) else f.db_value)
             for f in Call._meta.sorted_fields]
 _AT = {name: i for i, (name, _, _) in enumerate(_COLUMNS)}
-PATH_AT = _AT["path"]       # the path's place in column_values (JSON text)
 # what trunx.ivr.visits.replace takes of a row, in its order
 _VISIT_INPUTS = [_AT[n] for n in ("id", "account", "ivr_id", "ivr_version", "created_at",
                                   "path", "outcome")]
@@ -106,7 +105,7 @@ _KEPT_ON_UPDATE = {"id", "ai_result"}
 _ROWS_PER_STATEMENT = 200   # x 28 columns: far below SQLite's 32,766 parameters
 
 
-def save_rows(db, rows: list, fresh=()) -> None:
+def save_rows(db, rows: list) -> None:
     """Blocking: many call rows in one transaction (calls that ended together). Each row
     is a Call row dict, or already its column_values: the engine converts on its loop as
     each call ends, so the database thread holds the GIL only to bind values, not to build
@@ -120,8 +119,7 @@ def save_rows(db, rows: list, fresh=()) -> None:
     stored on it.
 
     In the same transaction, each inbound call's path is reduced to the rows per-node
-    stats sum (trunx.ivr.visits), replacing those of a row written early; `fresh` names
-    calls the caller knows have none yet (their DELETE is skipped)."""
+    stats sum (trunx.ivr.visits), replacing those of a row written early."""
     values = [r if isinstance(r, list) else column_values(r) for r in rows]
     inbound = _AT["direction"]
     with db.atomic():
@@ -131,7 +129,7 @@ def save_rows(db, rows: list, fresh=()) -> None:
             cursor.execute(_insert_sql(db.param, len(chunk)),
                            [value for row in chunk for value in row])
         visits.replace(db, [[row[i] for i in _VISIT_INPUTS] for row in values
-                            if row[inbound] == "inbound"], fresh)
+                            if row[inbound] == "inbound"])
 
 
 @functools.lru_cache(maxsize=256)

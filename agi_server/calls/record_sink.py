@@ -42,11 +42,10 @@ class RecordWriteError(Internal):
 
 
 class _Batch:
-    __slots__ = ("seq", "rows", "fresh", "done", "tries", "first")
+    __slots__ = ("seq", "frame", "done", "tries")
 
-    def __init__(self, seq: int, rows: list, fresh, done: asyncio.Future):
-        self.seq, self.rows, self.fresh, self.done, self.tries = seq, rows, fresh, done, 0
-        self.first = b""     # its frame as first sent
+    def __init__(self, seq: int, frame: bytes, done: asyncio.Future):
+        self.seq, self.frame, self.done, self.tries = seq, frame, done, 0
 
 
 class _Link(asyncio.Protocol):
@@ -85,10 +84,7 @@ class _Link(asyncio.Protocol):
 
     def send(self, batch: _Batch) -> None:
         batch.tries += 1
-        # a batch sent again may have been committed by the child that died: its calls'
-        # visit rows may exist then, so none of them counts as fresh
-        self.transport.write(batch.first if batch.tries == 1 and batch.first
-                             else frame((batch.seq, batch.rows, ())))
+        self.transport.write(batch.frame)
 
 
 class RecordSink:
@@ -119,16 +115,14 @@ class RecordSink:
         link = await self._spawn()
         self._watch = asyncio.create_task(self._supervise(link), name="record-writer")
 
-    async def save(self, rows: list, fresh=()) -> None:
-        """Blocks until the child committed `rows` (column values lists); `fresh`: ids of
-        calls known to have no visit rows yet (their DELETE is skipped)."""
+    async def save(self, rows: list) -> None:
+        """Blocks until the child committed `rows` (column values lists)."""
         self._seq += 1
-        batch = _Batch(self._seq, rows, tuple(fresh),
-                       asyncio.get_running_loop().create_future())
         try:       # a value pickle cannot carry fails its batch here, not in the child
-            batch.first = frame((batch.seq, rows, batch.fresh))
+            data = frame((self._seq, rows))
         except Exception as exc:
             raise RecordWriteError(f"rows not encoded for the writer: {exc}") from exc
+        batch = _Batch(self._seq, data, asyncio.get_running_loop().create_future())
         self._pending[batch.seq] = batch
         if self._link is not None:
             self._link.send(batch)

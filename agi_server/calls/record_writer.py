@@ -6,8 +6,8 @@ FD is this process's end of a socketpair the engine made. Every message either w
 frame (`frame`: a 4-byte big-endian length, then a pickle; both ends are trunx, started
 by the engine, so pickle carries the config and rows as they are). First the engine sends
 `(config, log_level)`; the writer opens the database from that config (SQLite or
-PostgreSQL, trunx.db) and answers `(0, None)`: ready. Then each `(seq, rows, fresh)` is
-one batch of Call rows (column values, agi_server.calls.record), written with `save_rows`
+PostgreSQL, trunx.db) and answers `(0, None)`: ready. Then each `(seq, rows)` is one
+batch of Call rows (column values, agi_server.calls.record), written with `save_rows`
 in one transaction and answered `(seq, None)` once COMMITTED, or `(seq, "error text")`
 after the rollback, so the engine's per-row retry works as with the database thread.
 
@@ -69,9 +69,9 @@ def serve(sock: socket.socket) -> int:
     gc.freeze()
     sock.sendall(frame((0, None)))
     while (message := _read(stream)) is not None:
-        seq, rows, fresh = message
+        seq, rows = message
         try:
-            save_rows(database, rows, fresh=fresh)
+            save_rows(database, rows)
             reply = (seq, None)
         except Exception as exc:     # reported to the engine, which retries row by row
             log.warning("batch of %d call rows not written: %s", len(rows), exc)

@@ -141,24 +141,17 @@ def uncounted(text: str) -> tuple:
     return tuple(json.loads(text))
 
 
-def replace(database, calls, fresh=()) -> None:
+def replace(database, calls) -> None:
     """Blocking, inside the caller's transaction: the visit rows of these calls, each
     (id, account, ivr_id, ivr_version, created_at, path, outcome) as the Call row stores
-    them, in place of any they had (a row written early is written again at the end).
-    `fresh`: ids of calls the caller knows have no visit rows yet (never written with a
-    path): their DELETE, an index probe each, is skipped."""
+    them, in place of any they had (a row written early is written again at the end)."""
     calls = [c for c in calls if c[1] is not None and c[2] is not None]
     if not calls:
         return
     param = database.param
     cursor = database.cursor()
-    if fresh:
-        fresh = set(fresh)
-        stale = [c[0] for c in calls if c[0] not in fresh]
-    else:
-        stale = [c[0] for c in calls]
-    for start in range(0, len(stale), 500):
-        ids = stale[start:start + 500]
+    for start in range(0, len(calls), 500):
+        ids = [c[0] for c in calls[start:start + 500]]
         cursor.execute(f'DELETE FROM "{CallNodeVisit._meta.table_name}" WHERE "call_id" IN '
                        f'({", ".join([param] * len(ids))})', ids)
     values = []
