@@ -148,9 +148,10 @@ class _PartsCollector:
         for key in ("logins", "disconnects", "ping_failures", "aborts"):
             ami.add_metric([key], e.ami.stats[key])
         yield ami
-        if e.sink is not None:      # the record writer process (record_writer = process)
+        sink = getattr(e, "sink", None)
+        if sink is not None:      # the record writer process (record_writer = process)
             restarts = CounterMetricFamily(
                 "trunx_record_writer_restarts",
                 "Record writer processes started again after one died")
-            restarts.add_metric([], e.sink.restarts)
+            restarts.add_metric([], sink.restarts)
             yield restarts
