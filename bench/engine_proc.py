@@ -179,7 +179,8 @@ def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
                 "records_saved": engine.records_saved, "sessions": engine.server.calls,
                 "rss": rss_bytes(pid), "cpu": cpu_seconds(pid),
                 # the record writer's own CPU (a child process: not in "cpu" above)
-                "writer_cpu": _writer_cpu(engine)}
+                "writer_cpu": _writer_cpu(engine),
+                "writer_batches": engine.sink.batches if engine.sink is not None else None}
     if op == "peak":
         out = {"peak": sampler.peak, "rss_at_peak": sampler.rss_at_peak,
                "max_rss": sampler.max_rss}
