@@ -7,10 +7,10 @@ thread uses); `__main__` builds them. Without a store, one is opened for `config
 Database work (suppressions, reads, the rare write) runs on one dedicated thread, so the
 event loop never blocks on the database. Call records go to the record writer, a child
 process the engine owns (agi_server/calls/record_sink.py; `record_writer = thread` keeps
-them on that thread): the SQL, its JSON and its commits cost this process nothing but the
-hand-over. Either way they are group-committed: calls that end within
-`record_batch_delay` of each other, or while a batch is being written, share one
-transaction, touched once per batch, not once per call.
+them on that thread): the SQL, its JSON and its commits run outside this process, which
+keeps encoding the rows and handing them over. Either way they are group-committed:
+calls that end within `record_batch_delay` of each other, or while a batch is being
+written, share one transaction, touched once per batch, not once per call.
 """
 from __future__ import annotations
 
