@@ -152,6 +152,6 @@ class _PartsCollector:
         if sink is not None:      # the record writer process (record_writer = process)
             restarts = CounterMetricFamily(
                 "trunx_record_writer_restarts",
-                "Record writer processes started again after one died")
+                "Attempts to start a record writer process again after one died")
             restarts.add_metric([], sink.restarts)
             yield restarts

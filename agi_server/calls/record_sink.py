@@ -97,7 +97,7 @@ class RecordSink:
         self._proc: asyncio.subprocess.Process | None = None
         self._watch: asyncio.Task | None = None
         self._closing = False
-        self.restarts = 0          # children started after the first
+        self.restarts = 0          # attempts to start a child after the first one
         self.batches = 0           # batches committed
 
     @property
