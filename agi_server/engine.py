@@ -4,11 +4,13 @@ Dependencies are passed in (`Engine(config, redis, store=store)`: the asyncio Re
 and the Store, trunx/store.py, with the database and the sync Redis client the database
 thread uses); `__main__` builds them. Without a store, one is opened for `config` around
 `sync_redis`.
-SQLite writes (call records, suppressions) run on one dedicated thread, so the event loop
-never blocks on the database and SQLite sees a single writer from this process. Call
-records are group-committed: calls that end within `record_batch_delay` of each other, or
-while a batch is being written, share one transaction, so the thread (and the GIL it
-needs) is touched once per batch, not once per call.
+Database work (suppressions, reads, the rare write) runs on one dedicated thread, so the
+event loop never blocks on the database. Call records go to the record writer, a child
+process the engine owns (agi_server/calls/record_sink.py; `record_writer = thread` keeps
+them on that thread): the SQL, its JSON and its commits run outside this process, which
+keeps encoding the rows and handing them over. Either way they are group-committed:
+calls that end within `record_batch_delay` of each other, or while a batch is being
+written, share one transaction, touched once per batch, not once per call.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from agi_server.calls.live_call import INBOUND, LiveCall
 from agi_server.calls.notify import CallNotifier
 from agi_server.calls.outbound import OutboundRoute
 from agi_server.calls.record import CallRecord, column_values, save_rows
+from agi_server.calls.record_sink import RecordSink
 from agi_server.calls.registry import Registry
 from agi_server.cluster import reclaim
 from agi_server.cluster.membership import Membership, engine_id
@@ -67,6 +70,8 @@ class Engine:
         self.sync_redis = self.store.redis    # blocking client for the database thread
         self.cache = TreeCache(redis, on_connect=self._heal_redis)
         self.db_thread = ThreadPoolExecutor(1, thread_name_prefix="trunx-db")
+        # call rows: to the record writer process, or on the database thread
+        self.sink = RecordSink(config) if config.record_writer == "process" else None
         self.ami = AmiConnection(config)
         self.webhooks = WebhookSender(config, self._db)
         # every live call, inbound and outbound: one LiveCall each, one registry
@@ -132,8 +137,14 @@ class Engine:
         return self.registry.records()
 
     async def start(self, *, resync: bool = True) -> None:
-        if resync:
-            await self._db(self._resync)
+        # the writer's child opens the database while this process resyncs Redis
+        writer = asyncio.create_task(self.sink.start()) if self.sink is not None else None
+        try:
+            if resync:
+                await self._db(self._resync)
+        finally:
+            if writer is not None:
+                await writer
         await self.cache.start()
         await self.server.start()
         log.info("FastAGI listening on %s:%s", self.config.agi_host, self.server.port)
@@ -200,6 +211,8 @@ class Engine:
         await self.registry.stop()       # after the sessions: their recordings finish
         while self._writer is not None and not self._writer.done():
             await self._writer      # records of calls that ended during the stop
+        if self.sink is not None:
+            await self.sink.stop()      # every batch committed, and the child exited
         await self.cache.stop()
         await self.ami.stop()
         await self.tracker.stop()
@@ -401,18 +414,26 @@ class Engine:
                      if v is not None]
             self._unsaved = {}
             try:
-                await self._db(save_rows, self.store.db, [row for row, _ in batch])
+                await self._store_rows([row for row, _ in batch])
                 self._written(batch, True)
                 continue
             except Exception:
                 self.metrics.db_errors.labels("call-record").inc()
             for row, final in batch:      # one bad row must not cost the others theirs
                 try:
-                    await self._db(save_rows, self.store.db, [row])
+                    await self._store_rows([row])
                     self._written([(row, final)], True)
                 except Exception:
                     log.exception("call %s: could not save its record", row[0])
                     self._written([(row, final)], False)
+
+    async def _store_rows(self, rows: list) -> None:
+        """Rows committed (column values lists), by the record writer or on the database
+        thread; raises if they were not."""
+        if self.sink is not None:
+            await self.sink.save(rows)
+        else:
+            await self._db(save_rows, self.store.db, rows)
 
     def _written(self, rows: list[tuple[list, bool]], ok: bool) -> None:
         """Count the final rows and tell whoever waits for them (call.completed)."""
@@ -503,7 +524,7 @@ class Engine:
                              "trunxIvr": f"{record.ivr_id} v{record.ivr_version}",
                              "trunxPath": ">".join(entered), "trunxDigits": ",".join(digits)}}
         early = {**record.row(), "status": "answered", "ended_at": None, "duration": None}
-        await self._db(save_rows, self.store.db, [early])
+        await self._store_rows([column_values(early)])
         moved = await ai_bridge.run_ai_call(ch, call, self.config)
         target = ai_transfer_target.from_sip_user(moved or "")
         if isinstance(target, tuple):

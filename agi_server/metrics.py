@@ -148,3 +148,10 @@ class _PartsCollector:
         for key in ("logins", "disconnects", "ping_failures", "aborts"):
             ami.add_metric([key], e.ami.stats[key])
         yield ami
+        sink = getattr(e, "sink", None)
+        if sink is not None:      # the record writer process (record_writer = process)
+            restarts = CounterMetricFamily(
+                "trunx_record_writer_restarts",
+                "Attempts to start a record writer process again after one died")
+            restarts.add_metric([], sink.restarts)
+            yield restarts

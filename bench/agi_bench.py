@@ -71,29 +71,33 @@ class Side:
 
     def rate(self, concurrency: int, duration: float, warmup: float,
              prompt_delay: float = 0.0) -> dict:
-        cpu0 = self.child.ask("stats")["cpu"]
+        st0 = self.child.ask("stats")
         t0 = time.perf_counter()
         result = run_json("bench.loadgen", {
             "mode": "rate", "host": HOST, "port": self.port, "concurrency": concurrency,
             "duration": duration, "warmup": warmup, "scenario": _scenario(),
             "expect": EXPECT, "prompt_delay": prompt_delay})
         wall = time.perf_counter() - t0
-        cpu = self.child.ask("stats")["cpu"] - cpu0
+        st1 = self.child.ask("stats")
+        cpu = st1["cpu"] - st0["cpu"]
         # CPU per session over the whole run (warm-up and drain included) divided by the
         # sessions over the whole run, estimated from the measured rate
         total = max(1.0, result["sessions_per_s"] * (wall - 0.3))
         result["server_cpu_ms_per_session"] = cpu / total * 1000
+        if "writer_cpu" in st0:     # the engine's record writer, a process of its own
+            writer = st1["writer_cpu"] - st0["writer_cpu"]
+            result["writer_cpu_ms_per_session"] = max(0.0, writer) / total * 1000
         result["server_cpu_share"] = cpu / wall
         return result
 
 
 def _start_engine(tmp: str, redis_url: str, tag: str, loop: str = SHIPPED_LOOP,
-                  without: tuple = (), sets: tuple = ()) -> Side:
+                  without: tuple = (), settings: tuple = ()) -> Side:
     data = os.path.join(tmp, f"data-{tag}")
     child = Child("bench.engine_proc", "--data-dir", data, "--redis-url", redis_url,
                   "--seed", "tree", "--loop", loop,
                   *[a for part in without for a in ("--without", part)],
-                  *[a for item in sets for a in ("--set", item)],
+                  *[a for item in settings for a in ("--set", item)],
                   stderr_path=os.path.join(tmp, f"engine-{tag}.log"))
     return Side("engine", child)
 
@@ -123,20 +127,25 @@ def hold(side: Side, sessions: int, delay: float, ramp: float) -> dict:
 
 
 # "Where the time goes": the engine at c=100 with one part of its per-call work switched
-# off at a time (bench.engine_proc --without), beside the whole engine, interleaved.
-ABLATIONS = (((), "everything on (as shipped)"),
-             (("records",), "without writing call records (SQLite, on the database thread)"),
-             (("index",), "without the live-call index (Redis)"),
-             (("metrics", "notify"), "without metrics and the webhook checks"),
-             (("session",), "without the live-call action session"),
-             (("ivr",), "the AGI commands only: no tree, record, registry or checks"))
+# off at a time (bench.engine_proc --without), beside the whole engine, interleaved; and
+# once with its records written on its own database thread (record_writer = thread), as
+# before the record writer process.
+ABLATIONS = (((), "everything on (as shipped)", ()),
+             (("records",), "without writing call records", ()),
+             ((), "records on the engine's database thread (`record_writer = thread`)",
+              ("record_writer=thread",)),
+             (("index",), "without the live-call index (Redis)", ()),
+             (("metrics", "notify"), "without metrics and the webhook checks", ()),
+             (("session",), "without the live-call action session", ()),
+             (("ivr",), "the AGI commands only: no tree, record, registry or checks", ()))
 
 
 def parts_cost(tmp: str, redis_url: str, duration: float, warmup: float, log=print,
-               repeat: int = 2) -> list[dict]:
-    sides = [(_start_engine(tmp, redis_url, f"parts{i}", without=w), w, label)
-             for i, (w, label) in enumerate(ABLATIONS)]
-    out = [{"without": list(w), "label": label, "cpu": []} for _, w, label in sides]
+               repeat: int = 2, ablations=ABLATIONS) -> list[dict]:
+    sides = [(_start_engine(tmp, redis_url, f"parts{i}", without=w, settings=st), w, label)
+             for i, (w, label, st) in enumerate(ablations)]
+    out = [{"without": list(w), "label": label, "cpu": [], "writer_cpu": []}
+           for _, w, label in sides]
     try:
         for side, _, _ in sides:
             check_sequence(side.port)
@@ -146,13 +155,17 @@ def parts_cost(tmp: str, redis_url: str, duration: float, warmup: float, log=pri
             for i, (side, w, _label) in order if attempt % 2 == 0 else order[::-1]:
                 r = side.rate(100, duration, warmup)
                 out[i]["cpu"].append(r["server_cpu_ms_per_session"])
-                log(f"  agi c=100  engine {'-' + '-'.join(w) if w else 'all on':16} "
-                    f"cpu={r['server_cpu_ms_per_session']:.2f} ms/session")
+                out[i]["writer_cpu"].append(r.get("writer_cpu_ms_per_session", 0.0))
+                log(f"  agi c=100  engine {'-' + '-'.join(w) if w else _label:16.16} "
+                    f"cpu={r['server_cpu_ms_per_session']:.2f} ms/session, record writer "
+                    f"{r.get('writer_cpu_ms_per_session', 0.0):.2f}")
     finally:
         for side, _, _ in sides:
             side.child.close()
     for row in out:
         row["cpu_ms"] = min(row["cpu"])
+        # the writer's CPU in the run whose engine CPU is kept
+        row["writer_cpu_ms"] = row["writer_cpu"][row["cpu"].index(row["cpu_ms"])]
     return out
 
 
@@ -188,9 +201,11 @@ def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
                                 "by_command": {k: n - cmds0.get(k, 0) for k, n in cmds1.items()
                                                if n != cmds0.get(k, 0)},
                                 "seconds": duration + warmup, "concurrency": c}
+                        writer = (f" (+{r['writer_cpu_ms_per_session']:.2f} writer)"
+                                  if "writer_cpu_ms_per_session" in r else "")
                         log(f"  agi c={c:<4} {side.name:8} {r['sessions_per_s']:7.0f}/s "
                             f"ok={r['ok']}/{r['sessions']} "
-                            f"cpu={r['server_cpu_ms_per_session']:.2f} ms/session "
+                            f"cpu={r['server_cpu_ms_per_session']:.2f} ms/session{writer} "
                             f"loadgen={r['loadgen_cpu_share']:.0%}")
                         runs[side.name].append(r)
                 best = {}
@@ -259,7 +274,7 @@ def run(*, duration: float = 4.0, warmup: float = 1.0, repeat: int = 2,
         out["hold"] = {}
         out["hold_max_sessions"], out["hold_delay"] = HOLD_MAX_SESSIONS, hold_delay
         for start in (lambda: _start_engine(tmp, rs.url, "hold",
-                                            sets=(f"agi_max_sessions={HOLD_MAX_SESSIONS}",)),
+                                            settings=(f"agi_max_sessions={HOLD_MAX_SESSIONS}",)),
                       lambda: _start_baseline(tmp, "hold")):
             side = start()
             try:

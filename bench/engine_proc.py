@@ -275,6 +275,16 @@ def _switch_off(engine: Engine, parts: set[str]) -> None:
         engine.server.routes["ivr"] = commands_only
 
 
+def _writer_cpu(engine: Engine) -> float:
+    pid = engine.sink.pid if engine.sink is not None else None
+    if pid is None:
+        return 0.0
+    try:
+        return cpu_seconds(pid)
+    except FileNotFoundError:       # it died between two readings (it is restarted)
+        return 0.0
+
+
 def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
     op = request["op"]
     pid = os.getpid()
@@ -282,7 +292,10 @@ def _handle(request: dict, engine: Engine, sampler: Sampler) -> dict:
         return {"redis_reads": engine.cache.redis_reads, "server": dict(engine.server.stats),
                 "live_batches": engine.registry.index.batches + engine.registry.index.failed,
                 "records_saved": engine.records_saved, "sessions": engine.server.calls,
-                "rss": rss_bytes(pid), "cpu": cpu_seconds(pid)}
+                "rss": rss_bytes(pid), "cpu": cpu_seconds(pid),
+                # the record writer's own CPU (a child process: not in "cpu" above)
+                "writer_cpu": _writer_cpu(engine),
+                "writer_batches": engine.sink.batches if engine.sink is not None else None}
     if op == "peak":
         out = {"peak": sampler.peak, "rss_at_peak": sampler.rss_at_peak,
                "max_rss": sampler.max_rss}

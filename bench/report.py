@@ -106,12 +106,17 @@ class Report:
                  "above. Each engine is warmed by a short run first. On a machine shared "
                  "with other work the runs of one engine have differed by up to 0.5 ms, so "
                  "read the order of the costs more than their size.", "",
-                 "| engine | CPU ms/call (runs) | the part costs |",
-                 "|---|---|---|")
+                 "The record writer (a child process of the engine, `record_writer = "
+                 "process`) is not in the engine's CPU: its own is the next column, from the "
+                 "same run.", "",
+                 "| engine | CPU ms/call (runs) | the part costs | record writer CPU ms/call |",
+                 "|---|---|---|---|")
         for row in parts:
             runs = ", ".join(f"{x:.2f}" for x in row["cpu"])
             cost = "" if row is parts[0] else f"{whole - row['cpu_ms']:.2f} ms"
-            self.add(f"| {row['label']} | {row['cpu_ms']:.2f} ({runs}) | {cost} |")
+            writer = row.get("writer_cpu_ms")
+            self.add(f"| {row['label']} | {row['cpu_ms']:.2f} ({runs}) | {cost} | "
+                     f"{'' if not writer else f'{writer:.2f}'} |")
         self.add("", "What changed on the hot path, and what it was worth (measured when made, "
                  "A/B against the previous commit on this machine):", "",
                  "- The collector: after start the engine freezes its heap (`gc.freeze`) and "
@@ -146,20 +151,40 @@ class Report:
                  "- The first four against the code before them, 4 interleaved runs each at "
                  "c=100 on a saturated machine: best 0.83 vs 0.92 ms CPU per call, median 1.00 vs "
                  "1.57; panoramisk best 0.30.",
+                 "- The record writer: call records (start, checkpoint and final rows, and "
+                 "their visit rows) are written by a child process the engine owns "
+                 "(agi_server/calls/record_sink.py, record_writer.py) instead of the "
+                 "engine's database thread; the engine hands each batch over a socketpair "
+                 "and its waiters resolve on the child's commit. Its worth is the row "
+                 "\"records on the engine's database thread\" above against the first, "
+                 "and the writer's own CPU beside it. When made: two whole `--only agi` "
+                 "runs back to back, one with `record_writer = process` and one with "
+                 "`thread` (machine shared, about half its CPU taken by other work): engine "
+                 "CPU per call (best of 2) 1.32 vs 2.14 ms at c=1, 1.09 vs 1.68 at c=10, "
+                 "1.05 vs 1.49 at c=100; with the writer's own added (0.58, 0.40, 0.28) "
+                 "still below the thread. Short interleaved A/B runs of the two at c=100 "
+                 "on the saturated machine went both ways (process 2.0-2.9 vs thread "
+                 "2.8-4.5 ms in some, 1.6-2.9 vs 1.0-2.1 in others): a third busy process "
+                 "on 2 cores also slows the load generator, and the engine's CPU per call "
+                 "rises as its rate falls. The p99 per command inside the engine at c=1 was "
+                 "higher with the process in both whole runs (2.45 and 1.12 ms, against "
+                 "0.54 and 0.41 with the thread before it) and in some short ones (0.38-5.5 "
+                 "vs 0.37-0.44 ms): the writer's wakeups take the core from the loop, where "
+                 "the thread waited for the GIL. Not done: skipping the visit rows' "
+                 "DELETE for a call none of whose rows had a path yet "
+                 "(trunx/ivr/visits.py `replace`): the DELETE of no rows costs about 1 us of "
+                 "CPU per call id (500 batches of 20, SQLite), against about 250 us for "
+                 "writing a call's start and final rows.",
                  "",
                  "What remains is Python work spread thin over the call: no function owns "
                  "more than a few percent (py-spy below). The parts that are not the tree "
                  "walk itself (records, the live-call index, the action session, metrics and "
-                 "webhook checks) are what the other rows price. The call record's SQLite "
-                 "write runs on the database thread but still costs this process CPU (the "
-                 "insert, and its GIL hand-offs with the loop): moving the record and "
-                 "index writes to a separate writer process (as stream entries, which "
-                 "several engines could share) would take that cost off the engine, and is "
-                 "where the rest of the gap to panoramisk is. The index writes already cost "
-                 "a call nothing when it ends before its announcement is due "
-                 "(`live_batch_delay`); an engine that writes the inbound row at the call's "
-                 "start (an outbox) adds a second write per call unless that row goes the "
-                 "same batched, off-process way.")
+                 "webhook checks) are what the other rows price. The call record's SQL now "
+                 "runs in the record writer's process; what the engine keeps of it is "
+                 "encoding each row's values, pickling the batch and the socket round trip "
+                 "(the \"without writing call records\" row prices that). The index writes "
+                 "cost a call nothing when it ends before its announcement is due "
+                 "(`live_batch_delay`).")
 
     def _overhead(self, o: dict) -> None:
         eo, bo, inside = o["engine"]["overhead"], o["baseline"]["overhead"], \
@@ -329,14 +354,15 @@ class Report:
                  "(all runs are listed); CPU ms/call is the server's own CPU time per call, "
                  "which depends far less on other load on the machine.", "",
                  "| concurrency | trunx calls/s | baseline calls/s | trunx ÷ baseline | "
-                 "trunx CPU ms/call | baseline CPU ms/call | every call on the expected "
-                 "path | all runs (trunx / baseline) |",
-                 "|---|---|---|---|---|---|---|---|")
+                 "trunx CPU ms/call | trunx's record writer CPU ms/call | baseline CPU "
+                 "ms/call | every call on the expected path | all runs (trunx / baseline) |",
+                 "|---|---|---|---|---|---|---|---|---|")
         for c in levels:
             e, b = a["rate"][c]["engine"], a["rate"][c]["baseline"]
             self.add(f"| {c} | {_n(e['sessions_per_s'])} | {_n(b['sessions_per_s'])} | "
                      f"{_x(e['sessions_per_s'], b['sessions_per_s'])} | "
                      f"{e['server_cpu_ms_per_session']:.2f} | "
+                     f"{_n(e.get('writer_cpu_ms_per_session'), '{:.2f}')} | "
                      f"{b['server_cpu_ms_per_session']:.2f} | "
                      f"{'yes' if e['all_ok'] and b['all_ok'] else 'NO'} | "
                      f"{', '.join(_n(x) for x in e['all_rates'])} / "
@@ -359,6 +385,11 @@ class Report:
         self.target("engine CPU per call at c=100 vs panoramisk (every feature on)",
                     f"{ecpu:.2f} ms", f"{bcpu:.2f} ms", _x(ecpu, bcpu), "<= 1.0x",
                     ecpu <= bcpu)
+        wcpu = e100.get("writer_cpu_ms_per_session")
+        if wcpu is not None:     # the records' SQL left the engine's process: counted here
+            self.target("engine + its record writer process, CPU per call at c=100 vs "
+                        "panoramisk", f"{ecpu:.2f} + {wcpu:.2f} ms", f"{bcpu:.2f} ms",
+                        _x(ecpu + wcpu, bcpu), "(reported)", None)
         self.target("calls/s at c=100, absolute", _n(e100["sessions_per_s"]), "", "",
                     ">= 3,000/s", e100["sessions_per_s"] >= 3000)
         wrong = {c: a["rate"][c][s]["wrong_examples"] for c in levels for s in

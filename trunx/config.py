@@ -89,6 +89,10 @@ class Config:
     # for all of them), so a killed engine leaves each call's row with its path so far;
     # 0: a row at the start and at the end only
     record_checkpoint_interval: float = 5.0
+    # where call records are written: `process`, a child process the engine starts and
+    # owns (agi_server/calls/record_writer.py; the SQL costs the engine's process nothing),
+    # or `thread`, the engine's own database thread (docs/benchmarks.md has both)
+    record_writer: str = "process"
     # seconds an API write's outbox entry may wait for its Redis step before the engine
     # completes it (its API worker died in between: trunx/outbox.py)
     outbox_grace: float = 5.0
@@ -253,6 +257,7 @@ def _coerce(raw: str, kind):
 
 _PORTS = ("agi_port", "ami_port", "api_port", "sftp_port", "audiosocket_port")
 _CHOICES = {"environment": ENVIRONMENTS, "agi_event_loop": ("uvloop", "asyncio"),
+            "record_writer": ("process", "thread"),
             "staging": ("local", "sftp"),
             "ultravox_sip_mode": ("allowlist", "register", "outgoing")}
 

@@ -66,6 +66,7 @@ CONTRACT = {
     # never an API answer today, but every error has a status should one ever be
     "account-not-found": 404, "invalid-number": 422, "ami-error": 502,
     "ami-unavailable": 503, "ami-disconnected": 503, "tree-unavailable": 503,
+    "record-write-failed": 500,
 }
 # of no kind on purpose: ends a call (ai_result.endReason), never an API answer
 NO_KIND = {"BridgeError", "BridgedError"}
