@@ -385,7 +385,9 @@ class Engine:
             self._queue_live(record)
             return
         try:
-            self._unsaved[record.id] = (column_values(record.row()), True)
+            row = record.row()
+            self._unsaved[record.id] = (row if self.sink is not None else column_values(row),
+                                        True)
         except Exception:       # never in place of what ended the call (we're in a finally)
             log.exception("call %s: its record could not be encoded", record.id)
             return
@@ -410,7 +412,11 @@ class Engine:
                 self._flush.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._flush.wait(), self.config.record_batch_delay)
-            batch = [(v, final) for v, final in map(_encoded, self._unsaved.values())
+            # the record writer process encodes the rows (JSON, defaults) itself: the
+            # engine sends them as dicts; on the database thread they go encoded
+            encode = self.sink is None
+            batch = [(v, final) for v, final in (_encoded(item, encode)
+                                                 for item in self._unsaved.values())
                      if v is not None]
             self._unsaved = {}
             try:
@@ -424,27 +430,28 @@ class Engine:
                     await self._store_rows([row])
                     self._written([(row, final)], True)
                 except Exception:
-                    log.exception("call %s: could not save its record", row[0])
+                    log.exception("call %s: could not save its record", _row_id(row))
                     self._written([(row, final)], False)
 
     async def _store_rows(self, rows: list) -> None:
-        """Rows committed (column values lists), by the record writer or on the database
-        thread; raises if they were not."""
+        """Rows committed (Call row dicts or their column values, as save_rows takes
+        them), by the record writer or on the database thread; raises if they were not."""
         if self.sink is not None:
             await self.sink.save(rows)
         else:
             await self._db(save_rows, self.store.db, rows)
 
-    def _written(self, rows: list[tuple[list, bool]], ok: bool) -> None:
+    def _written(self, rows: list[tuple[list | dict, bool]], ok: bool) -> None:
         """Count the final rows and tell whoever waits for them (call.completed)."""
         for row, final in rows:
+            call_id = _row_id(row)
             if not final:
-                started = self._start_rows.get(row[0])
+                started = self._start_rows.get(call_id)
                 if started is not None and not started.done():
                     started.set_result(ok)
                 continue
             self.records_saved += ok
-            waiter = self._saved.pop(row[0], None)
+            waiter = self._saved.pop(call_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(ok)
 
@@ -536,16 +543,22 @@ class Engine:
                 "movedTo": ai_transfer_target.written(target) if target else moved}
 
 
-def _encoded(item: tuple) -> tuple[list | None, bool]:
-    """A queued row's column values; a call in progress's taken now."""
+def _encoded(item: tuple, encode: bool = True) -> tuple[list | dict | None, bool]:
+    """A queued row (its column values, or with `encode` False the row dict); a call in
+    progress's taken now."""
     value, final = item
     if final:
         return value, final
     try:
-        return column_values(value.live_row()), final
+        row = value.live_row()
+        return (column_values(row) if encode else row), final
     except Exception:
         log.exception("call %s: its row could not be encoded", value.id)
         return None, final
+
+
+def _row_id(row: list | dict) -> str:
+    return row["id"] if type(row) is dict else row[0]
 
 
 # gen0 collections every 20,000 net allocations instead of 700: a call allocates a few

@@ -107,9 +107,11 @@ _ROWS_PER_STATEMENT = 200   # x 28 columns: far below SQLite's 32,766 parameters
 
 def save_rows(db, rows: list) -> None:
     """Blocking: many call rows in one transaction (calls that ended together). Each row
-    is a Call row dict, or already its column_values: the engine converts on its loop as
-    each call ends, so the database thread holds the GIL only to bind values, not to build
-    them (building them there delayed the next call's commands: p99, docs/benchmarks.md).
+    is a Call row dict, or already its column_values. With the record writer process the
+    engine sends dicts and the writer converts them here, off the engine; on the engine's
+    database thread (`record_writer = thread`) the engine converts on its loop as each
+    call ends, so that thread holds the GIL only to bind values, not to build them
+    (building them there delayed the next call's commands: p99, docs/benchmarks.md).
 
     One multi-row INSERT per 200 rows, not executemany: sqlite3 releases the GIL around
     each statement step, so executemany handed the GIL to and from the event loop's

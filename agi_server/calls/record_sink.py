@@ -1,7 +1,7 @@
 """The engine's end of the record writer (record_writer.py, a child process it owns).
 
-`await sink.save(rows)` hands a batch of Call rows (column values) to the child over a
-private socketpair and returns once the child says the batch is COMMITTED, or raises
+`await sink.save(rows)` hands a batch of Call rows (dicts: the child encodes them) to the
+child over a private socketpair and returns once the child says the batch is COMMITTED, or raises
 RecordWriteError with the child's reason (the transaction was rolled back): the same
 contract as `save_rows` on the database thread, so the engine's start row before ANSWER,
 its per-row retry and the webhook waiting for the final row work as they did.
@@ -116,7 +116,7 @@ class RecordSink:
         self._watch = asyncio.create_task(self._supervise(link), name="record-writer")
 
     async def save(self, rows: list) -> None:
-        """Blocks until the child committed `rows` (column values lists)."""
+        """Blocks until the child committed `rows` (row dicts or column values)."""
         self._seq += 1
         try:       # a value pickle cannot carry fails its batch here, not in the child
             data = frame((self._seq, rows))

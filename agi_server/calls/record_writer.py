@@ -7,7 +7,7 @@ frame (`frame`: a 4-byte big-endian length, then a pickle; both ends are trunx, 
 by the engine, so pickle carries the config and rows as they are). First the engine sends
 `(config, log_level)`; the writer opens the database from that config (SQLite or
 PostgreSQL, trunx.db) and answers `(0, None)`: ready. Then each `(seq, rows)` is one
-batch of Call rows (column values, agi_server.calls.record), written with `save_rows`
+batch of Call rows (dicts, encoded here: agi_server.calls.record), written with `save_rows`
 in one transaction and answered `(seq, None)` once COMMITTED, or `(seq, "error text")`
 after the rollback, so the engine's per-row retry works as with the database thread.
 

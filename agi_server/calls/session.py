@@ -33,7 +33,7 @@ import contextlib
 import logging
 import time
 
-from agi_server.agi.errors import AGIHangup
+from agi_server.agi.errors import AGIHangup, HangupInWait
 
 log = logging.getLogger(__name__)
 
@@ -254,13 +254,24 @@ class LiveChannel:
         ch = self._ch
         if stopped and s.question_stops > 1:        # the first stop cut the prompt
             key = await self.play(filename, escape_digits, offset=ch.last_endpos)
-            return key or await self.wait_for_digit(timeout)
+            return key or await self._rest_of_wait(timeout, False)
         if ch.wait_left <= 0:
             return ""                               # the wait ran out
-        left = time.monotonic() + ch.wait_left
-        if stopped:
-            await s.serve()
-        return await self.wait_for_digit(max(0.0, left - time.monotonic()))
+        return await self._rest_of_wait(ch.wait_left, stopped)
+
+    async def _rest_of_wait(self, seconds: float, serve: bool) -> str:
+        """The question's wait after its prompt was heard whole (served first if an action
+        stopped it). A hangup here, the caller's or an action's, is HangupInWait: the
+        path keeps the prompt the caller heard, as a question that ran out would."""
+        deadline = time.monotonic() + seconds
+        try:
+            if serve:
+                await self._session.serve()
+            return await self.wait_for_digit(max(0.0, deadline - time.monotonic()))
+        except HangupInWait:
+            raise
+        except AGIHangup as exc:
+            raise HangupInWait(str(exc), self._ch.last_endpos) from None
 
     async def wait_for_digit(self, timeout: float) -> str:
         s = self._session

@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -183,9 +184,17 @@ async def test_console_in_chromium(cfg, redis, server, browser, carrier, carrier
             while "1" not in received_dtmf(carrier_ami, since):
                 await asyncio.sleep(0.05)
 
-        async with asyncio.timeout(20):      # the caller's 1 took it to sales' wait
-            while not any((p["node"], p["event"]) == ("sales", "prompt")
-                          for r in engine.registry.records() for p in r.path):
+        def in_sales_wait():
+            # the caller's 1 took it to sales' question (GET OPTION: the prompt, then the
+            # wait for a key), and its 0.25 s beep has played out by now: the hang-up
+            # below comes in the question's wait, so the path keeps the prompt heard
+            for r in engine.registry.records():
+                for p in r.path:
+                    if (p["node"], p["event"]) == ("sales", "enter"):
+                        return time.monotonic() - r._t0 > p["t"] + 1.0
+            return False
+        async with asyncio.timeout(20):
+            while not in_sales_wait():
                 await asyncio.sleep(0.05)
 
         def hang_up():
