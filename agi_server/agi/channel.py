@@ -96,16 +96,12 @@ class Channel:
             raise AGIHangup(f"{what}: channel hung up", command=line)
 
     async def _stream_failed(self, line: str, response) -> None:
-        """STREAM FILE says result=-1 both for a file it cannot open and for a channel that
-        hung up while it played (res_agi.c handle_streamfile); the reply looks the same.
-        The channel tells them apart: after a hangup Asterisk sends HANGUP and refuses
-        CHANNEL STATUS on the dead channel (511, AGIHangup from the transport); a live
-        channel answers it. Costs one command, only on this rare path."""
-        if getattr(self.transport, "hung_up", False):
-            raise AGIHangup("STREAM FILE failed: channel hung up", command=line)
-        status = await self.run(commands.channel_status())
-        if self._code(status) < 0:
-            raise AGIHangup("STREAM FILE failed: channel hung up", command=line)
+        """STREAM FILE and GET OPTION say result=-1 both for a file they cannot open and
+        for a channel that hung up while it played (res_agi.c); the reply looks the same.
+        The channel tells them apart (`_alive`): after a hangup Asterisk sends HANGUP and
+        refuses CHANNEL STATUS on the dead channel (511, AGIHangup from the transport); a
+        live channel answers it. Costs one command, only on this rare path."""
+        await self._alive(line.split(' "', 1)[0] + " failed", line)
         self.last_endpos = 0
         raise MissingSound("no such sound file", command=line,
                            reply=getattr(response, "line", None))

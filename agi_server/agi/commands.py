@@ -74,22 +74,29 @@ def hangup(channel: str | None = None) -> str:
     return "HANGUP" if channel is None else _line("HANGUP", _text(channel, "channel"))
 
 
-# (filename, escape digits) -> the STREAM FILE line built for them: a call's prompts are the
-# same few files, and this builder is pure, so a line is checked and quoted once. Only lines
-# that were built (every check passed) are kept, at most _LINES_KEPT.
-_STREAM_LINES: dict[tuple[str, str], str] = {}
+# (verb, filename, escape digits[, timeout]) -> the line built for them: a call's prompts
+# are the same few files, and these builders are pure, so a line is checked and quoted once.
+# Only lines that were built (every check passed) are kept, at most _LINES_KEPT, and only
+# for arguments of exactly the types checked (True must not find the line built for 1).
+_KEPT_LINES: dict[tuple, str] = {}
 _LINES_KEPT = 4096
+
+
+def _kept(key: tuple, build, *args) -> str:
+    if (line := _KEPT_LINES.get(key)) is not None:
+        return line
+    line = build(*args)
+    if len(_KEPT_LINES) < _LINES_KEPT:
+        _KEPT_LINES[key] = line
+    return line
 
 
 def stream_file(filename: str, escape_digits: str = "", offset: int | None = None) -> str:
     """Play ``filename`` (no extension); result is the ASCII code of the digit pressed, or 0."""
-    kept = offset is None and type(filename) is str and type(escape_digits) is str
-    if kept and (line := _STREAM_LINES.get((filename, escape_digits))) is not None:
-        return line
-    line = _stream_file(filename, escape_digits, offset)
-    if kept and len(_STREAM_LINES) < _LINES_KEPT:
-        _STREAM_LINES[filename, escape_digits] = line
-    return line
+    if offset is None and type(filename) is str and type(escape_digits) is str:
+        return _kept(("STREAM FILE", filename, escape_digits), _stream_file, filename,
+                     escape_digits, None)
+    return _stream_file(filename, escape_digits, offset)
 
 
 def _stream_file(filename: str, escape_digits: str, offset: int | None) -> str:
@@ -105,24 +112,22 @@ def get_data(filename: str, timeout_ms: int, max_digits: int) -> str:
                  _int(timeout_ms, "timeout_ms", 1), _int(max_digits, "max_digits", 1))
 
 
-_OPTION_LINES: dict[tuple[str, str, int | None], str] = {}
-
-
 def get_option(filename: str, escape_digits: str = "", timeout_ms: int | None = None) -> str:
     """Like stream_file, then wait ``timeout_ms`` for one of ``escape_digits``, in one
     command: Asterisk reads the caller's keys throughout (between two commands res_agi
     drops them). No offset argument exists. Lines are kept as stream_file's are."""
-    key = (filename, escape_digits, timeout_ms)
     if (type(filename) is str and type(escape_digits) is str
-            and (line := _OPTION_LINES.get(key)) is not None):
-        return line
+            and (timeout_ms is None or type(timeout_ms) is int)):
+        return _kept(("GET OPTION", filename, escape_digits, timeout_ms), _get_option,
+                     filename, escape_digits, timeout_ms)
+    return _get_option(filename, escape_digits, timeout_ms)
+
+
+def _get_option(filename: str, escape_digits: str, timeout_ms: int | None) -> str:
     words = ["GET OPTION", _text(filename, "filename"), _digits(escape_digits)]
     if timeout_ms is not None:
         words.append(_int(timeout_ms, "timeout_ms", 1))
-    line = _line(*words)
-    if type(filename) is str and type(escape_digits) is str and len(_OPTION_LINES) < _LINES_KEPT:
-        _OPTION_LINES[key] = line
-    return line
+    return _line(*words)
 
 
 def wait_for_digit(timeout_ms: int = -1) -> str:

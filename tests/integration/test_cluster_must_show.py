@@ -256,15 +256,22 @@ async def check_action(c: Cluster, number: str, carrier_amis, engines) -> str:
     return call_id
 
 
-@pytest.mark.timeout(300)
-async def test_kill_9_of_an_engine_under_200_plus_200_calls(
-        cluster, pbx_ami, pbx2_ami, carrier_ami, carrier2_ami):
-    c = cluster
-    load = Load(c, (carrier_ami, carrier2_ami), first_area=201)
+async def a_third_placed(c, carrier_amis, first_area: int):
+    """The load begun (outbound and inbound at once) and a third of the outbound calls
+    placed: the moment each test breaks something. (load, its task, when it began)."""
+    load = Load(c, carrier_amis, first_area=first_area)
     t0 = time.monotonic()
     work = asyncio.gather(load.outbound(), load.call_in())
     await wait_until_async(lambda: load.placed() >= OUTBOUND // 3, timeout=60,
                            message="a third of the outbound calls placed")
+    return load, work, t0
+
+
+@pytest.mark.timeout(300)
+async def test_kill_9_of_an_engine_under_200_plus_200_calls(
+        cluster, pbx_ami, pbx2_ami, carrier_ami, carrier2_ami):
+    c = cluster
+    load, work, t0 = await a_third_placed(c, (carrier_ami, carrier2_ami), first_area=201)
     killed_at = time.monotonic() - t0
     c.west.send_signal(signal.SIGKILL)
     c.west.wait(timeout=10)
@@ -310,11 +317,7 @@ async def test_kill_9_of_an_engine_under_200_plus_200_calls(
 async def test_a_sentinel_failover_under_200_plus_200_calls(
         cluster, sentinel, pbx_ami, pbx2_ami, carrier_ami, carrier2_ami):
     c = cluster
-    load = Load(c, (carrier_ami, carrier2_ami), first_area=501)
-    t0 = time.monotonic()
-    work = asyncio.gather(load.outbound(), load.call_in())
-    await wait_until_async(lambda: load.placed() >= OUTBOUND // 3, timeout=60,
-                           message="a third of the outbound calls placed")
+    load, work, t0 = await a_third_placed(c, (carrier_ami, carrier2_ami), first_area=501)
     killed_at = time.monotonic() - t0
     old = sentinel.kill_master()
     new = await asyncio.to_thread(sentinel.wait_promoted, old)

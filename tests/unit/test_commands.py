@@ -259,3 +259,12 @@ def test_builders_refuse_injection(build):
 def test_exec_refuses_non_text_arguments():
     with pytest.raises(TypeError):
         commands.exec_("Wait", 5)  # type: ignore[arg-type]
+
+
+def test_a_kept_line_is_never_served_for_an_argument_of_another_type():
+    """Lines are kept per argument; True == 1 as a dict key, and must still be refused."""
+    assert commands.get_option("menu", "12", 1) == 'GET OPTION "menu" "12" 1'
+    with pytest.raises(InvalidArgument):
+        commands.get_option("menu", "12", True)
+    assert commands.get_option("menu", "12", 5000) == 'GET OPTION "menu" "12" 5000'
+    assert commands.get_option("menu", "12") == 'GET OPTION "menu" "12"'

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from trunx.asterisk import dialplan_dir
+from trunx.asterisk import conf_dir, dialplan_dir
 
 FOLDER = "trunx"
 # trunx's contexts, endpoints and users: the names an operator's config must not hold already
@@ -221,8 +221,15 @@ def manager_text(user: str, secret: str, ami_bind: str, has_general: bool,
             "read = call,reporting,agent,user,dtmf\n"
             "write = call,originate,reporting,agent,user\n"
             "; only the events the engine acts on (it parses every event it is sent)\n"
-            "eventfilter = Event: (Newchannel|Newstate|Hangup|SoftHangupRequest|"
-            "OriginateResponse|DTMFEnd|DialEnd|BridgeEnter|FullyBooted)\n")
+            f"{engine_event_filter()}\n")
+
+
+def engine_event_filter() -> str:
+    """The engine user's eventfilter line, as the shipped manager.conf has it (one list of
+    the events the engine acts on, kept there)."""
+    text = (conf_dir() / "manager.conf").read_text()
+    (line,) = [line for line in text.splitlines() if line.startswith("eventfilter")]
+    return line
 
 
 def pjsip_text(trunk: Trunk | None, sip_bind: str, own_transport: bool) -> str:
