@@ -57,6 +57,10 @@ BUFFER_MAX = 50_000     # queued calls held in the lanes at most
 CAP_RECHECK = 0.2       # seconds between looks when every waiting account is at its cap
 
 
+class CallNotTaken(Exception):
+    """A queued call could not be taken now; its entry stays pending and is read again."""
+
+
 class Dialer:
     def __init__(self, config, db, redis, ami, tracker, *,
                  consumer: str | None = None, membership=None, limits=None):
@@ -231,21 +235,14 @@ class Dialer:
         suppressed = await control.is_suppressed(row.account_id, row.to_number,
                                                  redis=self.redis, db=self._db)
         mark = redis_schema.originated_key(call_id)
-        if await self._db(outbox.placed_before, call_id):
+        placed = await self._db(outbox.placed_before, call_id)
+        if placed:
             # taken before (its `initiated` event is written before the Originate) by a
             # run whose mark a Redis that restarted empty has lost: never again
             await self.redis.set(mark, "sent", nx=True, ex=MARK_TTL)
         if not await self.redis.set(mark, "refused" if suppressed else "sent", nx=True,
-                                    ex=MARK_TTL):
-            # sent before (a previous run) or cancelled by a DELETE: never (again). The
-            # reconcile after a login finds out what became of a sent one.
-            # (one another engine sent is that engine's: if it died, the reclaim closes it)
-            if (await self.redis.get(mark) == "sent" and self.tracker.get(call_id) is None
-                    and await self.redis.get(redis_schema.call_engine_key(call_id))
-                    in (None, self.consumer)):
-                log.warning("call %s was sent before; not originating it again", call_id)
-                self.tracker.track(row).originated_login = 0
-                await self.tracker.reconcile()
+                                    ex=MARK_TTL) and not await self._taken_unsent(
+                                        row, mark, placed):
             return
         # which engine holds it: commands about it come here, and if this engine dies
         # another closes it (agi_server.cluster.reclaim)
@@ -254,7 +251,11 @@ class Dialer:
         pipe.zrem(redis_schema.ORIGINATE_QUEUE, call_id)
         await pipe.execute()
         call = self.tracker.track(row)
-        await self.tracker.announce(call, "initiated", ts_from_utc(row.created_at))
+        if not await self.tracker.announce(call, "initiated", ts_from_utc(row.created_at)):
+            # no `initiated` event, no Originate: that is what lets a retry tell a take
+            # that never sent the call from one that did (_taken_unsent)
+            self.tracker.untrack(call)
+            raise CallNotTaken(f"call {call_id}: its initiated event was not stored")
         if suppressed:
             await self.tracker.fail(call, "number-suppressed")
             return
@@ -277,6 +278,28 @@ class Dialer:
             log.warning("call %s: Originate unconfirmed (%s)", call_id, exc)
             if self.ami.connected.is_set():
                 self.ami.abort()
+
+    async def _taken_unsent(self, row: Call, mark: str, placed: bool) -> bool:
+        """The mark is set: True when it was set by a take that stopped before the call's
+        `initiated` event (ours, cut off by a Redis failover that lost SET's reply, or a
+        dead engine's whose queue entry we reclaimed), so the call was never sent and is
+        placed now. Otherwise the call is sent or cancelled: never (again). The reconcile
+        after a login finds out what became of one sent here; one another live engine
+        sent is that engine's, and if it died the reclaim closes it."""
+        call_id = row.id
+        if await self.redis.get(mark) != "sent" or self.tracker.get(call_id) is not None:
+            return False
+        if await self.redis.get(redis_schema.call_engine_key(call_id)) not in (
+                None, self.consumer):
+            return False
+        if not placed:
+            log.warning("call %s: its mark is set but it was never sent; placing it",
+                        call_id)
+            return True
+        log.warning("call %s was sent before; not originating it again", call_id)
+        self.tracker.track(row).originated_login = 0
+        await self.tracker.reconcile()
+        return False
 
     def originate_fields(self, row: Call) -> list[tuple[str, object]]:
         return [

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from agi_server.ami.client import AmiError, AmiUnavailable
 from agi_server.calls.live_call import OUTBOUND, LiveCall
-from trunx import calls, redis_schema
+from trunx import calls, outbox, redis_schema
 from trunx.calls import ts_from_utc, utc_from_ts
 from trunx.models import Account, Call, CallEvent, utcnow
 
@@ -107,6 +107,12 @@ class CallTracker:
                 call.answered_ts = ts_from_utc(row.answered_at)
             self.registry.add(call)
         return call
+
+    def untrack(self, call: LiveCall) -> None:
+        """Forget a call taken from the queue but not placed (the dialer tries it again)."""
+        if self.registry.calls.get(call.id) is call:
+            del self.registry.calls[call.id]
+            call.cancel_timers()
 
     def get(self, call_id: str) -> LiveCall | None:
         """An outbound call this engine placed or adopted (inbound ones are not ours)."""
@@ -212,10 +218,10 @@ class CallTracker:
             log.warning("call %s: could not drop it from the queue", call.id)
         log.info("call %s %s (%s)", call.id, status, changes["end_reason"])
 
-    async def announce(self, call: LiveCall, status: str, at: float) -> None:
+    async def announce(self, call: LiveCall, status: str, at: float) -> bool:
         """Record (and send the webhook of) the status a call already has: `initiated`,
-        when the dialer takes the call from the queue."""
-        await self._record(call, status, at, {})
+        when the dialer takes the call from the queue. False when it was not stored."""
+        return await self._record(call, status, at, {})
 
     async def fail(self, call: LiveCall, reason: str) -> None:
         """End a call that never got a channel (refused at dial time, originate error)."""
@@ -231,7 +237,7 @@ class CallTracker:
                            event_type="call.amd", extra={"answeredBy": answered_by, **extra})
 
     async def _record(self, call: LiveCall, status: str, at: float, changes: dict, *,
-                      event_type: str = "call.status", extra: dict | None = None) -> None:
+                      event_type: str = "call.status", extra: dict | None = None) -> bool:
         try:
             event = await self._db(_persist, self.database, call.id, status, at, changes,
                                    self.config.webhook_secret, self.config.public_base_url,
@@ -240,9 +246,10 @@ class CallTracker:
             log.exception("call %s: status %s not stored", call.id, status)
             if self.on_db_error is not None:
                 self.on_db_error("call-status")
-            return
+            return False
         if event is not None:
             self.webhooks.submit(event)
+        return True
 
     def _later(self, call: LiveCall, delay: float, fn, *args) -> None:
         def fire():
@@ -306,8 +313,11 @@ class CallTracker:
         out what became of them. Calls not yet placed stay with the dialer."""
         adopted = 0
         for row in await self._db(_unfinished_outbound):
+            # a mark without the `initiated` event (stored before any Originate) is a take
+            # cut off before sending: the dialer places that one (Dialer._taken_unsent)
             if self.registry.get(row.id) is None and await self.redis.get(
-                    redis_schema.originated_key(row.id)) == "sent" and await self._mine(row.id):
+                    redis_schema.originated_key(row.id)) == "sent" and await self._mine(
+                        row.id) and await self._db(outbox.placed_before, row.id):
                 self.track(row).originated_login = 0
                 adopted += 1
         if adopted:

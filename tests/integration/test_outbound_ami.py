@@ -22,6 +22,7 @@ from tests.integration.outbound_support import (
     wait_status,
 )
 from tests.store_support import store_on
+from trunx import redis_schema
 from trunx.models import CallEvent
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
@@ -111,3 +112,19 @@ async def test_an_engine_restarted_while_a_call_rings_follows_it_without_rediall
         assert engine.dialer.originated == 0
     assert row.status == "completed" and row.duration == pytest.approx(2.5, abs=0.5)
     assert len(carrier_channels(carrier_ami, RINGS_THEN_ANSWERS)) == 1
+
+
+async def test_a_take_cut_off_before_the_originate_is_placed_once_on_the_next(
+        tmp_path, redis_server, pbx, carrier, redis, carrier_ami):
+    """A Redis failover can lose the reply to the dialer's SET of the originated mark: the
+    mark is on the new master, the dialer never got on to the `initiated` event or the
+    Originate. Read again, the call is placed (once), not written off as originate-lost."""
+    cfg = outbound_config(tmp_path, redis_server.url, pbx)
+    account = make_account(cfg)
+    call = voice_service.place_call(store_on(redis), account.id, FROM, ANSWERS_2S, config=cfg)
+    redis.set(redis_schema.originated_key(call.id), "sent")     # the cut-off take's mark
+    async with engine_running(cfg) as engine:
+        row = await wait_status(call.id, timeout=30)
+        assert engine.dialer.originated == 1
+    assert (row.status, row.end_reason) == ("completed", "callee-hangup")
+    assert len(carrier_channels(carrier_ami, ANSWERS_2S)) == 1
