@@ -27,6 +27,7 @@ One Result is returned, once; lower-level events keep coming until the audio end
 """
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass
 
@@ -88,6 +89,19 @@ class Result:
     beep_end_ms: int | None = None
 
 
+@functools.lru_cache(maxsize=8)
+def _filter_bank(lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Goertzel bank's frequencies and its (2F, N) cos/sin matrix, one per band for
+    every detector: 300 calls each holding their own 230 KB copy spill the CPU's caches."""
+    freqs = np.arange(lo - 20, hi + 21, 20, dtype=np.float64)
+    n = np.arange(FRAME_SAMPLES)
+    phase = 2 * np.pi * np.outer(freqs, n) / RATE
+    bank = np.vstack([np.cos(phase), np.sin(phase)])
+    freqs.setflags(write=False)
+    bank.setflags(write=False)
+    return freqs, bank
+
+
 class Detector:
     def __init__(self, mode: str = "DetectMessageEnd", *, timeout_ms: int = 30000,
                  speech_threshold_ms: int = 2400, speech_end_threshold_ms: int = 1200,
@@ -108,12 +122,12 @@ class Detector:
         self._margin = 10 ** (vad_margin_db / 10)
         # energies are mean squares of samples scaled to [-1, 1)
         self._abs_floor = 10 ** (vad_floor_dbfs / 10)
-        self._floor_window: deque[float] = deque(maxlen=max(1, floor_window_ms // FRAME_MS))
-        lo, hi = beep_band_hz
-        self._freqs = np.arange(lo - 20, hi + 21, 20, dtype=np.float64)
-        n = np.arange(FRAME_SAMPLES)
-        phase = 2 * np.pi * np.outer(self._freqs, n) / RATE
-        self._bank = np.vstack([np.cos(phase), np.sin(phase)])   # (2F, N)
+        # the floor: the minimum energy of the last `_window` frames, kept as a monotonic
+        # queue of (frame number, energy) so each frame costs O(1), not a scan of 150
+        self._window = max(1, floor_window_ms // FRAME_MS)
+        self._floor: deque[tuple[int, float]] = deque()
+        self._frames = 0
+        self._freqs, self._bank = _filter_bank(*beep_band_hz)
         self._nf = len(self._freqs)
         self._buf = bytearray()
         self._ms = 0                    # audio consumed, at the end of the current frame
@@ -144,12 +158,15 @@ class Detector:
             if self.result is None:
                 self._decide(events, "machine_end_other" if self._machine else "unknown")
             return events
-        self._buf += data
-        usable = len(self._buf) - len(self._buf) % FRAME_BYTES
-        if not usable:
-            return events
-        frames = np.frombuffer(bytes(self._buf[:usable]), "<i2").reshape(-1, FRAME_SAMPLES)
-        del self._buf[:usable]
+        if not self._buf and len(data) == FRAME_BYTES:     # the usual: one whole frame
+            frames = np.frombuffer(data, "<i2").reshape(1, FRAME_SAMPLES)
+        else:
+            self._buf += data
+            usable = len(self._buf) - len(self._buf) % FRAME_BYTES
+            if not usable:
+                return events
+            frames = np.frombuffer(bytes(self._buf[:usable]), "<i2").reshape(-1, FRAME_SAMPLES)
+            del self._buf[:usable]
         for frame in frames:
             self._ms += FRAME_MS
             self._frame(frame.astype(np.float64) / 32768.0, events)
@@ -158,8 +175,14 @@ class Detector:
     # -- one frame -------------------------------------------------------------------------
     def _frame(self, x: np.ndarray, events: list) -> None:
         energy = float(np.dot(x, x)) / FRAME_SAMPLES
-        self._floor_window.append(energy)
-        threshold = max(self._abs_floor, min(self._floor_window) * self._margin)
+        floor, n = self._floor, self._frames
+        while floor and floor[-1][1] >= energy:
+            floor.pop()
+        floor.append((n, energy))
+        if floor[0][0] <= n - self._window:
+            floor.popleft()
+        self._frames = n + 1
+        threshold = max(self._abs_floor, floor[0][1] * self._margin)
         active = energy > threshold
         tone = self._tonal(x, energy) if active else None
         if tone is not None and self._same_tone(tone, energy):
