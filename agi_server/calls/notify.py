@@ -12,8 +12,9 @@ The URL is the account's webhook URL (PATCH /api/account), or for a recording of
 outbound call the call's own `webhookUrl` first. Nothing here is on the call's path: the
 account is read on the database thread in a task of its own once the call has its IVR,
 and `call.completed` goes once the call's row is written (the engine's group commit), so
-its CallEvent (kept for redelivery after a restart) can refer to it. A call's events go in
-order: `completed` waits for `started` to have been handed to the sender. An account's URL
+each event is a CallEvent (kept for redelivery after a restart) referring to the row. A
+call's events go in order: `completed` waits for `started` to have been handed to the
+sender. An account's URL
 and secret are remembered for `TARGET_TTL` seconds, so the calls of an account without a
 webhook cost the database thread nothing.
 """
@@ -87,8 +88,13 @@ class CallNotifier:
                          "ivrVersion": record.ivr_version, "status": "answered",
                          "createdAt": iso(record.started_at)}}
         target = await self._target_for(record.account)
-        if target is not None:
-            self._submit(body["id"], record.id, target, body)
+        if target is None:
+            return
+        # kept as a CallEvent like the others, so an engine that stops before delivering
+        # it sends it on its next start (the call's row is written before ANSWER)
+        payload = await self._db(_started_event, record.id, target[0], body)
+        self.sender.submit({"event": body["id"], "call": record.id, "url": target[0],
+                            "secret": target[1], "body": payload})
 
     def forget(self, call_id: str) -> None:
         """The call ended and needs no call.completed."""
@@ -118,11 +124,6 @@ class CallNotifier:
         if job is not None:
             self.sender.submit(job)
 
-    def _submit(self, event_id: str, call_id: str, target: tuple[str, str], body: dict):
-        url, secret = target
-        self.sender.submit({"event": event_id, "call": call_id, "url": url, "secret": secret,
-                            "body": json.dumps(body, separators=(",", ":"))})
-
 
 # -- database-thread functions -------------------------------------------------------------
 def _target(account_id: str, call_url: str | None, global_secret: str):
@@ -142,6 +143,14 @@ def _event(call_id: str, kind: str, status: str, url: str, body: dict) -> CallEv
     event.payload = json.dumps(body, separators=(",", ":"))
     event.save(force_insert=True)
     return event
+
+
+def _started_event(call_id: str, url: str, body: dict) -> str:
+    """The call.started body, stored for redelivery when the call has its row (not yet
+    only when the database was slower than the engine's wait before ANSWER)."""
+    if Call.select().where(Call.id == call_id).exists():
+        return _event(call_id, "call.started", "answered", url, body).payload
+    return json.dumps(body, separators=(",", ":"))
 
 
 def _completed_event(call_id: str, global_secret: str, base_url: str) -> dict | None:
