@@ -53,6 +53,7 @@ CALLS = int(os.environ.get("TRUNX_CLUSTER_CALLS") or 200)   # inbound, and as ma
 INBOUND = OUTBOUND = CALLS
 INBOUND_RATE = 10.0       # carrier-originated calls a second, both carriers together
 ORIGINATE_CPS = 20        # the pace both engines share
+BURST = 30                # calls posted at once just before the kill (the kill's test)
 DEAD_AFTER = 1.5
 TREE = {"nodes": {"welcome": {"audio": "beep", "gather": {"1": "bye"}, "timeout": 5},
                   "bye": {"action": "hangup"}}}
@@ -103,7 +104,7 @@ async def cluster(request, tmp_path, pg_url, sentinel, pbx, carrier, pbx2, pbx2_
                       ami_port=pbx.ami_port, ami_user=pbx.ami_user, ami_secret=pbx.ami_secret,
                       engine_id="east", engine_heartbeat=0.3, engine_dead_after=DEAD_AFTER,
                       originate_cps=ORIGINATE_CPS, originate_timeout=20,
-                      max_concurrent_calls=OUTBOUND + 10)
+                      max_concurrent_calls=OUTBOUND + BURST + 10)
     sync = redis_client.sync_client(sentinel.url)
     # one DID per PBX: which PBX an inbound call reached is in its row
     n = 1 if "kill" in tag else 2
@@ -111,7 +112,7 @@ async def cluster(request, tmp_path, pg_url, sentinel, pbx, carrier, pbx2, pbx2_
     account, ivr = seed_account(cfg, sync, tree=TREE, did=dids[0], ivr_id=f"hold{n}")
     ivr_store.assign(store_on(sync), ivr, Did.create(number=dids[1], account=account))
     Did.create(number=f"+1415555{n}876", account=account)     # the caller id it places from
-    Account.update(max_concurrent_calls=OUTBOUND + 10).where(
+    Account.update(max_concurrent_calls=OUTBOUND + BURST + 10).where(
         Account.id == account.id).execute()
     key = accounts.create_key(account)
     app = create_app(cfg)                 # its own Store: a Sentinel-made client
@@ -256,6 +257,15 @@ async def check_action(c: Cluster, number: str, carrier_amis, engines) -> str:
     return call_id
 
 
+def holds_unplaced(redis, engine: str) -> bool:
+    """The engine has queued calls read (pending in the group) or handed to it."""
+    return bool(redis.xpending_range(redis_schema.ORIGINATE_STREAM,
+                                     redis_schema.ORIGINATE_GROUP, "-", "+", 1,
+                                     consumername=engine)
+                or redis.exists(redis_schema.engine_originate_stream(engine))
+                and redis.xlen(redis_schema.engine_originate_stream(engine)))
+
+
 async def a_third_placed(c, carrier_amis, first_area: int):
     """The load begun (outbound and inbound at once) and a third of the outbound calls
     placed: the moment each test breaks something. (load, its task, when it began)."""
@@ -272,10 +282,17 @@ async def test_kill_9_of_an_engine_under_200_plus_200_calls(
         cluster, pbx_ami, pbx2_ami, carrier_ami, carrier2_ami):
     c = cluster
     load, work, t0 = await a_third_placed(c, (carrier_ami, carrier2_ami), first_area=201)
+    # a burst faster than the shared pace, so that west holds calls read but not placed
+    # when it dies, whatever pace the posting keeps on this machine
+    burst = [next(load.numbers) for _ in range(BURST)]
+    posting = asyncio.create_task(asyncio.to_thread(lambda: [load.post(n) for n in burst]))
+    await wait_until_async(lambda: holds_unplaced(c.sync, "west"), timeout=30,
+                           message="west holding queued calls it has not placed")
     killed_at = time.monotonic() - t0
     c.west.send_signal(signal.SIGKILL)
     c.west.wait(timeout=10)
     await work
+    await posting
     await wait_until_async(lambda: "west" in c.east.reclaimer.reclaimed, timeout=20,
                            message="east reclaimed west's work")
     await all_final(load.accepted, timeout=90, redis=c.sync)
@@ -284,10 +301,10 @@ async def test_kill_9_of_an_engine_under_200_plus_200_calls(
     await all_final([action_call], timeout=20)
 
     assert not load.refused, load.refused[:3]
-    assert len(load.accepted) == OUTBOUND
+    assert len(load.accepted) == OUTBOUND + BURST
     dialled = check_carriers(load, (carrier_ami, carrier2_ami))
     rows = {r.id: r for r in Call.select().where(Call.id.in_(list(load.accepted)))}
-    assert len(rows) == OUTBOUND
+    assert len(rows) == OUTBOUND + BURST
     holder = {i: c.sync.get(redis_schema.call_engine_key(i)) for i in rows}
     for call_id, row in rows.items():
         if holder[call_id] == "west":      # west placed it: ended before the kill, or lost
@@ -303,7 +320,7 @@ async def test_kill_9_of_an_engine_under_200_plus_200_calls(
     inbound = check_inbound_rows((pbx_ami, pbx2_ami), c.dids)
     assert inbound >= INBOUND * 0.95, inbound      # the second PBX's failed over to east
     by_engine = Counter(holder.values())
-    print(f"\n{OUTBOUND} outbound ({dict(by_engine)}), {load.inbound} inbound originated, "
+    print(f"\n{len(rows)} outbound ({dict(by_engine)}), {load.inbound} inbound originated, "
           f"{inbound} answered with a row each; west killed at {killed_at:.1f} s; east took "
           f"over {taken}; load done in {took:.1f} s")
     assert by_engine["west"] > 0 and by_engine["east"] > OUTBOUND // 2
