@@ -178,7 +178,7 @@ class Engine:
         dies, the one that closes the call as lost keeps it (agi_server.cluster.reclaim)."""
         self.registry.index.update(record.id, urgent=False, ivr=record.ivr_id or "",
                                    ivr_version=record.ivr_version or "",
-                                   path=json.dumps(record.path, separators=(",", ":")))
+                                   path=_PathJson(record))
 
     def _load(self) -> tuple[int, dict[str, int]]:
         """Calls this engine holds, and its outbound calls ringing or answered by account."""
@@ -334,15 +334,18 @@ class Engine:
         wait out `record_batch_delay` for it: it waits only for the batch in flight, so
         under load calls starting together still share a transaction. A database slower
         than START_ROW_WAIT does not hold the caller: the call goes on, its row queued."""
-        written = self._start_rows[record.id] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        written = self._start_rows[record.id] = loop.create_future()
+        # a timer resolving the same future (None), not wait_for: that is a task a call
+        timer = loop.call_later(START_ROW_WAIT, _time_up, written)
         self._queue_live(record)
         self._flush.set()
         try:
-            await asyncio.wait_for(asyncio.shield(written), START_ROW_WAIT)
-        except TimeoutError:
-            log.warning("call %s: its first row not written within %.0f s; answering",
-                        record.id, START_ROW_WAIT)
+            if await written is None:
+                log.warning("call %s: its first row not written within %.0f s; answering",
+                            record.id, START_ROW_WAIT)
         finally:
+            timer.cancel()
             self._start_rows.pop(record.id, None)
 
     def _queue_live(self, record: CallRecord) -> None:
@@ -601,6 +604,23 @@ def loop_factory(name: str):
 
 async def _transferred(record: CallRecord) -> None:
     record.finish("transferred")
+
+
+def _time_up(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class _PathJson:
+    """A call's path as the live index writes it: encoded when its batch is (str()), so a
+    call that ends first, or moves on several nodes in one batch, encodes it once or never."""
+    __slots__ = ("record",)
+
+    def __init__(self, record: CallRecord):
+        self.record = record
+
+    def __str__(self) -> str:
+        return json.dumps(self.record.path, separators=(",", ":"))
 
 
 def _called_number(env: dict) -> str | None:
