@@ -159,6 +159,10 @@ class TreeCache:
     async def serve(self, did: str) -> Served:
         """What a new call to `did` runs: `lookup`, or with Redis away the last-known
         Program for a DID served before (stale). TreeUnavailable for a DID never served."""
+        program = self._in_memory(did)
+        if program is not None:      # the usual call: no Redis read, so no timer either
+            self._remember(did, program)
+            return Served(program)
         try:
             async with asyncio.timeout(self._read_timeout):
                 program = await self.lookup(did)
@@ -181,11 +185,15 @@ class TreeCache:
         if program is None:
             self._known.pop(did, None)
         else:
-            self._known[did] = program
-            self._known.move_to_end(did)
-            if len(self._known) > self._max_known:
-                self._known.popitem(last=False)
+            self._remember(did, program)
         return Served(program)
+
+    def _remember(self, did: str, program: Program) -> None:
+        """The last-known Program of a DID: what its calls run while Redis is away."""
+        self._known[did] = program
+        self._known.move_to_end(did)
+        if len(self._known) > self._max_known:
+            self._known.popitem(last=False)
 
     async def _recheck_stale(self) -> None:
         """Redis is back: read every DID served stale again; say where the tree moved."""
@@ -227,6 +235,23 @@ class TreeCache:
             return value
         finally:
             del self._reading[key]
+
+    def _in_memory(self, did: str) -> Program | None:
+        """What `lookup` returns when everything it reads is cached; else None."""
+        if not self.listening:
+            return None
+        target = self._dids.get(did)
+        if not target:
+            return None
+        ident = (target["account"], target["ivr_id"])
+        version = self._current.get(ident)
+        if version is None:
+            return None
+        key = (*ident, version)
+        program = self._versions.get(key)
+        if program is not None:
+            self._versions.move_to_end(key)
+        return program
 
     async def lookup(self, did: str) -> Program | None:
         """The Program the DID's next call should run, or None if it has none."""
