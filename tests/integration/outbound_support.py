@@ -17,6 +17,7 @@ from trunx.models import Call, Did
 
 FROM = "+14155559876"
 RINGS_THEN_ANSWERS = "+12025550150"   # 180 for 1 s, answers, hangs up 2 s after answering
+RINGS_LONG_THEN_ANSWERS = "+12025550185"   # the same with 6 s of ringing
 ANSWERS_2S = "+12025550140"           # answers at once, hangs up after 2 s
 ANSWERS = "+12025550100"              # answers and stays until we hang up
 BUSY = "+12025550110"

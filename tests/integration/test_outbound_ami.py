@@ -13,6 +13,7 @@ from tests.integration.outbound_support import (
     ANSWERS_2S,
     BUSY,
     FROM,
+    RINGS_LONG_THEN_ANSWERS,
     RINGS_THEN_ANSWERS,
     AmiProxy,
     carrier_channels,
@@ -102,16 +103,17 @@ async def test_an_engine_restarted_while_a_call_rings_follows_it_without_rediall
     cfg = outbound_config(tmp_path, redis_server.url, pbx)      # straight to the PBX's AMI
     account = make_account(cfg)
     async with engine_running(cfg):
-        call = voice_service.place_call(store_on(redis), account.id, FROM, RINGS_THEN_ANSWERS,
-                                        config=cfg)
+        call = voice_service.place_call(store_on(redis), account.id, FROM,
+                                        RINGS_LONG_THEN_ANSWERS, config=cfg)
         await wait_status(call.id, {"ringing"})
-    # the first engine is gone; the carrier is still ringing (it answers after 1 s)
+    # the first engine is gone; the carrier is still ringing (it answers after 6 s: an
+    # engine that took longer than 1 s to start again found the call answered without it)
     async with engine_running(cfg) as engine:
-        row = await wait_status(call.id, timeout=20)
+        row = await wait_status(call.id, timeout=30)
         assert engine.outbound.sessions == 1        # the new engine held the answered call
         assert engine.dialer.originated == 0
     assert row.status == "completed" and row.duration == pytest.approx(2.5, abs=0.5)
-    assert len(carrier_channels(carrier_ami, RINGS_THEN_ANSWERS)) == 1
+    assert len(carrier_channels(carrier_ami, RINGS_LONG_THEN_ANSWERS)) == 1
 
 
 async def test_a_take_cut_off_before_the_originate_is_placed_once_on_the_next(
