@@ -51,6 +51,23 @@ API_HOT_PATH = (
     "0.13-0.15x), the campaign's burst 8.1-10.7 -> 5.6-7.3 s. Still over the bare app "
     "under gunicorn: the same code costs 2-3x its single-thread CPU with 16 threads a "
     "worker (GIL hand-offs at every SQLite statement and socket call).",
+    "",
+    "Then, measured in alternating pairs against the commit before (the servers' CPU per "
+    "request, medians of 8-10 two-second wrk runs each; campaign bursts of 1,000 calls): "
+    "fewer threads do not help. 4 x 4, 8 x 4, 3 x 24 and 2 x 32 against 4 x 16 (trunx "
+    "served alone, same code): GET 1.04 / 1.20 / 0.79 / 0.90 against 0.95 / 0.85 ms, "
+    "POST /ivr 3.9 / 4.0 / 2.9 / 3.1 against 3.1 / 2.7 ms: a worker's group commit takes "
+    "fewer saves a turn with fewer threads. So the serving model stays. The API's DNC check "
+    "asks SQLite alone (its probe ran anyway whenever Redis said no): one Redis round trip "
+    "a call fewer, the burst's API CPU 3.25 -> 2.79 and 3.07 -> 2.89 ms a call (medians of "
+    "4). POST /ivr finds a taken id by the INSERT's unique index instead of a SELECT first, "
+    "and one stager answers a publish's sound checks: 3.09 -> 2.79 and 3.13 -> 3.08 ms. A "
+    "key recheck window (a worker trusting a key for a second instead of probing its row "
+    "per request) was measured and left out: 15-30 us of a GET in one thread, within the "
+    "noise under gunicorn, for a revoked key's second of trust. Per-request costs in one "
+    "thread (a GET ~0.25-0.30 ms against the bare app's ~0.12-0.15 ms) are mostly Flask's "
+    "hooks, the key probe and the memo's query, the metrics (~8 us) and the access line "
+    "(~12 us); the rest of the gap under gunicorn is the threads' hand-offs.",
 )
 
 class Report:
