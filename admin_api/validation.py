@@ -49,7 +49,9 @@ SchemaValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 @cache
 def _validator(name: str):
     root = {"$ref": f"#/components/schemas/{name}", "components": {"schemas": SCHEMAS}}
-    return SchemaValidator(root)
+    # the named schema itself, resolving $refs against the whole document as before: the
+    # root's own $ref was resolved on every request (a third of a small body's check)
+    return SchemaValidator(root).evolve(schema=SCHEMAS[name])
 
 
 def check(data, name: str) -> dict:

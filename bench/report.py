@@ -51,6 +51,26 @@ API_HOT_PATH = (
     "0.13-0.15x), the campaign's burst 8.1-10.7 -> 5.6-7.3 s. Still over the bare app "
     "under gunicorn: the same code costs 2-3x its single-thread CPU with 16 threads a "
     "worker (GIL hand-offs at every SQLite statement and socket call).",
+    "",
+    "Then, measured in alternating pairs (the servers' CPU per request, medians of 6-10 "
+    "two-second wrk runs each; campaign bursts of 1,000 calls, medians of 4), on this "
+    "machine shared with other work: fewer threads a worker do not pay. Against 4 x 16 "
+    "beside it in the same run, 4 x 4 used 1.04 against 0.95 ms a GET and 3.9 against "
+    "3.1 ms a POST /ivr, 8 x 4 1.20 and 4.0, 3 x 24 0.79 against 0.85 and 2.9 against "
+    "2.7, 2 x 32 0.90 and 3.1: a worker's group commit takes fewer saves a turn with "
+    "fewer threads, so the serving model stays. POST /api/voice's DNC check asks SQLite "
+    "alone (its probe ran anyway whenever Redis said no): one Redis round trip a call "
+    "fewer, the burst's API CPU 3.07 -> 2.89 ms a call (3.25 -> 2.79 in a set that also "
+    "had the key window below). "
+    "POST /ivr finds a taken id by the INSERT's unique index instead of a SELECT first, "
+    "and one stager answers a publish's sound checks: not measurable above the noise "
+    "(medians 2.8-3.1 ms both ways). A key recheck window (a worker trusting a key for a "
+    "second instead of probing its row on every request) was measured and left out: "
+    "15-30 us of a GET in one thread, within the noise under gunicorn, for a revoked "
+    "key's second of trust. In one thread a GET costs ~0.25-0.30 ms against the bare "
+    "app's ~0.12-0.15 ms: Flask's hooks, the key probe and the memo's query, the metrics "
+    "(~8 us) and the access line (~12 us); the rest of the gap under gunicorn is the "
+    "threads' hand-offs (context switches a GET: ~7 against the bare app's ~3.5).",
 )
 
 class Report:

@@ -2,7 +2,9 @@
 
 SQLite is written first; Redis mirrors it and `resync` rebuilds the mirror. A number is
 suppressed if either store says so, so a Redis outage can't let a call through to a number
-that SQLite already holds.
+that SQLite already holds. POST /api/voice asks SQLite alone (`is_suppressed` without
+`redis`): the record holds every number Redis does, and its probe ran anyway whenever
+Redis said no, so the Redis round trip bought nothing on that path.
 """
 from __future__ import annotations
 

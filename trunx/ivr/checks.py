@@ -60,7 +60,8 @@ def _missing_sounds(definition: dict, sounds: set, config) -> list:
     """`sounds`: the refs that resolved to no asset. One staging check per distinct name."""
     if not sounds:
         return []
-    held = {ref: _staged(ref, config) for ref in sounds}
+    stager = _stager(config)
+    held = {ref: stager is not None and _staged(stager, ref) for ref in sounds}
     return [Problem(f"nodes.{name}.{key}", "audio-not-found",
                     f"audio {node[key]!r} is not an audio asset of this account nor a sound "
                     "the staging target holds; unless Asterisk has a sound of that name, "
@@ -70,12 +71,23 @@ def _missing_sounds(definition: dict, sounds: set, config) -> list:
             if node.get(key) in held and not held[node[key]]]
 
 
-def _staged(ref: str, config) -> bool:
+def _stager(config):
+    """One stager for a publish's checks (making one per name cost more than its check)."""
     from trunx.media import make_stager
     from trunx.media.errors import MediaError
 
     try:
-        return make_stager(config).exists(_SOUND_EXT.sub("", ref))
+        return make_stager(config)
+    except (MediaError, ValueError, OSError) as exc:   # no target to ask: nothing is held
+        log.info("audio not checked against the staging target: %s", exc)
+        return None
+
+
+def _staged(stager, ref: str) -> bool:
+    from trunx.media.errors import MediaError
+
+    try:
+        return stager.exists(_SOUND_EXT.sub("", ref))
     except (MediaError, ValueError, OSError) as exc:
         # a name the stager cannot hold (a path, dots) or a stager out of reach: not held
         log.info("audio %r not checked against the staging target: %s", ref, exc)
