@@ -40,7 +40,7 @@ class Answer:
 
 
 def _sox_synth(effects: list[str]) -> np.ndarray:
-    out = subprocess.run(["sox", "-n", "-t", "raw", "-r", str(RATE), "-c", "1", "-b", "16",
+    out = subprocess.run(["sox", "-R", "-n", "-t", "raw", "-r", str(RATE), "-c", "1", "-b", "16",
                           "-e", "signed-integer", "-", "synth", *effects],
                          check=True, capture_output=True).stdout
     return np.frombuffer(out, "<i2").astype(np.int16)
@@ -59,6 +59,9 @@ def noise(seconds: float, level: float, color: str = "pinknoise") -> np.ndarray:
     return _sox_synth([f"{seconds:.3f}", color, "vol", str(level)])
 
 
+PIPER_FIXED = {"noise_scale": 0.0, "noise_w_scale": 0.0}
+
+
 class Voices:
     """Speech clips by (voice, text), cached as 8 kHz WAVs in `folder`."""
 
@@ -73,12 +76,14 @@ class Voices:
         if not os.path.exists(path):
             src = os.path.join(self.folder, key + ".src.wav")
             if voice == "piper":
-                self.piper.synthesize(text, src)
+                # no sampling noise: the same clip every run, so the corpus (and what the
+                # detector makes of it) is the same every run
+                self.piper.synthesize(text, src, PIPER_FIXED)
             else:
                 subprocess.run(["espeak-ng", "-v", voice, "-w", src, "--stdin"],
                                input=text.encode(), check=True, capture_output=True)
             # trim lead-in and tail silence so labels are exact; normalise the level
-            subprocess.run(["sox", src, "-r", str(RATE), "-c", "1", "-b", "16", path,
+            subprocess.run(["sox", "-R", src, "-r", str(RATE), "-c", "1", "-b", "16", path,
                             "silence", "1", "0.02", "1%", "reverse", "silence", "1", "0.02",
                             "1%", "reverse", "norm", str(level_dbfs + 10)],
                            check=True, capture_output=True)
