@@ -287,15 +287,18 @@ class Dialer:
         after a login finds out what became of one sent here; one another live engine
         sent is that engine's, and if it died the reclaim closes it."""
         call_id = row.id
-        if await self.redis.get(mark) != "sent" or self.tracker.get(call_id) is not None:
+        state = await self.redis.get(mark)       # "canceled" (a DELETE): never
+        if state not in ("sent", "refused") or self.tracker.get(call_id) is not None:
             return False
         if await self.redis.get(redis_schema.call_engine_key(call_id)) not in (
                 None, self.consumer):
             return False
-        if not placed:
+        if not placed:     # ("refused": its number-suppressed end was not stored either)
             log.warning("call %s: its mark is set but it was never sent; placing it",
                         call_id)
             return True
+        if state == "refused":
+            return False
         log.warning("call %s was sent before; not originating it again", call_id)
         self.tracker.track(row).originated_login = 0
         await self.tracker.reconcile()
