@@ -212,8 +212,10 @@ class Report:
                  "its pattern match; under the SIP bench those were about a quarter of the "
                  "engine's busy samples (py-spy). Responses, an action's own events and "
                  "unusual ones still go through panoramisk; a unit test feeds both paths one "
-                 "session's bytes and compares. One SIP run each, before and after: engine "
-                 "CPU per SIP call 3.73 -> 3.10 ms (Asterisk 35.4 / 36.3 ms).",
+                 "session's bytes and compares. One SIP run each, before this and the "
+                 "changes in the bullet above and after them all: engine CPU per SIP call "
+                 "3.73 -> 3.10 ms (Asterisk 35.4 / 36.3 ms); a third run after them gave "
+                 "3.63 ms (Asterisk 37.5).",
                  "",
                  "What remains is Python work spread thin over the call: no function owns "
                  "more than a few percent (py-spy below). The parts that are not the tree "
