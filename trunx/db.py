@@ -10,6 +10,8 @@ through psycopg 3 (the `postgres` extra), with a pool of connections per process
 """
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 import peewee
@@ -22,6 +24,22 @@ _SQLITE_PRAGMAS = {
     "foreign_keys": 1,
     "busy_timeout": 10_000,
 }
+
+
+class _SqliteDatabase(peewee.SqliteDatabase):
+    """Its pragmas set again after "database is locked": switching a new file to WAL
+    needs a lock that SQLite may refuse at once, without its busy handler, while another
+    process does the same (several `trunx db migrate` started together did)."""
+
+    def _set_pragmas(self, conn):
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                return super()._set_pragmas(conn)
+            except (sqlite3.OperationalError, peewee.OperationalError) as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
 
 class Prepared:
@@ -101,8 +119,8 @@ def make_database(url: str, config) -> peewee.Database:
         # other writers under busy_timeout. A deferred one that reads first and then writes
         # fails with "database is locked" at once (no wait) if another writer committed in
         # between, which 50 concurrent POST /ivr did hit.
-        return peewee.SqliteDatabase(path, pragmas=_SQLITE_PRAGMAS, timeout=10,
-                                     lock_type="IMMEDIATE")
+        return _SqliteDatabase(path, pragmas=_SQLITE_PRAGMAS, timeout=10,
+                               lock_type="IMMEDIATE")
     if url.startswith(("postgres://", "postgresql://")):
         from playhouse.db_url import parse
         from playhouse.pool import PooledPostgresqlDatabase
