@@ -26,13 +26,16 @@ _SQLITE_PRAGMAS = {
 }
 
 
+_LOCK_WAIT = 10.0    # seconds a connection waits out another's lock (busy handler, pragmas)
+
+
 class _SqliteDatabase(peewee.SqliteDatabase):
     """Its pragmas set again after "database is locked": switching a new file to WAL
     needs a lock that SQLite may refuse at once, without its busy handler, while another
     process does the same (several `trunx db migrate` started together did)."""
 
     def _set_pragmas(self, conn):
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + _LOCK_WAIT
         while True:
             try:
                 return super()._set_pragmas(conn)
@@ -119,7 +122,7 @@ def make_database(url: str, config) -> peewee.Database:
         # other writers under busy_timeout. A deferred one that reads first and then writes
         # fails with "database is locked" at once (no wait) if another writer committed in
         # between, which 50 concurrent POST /ivr did hit.
-        return _SqliteDatabase(path, pragmas=_SQLITE_PRAGMAS, timeout=10,
+        return _SqliteDatabase(path, pragmas=_SQLITE_PRAGMAS, timeout=_LOCK_WAIT,
                                lock_type="IMMEDIATE")
     if url.startswith(("postgres://", "postgresql://")):
         from playhouse.db_url import parse

@@ -14,9 +14,8 @@ account is read on the database thread in a task of its own once the call has it
 and `call.completed` goes once the call's row is written (the engine's group commit), so
 each event is a CallEvent (kept for redelivery after a restart) referring to the row. A
 call's events go in order: `completed` waits for `started` to have been handed to the
-sender. An account's URL
-and secret are remembered for `TARGET_TTL` seconds, so the calls of an account without a
-webhook cost the database thread nothing.
+sender. An account's URL and secret are remembered for `TARGET_TTL` seconds, so the calls
+of an account without a webhook cost the database thread nothing.
 """
 from __future__ import annotations
 
